@@ -1,0 +1,101 @@
+# Realtime Gateway blueprint. `make help` lists every target.
+#
+# Node 24 comes from the `node` npm package (node_modules/.bin/node); pinned Go-built tools live in
+# ./bin (LOCALBIN). Both go first on PATH so every recipe uses them, whatever the machine has.
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+.DEFAULT_GOAL := help
+
+LOCALBIN ?= $(CURDIR)/bin
+export PATH := $(CURDIR)/node_modules/.bin:$(LOCALBIN):$(PATH)
+
+## Gateway settings for `make start` (see the configuration table in README.md).
+PORT ?= 3000
+## Number of gateway processes in the local fleet (`make dev`).
+REPLICAS ?= 3
+## HAProxy port of the local fleet.
+DEV_PORT ?= 8080
+## Profile for `make synth` / `make up`: kind or production.
+PROFILE ?= kind
+## kind cluster name and the image tag loaded into it.
+CLUSTER_NAME ?= realtime-gateway
+IMG ?= realtime-gateway:dev
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+node_modules: package.json package-lock.json
+	npm ci
+	@touch node_modules
+
+##@ Development
+
+.PHONY: start
+start: node_modules ## Run one gateway on its embedded default (in-memory adapter, no auth) and print the demo URL.
+	AUTH_MODE=none PORT=$(PORT) npm start
+
+.PHONY: build
+build: node_modules ## Type-check everything and bundle the demo page.
+	npm run build
+
+.PHONY: lint
+lint: node_modules ## Type-check and lint.
+	npm run lint
+
+.PHONY: test
+test: node_modules tools ## Run every test suite (unit, integration, chaos at CI size, browser, control plane).
+	npm test
+
+.PHONY: dev
+dev: node_modules ## Run a local fleet: redis-server, $(REPLICAS) gateways and HAProxy on :$(DEV_PORT). Ctrl-C cleans up.
+	node scripts/dev-fleet.ts --replicas $(REPLICAS) --port $(DEV_PORT)
+
+.PHONY: chaos
+chaos: node_modules ## Delete gateway processes under load on the local fleet and report what clients felt.
+	node test/chaos/run.ts --size full
+
+.PHONY: bench
+bench: node_modules ## Benchmark the gateway against raw ws, a single Socket.IO process and raw Redis pub/sub.
+	node bench/run.ts
+
+##@ Manifests
+
+.PHONY: synth
+synth: node_modules ## Synthesize every profile's manifests into dist/<profile>/.
+	node infra/main.ts
+
+.PHONY: charts
+charts: node_modules ## Generate the Helm chart in charts/ from the cdk8s constructs.
+	node infra/chart/generate.ts
+
+##@ Tools
+
+.PHONY: tools
+tools: ## Build pinned helm, kube-apiserver, kube-controller-manager and etcd into ./bin, and fetch CRDs.
+	bash scripts/tools.sh "$(LOCALBIN)"
+
+.PHONY: cluster-local
+cluster-local: node_modules tools ## Run a real kube-apiserver + etcd + kube-controller-manager on loopback until Ctrl-C.
+	node test/cluster/cli.ts
+
+##@ Deployment (kind — needs Docker)
+
+.PHONY: image
+image: ## Build the container image $(IMG).
+	docker build -t $(IMG) .
+
+.PHONY: up
+up: node_modules ## Create (or reuse) the kind cluster and deploy everything; prints the demo URL.
+	CLUSTER_NAME=$(CLUSTER_NAME) IMG=$(IMG) PROFILE=$(PROFILE) bash scripts/up.sh
+
+.PHONY: down
+down: ## Delete the kind cluster.
+	kind delete cluster --name $(CLUSTER_NAME)
+
+.PHONY: chaos-kind
+chaos-kind: node_modules ## Run the chaos suite against the kind cluster with `kubectl delete pod`.
+	node test/chaos/run.ts --size full --target kind

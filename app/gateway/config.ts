@@ -1,0 +1,156 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+/**
+ * Every environment variable the gateway reads, with its default and meaning — the one table the
+ * README prints (`npm run config-table`), the cdk8s constructs check their env against, and
+ * `loadConfig` validates once at start-up.
+ */
+interface Setting<S extends z.ZodType> {
+  readonly schema: S;
+  /** The default as it would be written in the environment; `undefined` means "unset is allowed". */
+  readonly default: string | undefined;
+  readonly description: string;
+}
+
+function setting<S extends z.ZodType>(schema: S, defaultValue: string | undefined, description: string): Setting<S> {
+  return { schema, default: defaultValue, description };
+}
+
+const port = z.coerce.number().int().min(0).max(65_535);
+const positiveInt = z.coerce.number().int().positive();
+const nonNegativeInt = z.coerce.number().int().nonnegative();
+const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
+const optionalString = z.string().min(1).optional();
+
+export const SETTINGS = {
+  PORT: setting(port, '3000', 'TCP port of the HTTP server (Socket.IO, SSE, probes, metrics, demo page). 0 picks a free port.'),
+  HOST: setting(z.string().min(1), '127.0.0.1', 'Address to listen on. The image sets `0.0.0.0`.'),
+  POD_NAME: setting(optionalString, undefined, 'Name this instance reports in fleet stats and to clients; defaults to the host name.'),
+  LOG_LEVEL: setting(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'pino log level.'),
+  ADAPTER: setting(
+    z.enum(['memory', 'redis', 'redis-cluster']),
+    'memory',
+    '`memory`: one process, state in memory (embedded demo). `redis`: `@socket.io/redis-adapter` over one Redis. `redis-cluster`: the sharded adapter over Redis Cluster (sharded pub/sub).',
+  ),
+  REDIS_URL: setting(
+    z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://'),
+    'redis://127.0.0.1:6379',
+    'Redis for `ADAPTER=redis`. For `redis-cluster`, a comma-separated list of seed node URLs.',
+  ),
+  REDIS_PASSWORD: setting(optionalString, undefined, 'Redis password, when it is not in `REDIS_URL` (the Kubernetes profiles mount it from a Secret).'),
+  KEY_PREFIX: setting(z.string().regex(/^[A-Za-z0-9:_-]{1,32}$/, 'must be 1-32 letters, digits, ":", "_" or "-"'), 'rt', 'Prefix of every Redis key and channel the gateway uses.'),
+  HISTORY_SIZE: setting(positiveInt.max(100_000), '1000', 'Durable envelopes kept per room for resume; an older gap gets `room:reset` + snapshot.'),
+  HISTORY_TTL_SECONDS: setting(positiveInt, '86400', 'A room\'s seq, history and state expire this long after its last message.'),
+  FLEET_STATS_INTERVAL_MS: setting(positiveInt.min(100), '2000', 'How often each instance writes `{pod, sockets, ready, draining}` to Redis.'),
+  FLEET_STATS_TTL_SECONDS: setting(positiveInt, '10', 'TTL of an instance\'s fleet-stats entry; a dead instance disappears after it.'),
+  SERVE_WEB: setting(bool, 'true', 'Serve the demo page at `/`.'),
+  CORS_ORIGIN: setting(optionalString, undefined, 'Allowed cross-origin for Socket.IO and SSE (`*` or an origin). Unset: same origin only.'),
+
+  AUTH_MODE: setting(
+    z.enum(['jwt', 'none']),
+    'jwt',
+    '`jwt`: a JWT is required at the handshake. `none`: no auth, the client picks its user id — for the embedded demo only; `npm start` sets it explicitly.',
+  ),
+  JWT_SECRET: setting(z.string().min(32, 'must be at least 32 characters (256 bits) for HS256').optional(), undefined, 'Shared secret for HS256 tokens.'),
+  JWT_PUBLIC_KEY_FILE: setting(optionalString, undefined, 'PEM (SPKI) public key file for RS256/ES256 tokens.'),
+  JWT_JWKS_FILE: setting(optionalString, undefined, 'Local JWKS JSON file for RS256/ES256 tokens (mounted from a ConfigMap or Secret).'),
+  JWT_ALGORITHMS: setting(
+    z.string().regex(/^(HS256|RS256|ES256)(,(HS256|RS256|ES256))*$/, 'must be a comma-separated list of HS256, RS256, ES256').optional(),
+    undefined,
+    'Accepted algorithms. Default: HS256 with `JWT_SECRET`, else RS256,ES256. `none` is never accepted.',
+  ),
+  JWT_AUDIENCE: setting(optionalString, undefined, 'Required `aud` claim, when set.'),
+  JWT_ISSUER: setting(optionalString, undefined, 'Required `iss` claim, when set.'),
+  AUTH_REFRESH_LEAD_MS: setting(positiveInt, '30000', 'How long before `exp` the gateway sends `auth:refresh`.'),
+
+  PING_INTERVAL_MS: setting(positiveInt.min(1000), '20000', 'Socket.IO heartbeat interval. Interval + timeout stays below the common 60 s proxy idle timeout.'),
+  PING_TIMEOUT_MS: setting(positiveInt.min(1000), '15000', 'How long a heartbeat may go unanswered before the peer is dropped.'),
+  MAX_PAYLOAD_BYTES: setting(positiveInt.max(16 * 1024 * 1024), '65536', 'Largest inbound message (`maxHttpBufferSize`).'),
+  RATE_LIMIT_PER_SECOND: setting(positiveInt, '20', 'Per-socket inbound events per second (token bucket refill).'),
+  RATE_LIMIT_BURST: setting(positiveInt, '40', 'Per-socket token bucket size.'),
+  MAX_CONNECTIONS: setting(positiveInt, '10000', 'Connections one instance accepts; past it handshakes get a retryable refusal.'),
+  MAX_CONNECTIONS_PER_SECOND: setting(positiveInt, '500', 'New handshakes per second one instance accepts.'),
+  SLOW_CONSUMER_HIGH_WATER_BYTES: setting(positiveInt, '262144', 'Unsent bytes past which coalescible updates (the counter) are coalesced for a socket.'),
+  SLOW_CONSUMER_LIMIT_BYTES: setting(positiveInt, '1048576', 'Unsent bytes past which a socket is closed with `slow_consumer` (it reconnects and resumes).'),
+
+  ADMIN_TOKEN: setting(z.string().min(16, 'must be at least 16 characters').optional(), undefined, 'Bearer token for `POST /admin/drain`. Unset: the admin endpoint is disabled.'),
+  DRAIN_NOTICE_DELAY_MS: setting(nonNegativeInt, '2000', 'After a drain starts (not ready), keep serving this long so the edge stops routing here.'),
+  DRAIN_WINDOW_MS: setting(positiveInt, '20000', 'Paced closes are spread over this window.'),
+  DRAIN_RATE_PER_SECOND: setting(nonNegativeInt, '0', 'Socket closes per second while draining; 0 spreads them evenly over the window.'),
+  DRAIN_JITTER_MS: setting(nonNegativeInt, '5000', 'Clients are told to reconnect after a random delay in [0, this] (`server:draining`).'),
+  SHUTDOWN_DEADLINE_MS: setting(positiveInt, '28000', 'Hard deadline from SIGTERM to exit; set below `terminationGracePeriodSeconds`.'),
+} as const;
+
+export type SettingName = keyof typeof SETTINGS;
+type Parsed = { [K in SettingName]: z.output<(typeof SETTINGS)[K]['schema']> };
+
+export interface GatewayConfig extends Omit<Parsed, 'POD_NAME'> {
+  readonly POD_NAME: string;
+}
+
+/** Thrown for bad configuration; the message names each bad variable and what it allows. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function describeAllowed(schema: z.ZodType): string {
+  const inner = schema instanceof z.ZodOptional ? schema.unwrap() : schema;
+  if (inner instanceof z.ZodEnum) return `one of ${inner.options.map(String).join(', ')}`;
+  return '';
+}
+
+/** Parses and validates the environment once; throws `ConfigError` naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const problems: string[] = [];
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(SETTINGS) as [SettingName, Setting<z.ZodType>][]) {
+    const raw = env[name] === '' ? undefined : env[name];
+    const value = raw ?? spec.default;
+    const result = spec.schema.safeParse(value);
+    if (result.success) {
+      out[name] = result.data;
+    } else {
+      const allowed = describeAllowed(spec.schema);
+      const why = allowed ? `must be ${allowed}` : result.error.issues.map((i) => i.message).join('; ');
+      problems.push(`${name}=${JSON.stringify(value)}: ${why}`);
+    }
+  }
+  out.POD_NAME ??= hostname();
+  const config = out as unknown as GatewayConfig;
+  if (problems.length === 0) problems.push(...crossChecks(config));
+  if (problems.length > 0) {
+    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}\nSee the configuration table in README.md.`);
+  }
+  return config;
+}
+
+function crossChecks(c: GatewayConfig): string[] {
+  const problems: string[] = [];
+  if (c.AUTH_MODE === 'jwt' && !c.JWT_SECRET && !c.JWT_PUBLIC_KEY_FILE && !c.JWT_JWKS_FILE) {
+    problems.push('AUTH_MODE=jwt needs one of JWT_SECRET, JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE; for a local demo set AUTH_MODE=none');
+  }
+  if (c.RATE_LIMIT_BURST < c.RATE_LIMIT_PER_SECOND) {
+    problems.push(`RATE_LIMIT_BURST=${c.RATE_LIMIT_BURST} must be at least RATE_LIMIT_PER_SECOND=${c.RATE_LIMIT_PER_SECOND}`);
+  }
+  if (c.SLOW_CONSUMER_LIMIT_BYTES <= c.SLOW_CONSUMER_HIGH_WATER_BYTES) {
+    problems.push(`SLOW_CONSUMER_LIMIT_BYTES=${c.SLOW_CONSUMER_LIMIT_BYTES} must be above SLOW_CONSUMER_HIGH_WATER_BYTES=${c.SLOW_CONSUMER_HIGH_WATER_BYTES}`);
+  }
+  const drainBudget = c.DRAIN_NOTICE_DELAY_MS + c.DRAIN_WINDOW_MS;
+  if (c.SHUTDOWN_DEADLINE_MS <= drainBudget) {
+    problems.push(`SHUTDOWN_DEADLINE_MS=${c.SHUTDOWN_DEADLINE_MS} must be above DRAIN_NOTICE_DELAY_MS + DRAIN_WINDOW_MS = ${drainBudget}`);
+  }
+  if (c.PING_INTERVAL_MS + c.PING_TIMEOUT_MS >= 60_000) {
+    problems.push(`PING_INTERVAL_MS + PING_TIMEOUT_MS = ${c.PING_INTERVAL_MS + c.PING_TIMEOUT_MS} must stay below 60000, the idle timeout of common proxies`);
+  }
+  return problems;
+}
+
+/** The README's configuration table, generated from `SETTINGS`. */
+export function configTable(): string {
+  const rows = Object.entries(SETTINGS).map(([name, spec]) => {
+    const def = spec.default === undefined ? '—' : `\`${spec.default}\``;
+    return `| \`${name}\` | ${def} | ${spec.description} |`;
+  });
+  return ['| Variable | Default | Meaning |', '|---|---|---|', ...rows].join('\n');
+}

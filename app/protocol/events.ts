@@ -1,0 +1,83 @@
+import { z } from 'zod';
+import type { DurableEnvelope, Envelope } from './envelope.ts';
+import type { ErrorCode } from './errors.ts';
+import { DEFAULT_COUNTER_ROOM, joinableRoomSchema, roomSchema, userIdSchema } from './rooms.ts';
+
+/** Longest chat or direct message text, in UTF-16 code units. */
+export const MAX_TEXT_LENGTH = 2_000;
+/** Most envelopes one `history:fetch` or resume replays; a larger gap gets `room:reset`. */
+export const MAX_REPLAY = 1_000;
+
+const seqSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const textSchema = z.string().min(1, 'text must not be empty').max(MAX_TEXT_LENGTH, `text must be at most ${MAX_TEXT_LENGTH} characters`);
+
+/** Client→server events and their payload schemas. Every one of them expects an ack. */
+export const clientEventSchemas = {
+  /** Join a room, resuming from `lastSeq` when given (replay or `room:reset`). */
+  'room:join': z.strictObject({ room: joinableRoomSchema, lastSeq: seqSchema.nullish() }),
+  'room:leave': z.strictObject({ room: joinableRoomSchema }),
+  /** Fill a gap: envelopes of `room` with seq > `afterSeq`, or a reset when that is older than history. */
+  'history:fetch': z.strictObject({ room: roomSchema, afterSeq: seqSchema }),
+  'counter:increment': z.strictObject({
+    room: joinableRoomSchema.refine((r) => r.startsWith('counter:'), 'room must be a counter:* room').default(DEFAULT_COUNTER_ROOM),
+    by: z.number().int().min(1).max(1_000).default(1),
+  }),
+  'counter:read': z.strictObject({
+    room: joinableRoomSchema.refine((r) => r.startsWith('counter:'), 'room must be a counter:* room').default(DEFAULT_COUNTER_ROOM),
+  }),
+  'chat:send': z.strictObject({
+    room: joinableRoomSchema.refine((r) => r.startsWith('chat:'), 'room must be a chat:* room'),
+    text: textSchema,
+  }),
+  'dm:send': z.strictObject({ to: userIdSchema, text: textSchema }),
+  /** Replace the connection's token before it expires; same subject required. */
+  'auth:refresh': z.strictObject({ token: z.string().min(1).max(8_192) }),
+} as const;
+
+export type ClientEventName = keyof typeof clientEventSchemas;
+export type ClientEventPayload<E extends ClientEventName> = z.input<(typeof clientEventSchemas)[E]>;
+export type ParsedClientEvent<E extends ClientEventName> = z.output<(typeof clientEventSchemas)[E]>;
+
+export const CLIENT_EVENTS = Object.keys(clientEventSchemas) as ClientEventName[];
+
+export function isClientEvent(name: unknown): name is ClientEventName {
+  return typeof name === 'string' && Object.hasOwn(clientEventSchemas, name);
+}
+
+/** Snapshot sent with `room:reset`: the room's latest state and the envelopes still in history. */
+export interface RoomSnapshot {
+  /** Kind-specific state: `{value}` for counters, `null` for chat and user rooms. */
+  readonly state: unknown;
+  readonly recent: readonly DurableEnvelope[];
+}
+
+export type HistoryResult =
+  | { readonly mode: 'replay'; readonly seq: number; readonly envelopes: readonly DurableEnvelope[] }
+  | { readonly mode: 'reset'; readonly seq: number; readonly snapshot: RoomSnapshot };
+
+/** Success bodies of each ack (the `ok:true` side). */
+export interface AckBodies {
+  'room:join': { room: string; seq: number; resume: 'fresh' | 'replay' | 'reset'; replayed: number };
+  'room:leave': { room: string };
+  'history:fetch': HistoryResult;
+  'counter:increment': { room: string; seq: number; value: number };
+  'counter:read': { room: string; seq: number; value: number };
+  'chat:send': { room: string; seq: number };
+  'dm:send': { room: string; seq: number };
+  'auth:refresh': { exp: number | null };
+}
+
+/** Payloads of server→client envelopes, by type. */
+export interface EnvelopePayloads {
+  'counter:changed': { value: number; by: number; from: string };
+  'chat:message': { from: string; text: string };
+  'dm:message': { from: string; to: string; text: string };
+  'room:reset': { snapshot: RoomSnapshot };
+  'room:members': { count: number };
+  'server:draining': { pod: string; reconnectAfterMs: number };
+  'auth:refresh': { exp: number; refreshBy: number };
+  'server:hello': { pod: string; userId: string; transport: string };
+  'connection:closing': { reason: ErrorCode; message: string; reconnect: boolean };
+}
+
+export type TypedEnvelope<T extends keyof EnvelopePayloads> = Envelope<EnvelopePayloads[T]> & { readonly type: T };
