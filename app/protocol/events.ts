@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { DurableEnvelope, Envelope } from './envelope.ts';
 import type { ErrorCode } from './errors.ts';
-import { DEFAULT_COUNTER_ROOM, joinableRoomSchema, roomSchema, userIdSchema } from './rooms.ts';
+import { DEFAULT_COUNTER_ROOM, roomSchema, userIdSchema } from './rooms.ts';
 
 /** Longest chat or direct message text, in UTF-16 code units. */
 export const MAX_TEXT_LENGTH = 2_000;
@@ -13,20 +13,20 @@ const textSchema = z.string().min(1, 'text must not be empty').max(MAX_TEXT_LENG
 
 /** Client→server events and their payload schemas. Every one of them expects an ack. */
 export const clientEventSchemas = {
-  /** Join a room, resuming from `lastSeq` when given (replay or `room:reset`). */
-  'room:join': z.strictObject({ room: joinableRoomSchema, lastSeq: seqSchema.nullish() }),
-  'room:leave': z.strictObject({ room: joinableRoomSchema }),
+  /** Join a room: with `lastSeq`, replay what was missed (or `room:reset`); without, a `room:reset` snapshot. */
+  'room:join': z.strictObject({ room: roomSchema, lastSeq: seqSchema.nullish() }),
+  'room:leave': z.strictObject({ room: roomSchema }),
   /** Fill a gap: envelopes of `room` with seq > `afterSeq`, or a reset when that is older than history. */
   'history:fetch': z.strictObject({ room: roomSchema, afterSeq: seqSchema }),
   'counter:increment': z.strictObject({
-    room: joinableRoomSchema.refine((r) => r.startsWith('counter:'), 'room must be a counter:* room').default(DEFAULT_COUNTER_ROOM),
+    room: roomSchema.refine((r) => r.startsWith('counter:'), 'room must be a counter:* room').default(DEFAULT_COUNTER_ROOM),
     by: z.number().int().min(1).max(1_000).default(1),
   }),
   'counter:read': z.strictObject({
-    room: joinableRoomSchema.refine((r) => r.startsWith('counter:'), 'room must be a counter:* room').default(DEFAULT_COUNTER_ROOM),
+    room: roomSchema.refine((r) => r.startsWith('counter:'), 'room must be a counter:* room').default(DEFAULT_COUNTER_ROOM),
   }),
   'chat:send': z.strictObject({
-    room: joinableRoomSchema.refine((r) => r.startsWith('chat:'), 'room must be a chat:* room'),
+    room: roomSchema.refine((r) => r.startsWith('chat:'), 'room must be a chat:* room'),
     text: textSchema,
   }),
   'dm:send': z.strictObject({ to: userIdSchema, text: textSchema }),

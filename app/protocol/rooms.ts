@@ -1,8 +1,8 @@
 import { z } from 'zod';
 
 /**
- * Rooms are namespaced `kind:name`. Clients may join `counter:*` and `chat:*`; `user:<id>` is the
- * per-user room direct messages go to, joined by the gateway for the authenticated user only.
+ * Rooms are namespaced `kind:name`. Anyone may join `counter:*` and `chat:*`; `user:<id>` is the
+ * per-user room direct messages go to, and only that user may join it (the gateway checks).
  */
 export const ROOM_KINDS = ['counter', 'chat', 'user'] as const;
 export type RoomKind = (typeof ROOM_KINDS)[number];
@@ -16,11 +16,6 @@ export const roomSchema = z
   .regex(/^(counter|chat|user):[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, {
     message: 'room must be "counter:<name>", "chat:<name>" or "user:<id>" with a name of 1-64 letters, digits, ".", "_" or "-"',
   });
-
-/** Rooms a client may join itself; `user:*` rooms are joined for it from its identity. */
-export const joinableRoomSchema = roomSchema.refine((room) => !room.startsWith('user:'), {
-  message: 'user:* rooms cannot be joined; direct messages reach you in your own user room automatically',
-});
 
 export const userIdSchema = z.string().regex(USER_ID_PATTERN, {
   message: 'user id must be 1-64 letters, digits, ".", "_" or "-"',

@@ -1,0 +1,38 @@
+import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
+import type { ServerOptions } from 'socket.io';
+import type { GatewayConfig } from './config.ts';
+import { createRedisClient, type RedisClient } from './backplane/redis-connection.ts';
+
+export interface SocketIoAdapter {
+  /** Undefined for the in-memory adapter (Socket.IO's default). */
+  readonly adapter: ServerOptions['adapter'] | undefined;
+  /** The adapter's Redis connections, for readiness. */
+  readonly clients: readonly RedisClient[];
+  close(): Promise<void>;
+}
+
+/**
+ * The Socket.IO adapter for `ADAPTER`: cross-instance rooms for `fetchSockets`, member counts and
+ * other ephemeral broadcasts. Durable envelopes travel on the backplane's own ordered channels.
+ */
+export function createSocketIoAdapter(config: GatewayConfig): SocketIoAdapter {
+  if (config.ADAPTER === 'memory') return { adapter: undefined, clients: [], close: async () => {} };
+  const cluster = config.ADAPTER === 'redis-cluster';
+  // Adapter traffic is ephemeral (member counts), so it may queue across a short outage.
+  const connection = { url: config.REDIS_URL, cluster, password: config.REDIS_PASSWORD, offlineQueue: true };
+  const pub = createRedisClient({ ...connection, name: `${config.POD_NAME}-adapter-pub` });
+  const sub = createRedisClient({ ...connection, name: `${config.POD_NAME}-adapter-sub` });
+  const key = `${config.KEY_PREFIX}:sio`;
+  const adapter = cluster
+    ? createShardedAdapter(pub, sub, { channelPrefix: key, subscriptionMode: 'dynamic' })
+    : createAdapter(pub, sub, { key, requestsTimeout: 3_000 });
+  return {
+    adapter,
+    clients: [pub, sub],
+    async close() {
+      await Promise.allSettled([pub.quit(), sub.quit()]);
+      pub.disconnect();
+      sub.disconnect();
+    },
+  };
+}

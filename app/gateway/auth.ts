@@ -1,0 +1,89 @@
+import { readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { createLocalJWKSet, errors as joseErrors, importSPKI, jwtVerify, type JWTVerifyGetKey, type KeyObject } from 'jose';
+import { ProtocolError, userIdSchema } from '../protocol/index.ts';
+import type { GatewayConfig } from './config.ts';
+
+/** Who a connection is; `exp` (seconds since the epoch) is null when the identity does not expire. */
+export interface Identity {
+  readonly userId: string;
+  readonly exp: number | null;
+}
+
+export interface Authenticator {
+  readonly mode: 'jwt' | 'none';
+  /** Verifies a handshake's credentials; throws `ProtocolError` with the refusal's code. */
+  authenticate(credentials: { token?: unknown; userId?: unknown }): Promise<Identity>;
+}
+
+type AuthConfig = Pick<
+  GatewayConfig,
+  'AUTH_MODE' | 'JWT_SECRET' | 'JWT_PUBLIC_KEY_FILE' | 'JWT_JWKS_FILE' | 'JWT_ALGORITHMS' | 'JWT_AUDIENCE' | 'JWT_ISSUER'
+>;
+
+export async function createAuthenticator(config: AuthConfig): Promise<Authenticator> {
+  if (config.AUTH_MODE === 'none') {
+    return {
+      mode: 'none',
+      async authenticate({ userId }) {
+        if (userId === undefined || userId === null || userId === '') return { userId: `anon-${randomUUID().slice(0, 8)}`, exp: null };
+        const parsed = userIdSchema.safeParse(userId);
+        if (!parsed.success) throw new ProtocolError('bad_request', `auth.userId: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+        return { userId: parsed.data, exp: null };
+      },
+    };
+  }
+
+  const { key, algorithms } = await loadVerificationKey(config);
+  return {
+    mode: 'jwt',
+    async authenticate({ token }) {
+      if (typeof token !== 'string' || token.length === 0) {
+        throw new ProtocolError('auth_required', 'a JWT is required: connect with auth: {token}');
+      }
+      try {
+        const { payload } = await jwtVerify(token, key as Parameters<typeof jwtVerify>[1], {
+          algorithms,
+          ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),
+          ...(config.JWT_ISSUER ? { issuer: config.JWT_ISSUER } : {}),
+          requiredClaims: ['sub', 'exp'],
+        });
+        const subject = userIdSchema.safeParse(payload.sub);
+        if (!subject.success) throw new ProtocolError('auth_invalid', `token sub: ${subject.error.issues[0]?.message ?? 'invalid'}`);
+        return { userId: subject.data, exp: payload.exp ?? null };
+      } catch (err) {
+        if (err instanceof ProtocolError) throw err;
+        if (err instanceof joseErrors.JWTExpired) throw new ProtocolError('token_expired', 'the token has expired: get a new one and reconnect');
+        const reason = err instanceof Error ? err.message : String(err);
+        throw new ProtocolError('auth_invalid', `the token was rejected: ${reason}`);
+      }
+    },
+  };
+}
+
+async function loadVerificationKey(config: AuthConfig): Promise<{ key: Uint8Array | KeyObject | CryptoKey | JWTVerifyGetKey; algorithms: string[] }> {
+  const algorithms = config.JWT_ALGORITHMS?.split(',') ?? (config.JWT_SECRET ? ['HS256'] : ['RS256', 'ES256']);
+  if (config.JWT_SECRET) {
+    if (algorithms.some((a) => a !== 'HS256')) {
+      throw new Error(`JWT_ALGORITHMS=${algorithms.join(',')} cannot be used with JWT_SECRET: a shared secret only verifies HS256`);
+    }
+    return { key: new TextEncoder().encode(config.JWT_SECRET), algorithms };
+  }
+  if (algorithms.includes('HS256')) {
+    throw new Error('JWT_ALGORITHMS includes HS256 but JWT_SECRET is unset: HS256 needs the shared secret, public keys verify RS256/ES256');
+  }
+  if (config.JWT_JWKS_FILE) {
+    const jwks = JSON.parse(readFileSync(config.JWT_JWKS_FILE, 'utf8')) as Parameters<typeof createLocalJWKSet>[0];
+    return { key: createLocalJWKSet(jwks), algorithms };
+  }
+  const pem = readFileSync(config.JWT_PUBLIC_KEY_FILE!, 'utf8');
+  const alg = algorithms[0]!;
+  if (algorithms.length > 1) {
+    // A PEM key has one type; pick the algorithm that matches it.
+    const { createPublicKey } = await import('node:crypto');
+    const type = createPublicKey(pem).asymmetricKeyType;
+    const matching = type === 'ec' ? 'ES256' : 'RS256';
+    return { key: await importSPKI(pem, matching), algorithms: [matching] };
+  }
+  return { key: await importSPKI(pem, alg), algorithms };
+}

@@ -1,0 +1,61 @@
+import type { DurableEnvelope, DurableType, HistoryResult } from '../../protocol/index.ts';
+
+/** One instance's entry in fleet stats (contract 4 of DESIGN.md). */
+export interface FleetStat {
+  readonly pod: string;
+  readonly sockets: number;
+  readonly ready: boolean;
+  readonly draining: boolean;
+  /** Milliseconds since the epoch. */
+  readonly updatedAt: number;
+}
+
+/** A durable message to sequence and fan out; `counterBy` makes it a counter increment. */
+export interface PublishRequest {
+  readonly room: string;
+  readonly type: DurableType;
+  /** Ignored when `counterBy` is set: the payload is then `{value, by, from}`. */
+  readonly payload?: unknown;
+  readonly counterBy?: number;
+  readonly from: string;
+}
+
+export type BackplaneKind = 'memory' | 'redis' | 'redis-cluster';
+
+/**
+ * Where seqs are assigned, history is kept and envelopes fan out between instances. One interface,
+ * two implementations (in-memory and Redis); everything above it is the same code path.
+ *
+ * Seq contract: within a room, seqs are contiguous, and envelopes reach subscribers in seq order.
+ * A room's first seq is derived from the clock (microseconds since the epoch), so a seq never goes
+ * backwards even when the backplane loses its data: a client then sees a gap and gets a reset.
+ */
+export interface Backplane {
+  readonly kind: BackplaneKind;
+  /** True while every connection the backplane needs is up. */
+  isReady(): boolean;
+  /** Called with each readiness change. */
+  onReadyChange(listener: (ready: boolean) => void): void;
+  /** Called with every envelope of every subscribed room, in seq order per room. */
+  onEnvelope(listener: (envelope: DurableEnvelope) => void): void;
+  /** Assign the next seq, append to the bounded history and fan out — atomically. */
+  publish(request: PublishRequest): Promise<DurableEnvelope>;
+  /**
+   * What a client at `afterSeq` missed: a replay when history still holds all of it, else a reset
+   * with the room's state and the `recent` newest envelopes. `afterSeq: null` always resets.
+   */
+  history(room: string, afterSeq: number | null, recent: number): Promise<HistoryResult>;
+  /** Current value of a counter room, with the seq it is valid at. */
+  readCounter(room: string): Promise<{ value: number; seq: number }>;
+  subscribe(room: string): Promise<void>;
+  unsubscribe(room: string): Promise<void>;
+  writeFleetStat(stat: FleetStat): Promise<void>;
+  readFleetStats(): Promise<FleetStat[]>;
+  removeFleetStat(pod: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The first seq of a room: the clock in microseconds, so a new epoch always starts above any old seq. */
+export function seqOrigin(nowMs = Date.now()): number {
+  return Math.floor(nowMs * 1000) + Math.floor(Math.random() * 1000);
+}

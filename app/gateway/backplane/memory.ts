@@ -1,0 +1,91 @@
+import { PROTOCOL_VERSION, type DurableEnvelope, type HistoryResult, MAX_REPLAY } from '../../protocol/index.ts';
+import { type Backplane, type FleetStat, type PublishRequest, seqOrigin } from './backplane.ts';
+
+export interface MemoryBackplaneOptions {
+  /** Envelopes kept per room. @default 1000 */
+  readonly historySize?: number;
+}
+
+interface RoomLog {
+  seq: number;
+  state: unknown;
+  /** Oldest first. */
+  readonly history: DurableEnvelope[];
+}
+
+/** The embedded mode's backplane: one process, the same contract as Redis, nothing shared. */
+export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backplane {
+  const historySize = opts.historySize ?? 1000;
+  const rooms = new Map<string, RoomLog>();
+  const subscribed = new Set<string>();
+  const envelopeListeners: ((e: DurableEnvelope) => void)[] = [];
+  const fleet = new Map<string, FleetStat>();
+
+  function log(room: string): RoomLog {
+    let entry = rooms.get(room);
+    if (!entry) {
+      entry = { seq: seqOrigin(), state: null, history: [] };
+      rooms.set(room, entry);
+    }
+    return entry;
+  }
+
+  return {
+    kind: 'memory',
+    isReady: () => true,
+    onReadyChange: () => {},
+    onEnvelope: (listener) => void envelopeListeners.push(listener),
+
+    async publish(req: PublishRequest) {
+      const entry = log(req.room);
+      let payload = req.payload;
+      if (req.counterBy !== undefined) {
+        const value = (typeof entry.state === 'object' && entry.state ? (entry.state as { value: number }).value : 0) + req.counterBy;
+        entry.state = { value };
+        payload = { value, by: req.counterBy, from: req.from };
+      }
+      entry.seq += 1;
+      const envelope: DurableEnvelope = { v: PROTOCOL_VERSION, type: req.type, room: req.room, seq: entry.seq, payload, ts: Date.now() };
+      entry.history.push(envelope);
+      if (entry.history.length > historySize) entry.history.shift();
+      // Deliver after the caller's await resolves, as a real backplane would.
+      if (subscribed.has(req.room)) queueMicrotask(() => envelopeListeners.forEach((l) => l(envelope)));
+      return envelope;
+    },
+
+    async history(room, afterSeq, recent): Promise<HistoryResult> {
+      const entry = log(room);
+      const missing = afterSeq === null ? Infinity : entry.seq - afterSeq;
+      if (missing >= 0 && missing <= Math.min(entry.history.length, MAX_REPLAY)) {
+        return { mode: 'replay', seq: entry.seq, envelopes: missing === 0 ? [] : entry.history.slice(-missing) };
+      }
+      return { mode: 'reset', seq: entry.seq, snapshot: { state: entry.state, recent: recent > 0 ? entry.history.slice(-recent) : [] } };
+    },
+
+    async readCounter(room) {
+      const entry = log(room);
+      const value = typeof entry.state === 'object' && entry.state ? (entry.state as { value: number }).value : 0;
+      return { value, seq: entry.seq };
+    },
+
+    async subscribe(room) {
+      subscribed.add(room);
+    },
+    async unsubscribe(room) {
+      subscribed.delete(room);
+    },
+    async writeFleetStat(stat) {
+      fleet.set(stat.pod, stat);
+    },
+    async readFleetStats() {
+      return [...fleet.values()];
+    },
+    async removeFleetStat(pod) {
+      fleet.delete(pod);
+    },
+    async close() {
+      subscribed.clear();
+      envelopeListeners.length = 0;
+    },
+  };
+}

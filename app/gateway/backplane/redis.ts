@@ -1,0 +1,200 @@
+import { type DurableEnvelope, type HistoryResult, MAX_REPLAY, PROTOCOL_VERSION, ProtocolError } from '../../protocol/index.ts';
+import type { Backplane, FleetStat, PublishRequest } from './backplane.ts';
+import { createRedisClient, type RedisClient, trackReadiness } from './redis-connection.ts';
+
+export interface RedisBackplaneOptions {
+  readonly url: string;
+  /** Redis Cluster with sharded pub/sub (`SSUBSCRIBE`/`SPUBLISH`). @default false */
+  readonly cluster?: boolean;
+  readonly password?: string | undefined;
+  /** @default 'rt' */
+  readonly keyPrefix?: string;
+  /** @default 1000 */
+  readonly historySize?: number;
+  /** @default 86400 */
+  readonly historyTtlSeconds?: number;
+  /** Fleet-stats entries expire after this. @default 10 */
+  readonly fleetStatsTtlSeconds?: number;
+  /** Connection names get this suffix. @default 'gateway' */
+  readonly name?: string;
+}
+
+// Seq, history and fan-out happen in one script, so publish order on the channel is seq order.
+// A missing seq key starts a new epoch at the clock in microseconds (see Backplane's contract).
+// Numbers go through string.format('%d') because Lua's tostring drops digits past 14.
+const ORIGIN = `local function origin() local t = redis.call('TIME'); return tonumber(t[1]) * 1000000 + tonumber(t[2]) end`;
+
+const PUBLISH_SCRIPT = `${ORIGIN}
+local seq
+if redis.call('EXISTS', KEYS[1]) == 1 then seq = redis.call('INCR', KEYS[1])
+else seq = origin() + 1; redis.call('SET', KEYS[1], string.format('%d', seq)) end
+local payload = ARGV[3]
+if ARGV[8] ~= '' then
+  local value = redis.call('INCRBY', KEYS[3], ARGV[8])
+  payload = '{"value":' .. string.format('%d', value) .. ',"by":' .. ARGV[8] .. ',"from":' .. ARGV[9] .. '}'
+end
+local t = redis.call('TIME')
+local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local envelope = '{"v":${PROTOCOL_VERSION},"type":"' .. ARGV[1] .. '","room":' .. ARGV[2] .. ',"seq":' .. string.format('%d', seq) ..
+  ',"payload":' .. payload .. ',"ts":' .. string.format('%d', ts) .. '}'
+redis.call('LPUSH', KEYS[2], envelope)
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
+for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+if ARGV[7] == '1' then redis.call('SPUBLISH', ARGV[6], envelope) else redis.call('PUBLISH', ARGV[6], envelope) end
+return envelope`;
+
+// Returns {mode, seq, state, envelope...}, envelopes newest first.
+const HISTORY_SCRIPT = `${ORIGIN}
+local latest = tonumber(redis.call('GET', KEYS[1]) or '0')
+if latest == 0 then latest = origin(); redis.call('SET', KEYS[1], string.format('%d', latest), 'EX', ARGV[4]) end
+local seq = string.format('%d', latest)
+local function reset()
+  local recent = {}
+  if tonumber(ARGV[3]) > 0 then recent = redis.call('LRANGE', KEYS[2], 0, tonumber(ARGV[3]) - 1) end
+  return {'reset', seq, redis.call('GET', KEYS[3]) or '', unpack(recent)}
+end
+if ARGV[1] == '' then return reset() end
+local after = tonumber(ARGV[1])
+if after > latest then return reset() end
+local missing = latest - after
+if missing == 0 then return {'replay', seq, ''} end
+if missing > tonumber(ARGV[2]) or missing > redis.call('LLEN', KEYS[2]) then return reset() end
+return {'replay', seq, '', unpack(redis.call('LRANGE', KEYS[2], 0, missing - 1))}`;
+
+const READ_COUNTER_SCRIPT = `${ORIGIN}
+local latest = tonumber(redis.call('GET', KEYS[1]) or '0')
+if latest == 0 then latest = origin(); redis.call('SET', KEYS[1], string.format('%d', latest), 'EX', ARGV[1]) end
+return {string.format('%d', latest), redis.call('GET', KEYS[2]) or '0'}`;
+
+type ScriptClient = RedisClient & {
+  rtPublish(...args: (string | number)[]): Promise<string>;
+  rtHistory(...args: (string | number)[]): Promise<string[]>;
+  rtReadCounter(...args: (string | number)[]): Promise<[string, string]>;
+};
+
+/** The Redis backplane: seq + history + state per room, one channel per room, fleet stats with TTL. */
+export function createRedisBackplane(opts: RedisBackplaneOptions): Backplane {
+  const cluster = opts.cluster ?? false;
+  const prefix = opts.keyPrefix ?? 'rt';
+  const historySize = opts.historySize ?? 1000;
+  const ttl = opts.historyTtlSeconds ?? 86_400;
+  const fleetTtl = opts.fleetStatsTtlSeconds ?? 10;
+  const name = opts.name ?? 'gateway';
+  const connection = { url: opts.url, cluster, password: opts.password };
+  const commands = createRedisClient({ ...connection, name: `${name}-backplane` }) as ScriptClient;
+  // The subscriber queues its (re)subscriptions while reconnecting; ioredis restores them after a restart.
+  const subscriber = createRedisClient({ ...connection, name: `${name}-backplane-sub`, offlineQueue: true });
+  commands.defineCommand('rtPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
+  commands.defineCommand('rtHistory', { numberOfKeys: 3, lua: HISTORY_SCRIPT });
+  commands.defineCommand('rtReadCounter', { numberOfKeys: 2, lua: READ_COUNTER_SCRIPT });
+
+  // The hash tag keeps a room's keys and channel in one slot, as a script on Redis Cluster requires.
+  const keys = (room: string): [string, string, string] => [`${prefix}:{${room}}:seq`, `${prefix}:{${room}}:hist`, `${prefix}:{${room}}:state`];
+  const channelOf = (room: string): string => `${prefix}:{${room}}:env`;
+  const channelPrefix = `${prefix}:{`;
+  const roomOfChannel = (channel: string): string => channel.slice(channelPrefix.length, -'}:env'.length);
+  const fleetIndex = `${prefix}:{fleet}:pods`;
+  const fleetKey = (pod: string): string => `${prefix}:{fleet}:pod:${pod}`;
+
+  const readyListeners: ((ready: boolean) => void)[] = [];
+  const envelopeListeners: ((e: DurableEnvelope) => void)[] = [];
+  const isReady = trackReadiness([commands, subscriber], (ready) => readyListeners.forEach((l) => l(ready)));
+
+  const onMessage = (channel: string, message: string): void => {
+    if (!channel.startsWith(channelPrefix)) return;
+    const envelope = JSON.parse(message) as DurableEnvelope;
+    if (envelope.room !== roomOfChannel(channel)) return;
+    for (const listener of envelopeListeners) listener(envelope);
+  };
+  subscriber.on(cluster ? 'smessage' : 'message', onMessage);
+
+  async function call<T>(what: string, run: () => Promise<T>): Promise<T> {
+    if (!isReady()) throw unavailable(what);
+    try {
+      return await run();
+    } catch (err) {
+      if (err instanceof ProtocolError) throw err;
+      throw unavailable(what, err);
+    }
+  }
+
+  return {
+    kind: cluster ? 'redis-cluster' : 'redis',
+    isReady,
+    onReadyChange: (listener) => void readyListeners.push(listener),
+    onEnvelope: (listener) => void envelopeListeners.push(listener),
+
+    async publish(req: PublishRequest) {
+      const raw = await call('publish', () =>
+        commands.rtPublish(
+          ...keys(req.room),
+          req.type,
+          JSON.stringify(req.room),
+          req.counterBy === undefined ? JSON.stringify(req.payload ?? null) : '',
+          historySize,
+          ttl,
+          channelOf(req.room),
+          cluster ? '1' : '0',
+          req.counterBy === undefined ? '' : String(req.counterBy),
+          JSON.stringify(req.from),
+        ),
+      );
+      return JSON.parse(raw) as DurableEnvelope;
+    },
+
+    async history(room, afterSeq, recent): Promise<HistoryResult> {
+      const [mode, seq, state, ...newestFirst] = await call('history read', () =>
+        commands.rtHistory(...keys(room), afterSeq === null ? '' : String(afterSeq), MAX_REPLAY, recent, ttl),
+      );
+      const envelopes = newestFirst.reverse().map((raw) => JSON.parse(raw) as DurableEnvelope);
+      if (mode === 'replay') return { mode, seq: Number(seq), envelopes };
+      return { mode: 'reset', seq: Number(seq), snapshot: { state: state ? { value: Number(state) } : null, recent: envelopes } };
+    },
+
+    async readCounter(room) {
+      const [seq, value] = await call('counter read', () => commands.rtReadCounter(keys(room)[0], keys(room)[2], ttl));
+      return { seq: Number(seq), value: Number(value) };
+    },
+
+    async subscribe(room) {
+      await (cluster ? subscriber.ssubscribe(channelOf(room)) : subscriber.subscribe(channelOf(room)));
+    },
+    async unsubscribe(room) {
+      if (subscriber.status !== 'ready') return;
+      await (cluster ? subscriber.sunsubscribe(channelOf(room)) : subscriber.unsubscribe(channelOf(room)));
+    },
+
+    async writeFleetStat(stat: FleetStat) {
+      await call('fleet stats write', () =>
+        commands
+          .multi()
+          .set(fleetKey(stat.pod), JSON.stringify(stat), 'EX', fleetTtl)
+          .zadd(fleetIndex, stat.updatedAt, stat.pod)
+          .zremrangebyscore(fleetIndex, '-inf', stat.updatedAt - fleetTtl * 1000)
+          .exec(),
+      );
+    },
+    async readFleetStats() {
+      const pods = await call('fleet stats read', () => commands.zrange(fleetIndex, '0', '-1'));
+      if (pods.length === 0) return [];
+      const raw = await call('fleet stats read', () => commands.mget(pods.map(fleetKey)));
+      return raw.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as FleetStat);
+    },
+    async removeFleetStat(pod) {
+      await call('fleet stats remove', () => commands.multi().del(fleetKey(pod)).zrem(fleetIndex, pod).exec());
+    },
+
+    async close() {
+      envelopeListeners.length = 0;
+      readyListeners.length = 0;
+      await Promise.allSettled([commands.quit(), subscriber.quit()]);
+      commands.disconnect();
+      subscriber.disconnect();
+    },
+  };
+}
+
+function unavailable(what: string, cause?: unknown): ProtocolError {
+  const detail = cause instanceof Error ? ` (${cause.message})` : '';
+  return new ProtocolError('backplane_unavailable', `Redis is unreachable: ${what} failed${detail}. Retry when the backplane is back.`, 1_000);
+}

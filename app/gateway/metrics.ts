@@ -1,0 +1,25 @@
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+
+/** Every metric the gateway exports at /metrics; default Node metrics include event-loop lag. */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
+  const registers = [registry];
+  return {
+    registry,
+    connectedSockets: new Gauge({ name: 'rt_connected_sockets', help: 'Sockets connected to this instance.', registers }),
+    connections: new Counter({ name: 'rt_connections_total', help: 'Accepted Socket.IO connections, by initial transport.', labelNames: ['transport'], registers }),
+    disconnections: new Counter({ name: 'rt_disconnections_total', help: 'Socket.IO disconnections, by reason.', labelNames: ['reason'], registers }),
+    handshakeRefusals: new Counter({ name: 'rt_handshake_refusals_total', help: 'Refused handshakes, by error code.', labelNames: ['code'], registers }),
+    messagesIn: new Counter({ name: 'rt_messages_in_total', help: 'Inbound events, by event name and outcome (ok or the error code).', labelNames: ['event', 'outcome'], registers }),
+    messagesOut: new Counter({ name: 'rt_messages_out_total', help: 'Envelopes sent to clients (one per recipient), by type.', labelNames: ['type'], registers }),
+    resumes: new Counter({ name: 'rt_resumes_total', help: 'Room joins served, by how: replay, reset (gap older than history) or fresh.', labelNames: ['mode'], registers }),
+    replayedEnvelopes: new Counter({ name: 'rt_replayed_envelopes_total', help: 'Envelopes sent from history to resuming clients.', registers }),
+    historyMisses: new Counter({ name: 'rt_history_misses_total', help: 'Resumes whose gap was older than history (answered with room:reset).', registers }),
+    sseStreams: new Gauge({ name: 'rt_sse_streams', help: 'Open SSE streams.', registers }),
+    backplaneUp: new Gauge({ name: 'rt_backplane_up', help: '1 while every backplane connection is up.', registers }),
+    ready: new Gauge({ name: 'rt_ready', help: '1 while /readyz answers 200.', registers }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,201 @@
+import type { Server, Socket } from 'socket.io';
+import { controlEnvelope, type DurableEnvelope, type Envelope, ProtocolError } from '../protocol/index.ts';
+import type { Backplane } from './backplane/backplane.ts';
+import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
+
+/** Something that receives a room's envelopes: a Socket.IO socket or an SSE stream. */
+export interface RoomMember {
+  readonly id: string;
+  send(envelope: Envelope): void;
+  /** Socket members are reached by one Socket.IO room broadcast; others one by one. */
+  readonly socket?: Socket;
+}
+
+export interface JoinResult {
+  readonly seq: number;
+  readonly resume: 'fresh' | 'replay' | 'reset';
+  readonly replayed: number;
+}
+
+export interface RoomHubOptions {
+  readonly io: Server;
+  readonly backplane: Backplane;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** Newest envelopes a reset snapshot carries. @default 50 */
+  readonly snapshotRecent?: number;
+}
+
+interface RoomState {
+  readonly members: Map<string, RoomMember>;
+  /**
+   * Members kept out of live fan-out: while their replay is in flight (`held` collects what they
+   * will get after it), then until the instance's stream passes what the replay already gave them.
+   */
+  readonly excluded: Map<string, { held: DurableEnvelope[] | null; through: number }>;
+  subscription: Promise<void> | null;
+  /** Last seq fanned out in this room on this instance. */
+  lastSeq: number | null;
+  /** While non-null, the instance is filling its own gap from history; live envelopes wait here. */
+  catchUp: DurableEnvelope[] | null;
+}
+
+/**
+ * Delivers a room's envelopes to this instance's members, in seq order, each exactly once: a
+ * joining member gets its replay (or reset) before any live envelope, and a gap on the instance's
+ * own subscription (a Redis restart, a lost message) is filled from history before fan-out goes on.
+ */
+export class RoomHub {
+  readonly #rooms = new Map<string, RoomState>();
+  readonly #opts: RoomHubOptions;
+
+  constructor(opts: RoomHubOptions) {
+    this.#opts = opts;
+    opts.backplane.onEnvelope((envelope) => this.#receive(envelope));
+  }
+
+  /** Rooms with members on this instance. */
+  get rooms(): readonly string[] {
+    return [...this.#rooms.keys()];
+  }
+
+  memberCount(room: string): number {
+    return this.#rooms.get(room)?.members.size ?? 0;
+  }
+
+  /** Adds `member` to `room` and sends what it missed since `lastSeq` (or a snapshot), then live. */
+  async join(member: RoomMember, room: string, lastSeq: number | null): Promise<JoinResult> {
+    const state = this.#state(room);
+    if (state.excluded.get(member.id)?.held) throw new ProtocolError('bad_request', `a join of ${room} is already in progress on this connection`);
+    const held: DurableEnvelope[] = [];
+    state.excluded.set(member.id, { held, through: Infinity });
+    state.members.set(member.id, member);
+    void member.socket?.join(room);
+    let history;
+    try {
+      state.subscription ??= this.#opts.backplane.subscribe(room);
+      await state.subscription;
+      history = await this.#opts.backplane.history(room, lastSeq, this.#opts.snapshotRecent ?? 50);
+    } catch (err) {
+      state.subscription = null;
+      this.leave(member, room);
+      throw err;
+    }
+    // From here to the end nothing awaits, so no live envelope can slip between replay and release.
+    let last = history.seq;
+    let replayed = 0;
+    if (history.mode === 'replay') {
+      for (const envelope of history.envelopes) member.send(envelope);
+      replayed = history.envelopes.length;
+      this.#opts.metrics.replayedEnvelopes.inc(replayed);
+    } else {
+      member.send(controlEnvelope('room:reset', room, { snapshot: history.snapshot }, history.seq));
+      if (lastSeq !== null) this.#opts.metrics.historyMisses.inc();
+    }
+    for (const envelope of held) {
+      if (envelope.seq > last) {
+        member.send(envelope);
+        last = envelope.seq;
+      }
+    }
+    state.lastSeq ??= last;
+    if (state.lastSeq < last) state.excluded.set(member.id, { held: null, through: last });
+    else state.excluded.delete(member.id);
+    const resume = history.mode === 'reset' && lastSeq === null ? 'fresh' : history.mode;
+    this.#opts.metrics.resumes.inc({ mode: resume });
+    return { seq: last, resume, replayed };
+  }
+
+  leave(member: RoomMember, room: string): void {
+    const state = this.#rooms.get(room);
+    if (!state) return;
+    state.members.delete(member.id);
+    state.excluded.delete(member.id);
+    void member.socket?.leave(room);
+    if (state.members.size === 0) {
+      this.#rooms.delete(room);
+      if (state.subscription) {
+        this.#opts.backplane.unsubscribe(room).catch((err: unknown) => this.#opts.log.warn({ err, room }, 'unsubscribe failed'));
+      }
+    }
+  }
+
+  /** Removes `member` from every room; for disconnects. */
+  leaveAll(member: RoomMember): void {
+    for (const [room, state] of this.#rooms) if (state.members.has(member.id)) this.leave(member, room);
+  }
+
+  #state(room: string): RoomState {
+    let state = this.#rooms.get(room);
+    if (!state) {
+      state = { members: new Map(), excluded: new Map(), subscription: null, lastSeq: null, catchUp: null };
+      this.#rooms.set(room, state);
+    }
+    return state;
+  }
+
+  #receive(envelope: DurableEnvelope): void {
+    const state = this.#rooms.get(envelope.room);
+    if (!state) return;
+    if (state.catchUp) {
+      state.catchUp.push(envelope);
+      return;
+    }
+    if (state.lastSeq !== null && envelope.seq <= state.lastSeq) return;
+    if (state.lastSeq !== null && envelope.seq > state.lastSeq + 1) {
+      state.catchUp = [envelope];
+      void this.#catchUp(envelope.room, state);
+      return;
+    }
+    this.#fanOut(state, envelope);
+  }
+
+  #fanOut(state: RoomState, envelope: DurableEnvelope): void {
+    state.lastSeq = envelope.seq;
+    const { io, metrics } = this.#opts;
+    const skipped = new Set<string>();
+    for (const [id, exclusion] of state.excluded) {
+      if (exclusion.held) {
+        exclusion.held.push(envelope);
+        skipped.add(id);
+      } else if (envelope.seq <= exclusion.through) {
+        skipped.add(id);
+        if (envelope.seq === exclusion.through) state.excluded.delete(id);
+      } else {
+        state.excluded.delete(id);
+      }
+    }
+    let broadcast = io.local.to(envelope.room);
+    if (skipped.size > 0) broadcast = broadcast.except([...skipped]);
+    broadcast.emit(envelope.type, envelope);
+    for (const member of state.members.values()) {
+      if (!member.socket && !skipped.has(member.id)) member.send(envelope);
+    }
+    metrics.messagesOut.inc({ type: envelope.type }, state.members.size - skipped.size);
+  }
+
+  /** Fills this instance's gap in `room` from history, then releases what arrived meanwhile. */
+  async #catchUp(room: string, state: RoomState): Promise<void> {
+    for (let attempt = 0; this.#rooms.get(room) === state; attempt += 1) {
+      try {
+        const history = await this.#opts.backplane.history(room, state.lastSeq, this.#opts.snapshotRecent ?? 50);
+        const waiting = state.catchUp ?? [];
+        state.catchUp = null;
+        if (history.mode === 'reset') {
+          this.#opts.log.warn({ room, lastSeq: state.lastSeq, seq: history.seq }, 'instance gap older than history; resetting room members');
+          state.lastSeq = history.seq;
+          const reset = controlEnvelope('room:reset', room, { snapshot: history.snapshot }, history.seq);
+          for (const member of state.members.values()) member.send(reset);
+        } else {
+          for (const envelope of history.envelopes) if (envelope.seq > (state.lastSeq ?? 0)) this.#fanOut(state, envelope);
+        }
+        for (const envelope of waiting.sort((a, b) => a.seq - b.seq)) this.#receive(envelope);
+        return;
+      } catch (err) {
+        this.#opts.log.warn({ err, room, attempt }, 'catch-up from history failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 2_000)));
+      }
+    }
+  }
+}

@@ -1,0 +1,87 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Envelope, ProtocolError, roomSchema, userRoom } from '../protocol/index.ts';
+import type { Authenticator } from './auth.ts';
+import type { RoomHub, RoomMember } from './room-hub.ts';
+import type { Metrics } from './metrics.ts';
+
+export interface SseOptions {
+  readonly hub: RoomHub;
+  readonly auth: Authenticator;
+  readonly metrics: Metrics;
+  /** Comment lines keep proxies from closing an idle stream. @default 15000 */
+  readonly heartbeatMs?: number;
+  /** A stream whose unsent bytes pass this is closed; the browser reconnects with Last-Event-ID. */
+  readonly maxBufferedBytes: number;
+  /** Open streams, closed on shutdown. */
+  readonly streams: Set<ServerResponse>;
+}
+
+/** `id:` is the seq (resume point), `event:` the envelope type, `data:` the envelope. */
+export function formatSse(envelope: Envelope): string {
+  const id = envelope.seq === null ? '' : `id: ${envelope.seq}\n`;
+  return `${id}event: ${envelope.type}\ndata: ${JSON.stringify(envelope)}\n\n`;
+}
+
+/**
+ * GET /sse?room=…: the room's envelopes as `text/event-stream`, resuming from `Last-Event-ID`
+ * (header, or `lastEventId` query for the first request) through the same history as Socket.IO.
+ */
+export async function handleSse(req: IncomingMessage, res: ServerResponse, url: URL, opts: SseOptions): Promise<void> {
+  const fail = (status: number, err: ProtocolError): void => {
+    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: false, error: err.toBody() }));
+  };
+  const room = roomSchema.safeParse(url.searchParams.get('room'));
+  if (!room.success) return fail(400, new ProtocolError('bad_request', `room: ${room.error.issues[0]?.message ?? 'invalid'}`));
+  const rawLastId = req.headers['last-event-id'] ?? url.searchParams.get('lastEventId');
+  const lastSeq = rawLastId === undefined || rawLastId === null || rawLastId === '' ? null : Number(rawLastId);
+  if (lastSeq !== null && !(Number.isSafeInteger(lastSeq) && lastSeq >= 0)) {
+    return fail(400, new ProtocolError('bad_request', `Last-Event-ID must be a seq (a non-negative integer), got ${JSON.stringify(rawLastId)}`));
+  }
+  const bearer = req.headers.authorization?.match(/^Bearer (.+)$/)?.[1];
+  let identity;
+  try {
+    identity = await opts.auth.authenticate({ token: bearer ?? url.searchParams.get('token') ?? undefined, userId: url.searchParams.get('userId') ?? undefined });
+  } catch (err) {
+    if (err instanceof ProtocolError) return fail(err.code === 'bad_request' ? 400 : 401, err);
+    throw err;
+  }
+  if (room.data.startsWith('user:') && room.data !== userRoom(identity.userId)) {
+    return fail(403, new ProtocolError('forbidden', `${room.data} belongs to another user`));
+  }
+
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
+  res.write(': stream open\n\n');
+  opts.streams.add(res);
+  opts.metrics.sseStreams.inc();
+  const member: RoomMember = {
+    id: `sse-${randomUUID()}`,
+    send(envelope) {
+      if (res.writableLength > opts.maxBufferedBytes) {
+        res.end();
+        return;
+      }
+      res.write(formatSse(envelope));
+    },
+  };
+  const heartbeat = setInterval(() => res.write(': ping\n\n'), opts.heartbeatMs ?? 15_000);
+  const expiry = identity.exp === null ? null : setTimeout(() => res.end(), Math.max(0, identity.exp * 1000 - Date.now()));
+  res.on('close', () => {
+    clearInterval(heartbeat);
+    if (expiry) clearTimeout(expiry);
+    opts.streams.delete(res);
+    opts.metrics.sseStreams.dec();
+    opts.hub.leave(member, room.data);
+  });
+  try {
+    await opts.hub.join(member, room.data, lastSeq);
+  } catch (err) {
+    const body = err instanceof ProtocolError ? err.toBody() : { code: 'internal', message: 'join failed' };
+    res.end(`event: error\ndata: ${JSON.stringify(body)}\n\n`);
+  }
+}
