@@ -1,0 +1,70 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { connectClient } from '../helpers/clients.ts';
+import { startGateway } from '../helpers/gateway.ts';
+import { freePort, waitFor } from '../helpers/ports.ts';
+import { startRedis } from '../helpers/redis.ts';
+
+const MAIN = fileURLToPath(new URL('../../app/gateway/main.ts', import.meta.url));
+
+describe('gateway start-up', () => {
+  const cleanups: (() => unknown)[] = [];
+  afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  it.each([
+    [{ ADAPTER: 'mongo' }, 'ADAPTER="mongo": must be one of memory, redis, redis-cluster'],
+    [{ PORT: 'eighty' }, 'PORT="eighty"'],
+    [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL="localhost:6379": must start with redis:// or rediss://'],
+    [{ AUTH_MODE: 'jwt' }, 'AUTH_MODE=jwt needs one of JWT_SECRET, JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE'],
+  ])('refuses bad configuration %j with exit code 2 and a message naming the variable', (env, message) => {
+    const result = spawnSync(process.execPath, [MAIN], { env: { PATH: process.env.PATH, AUTH_MODE: 'none', ...env }, encoding: 'utf8', timeout: 20_000 });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(message);
+    expect(result.stderr).toContain('README.md');
+  });
+
+  it('answers /readyz 503 while Redis is unreachable at start-up, and 200 once it is up', async () => {
+    const redisPort = await freePort();
+    const [gateway, stop] = await startGateway({ env: { ADAPTER: 'redis', REDIS_URL: `redis://127.0.0.1:${redisPort}` }, waitUntil: 'alive' });
+    cleanups.push(stop);
+    const notReady = await fetch(`${gateway.url}/readyz`);
+    expect(notReady.status).toBe(503);
+    expect(await notReady.json()).toMatchObject({ ready: false, backplane: false });
+    expect((await fetch(`${gateway.url}/healthz`)).status).toBe(200);
+
+    const [, stopRedis] = await startRedis({ port: redisPort });
+    cleanups.push(stopRedis);
+    await waitFor('/readyz 200 after Redis came up', async () => (await fetch(`${gateway.url}/readyz`)).status === 200);
+    const [client, close] = await connectClient(gateway.url);
+    cleanups.push(close);
+    expect(await client.request('counter:increment', {})).toMatchObject({ ok: true, value: 1 });
+  });
+
+  it('runs embedded (in-memory adapter, one process) with the same contract, and serves the demo page', async () => {
+    const [gateway, stop] = await startGateway({ env: { ADAPTER: 'memory' } });
+    cleanups.push(stop);
+    const page = await fetch(gateway.url);
+    expect(page.headers.get('content-type')).toMatch(/text\/html/);
+    expect(await page.text()).toContain('Live counter');
+    expect((await fetch(`${gateway.url}/app.js`)).status).toBe(200);
+
+    const [first, closeFirst] = await connectClient(gateway.url);
+    cleanups.push(closeFirst);
+    const [second, closeSecond] = await connectClient(gateway.url);
+    cleanups.push(closeSecond);
+    await second.request('room:join', { room: 'counter:global' });
+    expect(await first.request('counter:increment', { by: 2 })).toMatchObject({ ok: true, value: 2 });
+    await waitFor('the counter update on the other tab', () => second.received.length === 1);
+    const { seq } = second.received[0]!;
+    closeSecond();
+    await first.request('counter:increment', {});
+    await first.request('counter:increment', {});
+    const [again, closeAgain] = await connectClient(gateway.url);
+    cleanups.push(closeAgain);
+    expect(await again.request('room:join', { room: 'counter:global', lastSeq: seq })).toMatchObject({ resume: 'replay', replayed: 2 });
+    expect(again.received.map((e) => (e.payload as { value: number }).value)).toEqual([3, 4]);
+  });
+});
