@@ -47,7 +47,7 @@ lint: node_modules ## Type-check and lint.
 	npm run lint
 
 .PHONY: test
-test: node_modules tools ## Run every test suite (unit, integration, chaos at CI size, browser, control plane).
+test: system-deps node_modules tools ## Run every test suite (unit, integration, chaos at CI size, browser, control plane).
 	npm test
 
 .PHONY: dev
@@ -73,6 +73,10 @@ charts: node_modules ## Generate the Helm chart in charts/ from the cdk8s constr
 	node infra/chart/generate.ts
 
 ##@ Tools
+
+.PHONY: system-deps
+system-deps: ## Install the Debian packages tests run for real (redis-server, haproxy, chromium) if missing.
+	bash scripts/system-deps.sh
 
 .PHONY: tools
 tools: ## Build pinned helm, kube-apiserver, kube-controller-manager and etcd into ./bin, and fetch CRDs.

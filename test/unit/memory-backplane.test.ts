@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { createMemoryBackplane } from '../../app/gateway/backplane/memory.ts';
+
+describe('the in-memory backplane', () => {
+  it('assigns contiguous seqs from a clock-derived origin and replays what a client missed', async () => {
+    const backplane = createMemoryBackplane({ historySize: 3 });
+    const before = Date.now() * 1000;
+    const first = await backplane.publish({ room: 'chat:x', type: 'chat:message', payload: { text: 'a' }, from: 'u' });
+    expect(first.seq).toBeGreaterThan(before);
+    const second = await backplane.publish({ room: 'chat:x', type: 'chat:message', payload: { text: 'b' }, from: 'u' });
+    expect(second.seq).toBe(first.seq + 1);
+    expect(await backplane.history('chat:x', first.seq, 10)).toEqual({ mode: 'replay', seq: second.seq, envelopes: [second] });
+    expect(await backplane.history('chat:x', second.seq, 10)).toEqual({ mode: 'replay', seq: second.seq, envelopes: [] });
+  });
+
+  it('resets when the gap is older than the history or the client is ahead of the room', async () => {
+    const backplane = createMemoryBackplane({ historySize: 2 });
+    const envelopes = [];
+    for (let i = 0; i < 4; i += 1) envelopes.push(await backplane.publish({ room: 'counter:c', type: 'counter:changed', counterBy: 1, from: 'u' }));
+    const stale = await backplane.history('counter:c', envelopes[0]!.seq, 1);
+    expect(stale).toMatchObject({ mode: 'reset', seq: envelopes[3]!.seq, snapshot: { state: { value: 4 } } });
+    expect(stale.mode === 'reset' && stale.snapshot.recent.map((e) => e.seq)).toEqual([envelopes[3]!.seq]);
+    expect((await backplane.history('counter:c', envelopes[3]!.seq + 5, 0)).mode).toBe('reset');
+  });
+});
