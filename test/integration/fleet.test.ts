@@ -96,6 +96,40 @@ describe('a gateway fleet on the Redis backplane', () => {
     expect(seqs).toEqual(seqs.map((_, i) => lastSeq + 1 + i));
   });
 
+  it('resumes exactly once, in order, while the room is being published to from other instances', async () => {
+    const room = 'chat:busy';
+    const [publisherA, publisherB] = await Promise.all([client(a, 'pa'), client(b, 'pb')]);
+    let publishing = true;
+    const flood = async (p: TestClient, name: string) => {
+      for (let i = 0; publishing && i < 400; i += 1) {
+        await p.request('chat:send', { room, text: `${name}-${i}` });
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    };
+    const floods = Promise.all([flood(publisherA, 'a'), flood(publisherB, 'b')]);
+    const resumers: { client: TestClient; from: number; mode: string }[] = [];
+    for (let i = 0; i < 6; i += 1) {
+      // Join, drop, come back on another instance a few messages later (HISTORY_SIZE is 20).
+      const [before, dropBefore] = await connectClient([a, b, c][i % 3]!.url, { userId: `resumer-${i}` });
+      const fresh = (await before.request('room:join', { room })) as unknown as { seq: number };
+      dropBefore();
+      await new Promise((r) => setTimeout(r, 10));
+      const after = await client([a, b, c][(i + 1) % 3]!, `resumer-${i}`);
+      const join = (await after.request('room:join', { room, lastSeq: fresh.seq })) as unknown as { resume: string };
+      const reset = after.control.find((e) => e.type === 'room:reset');
+      resumers.push({ client: after, from: reset ? reset.seq! : fresh.seq, mode: join.resume });
+    }
+    publishing = false;
+    await floods;
+    const last = (await publisherA.request('chat:send', { room, text: 'end' })) as unknown as { seq: number };
+    expect(resumers.some((r) => r.mode === 'replay')).toBe(true);
+    for (const { client: resumer, from } of resumers) {
+      await waitFor('the final message', () => resumer.received.some((e) => e.seq === last.seq));
+      const seqs = resumer.received.filter((e) => e.room === room).map((e) => e.seq);
+      expect(seqs).toEqual(Array.from({ length: last.seq - from }, (_, i) => from + 1 + i));
+    }
+  });
+
   it('answers a gap older than the history with room:reset and a snapshot', async () => {
     const room = 'counter:old-gap';
     const publisher = await client(a);
