@@ -1,0 +1,17 @@
+// Peer: a single Socket.IO process with the in-memory adapter: join a room, broadcast to it, ack the sender.
+import { createServer } from 'node:http';
+import { Server } from 'socket.io';
+
+const http = createServer();
+const io = new Server(http, { serveClient: false });
+io.on('connection', (socket) => {
+  socket.on('join', (room: string, ack: () => void) => {
+    void socket.join(room);
+    ack();
+  });
+  socket.on('send', (msg: { room: string; text: string }, ack: () => void) => {
+    io.to(msg.room).emit('message', msg);
+    ack();
+  });
+});
+http.listen(Number(process.env.PORT), '127.0.0.1', () => process.send?.('ready'));
