@@ -3,7 +3,7 @@
 # cluster), haproxy, chromium, openssl. Idempotent: installs only what is missing.
 set -euo pipefail
 
-declare -A wanted=([redis-server]=redis-server [redis-cli]=redis-tools [haproxy]=haproxy [chromium]=chromium [openssl]=openssl)
+declare -A wanted=([redis-server]=redis-server [redis-cli]=redis-tools [haproxy]=haproxy [chromium]=chromium [openssl]=openssl [shellcheck]=shellcheck)
 missing=()
 for bin in "${!wanted[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("${wanted[$bin]}")

@@ -22,11 +22,12 @@ describe('a gateway fleet on the Redis backplane', () => {
     const [redis, stopRedis] = await startRedis();
     cleanups.push(stopRedis);
     const env = { ADAPTER: 'redis', REDIS_URL: redis.url, HISTORY_SIZE: '20' };
-    [a, b, c] = await Promise.all(['a', 'b', 'c'].map(async (name) => {
+    const started = await Promise.all(['a', 'b', 'c'].map(async (name) => {
       const [gw, stop] = await startGateway({ env, pod: `gw-${name}` });
       cleanups.push(stop);
       return gw;
     }));
+    [a, b, c] = started as [GatewayProcess, GatewayProcess, GatewayProcess];
   });
   afterAll(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();

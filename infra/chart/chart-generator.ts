@@ -1,0 +1,500 @@
+import { App, Chart } from 'cdk8s';
+import { stringify } from 'yaml';
+import { SETTINGS } from '../../app/gateway/config.ts';
+import { resolveDrainTiming } from '../drain-timing.ts';
+import { OWNED_SETTINGS } from '../gateway.ts';
+import { RealtimeGateway } from '../realtime-gateway.ts';
+import type { Manifest } from '../synth.ts';
+import { CHART_NAME, DEFAULT_VALUES, identityFor, propsFromValues, type ChartIdentity, type ChartValues, type HelmContext } from './values.ts';
+
+/**
+ * Generates the Helm chart's templates from the constructs: synthesize with a sentinel for every
+ * value, turn sentinels into `{{ }}` expressions, and synthesize every structural variant (entry kind,
+ * autoscaling mode, Redis mode, TLS, host, auth secret, ...) so objects and fields that exist only in
+ * some variants are wrapped in `{{- if }}` with conditions computed from where they appear.
+ */
+
+/** Synthesizes the objects the chart renders for `values` (tests compare this with `helm template`). */
+export function synthChartObjects(
+  values: ChartValues,
+  context: HelmContext,
+  identity: ChartIdentity = identityFor(values, context),
+  generated?: Parameters<typeof propsFromValues>[2],
+): Manifest[] {
+  const app = new App({ outdir: '/nonexistent' });
+  const chart = new Chart(app, 'chart', { namespace: context.namespace, disableResourceNameHashes: true });
+  new RealtimeGateway(chart, 'RealtimeGateway', propsFromValues(values, identity, generated));
+  return chart.toJson() as Manifest[];
+}
+
+// ---- dimensions: values that change which objects or fields exist ----
+
+type Assignment = Record<string, string>;
+
+interface Dimension {
+  readonly key: string;
+  readonly options: readonly string[];
+  /** The dimension matters only when this holds; otherwise every option renders the same. */
+  readonly onlyWhen?: (a: Assignment) => boolean;
+  apply(values: ChartValues, option: string): void;
+  condition(option: string): string;
+}
+
+const DIMENSIONS: readonly Dimension[] = [
+  {
+    key: 'autoscaling.mode',
+    options: ['hpa', 'keda', 'none'],
+    apply: (v, o) => (v.autoscaling.mode = o as ChartValues['autoscaling']['mode']),
+    condition: (o) => `eq $.Values.autoscaling.mode "${o}"`,
+  },
+  {
+    key: 'entry.kind',
+    options: ['gatewayApi', 'ingress'],
+    apply: (v, o) => (v.entry.kind = o as ChartValues['entry']['kind']),
+    condition: (o) => `eq $.Values.entry.kind "${o}"`,
+  },
+  {
+    key: 'entry.ingress.controller',
+    options: ['nginx', 'traefik'],
+    onlyWhen: (a) => a['entry.kind'] === 'ingress',
+    apply: (v, o) => (v.entry.ingress.controller = o as ChartValues['entry']['ingress']['controller']),
+    condition: (o) => `eq $.Values.entry.ingress.controller "${o}"`,
+  },
+  {
+    key: 'entry.tls.enabled',
+    options: ['false', 'true'],
+    apply: (v, o) => (v.entry.tls.enabled = o === 'true'),
+    condition: (o) => (o === 'true' ? '$.Values.entry.tls.enabled' : 'not $.Values.entry.tls.enabled'),
+  },
+  {
+    key: 'entry.host',
+    options: ['empty', 'set'],
+    apply: (v, o) => {
+      if (o === 'empty') v.entry.host = '';
+    },
+    condition: (o) => (o === 'set' ? '$.Values.entry.host' : 'not $.Values.entry.host'),
+  },
+  {
+    key: 'redis.mode',
+    options: ['internal', 'external'],
+    apply: (v, o) => (v.redis.mode = o as ChartValues['redis']['mode']),
+    condition: (o) => `eq $.Values.redis.mode "${o}"`,
+  },
+  {
+    key: 'redis.external.cluster',
+    options: ['false', 'true'],
+    onlyWhen: (a) => a['redis.mode'] === 'external',
+    apply: (v, o) => (v.redis.external.cluster = o === 'true'),
+    condition: (o) => (o === 'true' ? '$.Values.redis.external.cluster' : 'not $.Values.redis.external.cluster'),
+  },
+  {
+    key: 'auth.existingSecret',
+    options: ['empty', 'set'],
+    apply: (v, o) => {
+      if (o === 'empty') v.auth.existingSecret = '';
+    },
+    condition: (o) => (o === 'set' ? '$.Values.auth.existingSecret' : 'not $.Values.auth.existingSecret'),
+  },
+];
+
+/** Values that are passed whole (`toYaml`), not leaf by leaf. */
+const BLOCK_VALUES = ['resources', 'redis.internal.resources'];
+/** Leaves set by dimensions or handled specially. */
+const NON_SENTINEL_LEAVES = new Set([
+  ...DIMENSIONS.map((d) => d.key).filter((k) => k !== 'entry.host' && k !== 'auth.existingSecret'),
+  'drain.terminationGracePeriodSeconds',
+  'nameOverride',
+  'fullnameOverride',
+]);
+/** Leaves that must be set when used; the expression fails the render with this message otherwise. */
+const REQUIRED_LEAVES: Record<string, string> = {
+  'redis.external.secretName': 'redis.external.secretName is required with redis.mode=external',
+  'entry.tls.secretName': 'entry.tls.secretName is required with entry.tls.enabled=true',
+};
+
+const CONTEXT_SENTINELS: Record<string, string> = {
+  __HV_NAME__: 'include "realtime-gateway.name" $',
+  __HV_FULLNAME__: 'include "realtime-gateway.fullname" $',
+  __HV_RELEASE__: '$.Release.Name',
+  __HV_NAMESPACE__: '$.Release.Namespace',
+  __HV_APPVERSION__: '$.Chart.AppVersion',
+  __HV_SERVICE__: '$.Release.Service',
+  __HV_CHART__: 'include "realtime-gateway.chart" $',
+  __HV_GENREDISPASSWORD__: generatedValue('-redis', 'password'),
+  __HV_GENJWTSECRET__: generatedValue('-auth', 'jwt-secret'),
+  __HV_GENADMINTOKEN__: generatedValue('-auth', 'admin-token'),
+};
+
+function generatedValue(suffix: string, key: string): string {
+  return `include "realtime-gateway.generatedValue" (dict "context" $ "secret" (printf "%s${suffix}" (include "realtime-gateway.fullname" $)) "key" "${key}")`;
+}
+
+const SENTINEL_PATTERN = /__HV_[A-Z0-9]+__/g;
+const BLOCK_KEY = 'helmGeneratorBlock';
+const SETTINGS_MARKER = 'HELMSETTINGSX';
+
+interface SentinelTable {
+  readonly strings: Map<string, string>; // sentinel → expression
+  readonly numbers: Map<number, string>; // sentinel → expression (integer-valued)
+  readonly numberStrings: Map<string, string>; // String(derived or numeric sentinel) → expression
+  readonly paths: Map<string, string>; // sentinel → value path (for messages)
+}
+
+function sentinelValues(): { values: ChartValues; table: SentinelTable } {
+  const values = structuredClone(DEFAULT_VALUES);
+  const table: SentinelTable = { strings: new Map(), numbers: new Map(), numberStrings: new Map(), paths: new Map() };
+  let index = 0;
+  const walk = (node: Record<string, unknown>, prefix: string) => {
+    for (const [key, value] of Object.entries(node)) {
+      const path = prefix ? `${prefix}.${key}` : key;
+      if (BLOCK_VALUES.includes(path)) {
+        node[key] = { [BLOCK_KEY]: path };
+      } else if (NON_SENTINEL_LEAVES.has(path) || path === 'settings') {
+        continue;
+      } else if (typeof value === 'string' || typeof value === 'boolean') {
+        if (typeof value === 'boolean') continue;
+        const sentinel = `__HV_V${index++}__`;
+        node[key] = sentinel;
+        const expression = REQUIRED_LEAVES[path] ? `required "${REQUIRED_LEAVES[path]}" $.Values.${path}` : `$.Values.${path}`;
+        table.strings.set(sentinel, expression);
+        table.paths.set(sentinel, path);
+      } else if (typeof value === 'number') {
+        const sentinel = 9_100_000 + index++;
+        node[key] = sentinel;
+        table.numbers.set(sentinel, `$.Values.${path} | int`);
+        table.numberStrings.set(String(sentinel), `$.Values.${path} | int`);
+        table.paths.set(String(sentinel), path);
+      } else if (value && typeof value === 'object') {
+        walk(value as Record<string, unknown>, path);
+      }
+    }
+  };
+  walk(values as unknown as Record<string, unknown>, '');
+  for (const [sentinel, expression] of Object.entries(CONTEXT_SENTINELS)) table.strings.set(sentinel, expression);
+  // Derived drain numbers: computed from the sentinels, so they are recognisable in the output.
+  const drain = resolveDrainTiming({ ...values.drain, terminationGracePeriodSeconds: undefined });
+  table.numbers.set(drain.terminationGracePeriodSeconds, 'include "realtime-gateway.terminationGracePeriodSeconds" $ | int');
+  table.numberStrings.set(String(drain.shutdownDeadlineMs), 'include "realtime-gateway.shutdownDeadlineMs" $');
+  return { values, table };
+}
+
+const SENTINEL_IDENTITY: ChartIdentity = {
+  name: '__HV_NAME__',
+  fullname: '__HV_FULLNAME__',
+  instance: '__HV_RELEASE__',
+  version: '__HV_APPVERSION__',
+  managedBy: '__HV_SERVICE__',
+  chartLabel: '__HV_CHART__',
+};
+const SENTINEL_GENERATED = {
+  redisPassword: '__HV_GENREDISPASSWORD__',
+  auth: { 'jwt-secret': '__HV_GENJWTSECRET__', 'admin-token': '__HV_GENADMINTOKEN__' },
+};
+
+// ---- sentinels → template text ----
+
+class Markers {
+  private readonly texts: string[] = [];
+  inline(text: string): string {
+    let i = this.texts.indexOf(text);
+    if (i < 0) i = this.texts.push(text) - 1;
+    return `HELMTPL${String(i).padStart(4, '0')}X`;
+  }
+  block(path: string): string {
+    return `HELMBLK${path.replaceAll('.', 'DOT')}X`;
+  }
+  finish(yamlText: string): string {
+    let out = yamlText.replace(/^( *)(- )?([^:\n]+): HELMBLK(\w+)X$/gm, (_m, indent: string, dash: string | undefined, key: string, path: string) => {
+      const column = indent.length + (dash ? 2 : 0);
+      const valuePath = path.replaceAll('DOT', '.');
+      return `${indent}${dash ?? ''}${key}:\n${' '.repeat(column + 2)}{{- toYaml $.Values.${valuePath} | nindent ${column + 2} }}`;
+    });
+    out = out.replace(new RegExp(`^( *)${SETTINGS_MARKER}: x$`, 'gm'), (_m, indent: string) =>
+      [`${indent}{{- range $key, $value := $.Values.settings }}`, `${indent}{{ $key }}: {{ $value | quote }}`, `${indent}{{- end }}`].join('\n'),
+    );
+    return out.replace(/HELMTPL(\d{4})X/g, (_m, i: string) => this.texts[Number(i)]!);
+  }
+}
+
+function templatize(node: unknown, table: SentinelTable, markers: Markers, key?: string): unknown {
+  if (key === 'checksum/config') {
+    return markers.inline('{{ include (print $.Template.BasePath "/gateway-configmap.yaml") $ | sha256sum }}');
+  }
+  if (typeof node === 'number') {
+    const expression = table.numbers.get(node);
+    return expression ? markers.inline(`{{ ${expression} }}`) : node;
+  }
+  if (typeof node === 'string') {
+    const whole = table.strings.get(node);
+    if (whole) return markers.inline(`{{ ${whole} | quote }}`);
+    const numeric = table.numberStrings.get(node);
+    if (numeric) return markers.inline(`{{ ${numeric} | quote }}`);
+    if (/__HV_[A-Z0-9]+__/.test(node)) {
+      const text = node.replace(SENTINEL_PATTERN, (s) => {
+        const expression = table.strings.get(s);
+        if (!expression) throw new Error(`unknown sentinel ${s} in ${JSON.stringify(node)}`);
+        return `{{ ${expression} }}`;
+      });
+      return markers.inline(`"${text.replaceAll('\\', '\\\\')}"`);
+    }
+    return node;
+  }
+  if (Array.isArray(node)) return node.map((item) => templatize(item, table, markers));
+  if (node && typeof node === 'object') {
+    const record = node as Record<string, unknown>;
+    if (typeof record[BLOCK_KEY] === 'string') return markers.block(record[BLOCK_KEY]);
+    return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, templatize(v, table, markers, k)]));
+  }
+  return node;
+}
+
+// ---- conditions ----
+
+type Term = Map<string, Set<string>>;
+
+function minimize(assignments: readonly Assignment[], dims: readonly Dimension[]): Term[] {
+  let terms: Term[] = assignments.map((a) => new Map(dims.map((d) => [d.key, new Set([a[d.key]!])])));
+  const same = (x: Set<string>, y: Set<string>) => x.size === y.size && [...x].every((v) => y.has(v));
+  for (let merged = true; merged; ) {
+    merged = false;
+    outer: for (let i = 0; i < terms.length; i++) {
+      for (let j = i + 1; j < terms.length; j++) {
+        const differing = dims.filter((d) => !same(terms[i]!.get(d.key)!, terms[j]!.get(d.key)!));
+        if (differing.length <= 1) {
+          const union = new Map(terms[i]!);
+          for (const d of differing) union.set(d.key, new Set([...terms[i]!.get(d.key)!, ...terms[j]!.get(d.key)!]));
+          terms = [...terms.filter((_, k) => k !== i && k !== j), union];
+          merged = true;
+          break outer;
+        }
+      }
+    }
+  }
+  return terms;
+}
+
+function conditionText(terms: readonly Term[], dims: readonly Dimension[]): string {
+  const termTexts = terms.map((term) => {
+    const parts = dims
+      .filter((d) => term.get(d.key)!.size < d.options.length)
+      .map((d) => {
+        const options = [...term.get(d.key)!];
+        return options.length === 1 ? d.condition(options[0]!) : `or ${options.map((o) => `(${d.condition(o)})`).join(' ')}`;
+      });
+    if (parts.length === 0) return 'true';
+    return parts.length === 1 ? parts[0]! : `and ${parts.map((p) => `(${p})`).join(' ')}`;
+  });
+  return termTexts.length === 1 ? termTexts[0]! : `or ${termTexts.map((t) => `(${t})`).join(' ')}`;
+}
+
+function allAssignments(): Assignment[] {
+  let result: Assignment[] = [{}];
+  for (const d of DIMENSIONS) result = result.flatMap((a) => d.options.map((o) => ({ ...a, [d.key]: o })));
+  return result;
+}
+
+/** The representative assignment whose synth stands for `a` (dimensions that do not matter there are fixed). */
+function canonical(a: Assignment): Assignment {
+  const c = { ...a };
+  for (const d of DIMENSIONS) if (d.onlyWhen && !d.onlyWhen(c)) c[d.key] = d.options[0]!;
+  return c;
+}
+
+// ---- merging variants of one object ----
+
+/**
+ * Merges two renderings of an object line by line (longest common subsequence): shared lines stay,
+ * each differing stretch becomes `{{- if cond }} <when> {{- else }} <otherwise> {{- end }}`. A merged
+ * if-block is one unit afterwards, so later merges never split it and nesting stays well formed.
+ */
+function mergeUnits(when: readonly string[], otherwise: readonly string[], condition: string): string[] {
+  const n = when.length;
+  const m = otherwise.length;
+  const lcs: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = m - 1; j >= 0; j--) {
+      lcs[i]![j] = when[i] === otherwise[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
+    }
+  }
+  const out: string[] = [];
+  let a: string[] = [];
+  let b: string[] = [];
+  const flush = () => {
+    if (a.length === 0 && b.length === 0) return;
+    const lines =
+      a.length === 0
+        ? [`{{- if not (${condition}) }}`, ...b]
+        : b.length === 0
+          ? [`{{- if ${condition} }}`, ...a]
+          : [`{{- if ${condition} }}`, ...a, '{{- else }}', ...b];
+    out.push([...lines, '{{- end }}'].join('\n'));
+    a = [];
+    b = [];
+  };
+  let i = 0;
+  let j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && when[i] === otherwise[j]) {
+      flush();
+      out.push(when[i]!);
+      i++;
+      j++;
+    } else if (j >= m || (i < n && lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) {
+      a.push(when[i++]!);
+    } else {
+      b.push(otherwise[j++]!);
+    }
+  }
+  flush();
+  return out;
+}
+
+// ---- putting it together ----
+
+export interface GeneratedTemplates {
+  /** File name under templates/ → content. */
+  readonly files: Record<string, string>;
+}
+
+function objectKey(m: Manifest): string {
+  return `${m.metadata.labels?.['app.kubernetes.io/component'] ?? 'misc'}-${m.kind.toLowerCase()}`;
+}
+
+export function generateTemplates(): GeneratedTemplates {
+  const { values: sentinels, table } = sentinelValues();
+  const rendered = new Map<string, Map<string, string>>(); // canonical assignment → object key → text
+  const invalid = new Map<string, string>(); // canonical assignment → error
+  const render = (a: Assignment) => {
+    const id = JSON.stringify(a);
+    if (rendered.has(id) || invalid.has(id)) return;
+    const values = structuredClone(sentinels);
+    for (const d of DIMENSIONS) d.apply(values, a[d.key]!);
+    let manifests: Manifest[];
+    try {
+      manifests = synthChartObjects(values, { release: '__HV_RELEASE__', namespace: '__HV_NAMESPACE__' }, SENTINEL_IDENTITY, SENTINEL_GENERATED);
+    } catch (error) {
+      invalid.set(id, (error as Error).message.replace(SENTINEL_PATTERN, (s) => table.paths.get(s) ?? s));
+      return;
+    }
+    const markers = new Markers();
+    const texts = new Map<string, string>();
+    for (const m of manifests) {
+      const key = objectKey(m);
+      if (texts.has(key)) throw new Error(`two objects map to template ${key}.yaml; give them distinct components`);
+      const object = templatize(m, table, markers) as Record<string, unknown>;
+      if (key === 'gateway-configmap') (object.data as Record<string, string>)[SETTINGS_MARKER] = 'x';
+      texts.set(key, markers.finish(stringify(object, { lineWidth: 0, version: '1.1' })).trimEnd());
+    }
+    rendered.set(id, texts);
+  };
+  const assignments = allAssignments();
+  for (const a of assignments) render(canonical(a));
+  const textOf = (a: Assignment, key: string) => rendered.get(JSON.stringify(canonical(a)))?.get(key);
+  const validAssignments = assignments.filter((a) => !invalid.has(JSON.stringify(canonical(a))));
+
+  const keys = new Set<string>();
+  for (const texts of rendered.values()) for (const key of texts.keys()) keys.add(key);
+  const files: Record<string, string> = {};
+  const header = '{{- /* Generated by infra/chart/generate.ts from the cdk8s constructs in infra/. Do not edit. */ -}}\n';
+  for (const key of [...keys].sort()) {
+    // Dimensions that change this object somewhere.
+    const relevant = DIMENSIONS.filter((d) =>
+      validAssignments.some((a) =>
+        d.options.some((o) => {
+          const b = { ...a, [d.key]: o };
+          return !invalid.has(JSON.stringify(canonical(b))) && textOf(b, key) !== textOf(a, key);
+        }),
+      ),
+    );
+    const build = (dims: readonly Dimension[], fixed: Assignment): string[] | null => {
+      if (dims.length === 0) {
+        const a = { ...validAssignments[0]!, ...fixed };
+        // Combinations the constructs refuse are don't-cares: validate.yaml fails them anyway.
+        if (invalid.has(JSON.stringify(canonical(a)))) return null;
+        const text = textOf(a, key);
+        return text === undefined ? [] : text.split('\n');
+      }
+      const [dim, ...rest] = dims;
+      let merged: string[] | null = null;
+      for (const option of dim!.options) {
+        const units = build(rest, { ...fixed, [dim!.key]: option });
+        if (units === null) continue;
+        merged = merged === null ? units : mergeUnits(units, merged, dim!.condition(option));
+      }
+      return merged;
+    };
+    // Fix the irrelevant dimensions to a valid assignment's values; vary only the relevant ones.
+    const base = Object.fromEntries(DIMENSIONS.filter((d) => !relevant.includes(d)).map((d) => [d.key, validAssignments[0]![d.key]!]));
+    const body = (build(relevant, base) ?? []).join('\n');
+    files[`${key}.yaml`] = `${header}${body}\n`;
+  }
+
+  // Value combinations the constructs refuse fail the render with the constructs' own message.
+  const checks: string[] = [];
+  const byMessage = new Map<string, Assignment[]>();
+  for (const a of assignments) {
+    const message = invalid.get(JSON.stringify(canonical(a)));
+    if (message) byMessage.set(message, [...(byMessage.get(message) ?? []), a]);
+  }
+  for (const [message, group] of byMessage) {
+    checks.push(`{{- if ${conditionText(minimize(group, DIMENSIONS), DIMENSIONS)} }}`, `{{- fail ${JSON.stringify(message)} }}`, '{{- end }}');
+  }
+  files['validate.yaml'] = `${header}{{- include "realtime-gateway.validateSettings" $ }}\n${checks.join('\n')}\n`;
+  return { files };
+}
+
+/** _helpers.tpl: names, labels' chart value, generated Secret values, settings checks, drain derivation. */
+export function helpersTemplate(drainHelpers: string): string {
+  const known = Object.keys(SETTINGS).map((k) => JSON.stringify(k)).join(' ');
+  const owned = OWNED_SETTINGS.map((k) => JSON.stringify(k)).join(' ');
+  return `{{- /* Generated by infra/chart/generate.ts. Do not edit. */ -}}
+
+{{- define "realtime-gateway.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Base name of every object: fullnameOverride, else the release name (if it contains the chart name), else <release>-<name>. */}}
+{{- define "realtime-gateway.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "realtime-gateway.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* A generated secret value: the existing one on upgrade (lookup), else a new random one. */}}
+{{- define "realtime-gateway.generatedValue" -}}
+{{- $existing := lookup "v1" "Secret" .context.Release.Namespace .secret -}}
+{{- if and $existing $existing.data (hasKey $existing.data .key) -}}
+{{- index $existing.data .key | b64dec -}}
+{{- else -}}
+{{- randAlphaNum 43 -}}
+{{- end -}}
+{{- end -}}
+
+{{/* settings: only names the gateway knows (app/gateway/config.ts), and none the chart sets itself. */}}
+{{- define "realtime-gateway.validateSettings" -}}
+{{- $known := list ${known} -}}
+{{- $owned := list ${owned} -}}
+{{- range $key, $value := .Values.settings -}}
+{{- if not (has $key $known) -}}
+{{- fail (printf "settings.%s is not a gateway setting (see the configuration table in README.md)" $key) -}}
+{{- end -}}
+{{- if has $key $owned -}}
+{{- fail (printf "settings.%s is set by the chart itself; use its value instead" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+${drainHelpers}`;
+}
+
+export { CHART_NAME };

@@ -1,0 +1,42 @@
+import { KIND_NODE_PORT } from '../profiles/kind.ts';
+
+/** NOTES.txt: how to reach and verify the release. */
+export function notesTemplate(): string {
+  return `{{- $fullname := include "realtime-gateway.fullname" . -}}
+Realtime gateway {{ .Chart.AppVersion }} is installed as release {{ .Release.Name }} in namespace {{ .Release.Namespace }}.
+
+1. Wait for the gateway pods (readiness is GET /readyz):
+
+   kubectl -n {{ .Release.Namespace }} rollout status deployment/{{ $fullname }}
+{{- if eq .Values.redis.mode "internal" }}
+   kubectl -n {{ .Release.Namespace }} rollout status statefulset/{{ $fullname }}-redis
+{{- end }}
+
+2. Reach it:
+{{- if eq .Values.entry.kind "gatewayApi" }}
+   Gateway {{ $fullname }} (class {{ .Values.entry.className }}) routes to it with cookie "{{ .Values.entry.cookieName }}" session persistence.
+   kubectl -n {{ .Release.Namespace }} get gateway/{{ $fullname }} httproute/{{ $fullname }}
+   {{- if .Values.entry.host }}
+   Open {{ if .Values.entry.tls.enabled }}https{{ else }}http{{ end }}://{{ .Values.entry.host }}/
+   {{- else }}
+   Open http://<gateway address>:{{ .Values.entry.gatewayApi.listenerPort }}/ (on kind with make up: http://localhost:8080/, NodePort ${KIND_NODE_PORT}).
+   {{- end }}
+   The route needs the Gateway API experimental channel (sessionPersistence); with standard-channel CRDs the field is dropped silently.
+{{- else }}
+   Ingress {{ $fullname }} (class {{ .Values.entry.className }}, {{ .Values.entry.ingress.controller }} annotations) routes to it with cookie "{{ .Values.entry.cookieName }}".
+   kubectl -n {{ .Release.Namespace }} get ingress/{{ $fullname }}
+{{- end }}
+   Without an entry: kubectl -n {{ .Release.Namespace }} port-forward service/{{ $fullname }} 3000:3000, then http://localhost:3000/
+
+3. Verify:
+   curl -fsS http://localhost:3000/readyz     # through the port-forward above
+   curl -fsS http://localhost:3000/metrics | head
+{{- if eq .Values.autoscaling.mode "hpa" }}
+   kubectl -n {{ .Release.Namespace }} get hpa/{{ $fullname }}        # needs metrics-server
+{{- else if eq .Values.autoscaling.mode "keda" }}
+   kubectl -n {{ .Release.Namespace }} get scaledobject/{{ $fullname }}   # needs KEDA
+{{- end }}
+
+Clients authenticate with HS256 JWTs signed with the "jwt-secret" key of Secret {{ .Values.auth.existingSecret | default (printf "%s-auth" $fullname) }}.
+`;
+}

@@ -1,0 +1,277 @@
+import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
+import type { SettingName } from '../../app/gateway/config.ts';
+import type { RealtimeGatewayProps } from '../realtime-gateway.ts';
+import { APP_VERSION } from '../profiles/common.ts';
+
+export const CHART_NAME = 'realtime-gateway';
+export const CHART_VERSION = APP_VERSION;
+
+/** The chart's values. Defaults equal the kind profile (tested), documented in VALUE_DOCS. */
+export interface ChartValues {
+  nameOverride: string;
+  fullnameOverride: string;
+  image: { repository: string; tag: string; pullPolicy: 'Always' | 'IfNotPresent' | 'Never' };
+  replicaCount: number;
+  autoscaling: {
+    mode: 'hpa' | 'keda' | 'none';
+    minReplicas: number;
+    maxReplicas: number;
+    targetCPUUtilizationPercentage: number;
+    targetMemoryUtilizationPercentage: number;
+    scaleUpPods: number;
+    scaleDownStabilizationSeconds: number;
+    scaleDownPeriodSeconds: number;
+    keda: { socketsPerPod: number; socketsPath: string };
+  };
+  resources: IResourceRequirements;
+  entry: {
+    kind: 'gatewayApi' | 'ingress';
+    className: string;
+    host: string;
+    cookieName: string;
+    tls: { enabled: boolean; secretName: string };
+    gatewayApi: { listenerPort: number };
+    ingress: { controller: 'nginx' | 'traefik'; timeoutSeconds: number };
+  };
+  redis: {
+    mode: 'internal' | 'external';
+    internal: { image: string; storageSize: string; resources: IResourceRequirements };
+    external: { secretName: string; urlKey: string; passwordKey: string; cluster: boolean };
+  };
+  drain: {
+    preStopSeconds: number;
+    noticeDelayMs: number;
+    windowMs: number;
+    ratePerSecond: number;
+    jitterMs: number;
+    marginSeconds: number;
+    terminationGracePeriodSeconds: number | null;
+  };
+  auth: { existingSecret: string };
+  settings: Partial<Record<SettingName, string>>;
+}
+
+export const DEFAULT_VALUES: ChartValues = {
+  nameOverride: '',
+  fullnameOverride: '',
+  image: { repository: 'realtime-gateway', tag: 'dev', pullPolicy: 'IfNotPresent' },
+  replicaCount: 2,
+  autoscaling: {
+    mode: 'hpa',
+    minReplicas: 2,
+    maxReplicas: 6,
+    targetCPUUtilizationPercentage: 70,
+    targetMemoryUtilizationPercentage: 80,
+    scaleUpPods: 4,
+    scaleDownStabilizationSeconds: 600,
+    scaleDownPeriodSeconds: 120,
+    keda: { socketsPerPod: 1000, socketsPath: '/fleet' },
+  },
+  resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+  entry: {
+    kind: 'gatewayApi',
+    className: 'eg',
+    host: '',
+    cookieName: 'rtgw-affinity',
+    tls: { enabled: false, secretName: '' },
+    gatewayApi: { listenerPort: 8080 },
+    ingress: { controller: 'nginx', timeoutSeconds: 3600 },
+  },
+  redis: {
+    mode: 'internal',
+    internal: {
+      image: 'redis:8.2.1-alpine',
+      storageSize: '1Gi',
+      resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+    },
+    external: { secretName: '', urlKey: 'url', passwordKey: 'password', cluster: false },
+  },
+  drain: {
+    preStopSeconds: 5,
+    noticeDelayMs: 2000,
+    windowMs: 20_000,
+    ratePerSecond: 0,
+    jitterMs: 5000,
+    marginSeconds: 5,
+    terminationGracePeriodSeconds: null,
+  },
+  auth: { existingSecret: '' },
+  settings: {},
+};
+
+/** values.yaml comments, by dotted path. Every leaf and section is documented (a test checks). */
+export const VALUE_DOCS: Record<string, string> = {
+  nameOverride: 'Replaces the chart name in object names and the `app.kubernetes.io/name` label.',
+  fullnameOverride: 'Replaces the whole base name of every object (default: the release name, or `<release>-realtime-gateway`).',
+  image: 'The gateway image (the same image will carry the drain controller).',
+  'image.repository': 'Image repository. `make up` builds and loads `realtime-gateway:dev` into kind.',
+  'image.tag': 'Image tag.',
+  'image.pullPolicy': 'Image pull policy.',
+  replicaCount: 'Gateway replicas when `autoscaling.mode` is `none`; ignored otherwise (the autoscaler owns the count).',
+  autoscaling: 'Autoscaling: up fast, down one pod at a time (each removed pod makes its clients reconnect).',
+  'autoscaling.mode': '`hpa`: HorizontalPodAutoscaler on CPU and memory (needs metrics-server). `keda`: KEDA ScaledObject on connected sockets per pod. `none`: fixed `replicaCount`.',
+  'autoscaling.minReplicas': 'Fewest replicas.',
+  'autoscaling.maxReplicas': 'Most replicas.',
+  'autoscaling.targetCPUUtilizationPercentage': '`hpa`: average CPU utilisation (% of requests) to keep.',
+  'autoscaling.targetMemoryUtilizationPercentage': '`hpa`: average memory utilisation (% of requests) to keep.',
+  'autoscaling.scaleUpPods': 'Most pods added per 15 s (or 100 %, whichever is more).',
+  'autoscaling.scaleDownStabilizationSeconds': 'Look-back window before removing pods (the highest recommendation in it wins). At least 60.',
+  'autoscaling.scaleDownPeriodSeconds': 'At most one pod is removed per this many seconds. At least 15.',
+  'autoscaling.keda': 'KEDA `metrics-api` trigger settings (`autoscaling.mode=keda`).',
+  'autoscaling.keda.socketsPerPod': 'Connected sockets per pod to aim for.',
+  'autoscaling.keda.socketsPath': "Path of the gateway's JSON fleet endpoint KEDA polls (total sockets at `sockets`).",
+  resources: 'Gateway container resources. No CPU limit by default: throttling delays heartbeats and drains.',
+  entry: 'The entry point with session affinity (a cookie pins each browser to one pod; long-polling needs it).',
+  'entry.kind': '`gatewayApi`: Gateway + HTTPRoute with cookie `sessionPersistence` (Gateway API v1.6.1 **experimental** channel; Envoy Gateway implements it). `ingress`: an Ingress with cookie-affinity annotations.',
+  'entry.className': 'GatewayClass (`gatewayApi`) or IngressClass (`ingress`) name.',
+  'entry.host': 'Host name clients use; empty matches any host.',
+  'entry.cookieName': 'Name of the affinity cookie.',
+  'entry.tls': 'TLS termination at the entry.',
+  'entry.tls.enabled': 'Terminate TLS (HTTPS listener / Ingress TLS). `ingress` also needs `entry.host`.',
+  'entry.tls.secretName': 'Secret (type kubernetes.io/tls) with the certificate.',
+  'entry.gatewayApi': 'Gateway API settings.',
+  'entry.gatewayApi.listenerPort': 'Listener port of the Gateway (use 443 with TLS in production).',
+  'entry.ingress': 'Ingress settings.',
+  'entry.ingress.controller': '`nginx` (nginx-compatible annotations: persistent cookie affinity, long proxy timeouts) or `traefik` (sticky cookie on the Service; set long timeouts on the entryPoint).',
+  'entry.ingress.timeoutSeconds': '`nginx`: proxy read/send timeout, long enough for WebSockets and 25 s long-polls.',
+  redis: 'The Redis backplane (pub/sub, per-room sequence numbers and history, fleet stats).',
+  'redis.mode': '`internal`: one Redis in the release (StatefulSet, generated password, NetworkPolicy admitting only the gateway). `external`: your Redis or Redis Cluster.',
+  'redis.internal': 'In-release Redis (`redis.mode=internal`).',
+  'redis.internal.image': 'Redis image.',
+  'redis.internal.storageSize': 'Size of the Redis data volume (append-only file).',
+  'redis.internal.resources': 'Redis container resources.',
+  'redis.external': 'External Redis (`redis.mode=external`): a Secret you create, holding the URL and optionally the password.',
+  'redis.external.secretName': 'Name of that Secret (required with `redis.mode=external`).',
+  'redis.external.urlKey': 'Key of the URL (`rediss://host:6379`; Redis Cluster: comma-separated seed URLs).',
+  'redis.external.passwordKey': 'Key of the password (may be absent when the URL carries it).',
+  'redis.external.cluster': 'It is a Redis Cluster: the gateway uses the sharded adapter (`ADAPTER=redis-cluster`).',
+  drain: 'Graceful drain. The pod grace period is derived: preStopSeconds + ceil((noticeDelayMs + windowMs) / 1000) + marginSeconds.',
+  'drain.preStopSeconds': 'preStop sleep before SIGTERM, so endpoints and the proxy stop routing here first.',
+  'drain.noticeDelayMs': 'After SIGTERM: not ready but still serving for this long (`DRAIN_NOTICE_DELAY_MS`).',
+  'drain.windowMs': 'Paced socket closes are spread over this window (`DRAIN_WINDOW_MS`).',
+  'drain.ratePerSecond': 'Socket closes per second; 0 spreads them evenly over the window (`DRAIN_RATE_PER_SECOND`).',
+  'drain.jitterMs': 'Clients reconnect after a random delay in [0, this] (`DRAIN_JITTER_MS`).',
+  'drain.marginSeconds': 'Slack before SIGKILL; the gateway exits by itself one second before it. At least 2.',
+  'drain.terminationGracePeriodSeconds': 'Override the derived grace period (longer only; shorter fails the render).',
+  auth: 'Gateway secrets: `jwt-secret` (HS256 key, `AUTH_MODE=jwt`) and `admin-token` (drain admin endpoint).',
+  'auth.existingSecret': 'Use this Secret (keys `jwt-secret`, `admin-token`) instead of generating `<fullname>-auth` (generated values survive upgrades).',
+  settings: 'More gateway settings as environment variables, e.g. `LOG_LEVEL: debug` (names: the configuration table in README.md). Settings the chart sets itself are refused.',
+};
+
+/** What Helm itself provides: release and chart identity. */
+export interface HelmContext {
+  readonly release: string;
+  readonly namespace: string;
+}
+
+/** `realtime-gateway.name` / `.fullname` / `.chart` helpers, in TypeScript (for tests that map values to props). */
+export function helmNames(values: ChartValues, release: string): { name: string; fullname: string; chartLabel: string } {
+  const trim = (s: string) => s.slice(0, 63).replace(/-+$/, '');
+  const name = trim(values.nameOverride || CHART_NAME);
+  const fullname = values.fullnameOverride
+    ? trim(values.fullnameOverride)
+    : release.includes(name)
+      ? trim(release)
+      : trim(`${release}-${name}`);
+  return { name, fullname, chartLabel: `${CHART_NAME}-${CHART_VERSION}` };
+}
+
+/** Identity and names as the chart computes them; the generator passes sentinels instead. */
+export interface ChartIdentity {
+  readonly name: string;
+  readonly fullname: string;
+  readonly instance: string;
+  readonly version: string;
+  readonly managedBy: string;
+  readonly chartLabel: string;
+}
+
+export function identityFor(values: ChartValues, context: HelmContext): ChartIdentity {
+  const names = helmNames(values, context.release);
+  return { ...names, instance: context.release, version: APP_VERSION, managedBy: 'Helm' };
+}
+
+/**
+ * Chart values → RealtimeGateway props: the one mapping the chart generator (with sentinel values) and
+ * the equivalence tests (with real values) share.
+ */
+export function propsFromValues(
+  v: ChartValues,
+  id: ChartIdentity,
+  generated?: { redisPassword: string; auth: { 'jwt-secret': string; 'admin-token': string } },
+): RealtimeGatewayProps {
+  const tlsSecretName = v.entry.tls.enabled ? v.entry.tls.secretName : undefined;
+  const host = v.entry.host || undefined;
+  return {
+    app: {
+      name: id.name,
+      instance: id.instance,
+      version: id.version,
+      managedBy: id.managedBy,
+      extraLabels: { 'helm.sh/chart': id.chartLabel },
+    },
+    name: id.fullname,
+    image: `${v.image.repository}:${v.image.tag}`,
+    imagePullPolicy: v.image.pullPolicy,
+    replicas: v.autoscaling.mode === 'none' ? v.replicaCount : undefined,
+    autoscaling: {
+      mode: v.autoscaling.mode,
+      minReplicas: v.autoscaling.minReplicas,
+      maxReplicas: v.autoscaling.maxReplicas,
+      targetCpuUtilization: v.autoscaling.targetCPUUtilizationPercentage,
+      targetMemoryUtilization: v.autoscaling.targetMemoryUtilizationPercentage,
+      scaleUpPods: v.autoscaling.scaleUpPods,
+      scaleDownStabilizationSeconds: v.autoscaling.scaleDownStabilizationSeconds,
+      scaleDownPeriodSeconds: v.autoscaling.scaleDownPeriodSeconds,
+      socketsPerPod: v.autoscaling.keda.socketsPerPod,
+      socketsPath: v.autoscaling.keda.socketsPath,
+    },
+    resources: v.resources,
+    drain: {
+      preStopSeconds: v.drain.preStopSeconds,
+      noticeDelayMs: v.drain.noticeDelayMs,
+      windowMs: v.drain.windowMs,
+      ratePerSecond: v.drain.ratePerSecond,
+      jitterMs: v.drain.jitterMs,
+      marginSeconds: v.drain.marginSeconds,
+      terminationGracePeriodSeconds: v.drain.terminationGracePeriodSeconds ?? undefined,
+    },
+    entry:
+      v.entry.kind === 'gatewayApi'
+        ? {
+            kind: 'gatewayApi',
+            className: v.entry.className,
+            host,
+            tlsSecretName,
+            listenerPort: v.entry.gatewayApi.listenerPort,
+            cookieName: v.entry.cookieName,
+          }
+        : {
+            kind: 'ingress',
+            controller: v.entry.ingress.controller,
+            className: v.entry.className,
+            host,
+            tlsSecretName,
+            cookieName: v.entry.cookieName,
+            timeoutSeconds: v.entry.ingress.timeoutSeconds,
+          },
+    redis:
+      v.redis.mode === 'internal'
+        ? {
+            image: v.redis.internal.image,
+            storageSize: v.redis.internal.storageSize,
+            resources: v.redis.internal.resources,
+            password: generated?.redisPassword,
+          }
+        : {
+            external: {
+              secretName: v.redis.external.secretName,
+              urlKey: v.redis.external.urlKey,
+              passwordKey: v.redis.external.passwordKey,
+              cluster: v.redis.external.cluster,
+            },
+          },
+    auth: v.auth.existingSecret ? { existingSecret: v.auth.existingSecret } : { generatedValues: generated?.auth },
+    settings: v.settings,
+  };
+}

@@ -1,0 +1,105 @@
+import { Construct } from 'constructs';
+import { Gateway as GatewayResource } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Gateway';
+import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute';
+import type { IListener } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Listener';
+import { addObject } from './api-object.ts';
+import { objectLabels, type AppIdentity } from './labels.ts';
+
+/** The Gateway API version whose experimental channel the entry needs (`sessionPersistence`, GEP-1619). */
+export const GATEWAY_API_VERSION = 'v1.6.1';
+/** Envoy Gateway release that bundles it (its Helm chart installs the experimental-channel CRDs). */
+export const ENVOY_GATEWAY_VERSION = 'v1.9.1';
+
+export interface EntryBackend {
+  readonly serviceName: string;
+  readonly port: number;
+}
+
+export interface GatewayApiEntryProps {
+  readonly app: AppIdentity;
+  readonly backend: EntryBackend;
+  /**
+   * Name of the Gateway and HTTPRoute.
+   * @default app.instance
+   */
+  readonly name?: string;
+  /**
+   * GatewayClass of an implementation that supports cookie session persistence (Envoy Gateway does).
+   * @default 'eg'
+   */
+  readonly gatewayClassName?: string;
+  /**
+   * Host name clients use; unset matches any host.
+   * @default - any host
+   */
+  readonly hostname?: string;
+  /**
+   * Terminate TLS with the certificate in this Secret (listener protocol HTTPS).
+   * @default - plain HTTP
+   */
+  readonly tlsSecretName?: string;
+  /**
+   * Listener port.
+   * @default 443 with TLS, else 8080 (no port translation on the proxy pods; see docs/infrastructure.md)
+   */
+  readonly listenerPort?: number;
+  /**
+   * Name of the affinity cookie that pins a browser to one gateway pod (needed by HTTP long-polling).
+   * @default 'rtgw-affinity'
+   */
+  readonly cookieName?: string;
+}
+
+/**
+ * The entry point with session affinity, Gateway API flavour: a Gateway and an HTTPRoute with cookie
+ * `sessionPersistence` (experimental channel, Gateway API v1.6.1) and no request timeout, so 25 s
+ * long-polls and hour-long WebSockets are not cut by a default route timeout.
+ */
+export class GatewayApiEntry extends Construct {
+  readonly name: string;
+  readonly listenerPort: number;
+
+  constructor(scope: Construct, id: string, props: GatewayApiEntryProps) {
+    super(scope, id);
+    this.name = props.name ?? props.app.instance;
+    const tls = props.tlsSecretName !== undefined;
+    this.listenerPort = props.listenerPort ?? (tls ? 443 : 8080);
+    const cookieName = props.cookieName ?? 'rtgw-affinity';
+    if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/.test(cookieName)) {
+      throw new Error(`cookieName=${JSON.stringify(cookieName)} is not a valid cookie name (1-128 token characters)`);
+    }
+    const metadata = { name: this.name, labels: objectLabels(props.app, 'entry') };
+    const listener: IListener = {
+      name: tls ? 'https' : 'http',
+      protocol: tls ? 'HTTPS' : 'HTTP',
+      port: this.listenerPort,
+      ...(props.hostname === undefined ? {} : { hostname: props.hostname }),
+      ...(tls ? { tls: { mode: 'Terminate', certificateRefs: [{ kind: 'Secret', name: props.tlsSecretName }] } } : {}),
+      allowedRoutes: { namespaces: { from: 'Same' } },
+    };
+    addObject(
+      this,
+      'Gateway',
+      new GatewayResource({ metadata, spec: { gatewayClassName: props.gatewayClassName ?? 'eg', listeners: [listener] } }),
+    );
+    addObject(
+      this,
+      'HTTPRoute',
+      new HTTPRoute({
+        metadata,
+        spec: {
+          parentRefs: [{ name: this.name, sectionName: listener.name }],
+          ...(props.hostname === undefined ? {} : { hostnames: [props.hostname] }),
+          rules: [
+            {
+              matches: [{ path: { type: 'PathPrefix', value: '/' } }],
+              backendRefs: [{ name: props.backend.serviceName, port: props.backend.port }],
+              sessionPersistence: { sessionName: cookieName, type: 'Cookie', cookieConfig: { lifetimeType: 'Session' } },
+              timeouts: { request: '0s' },
+            },
+          ],
+        },
+      }),
+    );
+  }
+}

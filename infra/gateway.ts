@@ -1,0 +1,266 @@
+import { createHash } from 'node:crypto';
+import type { ApiObject } from 'cdk8s';
+import { Construct } from 'constructs';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Service } from 'kubernetes-models/v1/Service';
+import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
+import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
+import { SETTINGS, type SettingName } from '../app/gateway/config.ts';
+import { addObject } from './api-object.ts';
+import { resolveDrainTiming, type DrainProps, type DrainTiming } from './drain-timing.ts';
+import { objectLabels, selectorLabels, type AppIdentity } from './labels.ts';
+
+/** Where the gateway finds Redis: always a Secret, so in-cluster and external Redis look the same to it. */
+export interface RedisConnection {
+  /** `ADAPTER`: `redis` for one Redis, `redis-cluster` for Redis Cluster (sharded pub/sub). */
+  readonly adapter: 'redis' | 'redis-cluster';
+  /** Secret holding the URL (and the password, if any). */
+  readonly secretName: string;
+  /** Key of `REDIS_URL` in the Secret. */
+  readonly urlKey: string;
+  /** Key of `REDIS_PASSWORD` in the Secret; optional in the Secret (a password may be part of the URL). */
+  readonly passwordKey: string;
+}
+
+/** Where the gateway finds its secrets. */
+export interface GatewayAuthSecret {
+  /** Secret name. */
+  readonly secretName: string;
+  /**
+   * Key of `JWT_SECRET` (HS256 shared secret).
+   * @default 'jwt-secret'
+   */
+  readonly jwtSecretKey?: string;
+  /**
+   * Key of `ADMIN_TOKEN` (bearer token of `POST /admin/drain`, used by the drain controller).
+   * @default 'admin-token'
+   */
+  readonly adminTokenKey?: string;
+}
+
+export interface GatewayProps {
+  readonly app: AppIdentity;
+  /** Container image, `repository:tag` or `repository@digest`. */
+  readonly image: string;
+  readonly redis: RedisConnection;
+  readonly auth: GatewayAuthSecret;
+  /**
+   * Name of every gateway object.
+   * @default app.instance
+   */
+  readonly name?: string;
+  /**
+   * @default 'IfNotPresent'
+   */
+  readonly imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /**
+   * Fixed replica count. Leave unset when an autoscaler owns the count (`autoscaled: true`).
+   * @default 2, or unset when autoscaled
+   */
+  readonly replicas?: number;
+  /**
+   * An HPA or KEDA scales this Deployment: the manifest then leaves `replicas` alone so applying it again
+   * does not reset what the autoscaler chose.
+   * @default false
+   */
+  readonly autoscaled?: boolean;
+  /**
+   * `PORT` of the HTTP server (Socket.IO, probes, metrics) and of the Service.
+   * @default 3000
+   */
+  readonly port?: number;
+  /**
+   * @default - requests 100m CPU / 128Mi, limit 512Mi memory (no CPU limit: throttling stalls heartbeats)
+   */
+  readonly resources?: IResourceRequirements;
+  /**
+   * Drain timings; the grace period and `SHUTDOWN_DEADLINE_MS` are derived from them.
+   * @default - see DrainProps
+   */
+  readonly drain?: DrainProps;
+  /**
+   * More gateway settings (names from app/gateway/config.ts), e.g. `{LOG_LEVEL: 'debug'}`.
+   * @default - none
+   */
+  readonly settings?: Readonly<Partial<Record<SettingName, string>>>;
+  /**
+   * PodDisruptionBudget `maxUnavailable`: voluntary evictions (node drains) take at most this many pods at once.
+   * @default 1
+   */
+  readonly maxUnavailableDuringEviction?: number;
+}
+
+/** Settings the construct owns; passing them in `settings` would be ambiguous. */
+export const OWNED_SETTINGS: readonly SettingName[] = [
+  'PORT', 'HOST', 'POD_NAME', 'ADAPTER', 'REDIS_URL', 'REDIS_PASSWORD', 'AUTH_MODE', 'JWT_SECRET', 'ADMIN_TOKEN',
+  'DRAIN_NOTICE_DELAY_MS', 'DRAIN_WINDOW_MS', 'DRAIN_RATE_PER_SECOND', 'DRAIN_JITTER_MS', 'SHUTDOWN_DEADLINE_MS',
+];
+
+export const GATEWAY_COMPONENT = 'gateway';
+export const GATEWAY_CONTAINER_UID = 1000; // the `node` user of the node:*-bookworm-slim images
+
+/**
+ * The Socket.IO gateway: Deployment, Service, ServiceAccount (no API token), ConfigMap and
+ * PodDisruptionBudget. Drains itself on SIGTERM; the pod's grace period is derived from the drain timings.
+ */
+export class Gateway extends Construct {
+  readonly name: string;
+  readonly port: number;
+  readonly drain: DrainTiming;
+  /** Labels selecting the gateway pods (for NetworkPolicies, Services and autoscalers). */
+  readonly podSelector: Record<string, string>;
+  readonly deployment: ApiObject;
+  readonly service: ApiObject;
+
+  constructor(scope: Construct, id: string, props: GatewayProps) {
+    super(scope, id);
+    const app = props.app;
+    this.name = props.name ?? app.instance;
+    this.port = props.port ?? 3000;
+    if (!Number.isInteger(this.port) || this.port < 1 || this.port > 65_535) {
+      throw new Error(`port=${this.port} must be an integer in 1-65535`);
+    }
+    if (props.autoscaled && props.replicas !== undefined) {
+      throw new Error(`replicas=${props.replicas} conflicts with autoscaled=true: the autoscaler owns the replica count; drop one`);
+    }
+    const replicas = props.autoscaled ? undefined : (props.replicas ?? 2);
+    if (replicas !== undefined && (!Number.isInteger(replicas) || replicas < 1)) {
+      throw new Error(`replicas=${replicas} must be an integer >= 1`);
+    }
+    for (const name of Object.keys(props.settings ?? {})) {
+      if (!(name in SETTINGS)) throw new Error(`settings.${name} is not a gateway setting (see app/gateway/config.ts)`);
+      if ((OWNED_SETTINGS as readonly string[]).includes(name)) {
+        throw new Error(`settings.${name} is set by the Gateway construct itself; use its prop instead`);
+      }
+    }
+    this.drain = resolveDrainTiming(props.drain);
+    this.podSelector = selectorLabels(app, GATEWAY_COMPONENT);
+    const labels = objectLabels(app, GATEWAY_COMPONENT);
+    const metadata = { name: this.name, labels };
+
+    const config: Record<string, string> = {
+      HOST: '0.0.0.0',
+      PORT: String(this.port),
+      ADAPTER: props.redis.adapter,
+      AUTH_MODE: 'jwt',
+      DRAIN_NOTICE_DELAY_MS: String(this.drain.noticeDelayMs),
+      DRAIN_WINDOW_MS: String(this.drain.windowMs),
+      DRAIN_RATE_PER_SECOND: String(this.drain.ratePerSecond),
+      DRAIN_JITTER_MS: String(this.drain.jitterMs),
+      SHUTDOWN_DEADLINE_MS: String(this.drain.shutdownDeadlineMs),
+      ...props.settings,
+    };
+    const secretEnv: IEnvVar[] = [
+      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: props.redis.secretName, key: props.redis.urlKey } } },
+      {
+        name: 'REDIS_PASSWORD',
+        valueFrom: { secretKeyRef: { name: props.redis.secretName, key: props.redis.passwordKey, optional: true } },
+      },
+      { name: 'JWT_SECRET', valueFrom: { secretKeyRef: { name: props.auth.secretName, key: props.auth.jwtSecretKey ?? 'jwt-secret' } } },
+      { name: 'ADMIN_TOKEN', valueFrom: { secretKeyRef: { name: props.auth.secretName, key: props.auth.adminTokenKey ?? 'admin-token' } } },
+    ];
+
+    addObject(this, 'ServiceAccount', new ServiceAccount({ metadata, automountServiceAccountToken: false }));
+    addObject(this, 'ConfigMap', new ConfigMap({ metadata, data: config }));
+
+    const http = 'http';
+    const probe = (path: string) => ({ httpGet: { path, port: http } });
+    this.deployment = addObject(
+      this,
+      'Deployment',
+      new Deployment({
+        metadata,
+        spec: {
+          replicas,
+          revisionHistoryLimit: 5,
+          selector: { matchLabels: this.podSelector },
+          // Never drop below the wanted capacity during a rollout: every replaced pod moves its sockets.
+          strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+          template: {
+            metadata: {
+              labels,
+              // Pods roll when the configuration changes (envFrom alone would not restart them).
+              annotations: { 'checksum/config': createHash('sha256').update(JSON.stringify(config)).digest('hex') },
+            },
+            spec: {
+              serviceAccountName: this.name,
+              automountServiceAccountToken: false,
+              terminationGracePeriodSeconds: this.drain.terminationGracePeriodSeconds,
+              securityContext: {
+                runAsNonRoot: true,
+                runAsUser: GATEWAY_CONTAINER_UID,
+                runAsGroup: GATEWAY_CONTAINER_UID,
+                fsGroup: GATEWAY_CONTAINER_UID,
+                seccompProfile: { type: 'RuntimeDefault' },
+              },
+              topologySpreadConstraints: [
+                {
+                  maxSkew: 1,
+                  topologyKey: 'kubernetes.io/hostname',
+                  whenUnsatisfiable: 'ScheduleAnyway',
+                  labelSelector: { matchLabels: this.podSelector },
+                  matchLabelKeys: ['pod-template-hash'],
+                },
+              ],
+              containers: [
+                {
+                  name: GATEWAY_COMPONENT,
+                  image: props.image,
+                  imagePullPolicy: props.imagePullPolicy ?? 'IfNotPresent',
+                  command: ['node', 'app/gateway/main.ts'],
+                  ports: [{ name: http, containerPort: this.port, protocol: 'TCP' }],
+                  envFrom: [{ configMapRef: { name: this.name } }],
+                  env: secretEnv,
+                  startupProbe: { ...probe('/healthz'), periodSeconds: 1, failureThreshold: 30 },
+                  livenessProbe: { ...probe('/healthz'), periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
+                  // Fails at once when a drain starts, so the endpoint goes away within a couple of seconds.
+                  readinessProbe: { ...probe('/readyz'), periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 1 },
+                  lifecycle: { preStop: { sleep: { seconds: this.drain.preStopSeconds } } },
+                  resources: props.resources ?? {
+                    requests: { cpu: '100m', memory: '128Mi' },
+                    limits: { memory: '512Mi' },
+                  },
+                  securityContext: {
+                    runAsNonRoot: true,
+                    allowPrivilegeEscalation: false,
+                    readOnlyRootFilesystem: true,
+                    capabilities: { drop: ['ALL'] },
+                    seccompProfile: { type: 'RuntimeDefault' },
+                  },
+                  volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+                },
+              ],
+              volumes: [{ name: 'tmp', emptyDir: { sizeLimit: '64Mi' } }],
+            },
+          },
+        },
+      }),
+    );
+
+    this.service = addObject(
+      this,
+      'Service',
+      new Service({
+        metadata,
+        spec: {
+          type: 'ClusterIP',
+          selector: this.podSelector,
+          ports: [{ name: http, port: this.port, targetPort: http, protocol: 'TCP' }],
+        },
+      }),
+    );
+
+    addObject(
+      this,
+      'PodDisruptionBudget',
+      new PodDisruptionBudget({
+        metadata,
+        spec: { maxUnavailable: props.maxUnavailableDuringEviction ?? 1, selector: { matchLabels: this.podSelector } },
+      }),
+    );
+  }
+}

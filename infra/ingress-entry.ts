@@ -1,0 +1,96 @@
+import type { ApiObject } from 'cdk8s';
+import { Construct } from 'constructs';
+import { Ingress } from 'kubernetes-models/networking.k8s.io/v1/Ingress';
+import { addObject } from './api-object.ts';
+import type { EntryBackend } from './gateway-api-entry.ts';
+import { objectLabels, type AppIdentity } from './labels.ts';
+
+export interface IngressEntryProps {
+  readonly app: AppIdentity;
+  readonly backend: EntryBackend;
+  /** The backend Service object: Traefik reads its sticky-cookie settings from Service annotations. */
+  readonly backendService: ApiObject;
+  /**
+   * Which controller's annotations to write: an nginx-compatible one, or Traefik.
+   * @default 'nginx'
+   */
+  readonly controller?: 'nginx' | 'traefik';
+  /**
+   * `ingressClassName`.
+   * @default - same as `controller`
+   */
+  readonly className?: string;
+  /**
+   * Name of the Ingress.
+   * @default app.instance
+   */
+  readonly name?: string;
+  /**
+   * @default - any host
+   */
+  readonly host?: string;
+  /**
+   * Terminate TLS with the certificate in this Secret (needs `host`).
+   * @default - plain HTTP
+   */
+  readonly tlsSecretName?: string;
+  /**
+   * @default 'rtgw-affinity'
+   */
+  readonly cookieName?: string;
+  /**
+   * Proxy read/send timeout (nginx), long enough for WebSockets between heartbeats and 25 s long-polls.
+   * @default 3600
+   */
+  readonly timeoutSeconds?: number;
+}
+
+/**
+ * The entry point with session affinity, Ingress flavour, for clusters without a Gateway API
+ * implementation. Cookie affinity is `persistent` so scaling up does not remap existing sessions.
+ */
+export class IngressEntry extends Construct {
+  constructor(scope: Construct, id: string, props: IngressEntryProps) {
+    super(scope, id);
+    const controller = props.controller ?? 'nginx';
+    const cookieName = props.cookieName ?? 'rtgw-affinity';
+    const timeout = String(props.timeoutSeconds ?? 3600);
+    if (props.tlsSecretName !== undefined && props.host === undefined) {
+      throw new Error(`tlsSecretName=${JSON.stringify(props.tlsSecretName)} needs host: a TLS Ingress names the host it serves`);
+    }
+    const annotations: Record<string, string> =
+      controller === 'nginx'
+        ? {
+            'nginx.ingress.kubernetes.io/affinity': 'cookie',
+            'nginx.ingress.kubernetes.io/affinity-mode': 'persistent',
+            'nginx.ingress.kubernetes.io/session-cookie-name': cookieName,
+            'nginx.ingress.kubernetes.io/proxy-read-timeout': timeout,
+            'nginx.ingress.kubernetes.io/proxy-send-timeout': timeout,
+          }
+        : {};
+    if (controller === 'traefik') {
+      // Traefik takes stickiness from the Service; its timeouts are per entryPoint (docs/infrastructure.md).
+      props.backendService.metadata.addAnnotation('traefik.ingress.kubernetes.io/service.sticky.cookie', 'true');
+      props.backendService.metadata.addAnnotation('traefik.ingress.kubernetes.io/service.sticky.cookie.name', cookieName);
+      props.backendService.metadata.addAnnotation('traefik.ingress.kubernetes.io/service.sticky.cookie.httponly', 'true');
+    }
+    const backend = { service: { name: props.backend.serviceName, port: { number: props.backend.port } } };
+    addObject(
+      this,
+      'Ingress',
+      new Ingress({
+        metadata: { name: props.name ?? props.app.instance, labels: objectLabels(props.app, 'entry'), annotations },
+        spec: {
+          ingressClassName: props.className ?? controller,
+          rules: [
+            {
+              ...(props.host === undefined ? {} : { host: props.host }),
+              http: { paths: [{ path: '/', pathType: 'Prefix', backend }] },
+            },
+          ],
+          ...(props.tlsSecretName === undefined ? {} : { tls: [{ hosts: [props.host!], secretName: props.tlsSecretName }] }),
+        },
+      }),
+    );
+  }
+}

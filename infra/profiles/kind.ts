@@ -1,0 +1,36 @@
+import type { App } from 'cdk8s';
+import { Chart } from 'cdk8s';
+import { EnvoyGatewayKind } from '../envoy-gateway-kind.ts';
+import { GatewayApiEntry } from '../gateway-api-entry.ts';
+import { RealtimeGateway, type RealtimeGatewayProps } from '../realtime-gateway.ts';
+import { defaultApp, type ProfileOptions } from './common.ts';
+
+export const KIND_NAMESPACE = 'realtime-gateway';
+/** NodePort of the entry; kind-config.yaml maps it to localhost:8080. */
+export const KIND_NODE_PORT = 30080;
+
+/** Props of the kind profile's RealtimeGateway; the Helm chart's defaults are these same values. */
+export function kindProps(options: ProfileOptions = {}): RealtimeGatewayProps {
+  return {
+    app: defaultApp(),
+    image: options.image ?? 'realtime-gateway:dev',
+    entry: { kind: 'gatewayApi', className: 'eg', listenerPort: 8080 },
+    autoscaling: { mode: 'hpa', minReplicas: 2, maxReplicas: 6 },
+    auth: options.generatedSecrets ? { generatedValues: options.generatedSecrets.auth } : undefined,
+    redis: options.generatedSecrets ? { password: options.generatedSecrets.redisPassword } : undefined,
+  };
+}
+
+/** kind: in-cluster Redis, Envoy Gateway entry on localhost:8080, HPA 2-6 replicas. */
+export function kindProfile(app: App, options: ProfileOptions = {}): void {
+  const chart = new Chart(app, 'app', { namespace: KIND_NAMESPACE, disableResourceNameHashes: true });
+  const blueprint = new RealtimeGateway(chart, 'RealtimeGateway', kindProps(options));
+  const entry = blueprint.entry as GatewayApiEntry;
+  const platform = new Chart(app, 'platform', { disableResourceNameHashes: true });
+  new EnvoyGatewayKind(platform, 'EnvoyGateway', {
+    gatewayName: entry.name,
+    gatewayNamespace: KIND_NAMESPACE,
+    listenerPort: entry.listenerPort,
+    nodePort: KIND_NODE_PORT,
+  });
+}

@@ -1,0 +1,23 @@
+import type { App } from 'cdk8s';
+import { Chart } from 'cdk8s';
+import { RealtimeGateway } from '../realtime-gateway.ts';
+import { defaultApp, type ProfileOptions } from './common.ts';
+
+/**
+ * production: an external Redis Cluster and the auth Secret come from the platform (e.g. External
+ * Secrets), TLS on the entry, more replicas and room to grow. Copy and adapt: host, image, secret names.
+ */
+export function productionProfile(app: App, options: ProfileOptions = {}): void {
+  const chart = new Chart(app, 'app', { namespace: 'realtime-gateway', disableResourceNameHashes: true });
+  new RealtimeGateway(chart, 'RealtimeGateway', {
+    app: defaultApp(),
+    image: options.image ?? 'registry.example.com/realtime-gateway:0.1.0',
+    imagePullPolicy: 'IfNotPresent',
+    entry: { kind: 'gatewayApi', className: 'eg', host: 'realtime.example.com', tlsSecretName: 'realtime-gateway-tls' },
+    autoscaling: { mode: 'hpa', minReplicas: 3, maxReplicas: 30, scaleUpPods: 6 },
+    resources: { requests: { cpu: '500m', memory: '512Mi' }, limits: { memory: '1Gi' } },
+    redis: { external: { secretName: 'realtime-gateway-redis-cluster', cluster: true } },
+    auth: { existingSecret: 'realtime-gateway-auth' },
+    settings: { LOG_LEVEL: 'info', MAX_CONNECTIONS: '20000' },
+  });
+}

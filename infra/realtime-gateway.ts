@@ -1,0 +1,202 @@
+import { Chart } from 'cdk8s';
+import { Construct } from 'constructs';
+import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
+import type { SettingName } from '../app/gateway/config.ts';
+import type { DrainProps } from './drain-timing.ts';
+import { Gateway } from './gateway.ts';
+import { GatewayApiEntry } from './gateway-api-entry.ts';
+import { GeneratedSecret } from './generated-secret.ts';
+import { HorizontalAutoscaler, type ReplicaRange, type ScalingBehaviorProps } from './horizontal-autoscaler.ts';
+import { IngressEntry } from './ingress-entry.ts';
+import { KedaAutoscaler } from './keda-autoscaler.ts';
+import type { AppIdentity } from './labels.ts';
+import { Redis, type ExternalRedis } from './redis.ts';
+
+export interface GatewayApiEntryOptions {
+  readonly kind: 'gatewayApi';
+  /** @default 'eg' */
+  readonly className?: string;
+  /** @default - any host */
+  readonly host?: string;
+  /** @default - plain HTTP */
+  readonly tlsSecretName?: string;
+  /** @default 443 with TLS, else 8080 */
+  readonly listenerPort?: number;
+  /** @default 'rtgw-affinity' */
+  readonly cookieName?: string;
+}
+
+export interface IngressEntryOptions {
+  readonly kind: 'ingress';
+  /** @default 'nginx' */
+  readonly controller?: 'nginx' | 'traefik';
+  /** @default - same as controller */
+  readonly className?: string;
+  /** @default - any host */
+  readonly host?: string;
+  /** @default - plain HTTP */
+  readonly tlsSecretName?: string;
+  /** @default 'rtgw-affinity' */
+  readonly cookieName?: string;
+  /** @default 3600 */
+  readonly timeoutSeconds?: number;
+}
+
+export interface AutoscalingOptions extends ReplicaRange, ScalingBehaviorProps {
+  /** `hpa`: CPU and memory. `keda`: connected sockets per pod. `none`: fixed `replicas`. */
+  readonly mode: 'hpa' | 'keda' | 'none';
+  /** @default 70 */
+  readonly targetCpuUtilization?: number;
+  /** @default 80 */
+  readonly targetMemoryUtilization?: number;
+  /** @default 1000 */
+  readonly socketsPerPod?: number;
+  /**
+   * Path of the gateway's JSON fleet endpoint that KEDA polls.
+   * @default '/fleet'
+   */
+  readonly socketsPath?: string;
+}
+
+export interface AuthOptions {
+  /**
+   * Secret with `jwt-secret` and `admin-token` keys, managed outside these manifests.
+   * @default - a generated Secret `<name>-auth`
+   */
+  readonly existingSecret?: string;
+  /**
+   * Fixed values for the generated Secret (tests and the chart generator).
+   * @default - random
+   */
+  readonly generatedValues?: { readonly 'jwt-secret': string; readonly 'admin-token': string };
+}
+
+export interface RealtimeGatewayProps {
+  readonly app: AppIdentity;
+  readonly image: string;
+  /**
+   * Base name of every object.
+   * @default app.instance
+   */
+  readonly name?: string;
+  /** @default 'IfNotPresent' */
+  readonly imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /**
+   * Replicas when `autoscaling.mode` is `none`.
+   * @default 2
+   */
+  readonly replicas?: number;
+  /** @default - HPA, 2-6 replicas */
+  readonly autoscaling?: AutoscalingOptions;
+  /** @default - see Gateway */
+  readonly resources?: IResourceRequirements;
+  /** @default - see DrainProps */
+  readonly drain?: DrainProps;
+  /** @default - none */
+  readonly settings?: Readonly<Partial<Record<SettingName, string>>>;
+  /** @default - Gateway API entry for Envoy Gateway */
+  readonly entry?: GatewayApiEntryOptions | IngressEntryOptions;
+  /**
+   * The backplane.
+   * @default - in-cluster Redis
+   */
+  readonly redis?: {
+    /** @default - in-cluster */
+    readonly external?: ExternalRedis;
+    /** @default '1Gi' */
+    readonly storageSize?: string;
+    /** @default - generated */
+    readonly password?: string;
+    /** @default 'redis:8.2.1-alpine' */
+    readonly image?: string;
+    /** @default - see Redis */
+    readonly resources?: IResourceRequirements;
+  };
+  /** @default - generated auth Secret */
+  readonly auth?: AuthOptions;
+}
+
+/**
+ * The whole blueprint in one construct: gateway, backplane, entry with session affinity and an
+ * autoscaler. Profiles are props for this; platform teams with other needs compose the parts instead.
+ */
+export class RealtimeGateway extends Construct {
+  readonly gateway: Gateway;
+  readonly redis: Redis;
+  readonly entry: GatewayApiEntry | IngressEntry;
+
+  constructor(scope: Construct, id: string, props: RealtimeGatewayProps) {
+    super(scope, id);
+    const app = props.app;
+    const name = props.name ?? app.instance;
+    const autoscaling = props.autoscaling ?? { mode: 'hpa' };
+    if (autoscaling.mode !== 'none' && props.replicas !== undefined) {
+      throw new Error(`replicas=${props.replicas} conflicts with autoscaling.mode=${autoscaling.mode}; set autoscaling.mode=none for a fixed count`);
+    }
+
+    const authSecretName = props.auth?.existingSecret ?? `${name}-auth`;
+    if (props.auth?.existingSecret === undefined) {
+      new GeneratedSecret(this, 'AuthSecret', {
+        app,
+        component: 'gateway',
+        name: authSecretName,
+        randomKeys: ['jwt-secret', 'admin-token'],
+        values: props.auth?.generatedValues,
+      });
+    } else if (props.auth.generatedValues !== undefined) {
+      throw new Error(`auth.generatedValues conflicts with auth.existingSecret=${props.auth.existingSecret}: nothing is generated`);
+    }
+
+    this.redis = new Redis(this, 'Redis', { app, name: props.redis?.external ? undefined : `${name}-redis`, ...props.redis });
+    this.gateway = new Gateway(this, 'Gateway', {
+      app,
+      name,
+      image: props.image,
+      imagePullPolicy: props.imagePullPolicy,
+      replicas: props.replicas,
+      autoscaled: autoscaling.mode !== 'none',
+      resources: props.resources,
+      drain: props.drain,
+      settings: props.settings,
+      redis: this.redis.connection,
+      auth: { secretName: authSecretName },
+    });
+    this.redis.allowFrom(this.gateway.podSelector);
+
+    const backend = { serviceName: this.gateway.name, port: this.gateway.port };
+    const entry = props.entry ?? { kind: 'gatewayApi' };
+    this.entry =
+      entry.kind === 'gatewayApi'
+        ? new GatewayApiEntry(this, 'Entry', {
+            app,
+            name,
+            backend,
+            gatewayClassName: entry.className,
+            hostname: entry.host,
+            tlsSecretName: entry.tlsSecretName,
+            listenerPort: entry.listenerPort,
+            cookieName: entry.cookieName,
+          })
+        : new IngressEntry(this, 'Entry', {
+            app,
+            name,
+            backend,
+            backendService: this.gateway.service,
+            controller: entry.controller,
+            className: entry.className,
+            host: entry.host,
+            tlsSecretName: entry.tlsSecretName,
+            cookieName: entry.cookieName,
+            timeoutSeconds: entry.timeoutSeconds,
+          });
+
+    const target = { apiVersion: 'apps/v1', kind: 'Deployment', name: this.gateway.name };
+    if (autoscaling.mode === 'hpa') {
+      new HorizontalAutoscaler(this, 'Autoscaler', { app, target, ...autoscaling });
+    } else if (autoscaling.mode === 'keda') {
+      const namespace = Chart.of(this).namespace ?? 'default';
+      const socketsUrl = `http://${this.gateway.name}.${namespace}.svc:${this.gateway.port}${autoscaling.socketsPath ?? '/fleet'}`;
+      new KedaAutoscaler(this, 'Autoscaler', { app, target, socketsUrl, ...autoscaling });
+    }
+  }
+}

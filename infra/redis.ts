@@ -1,0 +1,223 @@
+import { JsonPatch, type ApiObject } from 'cdk8s';
+import { Construct } from 'constructs';
+import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
+import { Service } from 'kubernetes-models/v1/Service';
+import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
+import { addObject } from './api-object.ts';
+import { GeneratedSecret } from './generated-secret.ts';
+import type { RedisConnection } from './gateway.ts';
+import { objectLabels, selectorLabels, type AppIdentity } from './labels.ts';
+
+/** A Redis (or Redis Cluster) outside the cluster, reached through a Secret the platform team provides. */
+export interface ExternalRedis {
+  /** Secret with the URL (`rediss://host:6379`; for Redis Cluster, comma-separated seed URLs). */
+  readonly secretName: string;
+  /**
+   * Key of the URL in the Secret.
+   * @default 'url'
+   */
+  readonly urlKey?: string;
+  /**
+   * Key of the password in the Secret (may be absent when the URL carries it).
+   * @default 'password'
+   */
+  readonly passwordKey?: string;
+  /**
+   * It is a Redis Cluster: the gateway uses the sharded adapter (`ADAPTER=redis-cluster`).
+   * @default false
+   */
+  readonly cluster?: boolean;
+}
+
+export interface RedisProps {
+  readonly app: AppIdentity;
+  /**
+   * Use this Redis instead of running one in the cluster.
+   * @default - one Redis in the cluster (StatefulSet + Service + generated password Secret + NetworkPolicy)
+   */
+  readonly external?: ExternalRedis;
+  /**
+   * Name of the in-cluster Redis objects (and of its Secret).
+   * @default `${app.instance}-redis`
+   */
+  readonly name?: string;
+  /**
+   * In-cluster Redis image.
+   * @default 'redis:8.2.1-alpine'
+   */
+  readonly image?: string;
+  /**
+   * Size of the in-cluster Redis data volume (append-only file: room sequence numbers and history survive a restart).
+   * @default '1Gi'
+   */
+  readonly storageSize?: string;
+  /**
+   * @default - requests 50m CPU / 64Mi, limit 256Mi memory
+   */
+  readonly resources?: IResourceRequirements;
+  /**
+   * Fixed password instead of a generated one (tests and the chart generator use this).
+   * @default - generated
+   */
+  readonly password?: string;
+  /**
+   * Pod selectors allowed to reach the in-cluster Redis (the gateway's, later the drain controller's).
+   * More can be added with `allowFrom`.
+   * @default - none; at least one is required by synth time
+   */
+  readonly clientSelectors?: readonly Readonly<Record<string, string>>[];
+}
+
+export const REDIS_COMPONENT = 'redis';
+const REDIS_PORT = 6379;
+const REDIS_UID = 999; // the `redis` user of the official image
+
+/**
+ * The backplane: either one in-cluster Redis that only its clients can reach, or an external Redis /
+ * Redis Cluster. Either way the gateway gets a `RedisConnection` pointing at a Secret.
+ */
+export class Redis extends Construct {
+  readonly connection: RedisConnection;
+  /** The in-cluster Redis' StatefulSet; undefined for an external Redis. */
+  readonly statefulSet?: ApiObject;
+  private networkPolicy?: ApiObject;
+  private clientCount = 0;
+
+  constructor(scope: Construct, id: string, props: RedisProps) {
+    super(scope, id);
+    const app = props.app;
+    if (props.external) {
+      for (const prop of ['image', 'storageSize', 'resources', 'password', 'name'] as const) {
+        if (props[prop] !== undefined) {
+          throw new Error(`${prop}=${JSON.stringify(props[prop])} only applies to the in-cluster Redis, but external is set`);
+        }
+      }
+      if (!props.external.secretName) throw new Error('external.secretName="" must name the Secret that holds the Redis URL');
+      this.connection = {
+        adapter: props.external.cluster ? 'redis-cluster' : 'redis',
+        secretName: props.external.secretName,
+        urlKey: props.external.urlKey ?? 'url',
+        passwordKey: props.external.passwordKey ?? 'password',
+      };
+      return;
+    }
+
+    const name = props.name ?? `${app.instance}-redis`;
+    const podSelector = selectorLabels(app, REDIS_COMPONENT);
+    const metadata = { name, labels: objectLabels(app, REDIS_COMPONENT) };
+    const initialClients = props.clientSelectors ?? [];
+    this.clientCount = initialClients.length;
+
+    new GeneratedSecret(this, 'Secret', {
+      app,
+      component: REDIS_COMPONENT,
+      name,
+      randomKeys: ['password'],
+      fixedValues: { url: `redis://${name}:${REDIS_PORT}` },
+      values: props.password === undefined ? undefined : { password: props.password },
+    });
+    this.connection = { adapter: 'redis', secretName: name, urlKey: 'url', passwordKey: 'password' };
+
+    addObject(
+      this,
+      'Service',
+      new Service({
+        metadata,
+        spec: {
+          type: 'ClusterIP',
+          selector: podSelector,
+          ports: [{ name: 'redis', port: REDIS_PORT, targetPort: 'redis', protocol: 'TCP' }],
+        },
+      }),
+    );
+
+    const tcpProbe = { tcpSocket: { port: 'redis' } };
+    this.statefulSet = addObject(
+      this,
+      'StatefulSet',
+      new StatefulSet({
+        metadata,
+        spec: {
+          serviceName: name,
+          replicas: 1,
+          selector: { matchLabels: podSelector },
+          template: {
+            metadata: { labels: metadata.labels },
+            spec: {
+              automountServiceAccountToken: false,
+              securityContext: {
+                runAsNonRoot: true,
+                runAsUser: REDIS_UID,
+                runAsGroup: REDIS_UID,
+                fsGroup: REDIS_UID,
+                seccompProfile: { type: 'RuntimeDefault' },
+              },
+              containers: [
+                {
+                  name: 'redis',
+                  image: props.image ?? 'redis:8.2.1-alpine',
+                  imagePullPolicy: 'IfNotPresent',
+                  command: ['redis-server'],
+                  // $(VAR) is expanded by the kubelet from the container env: no shell, no password on disk.
+                  args: ['--requirepass', '$(REDIS_PASSWORD)', '--appendonly', 'yes', '--dir', '/data'],
+                  env: [{ name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name, key: 'password' } } }],
+                  ports: [{ name: 'redis', containerPort: REDIS_PORT, protocol: 'TCP' }],
+                  livenessProbe: { ...tcpProbe, periodSeconds: 10, failureThreshold: 3 },
+                  readinessProbe: { ...tcpProbe, periodSeconds: 5, failureThreshold: 2 },
+                  resources: props.resources ?? { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+                  securityContext: {
+                    runAsNonRoot: true,
+                    allowPrivilegeEscalation: false,
+                    readOnlyRootFilesystem: true,
+                    capabilities: { drop: ['ALL'] },
+                    seccompProfile: { type: 'RuntimeDefault' },
+                  },
+                  volumeMounts: [{ name: 'data', mountPath: '/data' }],
+                },
+              ],
+            },
+          },
+          volumeClaimTemplates: [
+            {
+              metadata: { name: 'data' },
+              spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: props.storageSize ?? '1Gi' } } },
+            },
+          ],
+        },
+      }),
+    );
+
+    // Selecting the Redis pods with an Ingress policy denies every other source.
+    this.networkPolicy = addObject(
+      this,
+      'NetworkPolicy',
+      new NetworkPolicy({
+        metadata,
+        spec: {
+          podSelector: { matchLabels: podSelector },
+          policyTypes: ['Ingress'],
+          ingress: [
+            {
+              from: initialClients.map((matchLabels) => ({ podSelector: { matchLabels: { ...matchLabels } } })),
+              ports: [{ port: REDIS_PORT, protocol: 'TCP' }],
+            },
+          ],
+        },
+      }),
+    );
+    this.node.addValidation({
+      validate: () =>
+        this.clientCount === 0
+          ? [`Redis ${name}: no client may reach it; pass clientSelectors or call allowFrom(gateway.podSelector)`]
+          : [],
+    });
+  }
+
+  /** Lets pods with these labels reach the in-cluster Redis (no-op for an external Redis). */
+  allowFrom(podSelector: Readonly<Record<string, string>>): void {
+    if (!this.networkPolicy) return;
+    this.networkPolicy.addJsonPatch(JsonPatch.add('/spec/ingress/0/from/-', { podSelector: { matchLabels: { ...podSelector } } }));
+    this.clientCount += 1;
+  }
+}

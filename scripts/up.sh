@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# `make up`: create (or reuse) a kind cluster and deploy the blueprint on it. Idempotent: every step
+# checks before it acts, so running it again updates the deployment in place.
+#
+# Needs: docker, kind (v0.33.0), kubectl, helm (./bin/helm from `make tools` works), node (Node 24 from
+# node_modules/.bin, which the Makefile puts on PATH).
+set -euo pipefail
+
+CLUSTER_NAME="${CLUSTER_NAME:-realtime-gateway}"
+IMG="${IMG:-realtime-gateway:dev}"
+PROFILE="${PROFILE:-kind}"
+WITH_KEDA="${WITH_KEDA:-false}"
+NAMESPACE="realtime-gateway"
+# Pinned versions (docs/infrastructure.md says why each one).
+KIND_VERSION="v0.33.0"
+ENVOY_GATEWAY_VERSION="v1.9.1"        # bundles Gateway API v1.6.1, experimental channel CRDs
+METRICS_SERVER_CHART_VERSION="3.13.0"
+KEDA_CHART_VERSION="2.17.2"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DIST="$ROOT/dist/$PROFILE"
+KUBECTL=(kubectl --context "kind-$CLUSTER_NAME")
+
+say() { printf '\n==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || die "$1 is not installed. $2"
+}
+need docker "Install Docker (or a compatible engine); kind runs Kubernetes nodes as containers."
+need kind "Install kind $KIND_VERSION: https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
+need kubectl "Install kubectl: https://kubernetes.io/docs/tasks/tools/"
+need helm "Run 'make tools' (builds helm into ./bin) or install helm 3."
+need node "Run 'npm ci' (Node 24 comes from node_modules/.bin)."
+docker info >/dev/null 2>&1 || die "the Docker engine is not reachable (is it running?)"
+[ "$PROFILE" = kind ] || die "make up deploys the kind profile; PROFILE=$PROFILE is for real clusters (kubectl apply -f dist/$PROFILE/)"
+if ! kind version | grep -q "$KIND_VERSION"; then
+  echo "warning: kind $KIND_VERSION is the tested version; you have: $(kind version)" >&2
+fi
+
+say "Cluster: kind '$CLUSTER_NAME' (control plane + 2 workers, kind-config.yaml)"
+if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
+  echo "already exists; reusing it"
+else
+  kind create cluster --name "$CLUSTER_NAME" --config "$ROOT/kind-config.yaml" --wait 120s
+fi
+
+say "Envoy Gateway $ENVOY_GATEWAY_VERSION (its chart installs the Gateway API experimental-channel CRDs: sessionPersistence lives there)"
+helm upgrade --install eg oci://docker.io/envoyproxy/gateway-helm --version "$ENVOY_GATEWAY_VERSION" \
+  --kube-context "kind-$CLUSTER_NAME" --namespace envoy-gateway-system --create-namespace --wait --timeout 5m
+echo "waiting for deployment/envoy-gateway in envoy-gateway-system to be Available"
+"${KUBECTL[@]}" -n envoy-gateway-system wait --for=condition=Available deployment/envoy-gateway --timeout=5m
+if ! "${KUBECTL[@]}" get crd httproutes.gateway.networking.k8s.io -o yaml | grep -q sessionPersistence; then
+  die "the installed HTTPRoute CRD has no sessionPersistence: standard-channel Gateway API CRDs are installed (Helm skips existing CRDs). Delete them and re-run."
+fi
+
+say "metrics-server (for the HPA; kind's kubelets have self-signed certificates, hence --kubelet-insecure-tls)"
+helm upgrade --install metrics-server metrics-server --repo https://kubernetes-sigs.github.io/metrics-server/ \
+  --version "$METRICS_SERVER_CHART_VERSION" --kube-context "kind-$CLUSTER_NAME" --namespace kube-system \
+  --set 'args={--kubelet-insecure-tls}' --wait --timeout 5m
+
+if [ "$WITH_KEDA" = true ]; then
+  say "KEDA $KEDA_CHART_VERSION (WITH_KEDA=true)"
+  helm upgrade --install keda keda --repo https://kedacore.github.io/charts --version "$KEDA_CHART_VERSION" \
+    --kube-context "kind-$CLUSTER_NAME" --namespace keda --create-namespace --wait --timeout 5m
+fi
+
+say "Image $IMG: build and load it into the kind nodes"
+docker build -t "$IMG" "$ROOT"
+kind load docker-image "$IMG" --name "$CLUSTER_NAME"
+
+say "Manifests: synthesize the $PROFILE profile into dist/$PROFILE/"
+(cd "$ROOT" && IMG="$IMG" PROFILE_ONLY="$PROFILE" node infra/main.ts)
+
+say "Namespace $NAMESPACE (Pod Security 'restricted' enforced: the manifests must pass it)"
+"${KUBECTL[@]}" create namespace "$NAMESPACE" --dry-run=client -o yaml | "${KUBECTL[@]}" apply -f -
+"${KUBECTL[@]}" label namespace "$NAMESPACE" --overwrite pod-security.kubernetes.io/enforce=restricted >/dev/null
+
+say "Generated secrets: created once, never overwritten (a re-run must not rotate passwords under running pods)"
+for file in "$DIST"/generated-secrets/*.yaml; do
+  [ -e "$file" ] || continue
+  if "${KUBECTL[@]}" get -f "$file" >/dev/null 2>&1; then
+    echo "exists: $(basename "$file" .yaml)"
+  else
+    "${KUBECTL[@]}" create -f "$file"
+  fi
+done
+
+say "Apply: platform plumbing (GatewayClass, NodePort for the Envoy proxy), then the app"
+"${KUBECTL[@]}" apply -f "$DIST/platform.yaml"
+"${KUBECTL[@]}" apply -f "$DIST/app.yaml"
+# A new image with the same tag does not change the pod template; restart so the loaded image is used.
+"${KUBECTL[@]}" -n "$NAMESPACE" rollout restart deployment/realtime-gateway >/dev/null
+
+say "Waiting for Redis: statefulset/realtime-gateway-redis to have its pod ready"
+"${KUBECTL[@]}" -n "$NAMESPACE" rollout status statefulset/realtime-gateway-redis --timeout=5m
+say "Waiting for the gateway: deployment/realtime-gateway to roll out (pods ready = GET /readyz passes, backplane connected)"
+"${KUBECTL[@]}" -n "$NAMESPACE" rollout status deployment/realtime-gateway --timeout=5m
+say "Waiting for Gateway realtime-gateway to be Programmed by Envoy Gateway (the proxy that serves localhost:8080)"
+"${KUBECTL[@]}" -n "$NAMESPACE" wait --for=condition=Programmed gateway/realtime-gateway --timeout=3m ||
+  echo "warning: the Gateway is not Programmed yet; kubectl -n $NAMESPACE describe gateway/realtime-gateway" >&2
+echo "waiting for the Envoy proxy pods of that Gateway to be ready"
+"${KUBECTL[@]}" -n envoy-gateway-system wait --for=condition=Ready pod \
+  -l "gateway.envoyproxy.io/owning-gateway-name=realtime-gateway,gateway.envoyproxy.io/owning-gateway-namespace=$NAMESPACE" --timeout=3m
+
+say "Checking the entry: GET http://localhost:8080/readyz through Envoy"
+for attempt in $(seq 1 30); do
+  if curl -fsS -o /dev/null http://localhost:8080/readyz; then break; fi
+  [ "$attempt" -eq 30 ] && die "http://localhost:8080/readyz did not answer; kubectl -n envoy-gateway-system get pods,svc"
+  sleep 2
+done
+
+cat <<DONE
+
+Realtime gateway is up on kind cluster '$CLUSTER_NAME'.
+
+  Demo page:  http://localhost:8080/
+  Fleet:      http://localhost:8080/fleet
+  Pods:       kubectl --context kind-$CLUSTER_NAME -n $NAMESPACE get pods -o wide
+  JWT secret: kubectl --context kind-$CLUSTER_NAME -n $NAMESPACE get secret realtime-gateway-auth -o jsonpath='{.data.jwt-secret}' | base64 -d
+
+Chaos on the cluster: make chaos-kind.  Remove everything: make down.
+DONE

@@ -1,0 +1,196 @@
+// The generated Helm chart: up to date, lint-clean, and semantically the constructs' output for any values.
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { synthChartObjects } from '../../infra/chart/chart-generator.ts';
+import { writeChart } from '../../infra/chart/generate.ts';
+import { DEFAULT_VALUES, VALUE_DOCS, type ChartValues } from '../../infra/chart/values.ts';
+import { GENERATED_SECRET_ANNOTATION } from '../../infra/generated-secret.ts';
+import { synthProfile } from '../../infra/synth.ts';
+import { CHART, helm, helmTemplate, NAMESPACE, RELEASE, requireHelm } from './helm.ts';
+import { validateManifest } from './validate-models.ts';
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- manifests are compared as plain JSON */
+type Obj = Record<string, any>;
+
+/** Objects keyed by kind/name, with what legitimately differs between two renderings blanked. */
+function normalize(objects: readonly Obj[], { dropToolLabels = false } = {}): Record<string, Obj> {
+  const out: Record<string, Obj> = {};
+  for (const original of objects) {
+    const o = structuredClone(original);
+    const scrubLabels = (labels?: Record<string, string>) => {
+      if (labels && dropToolLabels) {
+        delete labels['helm.sh/chart'];
+        delete labels['app.kubernetes.io/managed-by'];
+      }
+    };
+    scrubLabels(o.metadata.labels);
+    scrubLabels(o.spec?.template?.metadata?.labels);
+    // Random per render (Helm: randAlphaNum or lookup; cdk8s: crypto.randomBytes).
+    if (o.kind === 'Secret' && o.metadata.annotations?.[GENERATED_SECRET_ANNOTATION] === 'true') {
+      for (const key of ['password', 'jwt-secret', 'admin-token']) if (key in o.stringData) o.stringData[key] = '<generated>';
+    }
+    // Helm hashes the rendered ConfigMap file, cdk8s its data: both change exactly when the config does.
+    if (o.spec?.template?.metadata?.annotations?.['checksum/config']) {
+      expect(o.spec.template.metadata.annotations['checksum/config']).toMatch(/^[0-9a-f]{64}$/);
+      o.spec.template.metadata.annotations['checksum/config'] = '<sha256>';
+    }
+    const key = `${o.kind}/${o.metadata.name}`;
+    expect(out[key], `duplicate ${key}`).toBeUndefined();
+    out[key] = o;
+  }
+  return out;
+}
+
+function merge<T>(base: T, override: unknown): T {
+  if (override === null || typeof override !== 'object' || Array.isArray(override)) return override as T;
+  const out = structuredClone(base) as Record<string, unknown>;
+  for (const [k, v] of Object.entries(override)) {
+    out[k] = out[k] !== null && typeof out[k] === 'object' && !Array.isArray(out[k]) ? merge(out[k], v) : v;
+  }
+  return out as T;
+}
+
+const context = { release: RELEASE, namespace: NAMESPACE };
+
+describe('the generated chart', () => {
+  beforeAll(() => {
+    requireHelm();
+  });
+
+  it('is up to date with the constructs (run `make charts` after changing infra/)', () => {
+    const fresh = mkdtempSync(join(tmpdir(), 'rg-chart-'));
+    const files = writeChart(fresh);
+    for (const file of files) {
+      expect(readFileSync(join(CHART, file), 'utf8'), `charts/realtime-gateway/${file} is stale: run make charts`).toBe(
+        readFileSync(join(fresh, file), 'utf8'),
+      );
+    }
+    expect(readdirSync(join(CHART, 'templates')).sort()).toEqual(readdirSync(join(fresh, 'templates')).sort());
+  });
+
+  it('passes helm lint with no warnings', () => {
+    const result = helm(['lint', CHART, '--strict', '--kube-version', '1.37.0']);
+    expect(result.output).toContain('0 chart(s) failed');
+    expect(result.ok, result.output).toBe(true);
+    expect(result.output).not.toMatch(/\[(WARNING|ERROR)\]/);
+  });
+
+  it('documents every value in values.yaml', () => {
+    const valuesYaml = readFileSync(join(CHART, 'values.yaml'), 'utf8');
+    const leaves = (node: unknown, prefix: string): string[] =>
+      node && typeof node === 'object' && !Array.isArray(node)
+        ? Object.entries(node).flatMap(([k, v]) => [`${prefix}${k}`, ...(k.endsWith('resources') ? [] : leaves(v, `${prefix}${k}.`))])
+        : [];
+    for (const path of leaves(DEFAULT_VALUES, '')) {
+      expect(VALUE_DOCS[path], `values.${path} undocumented`).toBeTruthy();
+      expect(valuesYaml).toContain(`# ${VALUE_DOCS[path]!.split('\n')[0]}`);
+    }
+  });
+
+  it('with default values renders the kind profile (semantically), every object schema-valid', () => {
+    const rendered = helmTemplate();
+    for (const object of rendered) validateManifest(object as never);
+    const kind = synthProfile('kind').app!;
+    expect(normalize(rendered, { dropToolLabels: true })).toEqual(normalize(kind, { dropToolLabels: true }));
+  });
+
+  const variants: Record<string, unknown> = {
+    'ingress, nginx, host and TLS': { entry: { kind: 'ingress', className: 'nginx', host: 'rt.example.com', tls: { enabled: true, secretName: 'rt-tls' } } },
+    'ingress, traefik (sticky cookie on the Service)': { entry: { kind: 'ingress', className: 'traefik', ingress: { controller: 'traefik' } } },
+    'Gateway API with host and TLS on 443': { entry: { host: 'rt.example.com', tls: { enabled: true, secretName: 'rt-tls' }, gatewayApi: { listenerPort: 443 } } },
+    'KEDA on sockets per pod': { autoscaling: { mode: 'keda', minReplicas: 3, maxReplicas: 9, keda: { socketsPerPod: 500 } } },
+    'fixed replicas': { autoscaling: { mode: 'none' }, replicaCount: 4 },
+    'external Redis Cluster and an existing auth secret': {
+      redis: { mode: 'external', external: { secretName: 'redis-ext', cluster: true, urlKey: 'nodes' } },
+      auth: { existingSecret: 'my-auth' },
+    },
+    'longer drain, explicit grace period, extra settings': {
+      drain: { windowMs: 45_000, jitterMs: 9000, ratePerSecond: 50, terminationGracePeriodSeconds: 90 },
+      settings: { LOG_LEVEL: 'debug', MAX_CONNECTIONS: '5000' },
+    },
+    'name overrides, image and resources': {
+      fullnameOverride: 'rt',
+      image: { repository: 'registry.example.com/rt', tag: '1.2.3', pullPolicy: 'Always' },
+      resources: { requests: { cpu: '1', memory: '1Gi' }, limits: { cpu: '2', memory: '2Gi' } },
+    },
+  };
+
+  it.each(Object.entries(variants))('renders what the constructs synthesize for: %s', (_name, override) => {
+    const values = merge(DEFAULT_VALUES, override) as ChartValues;
+    const rendered = helmTemplate(override);
+    for (const object of rendered) validateManifest(object as never);
+    expect(normalize(rendered)).toEqual(normalize(synthChartObjects(values, context)));
+  });
+
+  // Each documented knob → a new value → the object it must change.
+  const knobs: [string, unknown, string][] = [
+    ['image.repository', 'other/image', 'Deployment/realtime-gateway'],
+    ['image.tag', '9.9.9', 'Deployment/realtime-gateway'],
+    ['image.pullPolicy', 'Always', 'Deployment/realtime-gateway'],
+    ['autoscaling.minReplicas', 3, 'HorizontalPodAutoscaler/realtime-gateway'],
+    ['autoscaling.maxReplicas', 12, 'HorizontalPodAutoscaler/realtime-gateway'],
+    ['autoscaling.targetCPUUtilizationPercentage', 50, 'HorizontalPodAutoscaler/realtime-gateway'],
+    ['autoscaling.targetMemoryUtilizationPercentage', 60, 'HorizontalPodAutoscaler/realtime-gateway'],
+    ['autoscaling.scaleUpPods', 8, 'HorizontalPodAutoscaler/realtime-gateway'],
+    ['autoscaling.scaleDownStabilizationSeconds', 900, 'HorizontalPodAutoscaler/realtime-gateway'],
+    ['autoscaling.scaleDownPeriodSeconds', 300, 'HorizontalPodAutoscaler/realtime-gateway'],
+    ['resources', { requests: { cpu: '1', memory: '1Gi' } }, 'Deployment/realtime-gateway'],
+    ['entry.className', 'other', 'Gateway/realtime-gateway'],
+    ['entry.host', 'rt.example.com', 'HTTPRoute/realtime-gateway'],
+    ['entry.cookieName', 'other-cookie', 'HTTPRoute/realtime-gateway'],
+    ['entry.gatewayApi.listenerPort', 9090, 'Gateway/realtime-gateway'],
+    ['redis.internal.image', 'redis:8.0-alpine', 'StatefulSet/realtime-gateway-redis'],
+    ['redis.internal.storageSize', '5Gi', 'StatefulSet/realtime-gateway-redis'],
+    ['redis.internal.resources', { requests: { cpu: '1', memory: '1Gi' } }, 'StatefulSet/realtime-gateway-redis'],
+    ['drain.preStopSeconds', 10, 'Deployment/realtime-gateway'],
+    ['drain.noticeDelayMs', 4000, 'ConfigMap/realtime-gateway'],
+    ['drain.windowMs', 40_000, 'ConfigMap/realtime-gateway'],
+    ['drain.ratePerSecond', 25, 'ConfigMap/realtime-gateway'],
+    ['drain.jitterMs', 8000, 'ConfigMap/realtime-gateway'],
+    ['drain.marginSeconds', 9, 'Deployment/realtime-gateway'],
+    ['drain.terminationGracePeriodSeconds', 120, 'Deployment/realtime-gateway'],
+    ['settings', { LOG_LEVEL: 'debug' }, 'ConfigMap/realtime-gateway'],
+    ['auth.existingSecret', 'my-auth', 'Deployment/realtime-gateway'],
+    ['nameOverride', 'rtg', 'Deployment/realtime-gateway-rtg'],
+    ['fullnameOverride', 'rt', 'Deployment/rt'],
+  ];
+  const defaults = () => normalize(helmTemplate());
+  const set = (path: string, value: unknown) =>
+    path.split('.').reduceRight<unknown>((inner, key) => ({ [key]: inner }), value);
+
+  it.each(knobs)('changing %s changes the rendered object it should', (path, value, objectKey) => {
+    const before = defaults();
+    const after = normalize(helmTemplate(set(path, value)));
+    expect(after[objectKey], `${objectKey} missing after setting ${path}`).toBeDefined();
+    expect(after[objectKey]).not.toEqual(before[objectKey]);
+  });
+
+  it('the drain knobs that shape the grace period change the Deployment and the shutdown deadline too', () => {
+    const before = defaults();
+    const after = normalize(helmTemplate({ drain: { windowMs: 40_000 } }));
+    const grace = (o: Record<string, Obj>) => o['Deployment/realtime-gateway']!.spec.template.spec.terminationGracePeriodSeconds;
+    expect(grace(after)).toBe(grace(before) + 20);
+    expect(after['ConfigMap/realtime-gateway']!.data.SHUTDOWN_DEADLINE_MS).toBe(String(Number(before['ConfigMap/realtime-gateway']!.data.SHUTDOWN_DEADLINE_MS) + 20_000));
+  });
+
+  it('mode and kind values switch the objects that exist', () => {
+    const kinds = (override: unknown) => Object.keys(normalize(helmTemplate(override))).map((k) => k.split('/')[0]).sort();
+    expect(kinds({})).toContain('HTTPRoute');
+    expect(kinds({ entry: { kind: 'ingress' } })).toContain('Ingress');
+    expect(kinds({ entry: { kind: 'ingress' } })).not.toContain('HTTPRoute');
+    expect(kinds({ autoscaling: { mode: 'keda' } })).toContain('ScaledObject');
+    expect(kinds({ autoscaling: { mode: 'none' } })).not.toContain('HorizontalPodAutoscaler');
+    expect(kinds({ redis: { mode: 'external', external: { secretName: 'x' } } })).not.toContain('StatefulSet');
+  });
+
+  it('refuses what the constructs refuse, with a message naming the value', () => {
+    expect(() => helmTemplate({ drain: { terminationGracePeriodSeconds: 10 } })).toThrow(/drain\.terminationGracePeriodSeconds=10 is shorter than the drain needs/);
+    expect(() => helmTemplate({ settings: { NOPE: '1' } })).toThrow(/settings\.NOPE is not a gateway setting/);
+    expect(() => helmTemplate({ settings: { PORT: '1' } })).toThrow(/settings\.PORT is set by the chart itself/);
+    expect(() => helmTemplate({ redis: { mode: 'external' } })).toThrow(/redis\.external\.secretName is required/);
+    expect(() => helmTemplate({ entry: { kind: 'ingress', tls: { enabled: true, secretName: 't' } } })).toThrow(/needs host/);
+    expect(() => helmTemplate({ drain: { marginSeconds: 1 } })).toThrow(/drain\.marginSeconds=1 must be an integer >= 2/);
+  });
+});

@@ -1,0 +1,43 @@
+// Runs the pinned helm from ./bin (built by `make tools`) — never a helm from elsewhere on the machine.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseAllDocuments, stringify } from 'yaml';
+
+export const ROOT = join(import.meta.dirname, '..', '..');
+export const HELM = join(ROOT, 'bin', 'helm');
+export const CHART = join(ROOT, 'charts', 'realtime-gateway');
+export const RELEASE = 'realtime-gateway';
+export const NAMESPACE = 'realtime-gateway';
+/** helm built with `go install` has no ldflags, so its default Kubernetes version is old: name ours. */
+const KUBE_VERSION = '1.37.0';
+
+export function requireHelm(): string {
+  if (!existsSync(HELM)) throw new Error(`${HELM} is missing: run \`make tools\` (builds the pinned helm into ./bin)`);
+  return HELM;
+}
+
+export function helm(args: string[]): { ok: boolean; output: string } {
+  try {
+    return { ok: true, output: execFileSync(requireHelm(), args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
+  } catch (error) {
+    const e = error as { stdout?: string; stderr?: string };
+    return { ok: false, output: `${e.stdout ?? ''}${e.stderr ?? ''}` };
+  }
+}
+
+let valuesDir: string | undefined;
+let valuesCount = 0;
+
+/** `helm template` with these values; returns the parsed objects, or throws with helm's message. */
+export function helmTemplate(values: unknown = {}, chart = CHART): Record<string, unknown>[] {
+  valuesDir ??= mkdtempSync(join(tmpdir(), 'rg-values-'));
+  const file = join(valuesDir, `values-${valuesCount++}.yaml`);
+  writeFileSync(file, stringify(values));
+  const result = helm(['template', RELEASE, chart, '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION, '-f', file]);
+  if (!result.ok) throw new Error(`helm template failed: ${result.output}`);
+  return parseAllDocuments(result.output)
+    .map((d) => d.toJS() as Record<string, unknown> | null)
+    .filter((d): d is Record<string, unknown> => d !== null);
+}

@@ -1,0 +1,242 @@
+// The cdk8s profiles: snapshots, offline schema validation and the invariants the blueprint promises.
+import { Chart, Testing } from 'cdk8s';
+import { describe, expect, it } from 'vitest';
+import { SETTINGS, loadConfig } from '../../app/gateway/config.ts';
+import { Gateway } from '../../infra/gateway.ts';
+import { resolveDrainTiming } from '../../infra/drain-timing.ts';
+import { Redis } from '../../infra/redis.ts';
+import { RealtimeGateway } from '../../infra/realtime-gateway.ts';
+import { GatewayApiEntry } from '../../infra/gateway-api-entry.ts';
+import { EnvoyGatewayKind } from '../../infra/envoy-gateway-kind.ts';
+import { scalingBehavior } from '../../infra/horizontal-autoscaler.ts';
+import { isGeneratedSecret, synthProfile, PROFILES, type Manifest, type ProfileName } from '../../infra/synth.ts';
+import { defaultApp } from '../../infra/profiles/common.ts';
+import { validateManifest } from './validate-models.ts';
+
+const FIXED_SECRETS = {
+  redisPassword: 'test-redis-password-0123456789abcdef',
+  auth: { 'jwt-secret': 'test-jwt-secret-0123456789abcdef0123456789', 'admin-token': 'test-admin-token-0123456789' },
+};
+const profiles = Object.keys(PROFILES) as ProfileName[];
+const all = (profile: ProfileName) => Object.values(synthProfile(profile, { generatedSecrets: FIXED_SECRETS })).flat();
+const find = (objects: Manifest[], kind: string) => objects.filter((o) => o.kind === kind);
+/* eslint-disable @typescript-eslint/no-explicit-any -- manifests are walked as plain JSON */
+const podSpecs = (objects: Manifest[]): any[] =>
+  objects.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet').map((o: any) => o.spec.template.spec);
+
+describe.each(profiles)('profile %s', (profile) => {
+  const objects = all(profile);
+
+  it('matches the snapshot', () => {
+    expect(synthProfile(profile, { generatedSecrets: FIXED_SECRETS })).toMatchSnapshot();
+  });
+
+  it('every object passes kubernetes-models schema validation offline', () => {
+    expect(objects.length).toBeGreaterThan(5);
+    for (const object of objects) validateManifest(object);
+  });
+
+  it('every container has liveness and readiness probes, requests and a memory limit', () => {
+    for (const spec of podSpecs(objects)) {
+      for (const container of spec.containers) {
+        expect(container.livenessProbe, container.name).toBeDefined();
+        expect(container.readinessProbe, container.name).toBeDefined();
+        expect(container.resources.requests.cpu, container.name).toBeDefined();
+        expect(container.resources.requests.memory, container.name).toBeDefined();
+        expect(container.resources.limits.memory, container.name).toBeDefined();
+      }
+    }
+  });
+
+  it('every pod runs hardened: non-root, read-only root, no capabilities, RuntimeDefault seccomp, no API token', () => {
+    for (const spec of podSpecs(objects)) {
+      expect(spec.securityContext.runAsNonRoot).toBe(true);
+      expect(spec.securityContext.seccompProfile.type).toBe('RuntimeDefault');
+      expect(spec.automountServiceAccountToken).toBe(false);
+      for (const container of spec.containers) {
+        expect(container.securityContext).toMatchObject({
+          runAsNonRoot: true,
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ['ALL'] },
+          seccompProfile: { type: 'RuntimeDefault' },
+        });
+      }
+    }
+    for (const account of find(objects, 'ServiceAccount') as any[]) expect(account.automountServiceAccountToken).toBe(false);
+  });
+
+  it('the gateway grace period covers preStop + notice delay + drain window, and the shutdown deadline fits inside', () => {
+    const deployment = find(objects, 'Deployment')[0] as any;
+    const spec = deployment.spec.template.spec;
+    const container = spec.containers[0];
+    const config = (find(objects, 'ConfigMap')[0] as any).data;
+    const preStop = container.lifecycle.preStop.sleep.seconds;
+    const drainMs = Number(config.DRAIN_NOTICE_DELAY_MS) + Number(config.DRAIN_WINDOW_MS);
+    expect(preStop).toBeGreaterThan(0);
+    expect(spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(preStop * 1000 + drainMs);
+    const deadline = Number(config.SHUTDOWN_DEADLINE_MS);
+    expect(deadline).toBeGreaterThan(drainMs);
+    expect(preStop * 1000 + deadline).toBeLessThan(spec.terminationGracePeriodSeconds * 1000);
+    expect(deployment.spec.strategy.rollingUpdate.maxUnavailable).toBe(0);
+    expect(spec.topologySpreadConstraints[0].topologyKey).toBe('kubernetes.io/hostname');
+  });
+
+  it('the gateway environment uses only names the config schema knows, and the gateway accepts it', () => {
+    const deployment = find(objects, 'Deployment')[0] as any;
+    const container = deployment.spec.template.spec.containers[0];
+    const configMap = (find(objects, 'ConfigMap')[0] as any).data as Record<string, string>;
+    const names = [...Object.keys(configMap), ...container.env.map((e: { name: string }) => e.name)];
+    for (const name of names) expect(Object.keys(SETTINGS), `${name} is not in app/gateway/config.ts SETTINGS`).toContain(name);
+    expect(container.envFrom[0].configMapRef.name).toBe((find(objects, 'ConfigMap')[0] as any).metadata.name);
+    expect(configMap.AUTH_MODE).toBe('jwt');
+    expect(configMap.HOST).toBe('0.0.0.0');
+    // Stand-ins for the Secret and downward-API values; everything else exactly as the manifest says.
+    const env = {
+      ...configMap,
+      POD_NAME: 'gateway-0',
+      REDIS_URL: 'redis://redis:6379',
+      REDIS_PASSWORD: 'x',
+      JWT_SECRET: 'a'.repeat(43),
+      ADMIN_TOKEN: 'b'.repeat(43),
+    };
+    expect(() => loadConfig(env)).not.toThrow();
+    expect(container.env.find((e: any) => e.name === 'POD_NAME').valueFrom.fieldRef.fieldPath).toBe('metadata.name');
+    const probes = { liveness: container.livenessProbe.httpGet.path, readiness: container.readinessProbe.httpGet.path };
+    expect(probes).toEqual({ liveness: '/healthz', readiness: '/readyz' });
+  });
+
+  it('the HTTPRoute pins sessions with a cookie and has no request timeout', () => {
+    const [route] = find(objects, 'HTTPRoute') as any[];
+    for (const rule of route.spec.rules) {
+      expect(rule.sessionPersistence).toMatchObject({ type: 'Cookie', sessionName: expect.any(String) });
+      expect(rule.timeouts.request).toBe('0s');
+    }
+  });
+
+  it('the HPA scales down slower than it scales up', () => {
+    const [hpa] = find(objects, 'HorizontalPodAutoscaler') as any[];
+    const { scaleUp, scaleDown } = hpa.spec.behavior;
+    expect(scaleDown.stabilizationWindowSeconds).toBeGreaterThan(scaleUp.stabilizationWindowSeconds);
+    const perSecond = (rules: any, pods: number) =>
+      Math.max(...rules.policies.map((p: any) => (p.type === 'Pods' ? p.value : (p.value / 100) * pods) / p.periodSeconds));
+    for (const pods of [hpa.spec.minReplicas, hpa.spec.maxReplicas]) {
+      expect(perSecond(scaleDown, pods)).toBeLessThan(perSecond(scaleUp, pods));
+    }
+    expect(scaleDown.policies).toEqual([expect.objectContaining({ type: 'Pods', value: 1 })]);
+    expect(hpa.spec.scaleTargetRef).toMatchObject({ kind: 'Deployment', name: (find(objects, 'Deployment')[0] as any).metadata.name });
+    const deployment = find(objects, 'Deployment')[0] as any;
+    expect(deployment.spec.replicas, 'an autoscaled Deployment leaves replicas to the HPA').toBeUndefined();
+  });
+
+  it('has a PodDisruptionBudget selecting the gateway pods', () => {
+    const [pdb] = find(objects, 'PodDisruptionBudget') as any[];
+    const deployment = find(objects, 'Deployment')[0] as any;
+    expect(pdb.spec.selector.matchLabels).toEqual(deployment.spec.selector.matchLabels);
+    expect(pdb.spec.maxUnavailable).toBeGreaterThanOrEqual(1);
+  });
+
+  it('every object carries the standard app.kubernetes.io labels', () => {
+    for (const object of objects.filter((o) => o.metadata.namespace === 'realtime-gateway')) {
+      for (const label of ['name', 'instance', 'version', 'component', 'part-of', 'managed-by']) {
+        expect(object.metadata.labels?.[`app.kubernetes.io/${label}`], `${object.kind}/${object.metadata.name}`).toBeTruthy();
+      }
+    }
+  });
+});
+
+describe('kind profile specifics', () => {
+  const objects = all('kind');
+
+  it('in-cluster Redis is reachable only from the gateway pods, through its NetworkPolicy', () => {
+    const [redis] = find(objects, 'StatefulSet') as any[];
+    const [policy] = find(objects, 'NetworkPolicy') as any[];
+    const gateway = find(objects, 'Deployment')[0] as any;
+    expect(policy.spec.podSelector.matchLabels).toEqual(redis.spec.selector.matchLabels);
+    expect(policy.spec.policyTypes).toEqual(['Ingress']);
+    expect(policy.spec.ingress).toHaveLength(1);
+    expect(policy.spec.ingress[0].from).toEqual([{ podSelector: { matchLabels: gateway.spec.selector.matchLabels } }]);
+    expect(policy.spec.ingress[0].ports).toEqual([{ port: 6379, protocol: 'TCP' }]);
+    expect(redis.spec.template.spec.containers[0].args).toContain('$(REDIS_PASSWORD)');
+  });
+
+  it('generates the Redis password and auth secrets (random by default, never in the main manifests)', () => {
+    const random = Object.values(synthProfile('kind')).flat().filter(isGeneratedSecret) as any[];
+    const again = Object.values(synthProfile('kind')).flat().filter(isGeneratedSecret) as any[];
+    expect(random.map((s) => s.metadata.name).sort()).toEqual(['realtime-gateway-auth', 'realtime-gateway-redis']);
+    const auth = random.find((s) => s.metadata.name === 'realtime-gateway-auth');
+    expect(auth.stringData['jwt-secret'].length).toBeGreaterThanOrEqual(32);
+    expect(auth.stringData['jwt-secret']).not.toBe(again.find((s) => s.metadata.name === 'realtime-gateway-auth').stringData['jwt-secret']);
+  });
+
+  it('the platform chart exposes the Envoy proxy of this Gateway on the NodePort kind-config.yaml maps', () => {
+    const platform = synthProfile('kind').platform!;
+    const service = platform.find((o) => o.kind === 'Service') as any;
+    const [gateway] = find(objects, 'Gateway') as any[];
+    expect(service.spec.selector['gateway.envoyproxy.io/owning-gateway-name']).toBe(gateway.metadata.name);
+    expect(service.spec.ports[0].targetPort).toBe(gateway.spec.listeners[0].port);
+    expect(platform.find((o) => o.kind === 'GatewayClass')?.metadata.name).toBe(gateway.spec.gatewayClassName);
+  });
+});
+
+describe('production profile specifics', () => {
+  const objects = all('production');
+  it('uses an external Redis Cluster and platform-provided secrets, terminates TLS', () => {
+    expect(find(objects, 'StatefulSet')).toHaveLength(0);
+    expect(find(objects, 'Secret')).toHaveLength(0);
+    expect((find(objects, 'ConfigMap')[0] as any).data.ADAPTER).toBe('redis-cluster');
+    const [gateway] = find(objects, 'Gateway') as any[];
+    expect(gateway.spec.listeners[0]).toMatchObject({ protocol: 'HTTPS', port: 443, tls: { mode: 'Terminate' } });
+  });
+});
+
+describe('construct-time errors name the prop and value', () => {
+  const app = defaultApp();
+  const chart = () => new Chart(Testing.app(), 'test');
+  const gatewayProps = {
+    app,
+    image: 'x:1',
+    redis: { adapter: 'redis' as const, secretName: 'r', urlKey: 'url', passwordKey: 'password' },
+    auth: { secretName: 'a' },
+  };
+
+  it('a grace period shorter than the drain needs', () => {
+    expect(() => new Gateway(chart(), 'g', { ...gatewayProps, drain: { terminationGracePeriodSeconds: 10 } })).toThrow(
+      /drain\.terminationGracePeriodSeconds=10 is shorter than the drain needs.*= 32 s/,
+    );
+    expect(resolveDrainTiming({ windowMs: 60_000, terminationGracePeriodSeconds: 120 })).toMatchObject({
+      terminationGracePeriodSeconds: 120,
+      shutdownDeadlineMs: 114_000,
+    });
+  });
+
+  it('replicas with an autoscaler, unknown or owned settings', () => {
+    expect(() => new Gateway(chart(), 'g', { ...gatewayProps, replicas: 3, autoscaled: true })).toThrow(/replicas=3 conflicts with autoscaled=true/);
+    expect(() => new Gateway(chart(), 'g', { ...gatewayProps, settings: { NOPE: '1' } as never })).toThrow(/settings\.NOPE is not a gateway setting/);
+    expect(() => new Gateway(chart(), 'g', { ...gatewayProps, settings: { PORT: '1' } })).toThrow(/settings\.PORT is set by the Gateway construct/);
+    expect(() => new RealtimeGateway(chart(), 'r', { app, image: 'x', replicas: 3 })).toThrow(/replicas=3 conflicts with autoscaling\.mode=hpa/);
+  });
+
+  it('in-cluster-only Redis props with an external Redis; a Redis nobody may reach', () => {
+    expect(() => new Redis(chart(), 'r', { app, external: { secretName: 's' }, storageSize: '5Gi' })).toThrow(/storageSize="5Gi" only applies to the in-cluster Redis/);
+    const lonely = chart();
+    new Redis(lonely, 'r', { app });
+    expect(() => Testing.synth(lonely)).toThrow(/no client may reach it/);
+  });
+
+  it('scale-down that is not slower than scale-up; a privileged listener port on kind', () => {
+    expect(() => scalingBehavior({ scaleDownPeriodSeconds: 5 })).toThrow(/scaleDownPeriodSeconds=5/);
+    expect(() => scalingBehavior({ scaleDownStabilizationSeconds: 0 })).toThrow(/scaleDownStabilizationSeconds=0/);
+    expect(() => new EnvoyGatewayKind(chart(), 'e', { gatewayName: 'g', gatewayNamespace: 'n', listenerPort: 80 })).toThrow(/listenerPort=80/);
+    expect(() => new GatewayApiEntry(chart(), 'e', { app, backend: { serviceName: 's', port: 1 }, cookieName: 'bad cookie' })).toThrow(/cookieName="bad cookie"/);
+  });
+
+  it('a Redis NetworkPolicy accepts more clients (the drain controller, later)', () => {
+    const c = chart();
+    const redis = new Redis(c, 'r', { app, clientSelectors: [{ role: 'gateway' }] });
+    redis.allowFrom({ role: 'controller' });
+    const policy = Testing.synth(c).find((o) => o.kind === 'NetworkPolicy');
+    expect(policy.spec.ingress[0].from.map((f: any) => f.podSelector.matchLabels.role)).toEqual(['gateway', 'controller']);
+  });
+});
+

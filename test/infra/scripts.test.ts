@@ -1,0 +1,80 @@
+// What can be checked here of the kind path (no Docker engine on this machine): the script parses and
+// passes shellcheck, kind-config.yaml matches the manifests, the workflow and Dockerfile say what they must.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { KIND_NODE_PORT } from '../../infra/profiles/kind.ts';
+import { synthProfile } from '../../infra/synth.ts';
+import { ENVOY_GATEWAY_VERSION } from '../../infra/gateway-api-entry.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const read = (file: string) => readFileSync(join(ROOT, file), 'utf8');
+/* eslint-disable @typescript-eslint/no-explicit-any -- parsed YAML */
+
+function run(command: string, args: string[], missing: string): string {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException & { stdout?: string; stderr?: string };
+    if (e.code === 'ENOENT') throw new Error(`${command} is not installed: ${missing}`);
+    throw new Error(`${command} ${args.join(' ')} failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+  }
+}
+
+describe('scripts/up.sh', () => {
+  it('parses (bash -n) and passes shellcheck', () => {
+    run('bash', ['-n', join(ROOT, 'scripts/up.sh')], 'install bash');
+    run('shellcheck', ['--severity=style', join(ROOT, 'scripts/up.sh')], 'apt-get install shellcheck (.ci/run installs it)');
+  });
+
+  it('pins Envoy Gateway at the version the constructs target and waits saying what for', () => {
+    const script = read('scripts/up.sh');
+    expect(script).toContain(`ENVOY_GATEWAY_VERSION="${ENVOY_GATEWAY_VERSION}"`);
+    expect(script).toContain('--kubelet-insecure-tls');
+    expect(script.match(/rollout status/g)?.length).toBeGreaterThanOrEqual(2);
+    for (const line of script.split('\n').filter((l) => /rollout status|kubectl.* wait /.test(l))) {
+      expect(line.trimStart().startsWith('"${KUBECTL[@]}"'), line).toBe(true);
+    }
+  });
+});
+
+describe('kind-config.yaml', () => {
+  const config = parse(read('kind-config.yaml'));
+
+  it('has a control plane and two workers on a digest-pinned node image', () => {
+    expect(config.nodes.map((n: any) => n.role)).toEqual(['control-plane', 'worker', 'worker']);
+    for (const node of config.nodes) expect(node.image).toMatch(/^kindest\/node:v1\.37\.0@sha256:[0-9a-f]{64}$/);
+  });
+
+  it('maps the entry NodePort the kind profile uses to localhost:8080', () => {
+    const service = synthProfile('kind').platform!.find((o) => o.kind === 'Service') as any;
+    expect(service.spec.ports[0].nodePort).toBe(KIND_NODE_PORT);
+    expect(config.nodes[0].extraPortMappings).toEqual([
+      expect.objectContaining({ containerPort: KIND_NODE_PORT, hostPort: 8080 }),
+    ]);
+  });
+});
+
+describe('Dockerfile and workflow', () => {
+  it('the image is multi-stage Node 24 bookworm-slim, production dependencies only, non-root', () => {
+    const dockerfile = read('Dockerfile');
+    const froms = dockerfile.match(/^FROM .*/gm) ?? [];
+    expect(froms.length).toBeGreaterThanOrEqual(2);
+    for (const from of froms) expect(from).toMatch(/^FROM node:24-bookworm-slim/);
+    expect(dockerfile).toMatch(/npm ci --omit=dev/);
+    expect(dockerfile).toMatch(/^USER 1000:1000$/m);
+    expect(dockerfile).toMatch(/CMD \["node", "app\/gateway\/main.ts"\]/);
+    const deployment = synthProfile('kind').app!.find((o) => o.kind === 'Deployment') as any;
+    expect(deployment.spec.template.spec.securityContext.runAsUser).toBe(1000);
+    expect(read('.dockerignore').split('\n')).toEqual(expect.arrayContaining(['node_modules', '.git', 'dist']));
+  });
+
+  it('the kind workflow runs make up and make chaos-kind on kind', () => {
+    const workflow = parse(read('.github/workflows/kind.yaml'));
+    const steps = workflow.jobs.kind.steps.map((s: any) => s.run ?? s.uses);
+    expect(steps).toEqual(expect.arrayContaining(['make up', 'make chaos-kind']));
+    expect(workflow.jobs.kind.env.KIND_VERSION).toBe('v0.33.0');
+  });
+});
