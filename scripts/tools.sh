@@ -114,7 +114,7 @@ fi
 if installed etcd "$ETCD_VERSION" "$LOCALBIN/etcd"; then
   echo "etcd $ETCD_VERSION: up to date"
 else
-  echo "building etcd $ETCD_VERSION (first build takes ~3 min)..."
+  echo "building etcd $ETCD_VERSION (first build takes ~1 min)..."
   start=$(date +%s)
   (
     cd "$ROOT/tools/etcd"
@@ -156,7 +156,7 @@ KUBE_BINARIES=(kube-apiserver kube-controller-manager kubectl)
 if installed kubernetes "$KUBERNETES_VERSION" "${KUBE_BINARIES[@]/#/$LOCALBIN/}"; then
   echo "kube-apiserver, kube-controller-manager, kubectl $KUBERNETES_VERSION: up to date"
 else
-  echo "building kube-apiserver, kube-controller-manager and kubectl $KUBERNETES_VERSION (first build takes ~15 min on 2 cores; later builds reuse the Go cache)..."
+  echo "building kube-apiserver, kube-controller-manager and kubectl $KUBERNETES_VERSION (first build takes ~8 min on 2 cores; later builds reuse the Go cache)..."
   start=$(date +%s)
   (
     cd "$ROOT/tools/kubernetes"

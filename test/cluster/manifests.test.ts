@@ -1,0 +1,256 @@
+// The blueprint's manifests against a real kube-apiserver (+ kube-controller-manager): every object of every
+// profile and of the Helm chart passes server-side dry-run and is applied; the kind profile's Deployments
+// produce ReplicaSets and Pods and its HPA is observed; every ServiceAccount gets exactly the RBAC its
+// component needs. Run `make tools` first.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { defaultBinDir, startControlPlane, type ControlPlane, type StopControlPlane } from './control-plane.ts';
+import {
+  PROFILES,
+  describeObject,
+  dryRunThenApply,
+  renderCharts,
+  synthesize,
+  type ApplyReport,
+  type KubeObject,
+  type Manifests,
+  type Profile,
+} from './manifests.ts';
+import { difference, permissionsOf, wildcardGrants } from './rbac.ts';
+
+/**
+ * What each component's ServiceAccount may do beyond the defaults every service account has, keyed by its
+ * `app.kubernetes.io/component` label. This is the reviewed contract: a manifest that grants more or less fails.
+ * Format: `verb [group/]resource[name]` as printed by permissionsOf (cluster-wide grants show up here too).
+ */
+const EXPECTED_PERMISSIONS: Record<string, string[]> = {
+  // The gateway never talks to the Kubernetes API.
+  gateway: [],
+  redis: [],
+};
+
+const CHART_NAMESPACE = 'realtime-gateway';
+
+// Synthesis and chart rendering run once per file, on first use (a failure shows up in every test that needs them).
+let synthesized: Promise<Record<Profile, Manifests>> | undefined;
+const synthesizeOnce = () => (synthesized ??= synthesize());
+let charts: ReturnType<typeof renderCharts> | undefined;
+const renderChartsOnce = () => (charts ??= renderCharts(join(defaultBinDir, 'helm'), CHART_NAMESPACE));
+
+/** One control plane with one set of manifests applied, shared by the tests of a describe block. */
+function planeWithManifests(load: () => Promise<Manifests>, options: { controllerManager: boolean; namespace?: string }) {
+  const state = {} as {
+    plane: ControlPlane;
+    stop: StopControlPlane;
+    manifests: Manifests;
+    baseline: Map<string, Set<string>>;
+    applied?: Promise<ApplyReport>;
+  };
+  beforeAll(async () => {
+    [state.plane, state.stop] = await startControlPlane({ controllerManager: options.controllerManager });
+    state.manifests = await load();
+    // What each service account may do before the manifests exist: the defaults every service account has.
+    state.baseline = new Map();
+    for (const account of serviceAccounts(state.manifests, options.namespace)) {
+      for (const namespace of namespacesOf(state.manifests, options.namespace)) {
+        state.baseline.set(`${account.user} in ${namespace}`, await permissionsOf(state.plane, account.user, namespace));
+      }
+    }
+  });
+  afterAll(async () => {
+    await state.stop?.();
+  });
+  const applyOnce = () => (state.applied ??= dryRunThenApply(state.plane, state.manifests, options.namespace));
+  return { state, applyOnce, namespace: options.namespace };
+}
+
+interface Account {
+  user: string;
+  namespace: string;
+  name: string;
+  component: string;
+}
+
+function serviceAccounts(manifests: Manifests, defaultNamespace = 'default'): Account[] {
+  return manifests.objects
+    .filter((o) => o.kind === 'ServiceAccount')
+    .map((o) => {
+      const namespace = o.metadata.namespace ?? defaultNamespace;
+      return {
+        namespace,
+        name: o.metadata.name,
+        user: `system:serviceaccount:${namespace}:${o.metadata.name}`,
+        component: o.metadata.labels?.['app.kubernetes.io/component'] ?? o.metadata.name,
+      };
+    });
+}
+
+function namespacesOf(manifests: Manifests, defaultNamespace = 'default'): string[] {
+  const names = manifests.objects.map((o) => (o.kind === 'Namespace' ? o.metadata.name : (o.metadata.namespace ?? defaultNamespace)));
+  return [...new Set(names)].sort();
+}
+
+function rbacTests(context: ReturnType<typeof planeWithManifests>, defaultNamespace?: string) {
+  test('every ServiceAccount can do exactly what its component needs, and nothing else', async () => {
+    const { state, applyOnce } = context;
+    await applyOnce();
+    const accounts = serviceAccounts(state.manifests, defaultNamespace);
+    expect(accounts.length, `${state.manifests.source} defines no ServiceAccount`).toBeGreaterThan(0);
+    const problems: string[] = [];
+    for (const account of accounts) {
+      const expected = EXPECTED_PERMISSIONS[account.component];
+      for (const namespace of namespacesOf(state.manifests, defaultNamespace)) {
+        const before = state.baseline.get(`${account.user} in ${namespace}`) ?? new Set<string>();
+        const granted = difference(await permissionsOf(state.plane, account.user, namespace), before);
+        if (expected === undefined) {
+          problems.push(`${account.user} (component "${account.component}") has no entry in EXPECTED_PERMISSIONS; ` +
+            `in ${namespace} it is granted: ${JSON.stringify(granted)}`);
+          continue;
+        }
+        const extra = difference(new Set(granted), new Set(expected));
+        const missing = account.namespace === namespace ? difference(new Set(expected), new Set(granted)) : [];
+        if (extra.length > 0) problems.push(`${account.user} in namespace ${namespace} may also: ${extra.join(', ')}`);
+        if (missing.length > 0) problems.push(`${account.user} in namespace ${namespace} lacks: ${missing.join(', ')}`);
+      }
+    }
+    expect(problems, `kubectl auth can-i --list --as=<user> -n <namespace> shows the same:\n${problems.join('\n')}`).toEqual([]);
+  });
+}
+
+function applyTest(context: ReturnType<typeof planeWithManifests>) {
+  test('every object passes server-side dry-run, then is applied', async () => {
+    const { state, applyOnce } = context;
+    const report = await applyOnce();
+    const expected = state.manifests.objects.length;
+    expect(expected, `${state.manifests.source} has no objects`).toBeGreaterThan(0);
+    expect(report.dryRun, 'one dry-run result per object').toHaveLength(expected);
+    expect(report.applied, 'one apply result per object').toHaveLength(expected);
+    // Read every object back (`kubectl get -f` looks up each object of the input): stored for real, not only dry-run.
+    const list = JSON.stringify({ apiVersion: 'v1', kind: 'List', items: state.manifests.objects });
+    const args = ['get', '-f', '-', '-o', 'name', ...(context.namespace ? [`--namespace=${context.namespace}`] : [])];
+    const stored = await state.plane.kubectl(args, { input: list, allowFailure: true });
+    expect(stored.stderr, 'objects missing after apply').toBe('');
+    expect(stored.stdout.trim().split('\n')).toHaveLength(expected);
+  });
+}
+
+describe.each(PROFILES)('profile %s', (profile) => {
+  const context = planeWithManifests(async () => (await synthesizeOnce())[profile], {
+    controllerManager: profile === 'kind',
+  });
+  applyTest(context);
+  rbacTests(context);
+
+  if (profile === 'kind') {
+    test('each Deployment yields a ReplicaSet and its Pods (Pending: there are no nodes)', async () => {
+      const { state, applyOnce } = context;
+      await applyOnce();
+      const deployments = state.manifests.objects.filter((o) => o.kind === 'Deployment');
+      expect(deployments.length, 'the kind profile has no Deployment').toBeGreaterThan(0);
+      for (const deployment of deployments) {
+        await eventually(`${describeObject(deployment)} to have its pods`, 45_000, async () => {
+          return describeChain(state.plane, deployment);
+        });
+      }
+    });
+
+    test('the HorizontalPodAutoscaler is observed by its controller, which holds its target at minReplicas or more', async () => {
+      const { state, applyOnce } = context;
+      await applyOnce();
+      const autoscalers = state.manifests.objects.filter((o) => o.kind === 'HorizontalPodAutoscaler');
+      expect(autoscalers.length, 'the kind profile has no HorizontalPodAutoscaler').toBeGreaterThan(0);
+      for (const hpa of autoscalers) {
+        const spec = hpa.spec as { minReplicas?: number; maxReplicas: number; scaleTargetRef: { apiVersion: string; kind: string; name: string } };
+        const target = spec.scaleTargetRef;
+        const [group, version] = target.apiVersion.includes('/') ? target.apiVersion.split('/') : ['', target.apiVersion];
+        const targetResource = group ? `${target.kind}.${version}.${group}` : target.kind;
+        await eventually(`${describeObject(hpa)} to be acted on by the HPA controller`, 45_000, async () => {
+          const stored = await getJson(state.plane, hpa.metadata.namespace, 'horizontalpodautoscalers.autoscaling', hpa.metadata.name);
+          const conditions = (stored.status?.conditions ?? []) as { type: string }[];
+          if (!conditions.some((c) => c.type === 'AbleToScale')) return `status: ${JSON.stringify(stored.status)}`;
+          // With no metrics here, the controller's only move is enforcing the bounds (via the /scale subresource).
+          const scale = await getJson(state.plane, hpa.metadata.namespace, targetResource, target.name, '--subresource=scale');
+          const replicas = scale.spec?.replicas ?? 0;
+          if (replicas < (spec.minReplicas ?? 1) || replicas > spec.maxReplicas) {
+            return `${target.kind} ${target.name} has ${replicas} replicas, outside ${spec.minReplicas ?? 1}..${spec.maxReplicas}`;
+          }
+          return null;
+        });
+      }
+    });
+  }
+});
+
+describe('helm chart', () => {
+  const context = planeWithManifests(
+    async () => {
+      const rendered = await renderChartsOnce();
+      return { source: rendered.map((c) => c.source).join(' + '), objects: rendered.flatMap((c) => c.objects) };
+    },
+    { controllerManager: false, namespace: CHART_NAMESPACE },
+  );
+  beforeAll(async () => {
+    await context.state.plane.kubectl(['create', 'namespace', CHART_NAMESPACE]);
+  });
+  applyTest(context);
+  rbacTests(context, CHART_NAMESPACE);
+});
+
+test('no Role or ClusterRole grants a wildcard, in any profile or the chart', async () => {
+  const sources: Manifests[] = [...Object.values(await synthesizeOnce()), ...(await renderChartsOnce())];
+  const wildcards = sources.flatMap((m) => wildcardGrants(m.objects).map((w) => `${m.source}: ${w}`));
+  expect(wildcards).toEqual([]);
+});
+
+test('the wildcard check catches wildcards in verbs, groups, resources and subresources', () => {
+  const role = (rules: object[]): KubeObject => ({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'r' }, rules });
+  expect(wildcardGrants([role([{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] }])])).toEqual([]);
+  expect(wildcardGrants([role([{ apiGroups: [''], resources: ['pods'], verbs: ['*'] }])])).toHaveLength(1);
+  expect(wildcardGrants([role([{ apiGroups: ['*'], resources: ['pods'], verbs: ['get'] }])])).toHaveLength(1);
+  expect(wildcardGrants([role([{ apiGroups: ['apps'], resources: ['deployments/*'], verbs: ['get'] }])])).toHaveLength(1);
+  expect(wildcardGrants([{ ...role([{ nonResourceURLs: ['/metrics*'], verbs: ['get'] }]), kind: 'ClusterRole' }])).toHaveLength(1);
+});
+
+/** null when the Deployment has a ReplicaSet with all its pods; otherwise what is missing. */
+async function describeChain(plane: ControlPlane, deployment: KubeObject): Promise<string | null> {
+  const namespace = deployment.metadata.namespace ?? 'default';
+  // The live value, not the manifest's: an HPA may have changed it (or set it where the manifest leaves it out).
+  const live = await getJson(plane, namespace, 'deployments.apps', deployment.metadata.name);
+  const replicas: number = live.spec.replicas;
+  const replicaSets = ((await getJson(plane, namespace, 'replicasets.apps')).items as KubeObject[])
+    .filter((rs) => ownedBy(rs, 'Deployment', deployment.metadata.name));
+  const replicaSet = replicaSets[0];
+  if (replicaSets.length !== 1 || !replicaSet) return `${replicaSets.length} ReplicaSets owned by it`;
+  const pods = ((await getJson(plane, namespace, 'pods')).items as (KubeObject & { status?: { phase?: string } })[])
+    .filter((pod) => ownedBy(pod, 'ReplicaSet', replicaSet.metadata.name));
+  if (pods.length !== replicas) {
+    return `${pods.length}/${replicas} pods; ReplicaSet status: ${JSON.stringify(replicaSet.status)}`;
+  }
+  const notPending = pods.filter((pod) => pod.status?.phase !== 'Pending');
+  if (notPending.length > 0) return `pods not Pending: ${notPending.map((p) => p.metadata.name).join(', ')}`;
+  return null;
+}
+
+function ownedBy(object: KubeObject, kind: string, name: string): boolean {
+  const owners = (object.metadata as { ownerReferences?: { kind: string; name: string }[] }).ownerReferences ?? [];
+  return owners.some((owner) => owner.kind === kind && owner.name === name);
+}
+
+/** `kubectl get <args> -n <namespace> -o json`, parsed. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function getJson(plane: ControlPlane, namespace: string | undefined, ...args: string[]): Promise<any> {
+  const namespaceArgs = namespace ? [`--namespace=${namespace}`] : [];
+  return JSON.parse((await plane.kubectl(['get', ...args, ...namespaceArgs, '-o', 'json'])).stdout);
+}
+
+/** Polls `check` (null = satisfied, else what is still wrong) until it passes or the time is up. */
+async function eventually(what: string, timeoutMs: number, check: () => Promise<string | null>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: string | null = 'never checked';
+  while (Date.now() < deadline) {
+    last = await check();
+    if (last === null) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`timed out waiting for ${what}: ${last}`);
+}
