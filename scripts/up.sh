@@ -109,11 +109,15 @@ for attempt in $(seq 1 30); do
   sleep 2
 done
 
+say "Minting a one-hour demo token (the kind profile runs with AUTH_MODE=jwt)"
+jwt_secret=$("${KUBECTL[@]}" -n "$NAMESPACE" get secret realtime-gateway-auth -o jsonpath='{.data.jwt-secret}' | base64 -d)
+demo_token=$(JWT_SECRET="$jwt_secret" node scripts/mint-token.ts --sub demo-user --ttl 3600)
+
 cat <<DONE
 
 Realtime gateway is up on kind cluster '$CLUSTER_NAME'.
 
-  Demo page:  http://localhost:8080/
+  Demo page:  http://localhost:8080/#token=$demo_token
   Fleet:      http://localhost:8080/fleet
   Pods:       kubectl --context kind-$CLUSTER_NAME -n $NAMESPACE get pods -o wide
   JWT secret: kubectl --context kind-$CLUSTER_NAME -n $NAMESPACE get secret realtime-gateway-auth -o jsonpath='{.data.jwt-secret}' | base64 -d
