@@ -32,7 +32,9 @@ export function resolveBackoff(options: BackoffOptions = {}): ResolvedBackoff {
 
 /** Upper bound of the window for retry number `attempt` (0 for the first retry after a loss). */
 export function backoffCeiling(attempt: number, options: ResolvedBackoff): number {
-  // multiplier ** attempt overflows to Infinity for large attempts; min() then yields the cap.
+  // multiplier ** attempt overflows to Infinity for large attempts; min() then yields the cap
+  // (a zero base would make that 0 * Infinity = NaN, hence its own case).
+  if (options.baseMs === 0) return 0;
   return Math.min(options.capMs, options.baseMs * options.multiplier ** Math.max(0, attempt));
 }
 

@@ -1,4 +1,5 @@
-import { type DurableEnvelope, RoomSequence } from '../protocol/index.ts';
+import type { DurableEnvelope } from '../protocol/index.ts';
+import { RoomSequence } from '../protocol/sequence.ts';
 
 /** What became of one durable envelope offered to the tracker. */
 export type OfferResult =

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+// No zod here: the SDK and the page import this file, and zod would dominate their bundle.
 
 /** Bumped only on a breaking change of the envelope shape; clients refuse envelopes of another `v`. */
 export const PROTOCOL_VERSION = 1;
@@ -39,15 +39,6 @@ export interface DurableEnvelope<P = unknown> extends Envelope<P> {
   readonly room: string;
   readonly seq: number;
 }
-
-export const envelopeSchema = z.object({
-  v: z.literal(PROTOCOL_VERSION),
-  type: z.enum([...DURABLE_TYPES, ...CONTROL_TYPES]),
-  room: z.string().nullable(),
-  seq: z.number().int().nonnegative().nullable(),
-  payload: z.unknown(),
-  ts: z.number(),
-});
 
 export function isDurableType(type: string): type is DurableType {
   return (DURABLE_TYPES as readonly string[]).includes(type);

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import type { DurableEnvelope, Envelope } from './envelope.ts';
 import type { ErrorCode } from './errors.ts';
-import { DEFAULT_COUNTER_ROOM, roomSchema, userIdSchema } from './rooms.ts';
+import { DEFAULT_COUNTER_ROOM } from './rooms.ts';
+import { roomSchema, userIdSchema } from './schemas.ts';
 
 /** Longest chat or direct message text, in UTF-16 code units. */
 export const MAX_TEXT_LENGTH = 2_000;

@@ -1,0 +1,765 @@
+import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
+// Only zod-free protocol modules at run time, so the browser bundle stays small.
+import type {
+  Ack,
+  AckBodies,
+  ClientEventName,
+  ClientEventPayload,
+  DurableEnvelope,
+  Envelope,
+  EnvelopePayloads,
+  ErrorCode,
+  HandshakeRefusal,
+  HistoryResult,
+  RoomSnapshot,
+} from '../protocol/index.ts';
+import { CONTROL_TYPES, DURABLE_TYPES, PROTOCOL_VERSION } from '../protocol/envelope.ts';
+import { RETRYABLE_CODES } from '../protocol/errors.ts';
+import { DEFAULT_COUNTER_ROOM, userRoom } from '../protocol/rooms.ts';
+import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, resolveBackoff, type ResolvedBackoff } from './backoff.ts';
+import { TypedEmitter } from './emitter.ts';
+import { RoomTracker } from './rooms.ts';
+
+export { backoffCeiling, backoffDelay, DEFAULT_BACKOFF, resolveBackoff, type BackoffOptions } from './backoff.ts';
+export { RoomTracker, type OfferResult } from './rooms.ts';
+
+/**
+ * `connecting`: first connection not made yet. `connected`: up. `draining`: up, but the pod asked us
+ * to move and we will after its hinted delay. `reconnecting`: lost, waiting out a backoff or a drain
+ * hint, or handshaking again. `closed`: `close()` was called, or the server refused us for good.
+ */
+export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'draining' | 'closed';
+
+export type TransportName = 'polling' | 'websocket';
+
+export interface GatewayClientOptions {
+  /** Gateway (or edge) origin, e.g. `http://127.0.0.1:8080`. Required. */
+  readonly url: string;
+  /** Socket.IO path. @default '/socket.io/' */
+  readonly path?: string;
+  /** Transports in the order to try; `['polling']` or `['websocket']` forces one. @default ['polling', 'websocket'] */
+  readonly transports?: readonly TransportName[];
+  /** Upgrade from polling to WebSocket when both are allowed. @default true */
+  readonly upgrade?: boolean;
+  /** The user id to claim when the gateway runs with `AUTH_MODE=none`. */
+  readonly userId?: string;
+  /** A JWT for the handshake. With `getToken`, only the first one; later ones come from `getToken`. */
+  readonly token?: string;
+  /**
+   * Returns a fresh JWT: called before a handshake when no token is held, after a handshake was
+   * refused as expired or invalid, and when the gateway sends `auth:refresh`.
+   */
+  readonly getToken?: () => string | Promise<string>;
+  /** Rooms to join as soon as the first connection is up. @default [] */
+  readonly rooms?: readonly string[];
+  /**
+   * Join the user's own `user:<id>` room (from `server:hello`), so direct messages arrive and resume
+   * like any room. @default true
+   */
+  readonly directMessages?: boolean;
+  /** Reconnect backoff (full jitter). @default {baseMs: 1000, capMs: 30000, multiplier: 2, jitter: true} */
+  readonly backoff?: BackoffOptions;
+  /**
+   * Move when the pod sends `server:draining`: close and reconnect after `reconnectAfterMs`, and
+   * never reconnect earlier even if the pod closes the transport first. `false` only for contrast
+   * runs (the connection then drops when the pod closes it and reconnects by backoff). @default true
+   */
+  readonly honourDrainHint?: boolean;
+  /** How long a gap in a room's seqs may persist before `history:fetch` is asked. @default 500 */
+  readonly gapFetchDelayMs?: number;
+  /** Ack timeout of every request, including the wait for a connection. @default 10000 */
+  readonly requestTimeoutMs?: number;
+  /** Handshake timeout of one connection attempt. @default 20000 */
+  readonly connectTimeoutMs?: number;
+  /** Envelopes held per room while waiting for a gap to fill. @default 10000 */
+  readonly maxHeldPerRoom?: number;
+  /**
+   * Keep and send cookies — the edge's sticky-session cookie that long-polling needs. In Node this
+   * turns on engine.io-client's cookie jar; in a browser it only matters cross-origin (the server
+   * must then allow credentials). @default true in Node, false in a browser
+   */
+  readonly withCredentials?: boolean;
+  /** Connect at once; otherwise call `connect()`. @default true */
+  readonly autoConnect?: boolean;
+  /** Extra socket.io-client options (e.g. `extraHeaders`); reconnection stays off whatever is set here. */
+  readonly socketOptions?: Partial<ManagerOptions & SocketOptions>;
+  /** Source of randomness for the backoff, in [0, 1). @default Math.random */
+  readonly random?: () => number;
+}
+
+export const CLIENT_DEFAULTS = {
+  path: '/socket.io/',
+  transports: ['polling', 'websocket'] as readonly TransportName[],
+  upgrade: true,
+  rooms: [] as readonly string[],
+  directMessages: true,
+  backoff: DEFAULT_BACKOFF,
+  honourDrainHint: true,
+  gapFetchDelayMs: 500,
+  requestTimeoutMs: 10_000,
+  connectTimeoutMs: 20_000,
+  maxHeldPerRoom: 10_000,
+  autoConnect: true,
+} as const;
+
+/** Client-side failure codes, next to the protocol's `ErrorCode`s the gateway answers with. */
+export type ClientErrorCode = ErrorCode | 'timeout' | 'closed' | 'connect_failed' | 'disconnected' | 'protocol' | 'no_token_source';
+
+export class GatewayClientError extends Error {
+  readonly code: ClientErrorCode;
+  readonly retryable: boolean;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(code: ClientErrorCode, message: string, options: { retryable?: boolean; retryAfterMs?: number; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'GatewayClientError';
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
+export interface ResetEvent {
+  readonly room: string;
+  /** The client continues from this seq; envelopes up to it are summed up by `snapshot`. */
+  readonly seq: number;
+  readonly snapshot: RoomSnapshot;
+}
+
+export interface JoinedEvent {
+  readonly room: string;
+  readonly seq: number;
+  readonly resume: AckBodies['room:join']['resume'];
+  readonly replayed: number;
+}
+
+export interface GatewayClientEvents {
+  /** A durable envelope, in seq order per room, each exactly once. */
+  message: (envelope: DurableEnvelope) => void;
+  state: (state: ConnectionState, previous: ConnectionState) => void;
+  /** The room starts over from a snapshot (first join, or a gap older than the server's history). */
+  reset: (event: ResetEvent) => void;
+  /** A room was joined or resumed on the current connection. */
+  joined: (event: JoinedEvent) => void;
+  /** `server:hello`: which pod this connection landed on. */
+  hello: (hello: EnvelopePayloads['server:hello']) => void;
+  draining: (hint: EnvelopePayloads['server:draining']) => void;
+  members: (event: { readonly room: string; readonly count: number }) => void;
+  /** Anything that went wrong; the client keeps going unless its state turns `closed`. */
+  error: (error: GatewayClientError) => void;
+}
+
+/** Counters for tests and dashboards. */
+export interface ClientStats {
+  /** Connections made, the first included. */
+  connects: number;
+  /** Connection attempts that failed (handshake refused, timeout, transport error). */
+  connectFailures: number;
+  /** Moves made because of `server:draining`. */
+  drainMoves: number;
+  /** Envelopes delivered to the application. */
+  delivered: number;
+  /** Envelopes not delivered because they had been already (replays, refetches, resends). */
+  duplicatesDropped: number;
+  gapFetches: number;
+  resets: number;
+}
+
+type Ok<E extends ClientEventName> = { readonly ok: true } & AckBodies[E];
+
+const FATAL_HANDSHAKE_CODES: ReadonlySet<string> = new Set(['auth_required', 'auth_invalid', 'token_expired', 'forbidden', 'auth_subject_mismatch']);
+const TOKEN_CODES: ReadonlySet<string> = new Set(['auth_invalid', 'token_expired']);
+
+interface ConnectionWaiter {
+  resolve: (socket: Socket) => void;
+  reject: (error: GatewayClientError) => void;
+}
+
+/**
+ * A Socket.IO client for the gateway that survives pods going away: it reconnects by itself with
+ * full-jitter backoff, moves when a pod drains, resumes every room from its last seq and hands the
+ * application each durable envelope once, in order. See docs/client-sdk.md.
+ */
+export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
+  readonly #opts: GatewayClientOptions;
+  readonly #backoff: ResolvedBackoff;
+  readonly #tracker: RoomTracker;
+  readonly #random: () => number;
+  #state: ConnectionState = 'connecting';
+  #socket: Socket | null = null;
+  /** Bumped per connection attempt; callbacks of older attempts are ignored. */
+  #generation = 0;
+  /** Failed attempts since the last successful connection: the backoff exponent. */
+  #attempt = 0;
+  #everConnected = false;
+  #started = false;
+  #token: string | undefined;
+  #pod: string | null = null;
+  #userId: string | null = null;
+  /** Epoch ms before which no reconnect is made (the drain hint). */
+  #moveNotBefore = 0;
+  #reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  #drainTimer: ReturnType<typeof setTimeout> | null = null;
+  readonly #gapTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  readonly #gapFetching = new Set<string>();
+  readonly #connectionWaiters = new Set<ConnectionWaiter>();
+  readonly #joinWaiters = new Map<string, Set<{ resolve: (e: JoinedEvent) => void; reject: (e: GatewayClientError) => void }>>();
+  /** Joins confirmed on the current connection, and joins in flight (by the socket they went out on). */
+  readonly #joinedHere = new Map<string, JoinedEvent>();
+  readonly #joinsInFlight = new Map<string, Socket>();
+  readonly stats: ClientStats = { connects: 0, connectFailures: 0, drainMoves: 0, delivered: 0, duplicatesDropped: 0, gapFetches: 0, resets: 0 };
+
+  constructor(options: GatewayClientOptions) {
+    super();
+    if (!options || typeof options.url !== 'string' || options.url.length === 0) {
+      throw new TypeError('createGatewayClient: `url` is required, e.g. {url: "http://127.0.0.1:8080"}');
+    }
+    this.#opts = options;
+    this.#backoff = resolveBackoff(options.backoff);
+    this.#tracker = new RoomTracker(options.maxHeldPerRoom ?? CLIENT_DEFAULTS.maxHeldPerRoom);
+    this.#random = options.random ?? Math.random;
+    this.#token = options.token;
+    for (const room of options.rooms ?? []) this.#tracker.track(room);
+    if (options.autoConnect ?? CLIENT_DEFAULTS.autoConnect) this.connect();
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** The pod of the current connection (from `server:hello`), or null while not connected. */
+  get pod(): string | null {
+    return this.#pod;
+  }
+
+  /** The user id the gateway gave this connection (from `server:hello`). */
+  get userId(): string | null {
+    return this.#userId;
+  }
+
+  /** The transport in use right now (`polling` until an upgrade to `websocket`), or null. */
+  get transport(): TransportName | null {
+    const name = this.#socket?.io.engine?.transport?.name;
+    return name === 'polling' || name === 'websocket' ? name : null;
+  }
+
+  /** Rooms followed (joined and resumed on every reconnect). */
+  get rooms(): readonly string[] {
+    return this.#tracker.rooms;
+  }
+
+  /** Last seq delivered to the application in `room`, or null. */
+  lastSeq(room: string): number | null {
+    return this.#tracker.lastSeq(room);
+  }
+
+  /** Starts connecting (only needed with `autoConnect: false`). */
+  connect(): void {
+    if (this.#started || this.#state === 'closed') return;
+    this.#started = true;
+    void this.#open();
+  }
+
+  /** Joins `room` now (or on the next connection) and on every reconnect, resuming from its last seq. */
+  join(room: string): Promise<JoinedEvent> {
+    if (this.#state === 'closed') return Promise.reject(this.#closedError());
+    this.#tracker.track(room);
+    const already = this.#joinedHere.get(room);
+    if (already && this.#isUp()) return Promise.resolve(already);
+    const joined = this.#waitJoined(room);
+    // One room:join per room and connection: the gateway refuses a second while the first runs.
+    if (this.#isUp() && this.#joinsInFlight.get(room) !== this.#socket) void this.#sendJoin(this.#socket as Socket, room);
+    return joined;
+  }
+
+  /** Stops following `room`. */
+  async leave(room: string): Promise<void> {
+    this.#tracker.untrack(room);
+    this.#joinedHere.delete(room);
+    this.#clearGapTimer(room);
+    if (this.#isUp()) await this.#request('room:leave', { room });
+  }
+
+  incrementCounter(room: string = DEFAULT_COUNTER_ROOM, by = 1): Promise<Ok<'counter:increment'>> {
+    return this.#publish('counter:increment', { room, by });
+  }
+
+  readCounter(room: string = DEFAULT_COUNTER_ROOM): Promise<Ok<'counter:read'>> {
+    return this.#request('counter:read', { room });
+  }
+
+  sendChat(room: string, text: string): Promise<Ok<'chat:send'>> {
+    return this.#publish('chat:send', { room, text });
+  }
+
+  sendDirect(to: string, text: string): Promise<Ok<'dm:send'>> {
+    return this.#request('dm:send', { to, text });
+  }
+
+  /** Sends any client event and resolves with its `ok:true` ack; rejects with `GatewayClientError`. */
+  request<E extends ClientEventName>(event: E, payload: ClientEventPayload<E>): Promise<Ok<E>> {
+    return this.#request(event, payload);
+  }
+
+  /** Closes the connection and cancels every timer and pending wait. The client cannot be reused. */
+  close(): void {
+    if (this.#state === 'closed') return;
+    this.#generation += 1;
+    this.#clearTimer('reconnect');
+    this.#clearTimer('drain');
+    for (const room of [...this.#gapTimers.keys()]) this.#clearGapTimer(room);
+    if (this.#socket) this.#discard(this.#socket);
+    this.#setState('closed');
+    const error = this.#closedError();
+    for (const waiter of this.#connectionWaiters) waiter.reject(error);
+    this.#connectionWaiters.clear();
+    for (const waiters of this.#joinWaiters.values()) for (const waiter of waiters) waiter.reject(error);
+    this.#joinWaiters.clear();
+  }
+
+  // --- connection lifecycle -------------------------------------------------------------------
+
+  async #open(): Promise<void> {
+    this.#clearTimer('reconnect');
+    const generation = ++this.#generation;
+    this.#setState(this.#everConnected ? 'reconnecting' : 'connecting');
+    let auth: Record<string, string>;
+    try {
+      auth = await this.#handshakeAuth();
+    } catch (err) {
+      if (generation !== this.#generation) return;
+      this.#fail(err instanceof GatewayClientError ? err : new GatewayClientError('connect_failed', `getToken() failed: ${String(err)}`, { retryable: true, cause: err }));
+      if (this.#state !== 'closed') this.#scheduleReconnect();
+      return;
+    }
+    if (generation !== this.#generation) return;
+    const o = this.#opts;
+    const socket = io(o.url, {
+      ...o.socketOptions,
+      path: o.path ?? CLIENT_DEFAULTS.path,
+      transports: [...(o.transports ?? CLIENT_DEFAULTS.transports)],
+      upgrade: o.upgrade ?? CLIENT_DEFAULTS.upgrade,
+      withCredentials: o.withCredentials ?? !isBrowser(),
+      timeout: o.connectTimeoutMs ?? CLIENT_DEFAULTS.connectTimeoutMs,
+      auth,
+      // This class owns reconnection (jitter, drain hints, resume); socket.io's own would fight it.
+      reconnection: false,
+      forceNew: true,
+      autoConnect: false,
+    });
+    this.#socket = socket;
+    this.#wire(socket, generation);
+    socket.connect();
+  }
+
+  #wire(socket: Socket, generation: number): void {
+    const current = (): boolean => generation === this.#generation && this.#socket === socket;
+    socket.on('connect', () => {
+      if (!current()) return;
+      this.#attempt = 0;
+      this.#everConnected = true;
+      this.stats.connects += 1;
+      this.#joinedHere.clear();
+      this.#setState('connected');
+      for (const waiter of this.#connectionWaiters) waiter.resolve(socket);
+      this.#connectionWaiters.clear();
+      for (const room of this.#tracker.rooms) void this.#sendJoin(socket, room);
+    });
+    socket.on('connect_error', (err: Error & { data?: Partial<HandshakeRefusal> }) => {
+      if (!current()) return;
+      this.#discard(socket);
+      this.stats.connectFailures += 1;
+      const code = err.data?.code;
+      if (code && FATAL_HANDSHAKE_CODES.has(code)) {
+        if (this.#opts.getToken && TOKEN_CODES.has(code)) {
+          this.#token = undefined; // fetch a new one before the next attempt
+        } else {
+          this.#fail(new GatewayClientError(code, `handshake refused: ${err.data?.message ?? err.message}`, { retryable: false, cause: err }));
+          this.close();
+          return;
+        }
+      }
+      const retryable = code ? RETRYABLE_CODES.has(code) || TOKEN_CODES.has(code) : true;
+      this.#fail(new GatewayClientError(code ?? 'connect_failed', `connection attempt failed: ${err.data?.message ?? err.message}`, { retryable, cause: err }));
+      this.#scheduleReconnect();
+    });
+    socket.on('disconnect', (reason: string) => {
+      if (!current()) return;
+      this.#discard(socket);
+      this.#fail(new GatewayClientError('disconnected', `connection lost: ${reason}`, { retryable: true }));
+      this.#scheduleReconnect();
+    });
+    for (const type of DURABLE_TYPES) socket.on(type, (envelope: unknown) => current() && this.#onDurable(envelope));
+    for (const type of CONTROL_TYPES) socket.on(type, (envelope: unknown) => current() && this.#onControl(type, envelope));
+  }
+
+  /** Detaches and closes `socket` without triggering our own disconnect handling. */
+  #discard(socket: Socket): void {
+    if (this.#socket === socket) {
+      this.#socket = null;
+      this.#pod = null;
+    }
+    this.#clearTimer('drain');
+    socket.removeAllListeners();
+    socket.disconnect();
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#state === 'closed') return;
+    this.#clearTimer('reconnect');
+    const now = Date.now();
+    let delay: number;
+    if (this.#moveNotBefore > now) {
+      delay = this.#moveNotBefore - now; // the pod's hint already carries the jitter
+    } else {
+      delay = backoffDelay(this.#attempt, this.#backoff, this.#random);
+      this.#attempt += 1;
+    }
+    this.#setState(this.#everConnected ? 'reconnecting' : 'connecting');
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = null;
+      void this.#open();
+    }, delay);
+  }
+
+  async #handshakeAuth(): Promise<Record<string, string>> {
+    const { getToken, userId } = this.#opts;
+    if (this.#token === undefined && getToken) this.#token = await getToken();
+    if (this.#token !== undefined) return { token: this.#token };
+    return userId === undefined ? {} : { userId };
+  }
+
+  // --- inbound --------------------------------------------------------------------------------
+
+  #onDurable(raw: unknown): void {
+    if (!isEnvelope(raw) || typeof raw.seq !== 'number' || typeof raw.room !== 'string') {
+      this.#fail(new GatewayClientError('protocol', `dropped a malformed durable envelope: ${safeJson(raw)}`));
+      return;
+    }
+    const envelope = raw as DurableEnvelope;
+    const outcome = this.#tracker.offer(envelope);
+    if (outcome.kind !== 'sequenced') return;
+    if (outcome.duplicate) this.stats.duplicatesDropped += 1;
+    this.#deliver(outcome.deliver);
+    this.#checkBehind(envelope.room);
+  }
+
+  #onControl(type: (typeof CONTROL_TYPES)[number], raw: unknown): void {
+    if (!isEnvelope(raw)) {
+      this.#fail(new GatewayClientError('protocol', `dropped a malformed ${type} envelope: ${safeJson(raw)}`));
+      return;
+    }
+    switch (type) {
+      case 'room:reset': {
+        const payload = raw.payload as EnvelopePayloads['room:reset'];
+        if (typeof raw.room === 'string' && typeof raw.seq === 'number') this.#applyReset(raw.room, raw.seq, payload.snapshot);
+        return;
+      }
+      case 'room:members': {
+        const { count } = raw.payload as EnvelopePayloads['room:members'];
+        if (typeof raw.room === 'string') this.emit('members', { room: raw.room, count });
+        return;
+      }
+      case 'server:hello': {
+        const hello = raw.payload as EnvelopePayloads['server:hello'];
+        this.#pod = hello.pod;
+        this.#userId = hello.userId;
+        this.emit('hello', hello);
+        const own = userRoom(hello.userId);
+        if ((this.#opts.directMessages ?? CLIENT_DEFAULTS.directMessages) && !this.#tracker.has(own) && this.#socket) {
+          this.#tracker.track(own);
+          void this.#sendJoin(this.#socket, own);
+        }
+        return;
+      }
+      case 'server:draining':
+        this.#onDraining(raw.payload as EnvelopePayloads['server:draining']);
+        return;
+      case 'auth:refresh':
+        void this.#refreshToken();
+        return;
+      case 'connection:closing': {
+        const closing = raw.payload as EnvelopePayloads['connection:closing'];
+        if (this.#opts.getToken && TOKEN_CODES.has(closing.reason)) {
+          this.#token = undefined; // the reconnect that follows the close fetches a new one
+        } else if (!closing.reconnect) {
+          this.#fail(new GatewayClientError(closing.reason, `the gateway closed the connection for good: ${closing.message}`));
+          this.close();
+        }
+        return;
+      }
+    }
+  }
+
+  #onDraining(hint: EnvelopePayloads['server:draining']): void {
+    this.emit('draining', hint);
+    if (!(this.#opts.honourDrainHint ?? CLIENT_DEFAULTS.honourDrainHint)) return;
+    const socket = this.#socket;
+    if (!socket) return;
+    const delay = Math.max(0, Number(hint.reconnectAfterMs) || 0);
+    this.#moveNotBefore = Date.now() + delay;
+    this.#setState('draining');
+    this.#clearTimer('drain');
+    this.#drainTimer = setTimeout(() => {
+      this.#drainTimer = null;
+      if (this.#socket !== socket) return; // the pod closed us first; the reconnect is scheduled
+      this.stats.drainMoves += 1;
+      this.#discard(socket);
+      void this.#open();
+    }, delay);
+  }
+
+  #applyReset(room: string, seq: number, snapshot: RoomSnapshot): void {
+    const { applied, deliver } = this.#tracker.reset(room, seq);
+    if (!applied) return;
+    this.stats.resets += 1;
+    this.emit('reset', { room, seq, snapshot });
+    this.#deliver(deliver);
+    this.#checkBehind(room);
+  }
+
+  #deliver(envelopes: readonly DurableEnvelope[]): void {
+    for (const envelope of envelopes) {
+      this.stats.delivered += 1;
+      this.emit('message', envelope);
+    }
+  }
+
+  // --- rooms: join, resume, gaps --------------------------------------------------------------
+
+  async #sendJoin(socket: Socket, room: string): Promise<void> {
+    this.#joinsInFlight.set(room, socket);
+    try {
+      const ack = await this.#emitOn(socket, 'room:join', { room, lastSeq: this.#tracker.resumePoint(room) });
+      if (!this.#tracker.has(room)) return;
+      this.#deliver(this.#tracker.acknowledgeJoin(room, ack.seq));
+      const joined: JoinedEvent = { room, seq: ack.seq, resume: ack.resume, replayed: ack.replayed };
+      if (this.#socket === socket) this.#joinedHere.set(room, joined);
+      this.emit('joined', joined);
+      this.#settleJoin(room, joined);
+      this.#checkBehind(room);
+    } catch (err) {
+      const error = asClientError(err);
+      if (!error.retryable && error.code !== 'disconnected' && error.code !== 'timeout') {
+        // The server will not let us in (forbidden, bad room name): stop following the room.
+        this.#tracker.untrack(room);
+        this.#settleJoin(room, error);
+      }
+      if (error.code !== 'disconnected') this.#fail(error);
+    } finally {
+      if (this.#joinsInFlight.get(room) === socket) this.#joinsInFlight.delete(room);
+    }
+  }
+
+  #waitJoined(room: string): Promise<JoinedEvent> {
+    const timeoutMs = this.#opts.requestTimeoutMs ?? CLIENT_DEFAULTS.requestTimeoutMs;
+    return new Promise<JoinedEvent>((resolve, reject) => {
+      let waiters = this.#joinWaiters.get(room);
+      if (!waiters) {
+        waiters = new Set();
+        this.#joinWaiters.set(room, waiters);
+      }
+      const waiter = {
+        resolve: (e: JoinedEvent) => {
+          clearTimeout(timer);
+          resolve(e);
+        },
+        reject: (e: GatewayClientError) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(waiter);
+        reject(new GatewayClientError('timeout', `join of ${room} not confirmed within ${timeoutMs} ms; the room stays followed and is joined on the next connection`, { retryable: true }));
+      }, timeoutMs);
+      waiters.add(waiter);
+    });
+  }
+
+  #settleJoin(room: string, outcome: JoinedEvent | GatewayClientError): void {
+    const waiters = this.#joinWaiters.get(room);
+    if (!waiters) return;
+    this.#joinWaiters.delete(room);
+    for (const waiter of waiters) {
+      if (outcome instanceof GatewayClientError) waiter.reject(outcome);
+      else waiter.resolve(outcome);
+    }
+  }
+
+  #checkBehind(room: string): void {
+    if (this.#gapTimers.has(room) || this.#tracker.behind(room) === null) return;
+    const delay = this.#opts.gapFetchDelayMs ?? CLIENT_DEFAULTS.gapFetchDelayMs;
+    this.#gapTimers.set(
+      room,
+      setTimeout(() => {
+        this.#gapTimers.delete(room);
+        void this.#fillGap(room);
+      }, delay),
+    );
+  }
+
+  /** Asks `history:fetch` for what the room is still missing; a reconnect resumes rooms anyway. */
+  async #fillGap(room: string): Promise<void> {
+    const afterSeq = this.#tracker.behind(room);
+    if (afterSeq === null || this.#gapFetching.has(room) || !this.#isUp()) return;
+    this.#gapFetching.add(room);
+    try {
+      const result: HistoryResult = await this.#emitOn(this.#socket as Socket, 'history:fetch', { room, afterSeq });
+      this.stats.gapFetches += 1;
+      if (result.mode === 'reset') {
+        this.#applyReset(room, result.seq, result.snapshot);
+      } else {
+        for (const envelope of result.envelopes) {
+          const outcome = this.#tracker.offer(envelope);
+          if (outcome.kind === 'sequenced') this.#deliver(outcome.deliver);
+        }
+      }
+    } catch (err) {
+      const error = asClientError(err);
+      if (error.code !== 'disconnected') this.#fail(error);
+    } finally {
+      this.#gapFetching.delete(room);
+    }
+    if (this.#isUp()) this.#checkBehind(room);
+  }
+
+  #clearGapTimer(room: string): void {
+    const timer = this.#gapTimers.get(room);
+    if (timer) clearTimeout(timer);
+    this.#gapTimers.delete(room);
+  }
+
+  // --- requests -------------------------------------------------------------------------------
+
+  async #publish<E extends 'counter:increment' | 'chat:send'>(event: E, payload: ClientEventPayload<E>): Promise<Ok<E>> {
+    const ack = await this.#request(event, payload);
+    // Our own envelope is on its way; if it does not arrive, the gap logic fetches it.
+    const { room, seq } = ack as unknown as { room: string; seq: number };
+    this.#tracker.noteSeq(room, seq);
+    this.#checkBehind(room);
+    return ack;
+  }
+
+  async #request<E extends ClientEventName>(event: E, payload: ClientEventPayload<E>): Promise<Ok<E>> {
+    const socket = await this.#connected();
+    return this.#emitOn(socket, event, payload);
+  }
+
+  async #emitOn<E extends ClientEventName>(socket: Socket, event: E, payload: ClientEventPayload<E>): Promise<Ok<E>> {
+    const timeoutMs = this.#opts.requestTimeoutMs ?? CLIENT_DEFAULTS.requestTimeoutMs;
+    let response: Ack<AckBodies[E]>;
+    try {
+      response = (await socket.timeout(timeoutMs).emitWithAck(event, payload)) as Ack<AckBodies[E]>;
+    } catch (err) {
+      if (this.#socket !== socket) {
+        throw new GatewayClientError('disconnected', `${event}: the connection closed before the ack; it may or may not have been applied`, { retryable: true, cause: err });
+      }
+      throw new GatewayClientError('timeout', `${event}: no ack within ${timeoutMs} ms; it may or may not have been applied`, { retryable: true, cause: err });
+    }
+    if (!response || typeof response !== 'object' || typeof response.ok !== 'boolean') {
+      throw new GatewayClientError('protocol', `${event}: malformed ack ${safeJson(response)}`);
+    }
+    if (!response.ok) {
+      const { code, message, retryAfterMs } = response.error;
+      throw new GatewayClientError(code, `${event}: ${message}`, { retryable: RETRYABLE_CODES.has(code), ...(retryAfterMs === undefined ? {} : { retryAfterMs }) });
+    }
+    return response as Ok<E>;
+  }
+
+  /** The socket once it is connected, waiting up to `requestTimeoutMs`. */
+  #connected(): Promise<Socket> {
+    if (this.#state === 'closed') return Promise.reject(this.#closedError());
+    if (this.#isUp()) return Promise.resolve(this.#socket as Socket);
+    const timeoutMs = this.#opts.requestTimeoutMs ?? CLIENT_DEFAULTS.requestTimeoutMs;
+    return new Promise<Socket>((resolve, reject) => {
+      const waiter: ConnectionWaiter = {
+        resolve: (socket) => {
+          clearTimeout(timer);
+          resolve(socket);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#connectionWaiters.delete(waiter);
+        reject(new GatewayClientError('timeout', `not connected within ${timeoutMs} ms (state: ${this.#state})`, { retryable: true }));
+      }, timeoutMs);
+      this.#connectionWaiters.add(waiter);
+    });
+  }
+
+  async #refreshToken(): Promise<void> {
+    const { getToken } = this.#opts;
+    if (!getToken) {
+      this.#fail(new GatewayClientError('no_token_source', 'the gateway asked for a fresh token (auth:refresh) but no getToken option was given; the connection ends when the token expires'));
+      return;
+    }
+    try {
+      const token = await getToken();
+      this.#token = token;
+      await this.#request('auth:refresh', { token });
+    } catch (err) {
+      this.#fail(asClientError(err));
+    }
+  }
+
+  // --- small helpers --------------------------------------------------------------------------
+
+  #isUp(): boolean {
+    return this.#socket !== null && this.#socket.connected && (this.#state === 'connected' || this.#state === 'draining');
+  }
+
+  #setState(next: ConnectionState): void {
+    const previous = this.#state;
+    if (previous === next || previous === 'closed') return;
+    this.#state = next;
+    this.emit('state', next, previous);
+  }
+
+  #fail(error: GatewayClientError): void {
+    this.emit('error', error);
+  }
+
+  #clearTimer(which: 'reconnect' | 'drain'): void {
+    if (which === 'reconnect' && this.#reconnectTimer) {
+      clearTimeout(this.#reconnectTimer);
+      this.#reconnectTimer = null;
+    }
+    if (which === 'drain' && this.#drainTimer) {
+      clearTimeout(this.#drainTimer);
+      this.#drainTimer = null;
+    }
+  }
+
+  #closedError(): GatewayClientError {
+    return new GatewayClientError('closed', 'the client is closed');
+  }
+}
+
+/** Creates a client; with the default `autoConnect: true` it starts connecting at once. */
+export function createGatewayClient(options: GatewayClientOptions): GatewayClient {
+  return new GatewayClient(options);
+}
+
+function isBrowser(): boolean {
+  return typeof (globalThis as { document?: unknown }).document !== 'undefined';
+}
+
+function isEnvelope(value: unknown): value is Envelope {
+  return typeof value === 'object' && value !== null && (value as Envelope).v === PROTOCOL_VERSION && typeof (value as Envelope).type === 'string';
+}
+
+function asClientError(err: unknown): GatewayClientError {
+  return err instanceof GatewayClientError ? err : new GatewayClientError('internal', String(err), { cause: err });
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value).slice(0, 200);
+  } catch {
+    return String(value);
+  }
+}
