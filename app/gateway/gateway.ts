@@ -9,7 +9,9 @@ import { createMemoryBackplane } from './backplane/memory.ts';
 import { createRedisBackplane } from './backplane/redis.ts';
 import { trackReadiness } from './backplane/redis-connection.ts';
 import type { GatewayConfig } from './config.ts';
+import { type DrainController, installDrain } from './drain.ts';
 import { type ConnectionContext, dispatch, type EventGuard } from './handlers.ts';
+import { installHardening } from './hardening.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { RoomHub, type RoomMember } from './room-hub.ts';
@@ -40,6 +42,8 @@ export interface Gateway {
   /** Extra HTTP routes (e.g. `POST /admin/drain`); return true when handled. */
   readonly routes: ((req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>)[];
   isReady(): boolean;
+  /** The drain sequence (drain.ts): SIGTERM (main.ts) and `POST /admin/drain` start it. */
+  readonly drain: DrainController;
   listen(): Promise<URL>;
   /** Stops accepting, closes every socket and stream, removes its fleet entry, closes Redis. */
   close(): Promise<void>;
@@ -102,10 +106,13 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
       }
       case '/metrics':
         return void res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(await metrics.registry.metrics());
-      case '/fleet':
+      case '/fleet': {
+        // `sockets` is the fleet total: KEDA's metrics-api scaler divides it by the replica count.
+        const pods = await backplane.readFleetStats().catch(() => []);
         return void res
           .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
-          .end(JSON.stringify({ pods: await backplane.readFleetStats().catch(() => []) }));
+          .end(JSON.stringify({ pods, sockets: pods.reduce((sum, pod) => sum + pod.sockets, 0) }));
+      }
       case '/sse':
         return handleSse(req, res, url, { hub, auth, metrics, maxBufferedBytes: config.SLOW_CONSUMER_LIMIT_BYTES, streams: sseStreams });
       default:
@@ -122,7 +129,8 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     serveClient: false,
     ...(config.CORS_ORIGIN ? { cors: { origin: config.CORS_ORIGIN } } : {}),
   });
-  const hub = new RoomHub({ io, backplane, metrics, log });
+  const hardening = installHardening({ config, io, metrics, log, handshakeGuards, eventGuards });
+  const hub = new RoomHub({ io, backplane, metrics, log, outbound: hardening.outbound });
 
   io.use((socket, next) => {
     const refuse = (err: ProtocolError): void => {
@@ -165,7 +173,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     const transport = socket.conn.transport.name;
     metrics.connections.inc({ transport });
     metrics.connectedSockets.inc();
-    const member: RoomMember = { id: socket.id, socket, send: (envelope: Envelope) => socket.emit(envelope.type, envelope) };
+    const member: RoomMember = { id: socket.id, socket, send: (envelope: Envelope) => hardening.outbound.sendDirect(socket, envelope) };
     const ctx: ConnectionContext = {
       socket,
       member,
@@ -178,11 +186,13 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
           throw new ProtocolError('auth_subject_mismatch', `the new token is for ${next.userId}, this connection is ${ctx.identity().userId}`);
         }
         socket.data.identity = next;
+        hardening.tokenRefreshed(socket);
         return next;
       },
       membersChanged,
     };
     socket.emit('server:hello', controlEnvelope('server:hello', null, { pod: config.POD_NAME, userId: ctx.identity().userId, transport }));
+    hardening.onConnection(socket, ctx.identity);
     socket.onAny((event: unknown, ...args: unknown[]) => void dispatch(ctx, event, args, { metrics, log, guards: eventGuards }));
     socket.on('disconnect', (reason) => {
       metrics.connectedSockets.dec();
@@ -199,7 +209,11 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
       .catch((err: unknown) => log.debug({ err }, 'fleet stats write failed'));
   }
 
-  return {
+  let drain: DrainController | null = null;
+  const gateway: Gateway = {
+    get drain() {
+      return drain!;
+    },
     config,
     http,
     io,
@@ -227,8 +241,10 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
       return new URL(`http://${host.includes(':') ? `[${host}]` : host}:${port}/`);
     },
     async close() {
+      drain?.stop();
       listening = false;
       if (statsTimer) clearInterval(statsTimer);
+      hardening.stop();
       for (const timer of membersTimers.values()) clearTimeout(timer);
       for (const stream of sseStreams) stream.end();
       await backplane.removeFleetStat(config.POD_NAME).catch(() => {});
@@ -237,4 +253,6 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
       await socketIoAdapter.close();
     },
   };
+  drain = installDrain(gateway);
+  return gateway;
 }

@@ -1,7 +1,7 @@
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, type GatewayConfig, loadConfig } from './config.ts';
 import { createGateway } from './gateway.ts';
 
-let config;
+let config: GatewayConfig;
 try {
   config = loadConfig();
 } catch (err) {
@@ -14,10 +14,33 @@ const gateway = await createGateway(config);
 const url = await gateway.listen();
 gateway.log.info({ url: url.href, adapter: config.ADAPTER, auth: config.AUTH_MODE }, `listening on ${url.href}`);
 
-async function shutdown(signal: string): Promise<void> {
-  gateway.log.info({ signal }, 'shutting down');
+let stopping = false;
+
+/** SIGTERM is what the kubelet sends on pod deletion: drain (docs/drain.md), then exit 0 before the deadline. */
+async function drainAndExit(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  const deadlineAt = Date.now() + config.SHUTDOWN_DEADLINE_MS;
+  // Whatever hangs (a Redis QUIT to an unreachable server), the process is gone before SIGKILL.
+  setTimeout(() => {
+    gateway.log.warn({ deadlineMs: config.SHUTDOWN_DEADLINE_MS }, 'shutdown deadline reached; exiting now');
+    process.exit(0);
+  }, Math.max(0, config.SHUTDOWN_DEADLINE_MS - 100));
+  gateway.log.info({ signal: 'SIGTERM', deadlineMs: config.SHUTDOWN_DEADLINE_MS }, 'draining before exit');
+  await gateway.drain.finishBy(deadlineAt);
+  await gateway.close();
+  gateway.log.info({ tookMs: Date.now() - (deadlineAt - config.SHUTDOWN_DEADLINE_MS) }, 'drained; exiting');
+  process.exit(0);
+}
+
+/** Ctrl-C in a terminal: no drain, close at once. */
+async function closeNow(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  gateway.log.info({ signal: 'SIGINT' }, 'shutting down');
   await gateway.close();
   process.exit(0);
 }
-process.once('SIGTERM', () => void shutdown('SIGTERM'));
-process.once('SIGINT', () => void shutdown('SIGINT'));
+
+process.on('SIGTERM', () => void drainAndExit());
+process.on('SIGINT', () => void closeNow());

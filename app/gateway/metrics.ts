@@ -19,6 +19,10 @@ export function createMetrics() {
     sseStreams: new Gauge({ name: 'rt_sse_streams', help: 'Open SSE streams.', registers }),
     backplaneUp: new Gauge({ name: 'rt_backplane_up', help: '1 while every backplane connection is up.', registers }),
     ready: new Gauge({ name: 'rt_ready', help: '1 while /readyz answers 200.', registers }),
+    drainInProgress: new Gauge({ name: 'rt_drain_in_progress', help: '1 from the start of a drain (SIGTERM or POST /admin/drain) until the process exits.', registers }),
+    drainRemainingSockets: new Gauge({ name: 'rt_drain_remaining_sockets', help: 'Sockets still connected to this draining instance (0 when not draining).', registers }),
+    drainCloses: new Counter({ name: 'rt_drain_closes_total', help: 'Sockets closed by the paced drain (`rate()` of it is closes/s), by how: paced, or forced at the deadline.', labelNames: ['how'], registers }),
+    drainPlannedRate: new Gauge({ name: 'rt_drain_planned_closes_per_second', help: 'The close rate the current drain aims at (0 when not draining).', registers }),
   };
 }
 

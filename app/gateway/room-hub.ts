@@ -18,6 +18,11 @@ export interface JoinResult {
   readonly replayed: number;
 }
 
+/** Consulted before each live fan-out to a socket member (backpressure); true: skip it, handled. */
+export interface OutboundGate {
+  divert(member: RoomMember, envelope: DurableEnvelope): boolean;
+}
+
 export interface RoomHubOptions {
   readonly io: Server;
   readonly backplane: Backplane;
@@ -25,6 +30,7 @@ export interface RoomHubOptions {
   readonly log: Logger;
   /** Newest envelopes a reset snapshot carries. @default 50 */
   readonly snapshotRecent?: number;
+  readonly outbound?: OutboundGate;
 }
 
 interface RoomState {
@@ -164,6 +170,11 @@ export class RoomHub {
         if (envelope.seq === exclusion.through) state.excluded.delete(id);
       } else {
         state.excluded.delete(id);
+      }
+    }
+    if (this.#opts.outbound) {
+      for (const member of state.members.values()) {
+        if (member.socket && !skipped.has(member.id) && this.#opts.outbound.divert(member, envelope)) skipped.add(member.id);
       }
     }
     let broadcast = io.local.to(envelope.room);

@@ -39,7 +39,7 @@ describe('a gateway fleet on the Redis backplane', () => {
     for (const x of [onA, onB, onC]) expect(await x.request('room:join', { room })).toMatchObject({ ok: true, resume: 'fresh' });
     const acks = [];
     for (let i = 0; i < 5; i += 1) acks.push(await onA.request('counter:increment', { room }));
-    expect(acks.map((ack) => (ack as { value: number }).value)).toEqual([1, 2, 3, 4, 5]);
+    expect(acks.map((ack) => (ack as unknown as { value: number }).value)).toEqual([1, 2, 3, 4, 5]);
     for (const x of [onB, onC]) {
       await waitFor('5 counter updates', () => x.received.filter((e) => e.room === room).length === 5);
       const seen = x.received.filter((e) => e.room === room);
@@ -47,7 +47,7 @@ describe('a gateway fleet on the Redis backplane', () => {
       const seqs = seen.map((e) => e.seq);
       expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
     }
-    expect(await onC.request('counter:read', { room })).toMatchObject({ ok: true, value: 5, seq: acks.at(-1)!.ok && (acks.at(-1) as { seq: number }).seq });
+    expect(await onC.request('counter:read', { room })).toMatchObject({ ok: true, value: 5, seq: acks.at(-1)!.ok && (acks.at(-1) as unknown as { seq: number }).seq });
   });
 
   it('fans chat messages out across instances and counts members fleet-wide', async () => {
@@ -180,9 +180,11 @@ describe('a gateway fleet on the Redis backplane', () => {
 
   it('exposes fleet stats for every instance and Prometheus metrics', async () => {
     const res = await fetch(`${a.url}/fleet`);
-    const { pods } = (await res.json()) as { pods: { pod: string; ready: boolean }[] };
+    const { pods, sockets } = (await res.json()) as { pods: { pod: string; ready: boolean; sockets: number }[]; sockets: number };
     expect(pods.map((p) => p.pod).sort()).toEqual(expect.arrayContaining(['gw-a', 'gw-b', 'gw-c']));
     expect(pods.every((p) => p.ready)).toBe(true);
+    expect(sockets).toBe(pods.reduce((sum, p) => sum + p.sockets, 0));
+    expect(sockets).toBeGreaterThan(0);
     const metrics = await (await fetch(`${a.url}/metrics`)).text();
     for (const name of ['rt_connected_sockets', 'rt_connections_total', 'rt_messages_in_total', 'rt_resumes_total', 'rt_history_misses_total', 'nodejs_eventloop_lag_seconds']) {
       expect(metrics).toContain(name);

@@ -1,4 +1,5 @@
 import type { DurableEnvelope, DurableType, HistoryResult } from '../../protocol/index.ts';
+import type { DrainPlan } from '../drain-plan.ts';
 
 /** One instance's entry in fleet stats (contract 4 of DESIGN.md). */
 export interface FleetStat {
@@ -52,6 +53,10 @@ export interface Backplane {
   writeFleetStat(stat: FleetStat): Promise<void>;
   readFleetStats(): Promise<FleetStat[]>;
   removeFleetStat(pod: string): Promise<void>;
+  /** The controller's drain plan for `pod` (docs/drain.md), or null; throws when one is stored but malformed. */
+  readDrainPlan(pod: string): Promise<DrainPlan | null>;
+  /** Stores a drain plan for `pod` with a TTL (the controller's side of the contract; also for tests). */
+  writeDrainPlan(pod: string, plan: DrainPlan, ttlSeconds: number): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -1,4 +1,5 @@
 import { PROTOCOL_VERSION, type DurableEnvelope, type HistoryResult, MAX_REPLAY } from '../../protocol/index.ts';
+import { type DrainPlan, drainPlanSchema } from '../drain-plan.ts';
 import { type Backplane, type FleetStat, type PublishRequest, seqOrigin } from './backplane.ts';
 
 export interface MemoryBackplaneOptions {
@@ -20,6 +21,7 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
   const subscribed = new Set<string>();
   const envelopeListeners: ((e: DurableEnvelope) => void)[] = [];
   const fleet = new Map<string, FleetStat>();
+  const drainPlans = new Map<string, { plan: DrainPlan; expiresAt: number }>();
 
   function log(room: string): RoomLog {
     let entry = rooms.get(room);
@@ -82,6 +84,14 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
     },
     async removeFleetStat(pod) {
       fleet.delete(pod);
+    },
+    async readDrainPlan(pod) {
+      const entry = drainPlans.get(pod);
+      if (!entry || entry.expiresAt <= Date.now()) return null;
+      return entry.plan;
+    },
+    async writeDrainPlan(pod, plan, ttlSeconds) {
+      drainPlans.set(pod, { plan: drainPlanSchema.parse(plan), expiresAt: Date.now() + ttlSeconds * 1000 });
     },
     async close() {
       subscribed.clear();

@@ -1,4 +1,5 @@
 import { type DurableEnvelope, type HistoryResult, MAX_REPLAY, PROTOCOL_VERSION, ProtocolError } from '../../protocol/index.ts';
+import { drainPlanKey, drainPlanSchema, parseDrainPlan } from '../drain-plan.ts';
 import type { Backplane, FleetStat, PublishRequest } from './backplane.ts';
 import { createRedisClient, type RedisClient, trackReadiness } from './redis-connection.ts';
 
@@ -157,6 +158,8 @@ export function createRedisBackplane(opts: RedisBackplaneOptions): Backplane {
     },
 
     async subscribe(room) {
+      // The subscriber queues commands while Redis is away; a join must not wait for that, it fails at once.
+      if (!isReady()) throw unavailable('subscribe');
       await (cluster ? subscriber.ssubscribe(channelOf(room)) : subscriber.subscribe(channelOf(room)));
     },
     async unsubscribe(room) {
@@ -182,6 +185,14 @@ export function createRedisBackplane(opts: RedisBackplaneOptions): Backplane {
     },
     async removeFleetStat(pod) {
       await call('fleet stats remove', () => commands.multi().del(fleetKey(pod)).zrem(fleetIndex, pod).exec());
+    },
+    async readDrainPlan(pod) {
+      const raw = await call('drain plan read', () => commands.get(drainPlanKey(prefix, pod)));
+      return raw === null ? null : parseDrainPlan(raw);
+    },
+    async writeDrainPlan(pod, plan, ttlSeconds) {
+      const valid = drainPlanSchema.parse(plan);
+      await call('drain plan write', () => commands.set(drainPlanKey(prefix, pod), JSON.stringify(valid), 'EX', ttlSeconds));
     },
 
     async close() {
