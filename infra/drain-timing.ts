@@ -29,8 +29,8 @@ export interface DrainProps {
    */
   readonly ratePerSecond?: number;
   /**
-   * `DRAIN_JITTER_MS`: clients are told to reconnect after a random delay in [0, this].
-   * @default 5000
+   * `DRAIN_JITTER_MS`: clients are told to reconnect after a delay in [0, this], capped at the window.
+   * @default 20000
    */
   readonly jitterMs?: number;
   /**
@@ -66,7 +66,7 @@ export const DRAIN_DEFAULTS = {
   noticeDelayMs: 2000,
   windowMs: 20_000,
   ratePerSecond: 0,
-  jitterMs: 5000,
+  jitterMs: 20000,
   marginSeconds: 5,
 } as const;
 

@@ -78,7 +78,7 @@ export const SETTINGS = {
   DRAIN_NOTICE_DELAY_MS: setting(nonNegativeInt, '2000', 'After a drain starts (not ready), keep serving this long so the edge stops routing here.'),
   DRAIN_WINDOW_MS: setting(positiveInt, '20000', 'Paced closes are spread over this window.'),
   DRAIN_RATE_PER_SECOND: setting(nonNegativeInt, '0', 'Socket closes per second while draining; 0 spreads them evenly over the window.'),
-  DRAIN_JITTER_MS: setting(nonNegativeInt, '5000', 'Clients are told to reconnect after a random delay in [0, this] (`server:draining`).'),
+  DRAIN_JITTER_MS: setting(nonNegativeInt, '20000', 'Clients are told to reconnect after a delay in [0, this] (`server:draining`), capped at the drain window; SDK clients honour it, so it sets the reconnect rate the survivors see.'),
   SHUTDOWN_DEADLINE_MS: setting(positiveInt, '28000', 'Hard deadline from SIGTERM to exit; set below `terminationGracePeriodSeconds`.'),
 } as const;
 

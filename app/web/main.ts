@@ -1,99 +1,89 @@
-import { io } from 'socket.io-client';
-import {
-  type Ack,
-  DEFAULT_CHAT_ROOM,
-  DEFAULT_COUNTER_ROOM,
-  type DurableEnvelope,
-  type EnvelopePayloads,
-  type TypedEnvelope,
-  RoomSequence,
-} from '../protocol/index.ts';
+import { createGatewayClient, type ConnectionState } from '../client/index.ts';
+import type { DurableEnvelope, EnvelopePayloads } from '../protocol/index.ts';
+import { DEFAULT_CHAT_ROOM, DEFAULT_COUNTER_ROOM } from '../protocol/rooms.ts';
+
+// The demo page, on the client SDK: it reconnects with jitter, moves when its pod drains, resumes
+// both rooms from their last seq and hands us each message once, in order.
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
+// With AUTH_MODE=jwt (the Kubernetes profiles) `make up` prints the page URL with `#token=<jwt>`;
+// the embedded demo (AUTH_MODE=none) just names the tab's user.
+const token = new URLSearchParams(location.hash.slice(1)).get('token') ?? undefined;
 const userId = sessionStorage.getItem('rt-user') ?? `guest-${Math.random().toString(36).slice(2, 7)}`;
 sessionStorage.setItem('rt-user', userId);
-$('user').textContent = userId;
+$('user').textContent = token ? '…' : userId;
 
-const sequences = new Map<string, RoomSequence>([
-  [DEFAULT_COUNTER_ROOM, new RoomSequence()],
-  [DEFAULT_CHAT_ROOM, new RoomSequence()],
-]);
-let myPod = '';
+const client = createGatewayClient({ url: location.origin, ...(token ? { token } : { userId }), rooms: [DEFAULT_COUNTER_ROOM, DEFAULT_CHAT_ROOM] });
 
-const socket = io({ auth: { userId } });
-
-function setState(state: string): void {
+function setState(state: ConnectionState | string): void {
   $('state').textContent = state;
   $('state').dataset.state = state;
 }
+setState(client.state);
 
-function render(envelope: DurableEnvelope): void {
-  if (envelope.type === 'counter:changed') {
-    $('counter-value').textContent = String((envelope.payload as EnvelopePayloads['counter:changed']).value);
-    $('counter-seq').textContent = String(envelope.seq);
-  } else if (envelope.type === 'chat:message') {
-    const { from, text } = envelope.payload as EnvelopePayloads['chat:message'];
-    const line = document.createElement('div');
-    const who = document.createElement('span');
-    who.className = 'from';
-    who.textContent = `${from}: `;
-    line.append(who, text);
-    $('chat-log').append(line);
-    $('chat-log').scrollTop = $('chat-log').scrollHeight;
-  }
+function showCounter(value: number, seq: number): void {
+  $('counter-value').textContent = String(value);
+  $('counter-seq').textContent = String(seq);
 }
 
-function offer(envelope: DurableEnvelope): void {
-  const sequence = sequences.get(envelope.room);
-  if (!sequence) return;
-  const outcome = sequence.offer(envelope);
-  outcome.deliver.forEach(render);
-  if (outcome.gap) socket.emit('history:fetch', { room: envelope.room, afterSeq: outcome.gap.from - 1 }, () => {});
+function appendChat(envelope: DurableEnvelope): void {
+  const { from, text } = envelope.payload as EnvelopePayloads['chat:message'];
+  const line = document.createElement('div');
+  const who = document.createElement('span');
+  who.className = 'from';
+  who.textContent = `${from}: `;
+  line.append(who, text);
+  $('chat-log').append(line);
+  $('chat-log').scrollTop = $('chat-log').scrollHeight;
 }
 
-socket.on('counter:changed', offer);
-socket.on('chat:message', offer);
-socket.on('server:hello', (envelope: TypedEnvelope<'server:hello'>) => {
-  myPod = envelope.payload.pod;
-  $('pod').textContent = myPod;
+client.on('message', (envelope) => {
+  if (envelope.type === 'counter:changed') showCounter((envelope.payload as EnvelopePayloads['counter:changed']).value, envelope.seq);
+  else if (envelope.type === 'chat:message') appendChat(envelope);
 });
-socket.on('room:members', (envelope: TypedEnvelope<'room:members'>) => {
-  if (envelope.room === DEFAULT_CHAT_ROOM) $('chat-members').textContent = `· ${envelope.payload.count} here`;
-});
-socket.on('room:reset', (envelope: TypedEnvelope<'room:reset'>) => {
-  const room = envelope.room!;
-  const { state, recent } = envelope.payload.snapshot;
+client.on('reset', ({ room, seq, snapshot }) => {
   if (room === DEFAULT_COUNTER_ROOM) {
-    $('counter-value').textContent = String((state as { value: number } | null)?.value ?? 0);
-    $('counter-seq').textContent = String(envelope.seq);
-  } else {
+    showCounter((snapshot.state as { value: number } | null)?.value ?? 0, seq);
+  } else if (room === DEFAULT_CHAT_ROOM) {
     $('chat-log').replaceChildren();
-    recent.forEach(render);
+    snapshot.recent.forEach(appendChat);
   }
-  sequences.get(room)?.reset(envelope.seq!).forEach(render);
 });
-socket.on('server:draining', () => setState('draining'));
-socket.on('connect', () => {
-  setState('connected');
-  for (const [room, sequence] of sequences) socket.emit('room:join', { room, lastSeq: sequence.lastSeq }, () => {});
+client.on('state', (state) => {
+  setState(state);
+  if (state !== 'connected' && state !== 'draining') $('pod').textContent = '–';
 });
-socket.on('disconnect', () => setState('reconnecting'));
+client.on('hello', ({ pod, userId: who }) => {
+  $('pod').textContent = pod;
+  $('user').textContent = who;
+  void refreshFleet();
+});
+client.on('draining', ({ pod, reconnectAfterMs }) => {
+  $('notice').textContent = `${pod} is draining: moving to another pod in ${(reconnectAfterMs / 1000).toFixed(1)} s`;
+});
+client.on('joined', () => ($('notice').textContent = ''));
+client.on('members', ({ room, count }) => {
+  if (room === DEFAULT_CHAT_ROOM) $('chat-members').textContent = `· ${count} here`;
+});
+// Retryable errors (a drain, a lost connection) are handled by the SDK; show only the rest.
+client.on('error', (err) => {
+  if (!err.retryable) console.error(`gateway client: ${err.message}`);
+});
 
-$('increment').addEventListener('click', () => socket.emit('counter:increment', { room: DEFAULT_COUNTER_ROOM }, (ack: Ack) => {
-  if (!ack.ok) console.error(ack.error.message);
-}));
+$('increment').addEventListener('click', () => {
+  client.incrementCounter(DEFAULT_COUNTER_ROOM).catch((err: Error) => console.error(err.message));
+});
 $<HTMLFormElement>('chat-form').addEventListener('submit', (event) => {
   event.preventDefault();
   const input = $<HTMLInputElement>('chat-input');
   if (!input.value.trim()) return;
-  socket.emit('chat:send', { room: DEFAULT_CHAT_ROOM, text: input.value }, (ack: Ack) => {
-    if (!ack.ok) console.error(ack.error.message);
-  });
+  client.sendChat(DEFAULT_CHAT_ROOM, input.value).catch((err: Error) => console.error(err.message));
   input.value = '';
 });
 
 interface FleetStat { pod: string; sockets: number; ready: boolean; draining: boolean; updatedAt: number }
 
+/** The fleet view: every pod's sockets and state, from the same Redis entries the controller reads. */
 async function refreshFleet(): Promise<void> {
   try {
     const { pods } = (await (await fetch('/fleet', { cache: 'no-store' })).json()) as { pods: FleetStat[] };
@@ -102,20 +92,21 @@ async function refreshFleet(): Promise<void> {
         .sort((a, b) => a.pod.localeCompare(b.pod))
         .map((stat) => {
           const card = document.createElement('div');
-          card.className = stat.pod === myPod ? 'pod mine' : 'pod';
+          card.className = stat.pod === client.pod ? 'pod mine' : 'pod';
           card.dataset.pod = stat.pod;
           card.dataset.ready = String(stat.ready);
           card.dataset.draining = String(stat.draining);
           const state = stat.draining ? 'draining' : stat.ready ? 'ready' : 'not ready';
-          card.innerHTML = `<div><strong></strong></div><div class="sockets"></div><small></small>`;
+          card.innerHTML = `<div><strong></strong> <span class="state"></span></div><div class="sockets"></div><small>sockets</small>`;
           card.querySelector('strong')!.textContent = stat.pod;
+          card.querySelector('.state')!.textContent = state;
           card.querySelector('.sockets')!.textContent = String(stat.sockets);
-          card.querySelector('small')!.textContent = `sockets · ${state}`;
+          card.title = `${stat.pod}: ${stat.sockets} sockets, ${state}${stat.pod === client.pod ? ' (this tab)' : ''}`;
           return card;
         }),
     );
   } catch {
-    // The fleet view is best effort; the next tick retries.
+    // Best effort; the next tick retries.
   }
 }
 void refreshFleet();

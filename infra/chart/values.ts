@@ -1,5 +1,6 @@
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
 import type { SettingName } from '../../app/gateway/config.ts';
+import { DRAIN_DEFAULTS } from '../drain-timing.ts';
 import type { RealtimeGatewayProps } from '../realtime-gateway.ts';
 import { APP_VERSION } from '../profiles/common.ts';
 
@@ -86,15 +87,7 @@ export const DEFAULT_VALUES: ChartValues = {
     },
     external: { secretName: '', urlKey: 'url', passwordKey: 'password', cluster: false },
   },
-  drain: {
-    preStopSeconds: 5,
-    noticeDelayMs: 2000,
-    windowMs: 20_000,
-    ratePerSecond: 0,
-    jitterMs: 5000,
-    marginSeconds: 5,
-    terminationGracePeriodSeconds: null,
-  },
+  drain: { ...DRAIN_DEFAULTS, terminationGracePeriodSeconds: null },
   auth: { existingSecret: '' },
   settings: {},
 };
@@ -150,7 +143,7 @@ export const VALUE_DOCS: Record<string, string> = {
   'drain.noticeDelayMs': 'After SIGTERM: not ready but still serving for this long (`DRAIN_NOTICE_DELAY_MS`).',
   'drain.windowMs': 'Paced socket closes are spread over this window (`DRAIN_WINDOW_MS`).',
   'drain.ratePerSecond': 'Socket closes per second; 0 spreads them evenly over the window (`DRAIN_RATE_PER_SECOND`).',
-  'drain.jitterMs': 'Clients reconnect after a random delay in [0, this] (`DRAIN_JITTER_MS`).',
+  'drain.jitterMs': 'Clients reconnect after a delay in [0, this], capped at the window (`DRAIN_JITTER_MS`); it sets the reconnect rate the other pods see.',
   'drain.marginSeconds': 'Slack before SIGKILL; the gateway exits by itself one second before it. At least 2.',
   'drain.terminationGracePeriodSeconds': 'Override the derived grace period (longer only; shorter fails the render).',
   auth: 'Gateway secrets: `jwt-secret` (HS256 key, `AUTH_MODE=jwt`) and `admin-token` (drain admin endpoint).',

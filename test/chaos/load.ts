@@ -1,0 +1,255 @@
+import { createGatewayClient, type GatewayClient, type GatewayClientOptions } from '../../app/client/index.ts';
+import { checkDeliveries, type DeliveryCheck } from './measure.ts';
+
+/**
+ * The load: SDK clients over WebSocket and long-polling through the edge, each following a few
+ * rooms that get a steady numbered stream, some of them publishing too. Every client records what
+ * its application saw, so loss, duplicates and reconnects are measured where users feel them.
+ */
+
+export interface PopulationOptions {
+  readonly url: string;
+  readonly clients: number;
+  readonly rooms: number;
+  readonly roomsPerClient: number;
+  /** Room names get this prefix, so each population's rooms (and seqs) are its own. */
+  readonly roomPrefix: string;
+  /** Stream messages per second into each room. */
+  readonly streamPerRoomPerSecond: number;
+  /** Share of clients that also publish, each one message every `publishEveryMs`. */
+  readonly publisherShare: number;
+  readonly publishEveryMs: number;
+  /** Client options for this population (drain hint and backoff jitter on, or off for the contrast). */
+  readonly client: Pick<GatewayClientOptions, 'honourDrainHint' | 'backoff'>;
+  /** Handshakes per second while connecting. */
+  readonly connectRatePerSecond: number;
+}
+
+export interface ClientRecord {
+  readonly id: number;
+  readonly transport: 'websocket' | 'polling';
+  readonly client: GatewayClient;
+  readonly rooms: string[];
+  /** Pod of each connection, with when it was made. */
+  readonly connections: { pod: string; at: number }[];
+  /** When a connection was lost (or left on a drain hint) and when the next one was up. */
+  readonly outages: { lostAt: number; backAt: number | null; drainHinted: boolean }[];
+  readonly hints: { at: number; reconnectAfterMs: number }[];
+  readonly deliveries: Map<string, { joinedAt: number | null; delivered: number[] }>;
+  readonly errors: Map<string, number>;
+}
+
+export interface PopulationStats {
+  readonly published: number;
+  readonly publishFailures: number;
+  readonly delivered: number;
+}
+
+export interface DeliveryReport extends DeliveryCheck {
+  /** Client-rooms checked. */
+  readonly streams: number;
+  /** Resets after the first join (a gap older than history: a loss the SDK could only paper over). */
+  readonly lateResets: number;
+  readonly examples: string[];
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class Population {
+  readonly records: ClientRecord[] = [];
+  readonly #opts: PopulationOptions;
+  readonly #roomNames: string[];
+  readonly #acked = new Map<string, Set<number>>();
+  #timers: NodeJS.Timeout[] = [];
+  #inFlight = new Set<Promise<unknown>>();
+  #published = 0;
+  #publishFailures = 0;
+  #delivered = 0;
+  readonly #lateResets = new Map<string, number>();
+  #streamClients: GatewayClient[] = [];
+
+  constructor(opts: PopulationOptions) {
+    this.#opts = opts;
+    this.#roomNames = Array.from({ length: opts.rooms }, (_, i) => `chat:${opts.roomPrefix}-${i}`);
+    for (const room of this.#roomNames) this.#acked.set(room, new Set());
+  }
+
+  get rooms(): readonly string[] {
+    return this.#roomNames;
+  }
+
+  get stats(): PopulationStats {
+    return { published: this.#published, publishFailures: this.#publishFailures, delivered: this.#delivered };
+  }
+
+  /** Connects every client (half WebSocket, half long-polling) and joins its rooms. */
+  async connect(): Promise<void> {
+    const o = this.#opts;
+    const batch = Math.max(1, Math.round(o.connectRatePerSecond / 10));
+    for (let i = 0; i < o.clients; i += 1) {
+      const rooms = Array.from({ length: o.roomsPerClient }, (_, k) => this.#roomNames[(i + k * 7) % this.#roomNames.length]!);
+      this.records.push(this.#spawn(i, i % 2 === 0 ? 'websocket' : 'polling', [...new Set(rooms)]));
+      if ((i + 1) % batch === 0) await sleep(100);
+    }
+    await this.waitAll('every client connected and joined', (r) => r.client.state === 'connected' && r.rooms.every((room) => r.deliveries.get(room)!.joinedAt !== null), 60_000);
+    // The stream comes from two extra clients over WebSocket, each taking half the rooms.
+    for (let s = 0; s < 2; s += 1) {
+      const client = createGatewayClient({ url: o.url, userId: `${o.roomPrefix}-stream-${s}`, transports: ['websocket'], ...o.client });
+      client.on('error', () => {});
+      this.#streamClients.push(client);
+    }
+  }
+
+  #spawn(id: number, transport: 'websocket' | 'polling', rooms: string[]): ClientRecord {
+    const o = this.#opts;
+    const client = createGatewayClient({
+      url: o.url,
+      userId: `${o.roomPrefix}-${id}`,
+      transports: [transport],
+      rooms,
+      ...o.client,
+    });
+    const record: ClientRecord = {
+      id,
+      transport,
+      client,
+      rooms,
+      connections: [],
+      outages: [],
+      hints: [],
+      deliveries: new Map(rooms.map((room) => [room, { joinedAt: null, delivered: [] }])),
+      errors: new Map(),
+    };
+    let hinted = false;
+    client.on('hello', ({ pod }) => {
+      record.connections.push({ pod, at: Date.now() });
+      const open = record.outages.at(-1);
+      if (open && open.backAt === null) open.backAt = Date.now();
+    });
+    client.on('draining', ({ reconnectAfterMs }) => {
+      hinted = true;
+      record.hints.push({ at: Date.now(), reconnectAfterMs });
+    });
+    client.on('state', (state, previous) => {
+      const wasUp = previous === 'connected' || previous === 'draining';
+      if (wasUp && state === 'reconnecting') {
+        record.outages.push({ lostAt: Date.now(), backAt: null, drainHinted: hinted });
+        hinted = false;
+      }
+    });
+    client.on('reset', ({ room, seq }) => {
+      const d = record.deliveries.get(room);
+      if (!d) return;
+      if (d.joinedAt === null) d.joinedAt = seq;
+      else this.#lateResets.set(`${id}/${room}`, (this.#lateResets.get(`${id}/${room}`) ?? 0) + 1);
+    });
+    client.on('joined', ({ room, seq }) => {
+      const d = record.deliveries.get(room);
+      if (d && d.joinedAt === null) d.joinedAt = seq;
+    });
+    client.on('message', (envelope) => {
+      this.#delivered += 1;
+      record.deliveries.get(envelope.room)?.delivered.push(envelope.seq);
+    });
+    client.on('error', (err) => record.errors.set(err.code, (record.errors.get(err.code) ?? 0) + 1));
+    return record;
+  }
+
+  /** Starts the numbered stream and the client publishers. */
+  startTraffic(): void {
+    const o = this.#opts;
+    let n = 0;
+    const streamEvery = 1_000 / o.streamPerRoomPerSecond;
+    this.#timers.push(
+      setInterval(() => {
+        n += 1;
+        this.#roomNames.forEach((room, i) => this.#publish(this.#streamClients[i % 2]!, room, `stream ${n}`));
+      }, streamEvery),
+    );
+    const publishers = this.records.filter((_, i) => i % Math.round(1 / o.publisherShare) === 0);
+    publishers.forEach((record, k) => {
+      // Spread publishers over the period so their messages do not come in bursts.
+      const start = setTimeout(() => {
+        let m = 0;
+        this.#timers.push(setInterval(() => this.#publish(record.client, record.rooms[m++ % record.rooms.length]!, `from ${record.id} #${m}`), o.publishEveryMs));
+      }, (k * o.publishEveryMs) / publishers.length);
+      this.#timers.push(start);
+    });
+  }
+
+  #publish(client: GatewayClient, room: string, text: string): void {
+    if (client.state === 'closed') return;
+    const p = client.sendChat(room, text).then(
+      (ack) => {
+        this.#published += 1;
+        this.#acked.get(room)!.add(ack.seq);
+      },
+      () => (this.#publishFailures += 1),
+    );
+    this.#inFlight.add(p);
+    void p.finally(() => this.#inFlight.delete(p));
+  }
+
+  /** Stops publishing, waits for answers, sends one acked marker per room and waits until every client has it. */
+  async quiesce(timeoutMs = 30_000): Promise<void> {
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    await Promise.allSettled([...this.#inFlight]);
+    const markers = await Promise.all(
+      this.#roomNames.map(async (room, i) => {
+        const ack = await this.#streamClients[i % 2]!.sendChat(room, 'marker');
+        this.#acked.get(room)!.add(ack.seq);
+        return [room, ack.seq] as const;
+      }),
+    );
+    const finalSeq = new Map(markers);
+    await this.waitAll(
+      'every client to receive the final marker of each of its rooms',
+      (r) => r.rooms.every((room) => (r.client.lastSeq(room) ?? 0) >= finalSeq.get(room)!),
+      timeoutMs,
+    );
+  }
+
+  /** Exactly-once, in-order delivery of every seq since each client's first join, up to the markers. */
+  checkDeliveries(): DeliveryReport {
+    const total = { lost: 0, duplicates: 0, outOfOrder: 0, unexpected: 0 };
+    const examples: string[] = [];
+    let streams = 0;
+    const finalSeq = new Map([...this.#acked].map(([room, seqs]) => [room, Math.max(...seqs)]));
+    for (const record of this.records) {
+      for (const [room, d] of record.deliveries) {
+        streams += 1;
+        if (d.joinedAt === null) {
+          examples.push(`client ${record.id} never joined ${room}`);
+          continue;
+        }
+        const check = checkDeliveries({ joinedAt: d.joinedAt, delivered: d.delivered }, finalSeq.get(room)!);
+        for (const key of Object.keys(total) as (keyof typeof total)[]) total[key] += check[key];
+        if ((check.lost || check.duplicates || check.outOfOrder || check.unexpected) && examples.length < 5) {
+          examples.push(`client ${record.id} (${record.transport}) ${room}: ${JSON.stringify(check)}`);
+        }
+      }
+    }
+    const lateResets = [...this.#lateResets.values()].reduce((a, b) => a + b, 0);
+    return { ...total, streams, lateResets, examples };
+  }
+
+  async waitAll(what: string, check: (r: ClientRecord) => boolean, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const behind = this.records.filter((r) => !check(r));
+      if (behind.length === 0) return;
+      if (Date.now() > deadline) {
+        const sample = behind.slice(0, 3).map((r) => `#${r.id} ${r.transport} state=${r.client.state} pod=${r.client.pod} errors=${JSON.stringify(Object.fromEntries(r.errors))}`);
+        throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}: ${behind.length} of ${this.records.length} clients behind, e.g. ${sample.join('; ')}`);
+      }
+      await sleep(100);
+    }
+  }
+
+  close(): void {
+    for (const t of this.#timers) clearInterval(t);
+    for (const r of this.records) r.client.close();
+    for (const c of this.#streamClients) c.close();
+  }
+}

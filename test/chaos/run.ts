@@ -1,0 +1,57 @@
+// `make chaos` / `make chaos-kind`: end gateway pods under load and report what clients felt.
+//   node test/chaos/run.ts --size ci|full [--target local|kind] [--out DIR] [--budget N] [--only graceful,sigkill]
+import { parseArgs } from 'node:util';
+import { type ChaosSize, type ChaosTargetName, runChaos, SCENARIOS } from './chaos.ts';
+
+const usage = 'usage: node test/chaos/run.ts --size ci|full [--target local|kind] [--out DIR] [--budget N (kind only)] [--only NAME,...]';
+let args;
+try {
+  args = parseArgs({
+    options: {
+      size: { type: 'string', default: 'ci' },
+      target: { type: 'string', default: 'local' },
+      out: { type: 'string', default: 'test/chaos/results' },
+      budget: { type: 'string' },
+      only: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  }).values;
+} catch (err) {
+  console.error(`${(err as Error).message}\n${usage}`);
+  process.exit(2);
+}
+if (args.help) {
+  console.log(`${usage}\nscenarios: ${SCENARIOS.map((s) => `${s.name} — ${s.description}`).join('\n           ')}`);
+  process.exit(0);
+}
+if (args.size !== 'ci' && args.size !== 'full') {
+  console.error(`--size must be ci or full, got ${args.size}\n${usage}`);
+  process.exit(2);
+}
+if (args.target !== 'local' && args.target !== 'kind') {
+  console.error(`--target must be local or kind, got ${args.target}\n${usage}`);
+  process.exit(2);
+}
+const budget = args.budget === undefined ? undefined : Number(args.budget);
+if (budget !== undefined && !(budget > 0)) {
+  console.error(`--budget must be a positive number of reconnects per second, got ${args.budget}`);
+  process.exit(2);
+}
+const only = args.only?.split(',').map((s) => s.trim()).filter(Boolean);
+const unknown = only?.filter((name) => !SCENARIOS.some((s) => s.name === name)) ?? [];
+if (unknown.length > 0) {
+  console.error(`unknown scenario ${unknown.join(', ')}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`);
+  process.exit(2);
+}
+
+const report = await runChaos({
+  size: args.size as ChaosSize,
+  target: args.target as ChaosTargetName,
+  outDir: args.out,
+  command: `node test/chaos/run.ts ${process.argv.slice(2).join(' ')}`.trim(),
+  ...(budget === undefined ? {} : { budgetPerSecond: budget }),
+  ...(only ? { only } : {}),
+  log: (line) => console.error(line),
+});
+console.log(`chaos: ${report.passed ? 'PASS' : 'FAIL'} in ${(report.durationMs / 1_000).toFixed(1)} s`);
+process.exit(report.passed ? 0 : 1);

@@ -1,0 +1,101 @@
+import { existsSync } from 'node:fs';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalFleet, startLocalFleet } from '../helpers/fleet.ts';
+
+// The demo page in real Chromium, served through the local fleet's HAProxy: two tabs share the
+// live counter, and the fleet view shows a pod draining while its clients move.
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const ADMIN_TOKEN = 'e2e-admin-token-0123456789';
+
+describe('the demo page in Chromium', () => {
+  let browser: Browser;
+  let fleet: LocalFleet;
+  const cleanups: (() => Promise<unknown>)[] = [];
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`Chromium not found at ${CHROMIUM}: run \`apt-get install -y chromium\` (or \`bash .ci/run\`), or set CHROMIUM_PATH`);
+    }
+    const [started, stopFleet] = await startLocalFleet({
+      replicas: 2,
+      env: {
+        ADMIN_TOKEN,
+        FLEET_STATS_INTERVAL_MS: '500',
+        // Slow enough to watch: the pod stays "draining" for a few seconds before it is empty.
+        DRAIN_NOTICE_DELAY_MS: '1500',
+        DRAIN_WINDOW_MS: '4000',
+        DRAIN_JITTER_MS: '4000',
+      },
+    });
+    fleet = started;
+    cleanups.push(stopFleet);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    cleanups.push(() => browser.close());
+  });
+  afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+  });
+
+  async function openTab(): Promise<Page> {
+    const page = await (await browser.newContext()).newPage();
+    page.on('pageerror', (err) => console.error(`page error: ${err.message}`));
+    await page.goto(fleet.url);
+    await page.locator('#state[data-state="connected"]').waitFor({ timeout: 15_000 });
+    await expect.poll(() => page.locator('#counter-value').textContent()).toMatch(/^\d+$/);
+    return page;
+  }
+
+  const counter = async (page: Page): Promise<number> => Number(await page.locator('#counter-value').textContent());
+
+  it('two tabs of the counter update together', async () => {
+    const [a, b] = [await openTab(), await openTab()];
+    const start = await counter(a);
+    expect(await counter(b)).toBe(start);
+    await a.click('#increment');
+    await a.click('#increment');
+    await b.click('#increment');
+    for (const page of [a, b]) await expect.poll(() => counter(page), { timeout: 5_000 }).toBe(start + 3);
+    // Each tab names the pod it is on, and the fleet view lists both pods with their sockets.
+    for (const page of [a, b]) {
+      await expect.poll(() => page.locator('#pod').textContent()).toMatch(/^gw-\d+$/);
+      await expect.poll(() => page.locator('#fleet .pod').count(), { timeout: 5_000 }).toBe(2);
+    }
+    await Promise.all([a.context().close(), b.context().close()]);
+  });
+
+  it('the fleet view shows a pod draining while its tab moves to another pod, and the counter keeps working', async () => {
+    const watcher = await openTab();
+    const mover = await openTab();
+    const victim = (await mover.locator('#pod').textContent())!;
+    const start = await counter(mover);
+
+    const res = await fetch(`${fleet.podUrl(victim)}/admin/drain`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect(res.status).toBe(202);
+
+    // Both tabs' fleet views turn the victim's card to draining.
+    for (const page of [watcher, mover]) {
+      await page.locator(`#fleet .pod[data-pod="${victim}"][data-draining="true"]`).waitFor({ timeout: 5_000 });
+      expect(await page.locator(`#fleet .pod[data-pod="${victim}"] .state`).textContent()).toBe('draining');
+    }
+    await mover.screenshot({ path: process.env.E2E_SCREENSHOT ?? '/tmp/rt-e2e-draining.png' });
+    // The tab on the victim is told, then moves to the other pod and resumes.
+    await expect.poll(() => mover.locator('#pod').textContent(), { timeout: 15_000 }).not.toBe(victim);
+    await mover.locator('#state[data-state="connected"]').waitFor({ timeout: 15_000 });
+    await expect.poll(() => mover.locator(`#fleet .pod[data-pod="${victim}"] .sockets`).textContent(), { timeout: 10_000 }).toBe('0');
+
+    await watcher.click('#increment');
+    for (const page of [watcher, mover]) await expect.poll(() => counter(page), { timeout: 5_000 }).toBe(start + 1);
+  });
+});
