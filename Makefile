@@ -47,11 +47,11 @@ lint: node_modules ## Type-check and lint.
 	npm run lint
 
 .PHONY: test
-test: system-deps node_modules tools ## Run every test suite (unit, integration, chaos at CI size, browser, control plane).
+test: system-deps node_modules tools lint ## Type-check, lint, then run every test suite (unit, integration, hardening, drain, chaos at CI size, browser, control plane).
 	npm test
 
 .PHONY: dev
-dev: node_modules ## Run a local fleet: redis-server, $(REPLICAS) gateways and HAProxy on :$(DEV_PORT). Ctrl-C cleans up.
+dev: node_modules ## Run a local fleet: redis-server, REPLICAS gateways and HAProxy on DEV_PORT. Ctrl-C cleans up.
 	node scripts/dev-fleet.ts --replicas $(REPLICAS) --port $(DEV_PORT)
 
 .PHONY: chaos
