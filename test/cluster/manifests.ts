@@ -49,12 +49,11 @@ export interface RenderedChart extends Manifests {
   namespace: string;
 }
 
-/** Runs `node infra/chart/generate.ts` (what `make charts` runs) and `helm template` on every chart in charts/. */
+/**
+ * Runs `helm template` on every committed chart in charts/. It does not regenerate them in place:
+ * test/infra/chart.test.ts reads the same files concurrently and fails when they are stale.
+ */
 export async function renderCharts(helm: string, namespace: string): Promise<RenderedChart[]> {
-  if (!existsSync(join(repoRoot, 'infra/chart/generate.ts'))) {
-    throw new Error('infra/chart/generate.ts does not exist yet: the chart tests need it (`make charts`).');
-  }
-  await runChecked(node, ['infra/chart/generate.ts']);
   const chartsRoot = join(repoRoot, 'charts');
   const chartDirs = readdirSync(chartsRoot, { withFileTypes: true })
     .filter((entry) => entry.isDirectory() && existsSync(join(chartsRoot, entry.name, 'Chart.yaml')))
