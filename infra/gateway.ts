@@ -9,7 +9,7 @@ import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
 import { SETTINGS, type SettingName } from '../app/gateway/config.ts';
-import { addObject } from './api-object.ts';
+import { addObject, HARDENED_CONTAINER_SECURITY_CONTEXT } from './api-object.ts';
 import { resolveDrainTiming, type DrainProps, type DrainTiming } from './drain-timing.ts';
 import { objectLabels, selectorLabels, type AppIdentity } from './labels.ts';
 
@@ -224,13 +224,7 @@ export class Gateway extends Construct {
                     requests: { cpu: '100m', memory: '128Mi' },
                     limits: { memory: '512Mi' },
                   },
-                  securityContext: {
-                    runAsNonRoot: true,
-                    allowPrivilegeEscalation: false,
-                    readOnlyRootFilesystem: true,
-                    capabilities: { drop: ['ALL'] },
-                    seccompProfile: { type: 'RuntimeDefault' },
-                  },
+                  securityContext: HARDENED_CONTAINER_SECURITY_CONTEXT,
                   volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
                 },
               ],

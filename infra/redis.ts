@@ -4,7 +4,7 @@ import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { Service } from 'kubernetes-models/v1/Service';
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
-import { addObject } from './api-object.ts';
+import { addObject, HARDENED_CONTAINER_SECURITY_CONTEXT } from './api-object.ts';
 import { GeneratedSecret } from './generated-secret.ts';
 import type { RedisConnection } from './gateway.ts';
 import { objectLabels, selectorLabels, type AppIdentity } from './labels.ts';
@@ -166,13 +166,7 @@ export class Redis extends Construct {
                   livenessProbe: { ...tcpProbe, periodSeconds: 10, failureThreshold: 3 },
                   readinessProbe: { ...tcpProbe, periodSeconds: 5, failureThreshold: 2 },
                   resources: props.resources ?? { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
-                  securityContext: {
-                    runAsNonRoot: true,
-                    allowPrivilegeEscalation: false,
-                    readOnlyRootFilesystem: true,
-                    capabilities: { drop: ['ALL'] },
-                    seccompProfile: { type: 'RuntimeDefault' },
-                  },
+                  securityContext: HARDENED_CONTAINER_SECURITY_CONTEXT,
                   volumeMounts: [{ name: 'data', mountPath: '/data' }],
                 },
               ],
