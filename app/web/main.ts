@@ -67,7 +67,9 @@ client.on('members', ({ room, count }) => {
 });
 // Retryable errors (a drain, a lost connection) are handled by the SDK; show only the rest.
 client.on('error', (err) => {
-  if (!err.retryable) console.error(`gateway client: ${err.message}`);
+  if (err.retryable) return;
+  console.error(`gateway client: ${err.message}`);
+  $('notice').textContent = err.message;
 });
 
 $('increment').addEventListener('click', () => {

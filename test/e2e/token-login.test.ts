@@ -1,0 +1,48 @@
+import { existsSync } from 'node:fs';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
+import { hs256Token, TEST_SECRET } from '../helpers/tokens.ts';
+
+// On Kubernetes the gateway runs AUTH_MODE=jwt and `make up` prints the page URL with `#token=<jwt>`:
+// the page must log in with that token and be refused without one.
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+describe('the demo page on a JWT-protected gateway', () => {
+  let browser: Browser;
+  let gateway: GatewayProcess;
+  const cleanups: (() => Promise<unknown>)[] = [];
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: run \`apt-get install -y chromium\` (or \`bash .ci/run\`), or set CHROMIUM_PATH`);
+    const [started, stop] = await startGateway({ env: { AUTH_MODE: 'jwt', JWT_SECRET: TEST_SECRET } });
+    gateway = started;
+    cleanups.push(stop);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    cleanups.push(() => browser.close());
+  });
+  afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+  });
+
+  it('logs in with the token from the URL fragment and shows its subject', async () => {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`${gateway.url}/#token=${await hs256Token({ sub: 'alice', expiresIn: 600 })}`);
+    await page.locator('#state[data-state="connected"]').waitFor({ timeout: 15_000 });
+    await expect.poll(() => page.locator('#user').textContent()).toBe('alice');
+    const before = Number(await page.locator('#counter-value').textContent());
+    await page.click('#increment');
+    await expect.poll(() => page.locator('#counter-value').textContent()).toBe(String(before + 1));
+    await page.context().close();
+  });
+
+  it('is refused without a token and says why', async () => {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(gateway.url);
+    await expect.poll(() => page.locator('#notice').textContent(), { timeout: 10_000 }).toContain('JWT is required');
+    expect(await page.locator('#state').getAttribute('data-state')).not.toBe('connected');
+    await page.context().close();
+  });
+});
