@@ -13,6 +13,8 @@ try {
 const gateway = await createGateway(config);
 const url = await gateway.listen();
 gateway.log.info({ url: url.href, adapter: config.ADAPTER, auth: config.AUTH_MODE }, `listening on ${url.href}`);
+// Logs are JSON for machines; a person at a terminal also gets the page to open.
+if (process.stdout.isTTY && config.SERVE_WEB) process.stderr.write(`\n  demo page: ${url.href}\n\n`);
 
 let stopping = false;
 
