@@ -4,13 +4,15 @@ import type { Socket } from 'socket.io';
 import { controlEnvelope, ProtocolError } from '../protocol/index.ts';
 import type { DrainPlan } from './drain-plan.ts';
 import type { Gateway } from './gateway.ts';
+import { formatSse } from './sse.ts';
 
 /**
  * Graceful drain (contract 3 of DESIGN.md, docs/drain.md):
  *
  *   serving ──start()──► notice ──DRAIN_NOTICE_DELAY_MS──► closing ──empty──► drained
- *             readiness fails       still serving,           handshakes refused, every socket
- *             at once               the edge notices         gets `server:draining`, paced closes
+ *             readiness fails       still serving,           handshakes and SSE requests refused,
+ *             at once               the edge notices         every socket and SSE stream gets
+ *                                                            `server:draining`, paced closes
  *
  * Started by SIGTERM (main.ts, with a hard deadline) or by `POST /admin/drain` (no deadline; the
  * process stays up, empty and not ready, until the pod is deleted).
@@ -107,6 +109,13 @@ export function closeReserveMs(shutdownDeadlineMs: number): number {
   return Math.min(2_000, Math.max(250, Math.floor(shutdownDeadlineMs * 0.1)));
 }
 
+/** One connection the drain moves: a Socket.IO socket or an SSE stream; both take a slot of the schedule. */
+interface Leaver {
+  hint(reconnectAfterMs: number): void;
+  close(how: 'paced' | 'forced'): void;
+  readonly open: boolean;
+}
+
 /** Drain timers never keep the process alive on their own; the HTTP server does while it listens. */
 function timer(fn: () => void, ms: number): NodeJS.Timeout {
   const t = setTimeout(fn, Math.max(0, ms));
@@ -131,18 +140,24 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
   let wakeNotice: (() => void) | null = null;
   let pacerTimer: NodeJS.Timeout | null = null;
   let deadlineTimer: NodeJS.Timeout | null = null;
-  /** Sockets waiting for their paced close, in close order, with absolute close times. */
-  let queue: { socket: Socket; closeAt: number }[] = [];
+  /** Sockets and streams waiting for their paced close, in close order, with absolute close times. */
+  let queue: { leaver: Leaver; closeAt: number }[] = [];
   const emptyWaiters: (() => void)[] = [];
   /** The controller's plan the current schedule came from, if any. */
   let lastPlan: DrainPlan | null = null;
 
-  const remaining = (): number => io.of('/').sockets.size;
+  const remaining = (): number => io.of('/').sockets.size + gateway.sseStreams.size;
   const latestEnd = (): number => (deadlineAt === null ? Infinity : deadlineAt - closeReserveMs(config.SHUTDOWN_DEADLINE_MS));
 
   gateway.handshakeGuards.push(() => {
     if (phase === 'closing' || phase === 'drained') {
       throw new ProtocolError('draining', `pod ${pod} is draining; connect again (the edge sends you to another pod)`);
+    }
+  });
+  // Checked with no await before the stream is registered, so no stream slips in after the plan is made.
+  gateway.sseGuards.push(() => {
+    if (phase === 'closing' || phase === 'drained') {
+      throw new ProtocolError('draining', `pod ${pod} is draining; reconnect with Last-Event-ID (the edge sends you to another pod)`, 1_000);
     }
   });
 
@@ -152,12 +167,14 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
       socket.emit('server:draining', controlEnvelope('server:draining', null, { pod, reconnectAfterMs: 0 }));
       closeSocket(socket, 'paced');
     }
-    socket.on('disconnect', () => {
-      if (phase === 'serving') return;
-      metrics.drainRemainingSockets.set(remaining());
-      if (remaining() === 0) settleEmpty();
-    });
+    socket.on('disconnect', onLeft);
   });
+
+  function onLeft(): void {
+    if (phase === 'serving') return;
+    metrics.drainRemainingSockets.set(remaining());
+    if (remaining() === 0) settleEmpty();
+  }
 
   function settleEmpty(): void {
     if (phase !== 'closing' || queue.length > 0 || remaining() > 0) return;
@@ -170,30 +187,63 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
 
   /** Closes the transport, not the Socket.IO session: the stock client reconnects on `transport close`. */
   function closeSocket(socket: Socket, how: 'paced' | 'forced'): void {
-    if (!socket.connected) return;
+    leave(socketLeaver(socket), how);
+  }
+
+  function leave(leaver: Leaver, how: 'paced' | 'forced'): void {
+    if (!leaver.open) return;
     if (how === 'forced') forced += 1;
     else closed += 1;
     metrics.drainCloses.inc({ how });
-    socket.conn.close(how === 'forced');
+    leaver.close(how);
   }
 
-  function plan(sockets: Socket[], driven: DrainPlan | null): void {
+  const hintEnvelope = (reconnectAfterMs: number) => controlEnvelope('server:draining', null, { pod, reconnectAfterMs });
+
+  function socketLeaver(socket: Socket): Leaver {
+    return {
+      hint: (ms) => socket.emit('server:draining', hintEnvelope(ms)),
+      close: (how) => socket.conn.close(how === 'forced'),
+      get open() {
+        return socket.connected;
+      },
+    };
+  }
+
+  /**
+   * The same hint as a control event (no `id:`, so the browser's Last-Event-ID stays the last seq) with
+   * `retry:` set to it; ending the stream makes EventSource reconnect after it and resume from history.
+   */
+  function streamLeaver(stream: ServerResponse): Leaver {
+    stream.once('close', onLeft);
+    return {
+      hint: (ms) => void (stream.writableEnded || stream.write(formatSse(hintEnvelope(ms), ms))),
+      close: (how) => (how === 'forced' ? stream.destroy() : stream.end()),
+      get open() {
+        return !stream.writableEnded && !stream.destroyed;
+      },
+    };
+  }
+
+  const openConnections = (): Leaver[] => [...[...io.of('/').sockets.values()].map(socketLeaver), ...[...gateway.sseStreams].map(streamLeaver)];
+
+  function plan(leavers: Leaver[], driven: DrainPlan | null): void {
     const now = Date.now();
     const settings = { ratePerSecond: config.DRAIN_RATE_PER_SECOND, windowMs: config.DRAIN_WINDOW_MS, jitterMs: config.DRAIN_JITTER_MS };
-    schedule = scheduleDrain(sockets.length, settings, driven, latestEnd() - now);
-    // Fisher–Yates: the close order (and so each socket's hint) is random; see docs/drain.md for why.
-    for (let i = sockets.length - 1; i > 0; i -= 1) {
+    schedule = scheduleDrain(leavers.length, settings, driven, latestEnd() - now);
+    // Fisher–Yates: the close order (and so each connection's hint) is random; see docs/drain.md for why.
+    for (let i = leavers.length - 1; i > 0; i -= 1) {
       const j = Math.floor(random() * (i + 1));
-      [sockets[i], sockets[j]] = [sockets[j]!, sockets[i]!];
+      [leavers[i], leavers[j]] = [leavers[j]!, leavers[i]!];
     }
-    queue = sockets.map((socket, i) => {
+    queue = leavers.map((leaver, i) => {
       const slot = schedule!.slots[i]!;
-      socket.emit('server:draining', controlEnvelope('server:draining', null, { pod, reconnectAfterMs: slot.hintMs }));
-      return { socket, closeAt: now + slot.closeAtMs };
+      leaver.hint(slot.hintMs);
+      return { leaver, closeAt: now + slot.closeAtMs };
     });
-    metrics.drainPlannedRate.set(Number.isFinite(schedule.ratePerSecond) ? schedule.ratePerSecond : sockets.length);
+    metrics.drainPlannedRate.set(Number.isFinite(schedule.ratePerSecond) ? schedule.ratePerSecond : leavers.length);
     const { slots: _slots, ...summary } = schedule;
-    log.info({ ...summary, driven: driven ?? undefined }, 'drain: closing sockets at a paced rate');
+    log.info({ ...summary, sseStreams: gateway.sseStreams.size, driven: driven ?? undefined }, 'drain: closing sockets at a paced rate');
     pace();
   }
 
@@ -203,7 +253,7 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
     const now = Date.now();
     let due = 0;
     while (due < queue.length && queue[due]!.closeAt <= now) due += 1;
-    for (const { socket } of queue.splice(0, due)) closeSocket(socket, 'paced');
+    for (const { leaver } of queue.splice(0, due)) leave(leaver, 'paced');
     metrics.drainRemainingSockets.set(remaining());
     if (queue.length > 0) pacerTimer = timer(pace, queue[0]!.closeAt - now);
     else settleEmpty();
@@ -213,7 +263,7 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
   function squeeze(): void {
     const end = latestEnd();
     if (phase !== 'closing' || queue.length === 0 || queue.at(-1)!.closeAt <= end) return;
-    const left = queue.map((q) => q.socket).filter((s) => s.connected);
+    const left = queue.map((q) => q.leaver).filter((l) => l.open);
     log.warn({ sockets: left.length, deadlineAt }, 'drain: deadline set; re-planning the remaining closes to end before it');
     plan(left, lastPlan);
   }
@@ -227,9 +277,9 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
       return;
     }
     queue = [];
-    const left = [...io.of('/').sockets.values()];
+    const left = openConnections().filter((l) => l.open);
     if (left.length > 0) log.warn({ sockets: left.length }, 'drain: deadline reached; closing what is left at once');
-    for (const socket of left) closeSocket(socket, 'forced');
+    for (const leaver of left) leave(leaver, 'forced');
     settleEmpty();
   }
 
@@ -266,7 +316,7 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
     const driven = await readPlan();
     lastPlan = driven;
     const empty = new Promise<void>((resolve) => emptyWaiters.push(resolve));
-    plan([...io.of('/').sockets.values()], driven);
+    plan(openConnections(), driven);
     await empty;
   }
 

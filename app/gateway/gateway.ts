@@ -20,6 +20,8 @@ import { serveWeb } from './web.ts';
 
 /** A check before a handshake is accepted (auth, admission, drain); throws `ProtocolError` to refuse. */
 export type HandshakeGuard = (socket: Socket) => void;
+/** A check just before an authenticated `GET /sse` stream opens (drain); throws `ProtocolError` to refuse. */
+export type SseGuard = () => void;
 
 export interface GatewayState {
   /** Set by the drain sequence: readiness fails and handshakes are refused. */
@@ -39,6 +41,9 @@ export interface Gateway {
   /** Extension points for hardening and drain: run before each handshake / each event. */
   readonly handshakeGuards: HandshakeGuard[];
   readonly eventGuards: EventGuard[];
+  readonly sseGuards: SseGuard[];
+  /** Open `GET /sse` streams (sse.ts adds and removes them); the drain hints and ends them like sockets. */
+  readonly sseStreams: ReadonlySet<ServerResponse>;
   /** Extra HTTP routes (e.g. `POST /admin/drain`); return true when handled. */
   readonly routes: ((req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>)[];
   isReady(): boolean;
@@ -71,6 +76,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
   const routes: Gateway['routes'] = [];
   const handshakeGuards: HandshakeGuard[] = [];
   const eventGuards: EventGuard[] = [];
+  const sseGuards: SseGuard[] = [];
   let listening = false;
 
   const adapterReady = trackReadiness(socketIoAdapter.clients, () => onReadinessInput());
@@ -114,7 +120,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
           .end(JSON.stringify({ pods, sockets: pods.reduce((sum, pod) => sum + pod.sockets, 0) }));
       }
       case '/sse':
-        return handleSse(req, res, url, { hub, auth, metrics, maxBufferedBytes: config.SLOW_CONSUMER_LIMIT_BYTES, streams: sseStreams });
+        return handleSse(req, res, url, { hub, auth, metrics, maxBufferedBytes: config.SLOW_CONSUMER_LIMIT_BYTES, streams: sseStreams, guards: sseGuards });
       default:
         if (config.SERVE_WEB && serveWeb(url.pathname, res)) return;
         res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: false, error: { code: 'not_found', message: `no route ${url.pathname}` } }));
@@ -225,6 +231,8 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     state,
     handshakeGuards,
     eventGuards,
+    sseGuards,
+    sseStreams,
     routes,
     isReady,
     async listen() {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Envelope, ProtocolError, roomSchema, userRoom } from '../protocol/index.ts';
+import { type Envelope, ProtocolError, RETRYABLE_CODES, roomSchema, userRoom } from '../protocol/index.ts';
 import type { Authenticator } from './auth.ts';
 import type { RoomHub, RoomMember } from './room-hub.ts';
 import type { Metrics } from './metrics.ts';
@@ -13,14 +13,20 @@ export interface SseOptions {
   readonly heartbeatMs?: number;
   /** A stream whose unsent bytes pass this is closed; the browser reconnects with Last-Event-ID. */
   readonly maxBufferedBytes: number;
-  /** Open streams, closed on shutdown. */
+  /** Open streams: the drain hints and ends them; shutdown ends what is left. */
   readonly streams: Set<ServerResponse>;
+  /** Run just before a stream opens (after auth, with no await until it is in `streams`); throw `ProtocolError` to refuse. */
+  readonly guards?: readonly (() => void)[];
 }
 
-/** `id:` is the seq (resume point), `event:` the envelope type, `data:` the envelope. */
-export function formatSse(envelope: Envelope): string {
+/**
+ * `id:` is the seq (resume point), `event:` the envelope type, `data:` the envelope. `retryMs` adds a
+ * `retry:` field: EventSource waits that long before it reconnects once the stream ends.
+ */
+export function formatSse(envelope: Envelope, retryMs?: number): string {
   const id = envelope.seq === null ? '' : `id: ${envelope.seq}\n`;
-  return `${id}event: ${envelope.type}\ndata: ${JSON.stringify(envelope)}\n\n`;
+  const retry = retryMs === undefined ? '' : `retry: ${Math.max(0, Math.round(retryMs))}\n`;
+  return `${retry}${id}event: ${envelope.type}\ndata: ${JSON.stringify(envelope)}\n\n`;
 }
 
 /**
@@ -28,8 +34,8 @@ export function formatSse(envelope: Envelope): string {
  * (header, or `lastEventId` query for the first request) through the same history as Socket.IO.
  */
 export async function handleSse(req: IncomingMessage, res: ServerResponse, url: URL, opts: SseOptions): Promise<void> {
-  const fail = (status: number, err: ProtocolError): void => {
-    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: false, error: err.toBody() }));
+  const fail = (status: number, err: ProtocolError, headers: Record<string, string> = {}): void => {
+    res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify({ ok: false, error: err.toBody() }));
   };
   const room = roomSchema.safeParse(url.searchParams.get('room'));
   if (!room.success) return fail(400, new ProtocolError('bad_request', `room: ${room.error.issues[0]?.message ?? 'invalid'}`));
@@ -49,6 +55,14 @@ export async function handleSse(req: IncomingMessage, res: ServerResponse, url: 
   if (room.data.startsWith('user:') && room.data !== userRoom(identity.userId)) {
     return fail(403, new ProtocolError('forbidden', `${room.data} belongs to another user`));
   }
+  try {
+    for (const guard of opts.guards ?? []) guard();
+  } catch (err) {
+    if (!(err instanceof ProtocolError)) throw err;
+    // Retryable refusals (draining): 503 + Retry-After, so the edge or the client tries again, elsewhere.
+    if (!RETRYABLE_CODES.has(err.code)) return fail(403, err);
+    return fail(503, err, { 'retry-after': String(Math.max(1, Math.ceil((err.retryAfterMs ?? 1_000) / 1_000))) });
+  }
 
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
@@ -62,6 +76,8 @@ export async function handleSse(req: IncomingMessage, res: ServerResponse, url: 
   const member: RoomMember = {
     id: `sse-${randomUUID()}`,
     send(envelope) {
+      // Ended by the drain, a slow-consumer cut or expiry while a join was still replaying.
+      if (res.writableEnded) return;
       if (res.writableLength > opts.maxBufferedBytes) {
         res.end();
         return;
@@ -69,7 +85,7 @@ export async function handleSse(req: IncomingMessage, res: ServerResponse, url: 
       res.write(formatSse(envelope));
     },
   };
-  const heartbeat = setInterval(() => res.write(': ping\n\n'), opts.heartbeatMs ?? 15_000);
+  const heartbeat = setInterval(() => res.writableEnded || res.write(': ping\n\n'), opts.heartbeatMs ?? 15_000);
   const expiry = identity.exp === null ? null : setTimeout(() => res.end(), Math.max(0, identity.exp * 1000 - Date.now()));
   res.on('close', () => {
     clearInterval(heartbeat);

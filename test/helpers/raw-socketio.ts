@@ -110,3 +110,115 @@ function parsePacketBody(rest: string): { id?: number; body: unknown } | null {
     return null;
   }
 }
+
+/**
+ * A bare Engine.IO v4 / Socket.IO v5 client over HTTP long-polling — for a polling client that stops
+ * polling (a slow consumer the WebSocket client cannot model: the server keeps everything in its own
+ * write buffer, nothing sits in the kernel).
+ */
+export interface RawPollingSocketIo {
+  readonly sid: string;
+  /** Socket.IO events received: `[name, ...args]`. */
+  readonly events: unknown[][];
+  /** Resolves with why the session ended: `close packet` or the HTTP status of a refused poll. */
+  readonly closed: Promise<string>;
+  request(event: string, payload: unknown, timeoutMs?: number): Promise<unknown[]>;
+  /** Issues no new GET after the one in flight (if any) is answered. */
+  pause(): void;
+  resume(): void;
+  close(): void;
+}
+
+const RECORD_SEPARATOR = '\x1e';
+
+/** Engine.IO handshake over polling, the Socket.IO CONNECT, then a GET loop that answers pings. */
+export async function connectRawPolling(baseUrl: string, opts: { auth?: unknown } = {}): Promise<RawPollingSocketIo> {
+  const endpoint = `${baseUrl}/socket.io/?EIO=4&transport=polling`;
+  const open = await fetch(endpoint);
+  const openBody = await open.text();
+  if (!open.ok || !openBody.startsWith('0')) throw new Error(`Engine.IO polling handshake failed: ${open.status} ${openBody}`);
+  const { sid } = JSON.parse(openBody.slice(1)) as { sid: string };
+  const sessionUrl = `${endpoint}&sid=${encodeURIComponent(sid)}`;
+  const post = async (body: string): Promise<void> => {
+    const res = await fetch(sessionUrl, { method: 'POST', body, headers: { 'content-type': 'text/plain;charset=UTF-8' } });
+    await res.text();
+    if (!res.ok) throw new Error(`POST of ${body.slice(0, 40)} answered ${res.status}`);
+  };
+  const events: unknown[][] = [];
+  const acks = new Map<number, (args: unknown[]) => void>();
+  let nextAckId = 1;
+  let paused = false;
+  let polling = false;
+  let ended = false;
+  let onConnectAnswer: ((packet: string) => void) | null = null;
+  let endSession!: (why: string) => void;
+  const closed = new Promise<string>((resolve) => (endSession = resolve));
+  void closed.then(() => (ended = true));
+
+  function handle(packet: string): void {
+    if (packet === '2') void post('3').catch(() => {});
+    else if (packet === '1') endSession('close packet');
+    else if (packet.startsWith('40') || packet.startsWith('44')) onConnectAnswer?.(packet);
+    else if (packet.startsWith('42')) {
+      const parsed = parsePacketBody(packet.slice(2));
+      if (parsed && Array.isArray(parsed.body)) events.push(parsed.body);
+    } else if (packet.startsWith('43')) {
+      const parsed = parsePacketBody(packet.slice(2));
+      if (parsed?.id !== undefined && Array.isArray(parsed.body)) acks.get(parsed.id)?.(parsed.body);
+    }
+  }
+
+  async function pollLoop(): Promise<void> {
+    if (polling) return;
+    polling = true;
+    try {
+      while (!paused && !ended) {
+        const res = await fetch(sessionUrl).catch((err: unknown) => ({ ok: false, status: `error ${(err as Error).message}`, text: async () => '' }));
+        const body = await res.text();
+        if (!res.ok) return endSession(`HTTP ${res.status}`);
+        for (const packet of body.split(RECORD_SEPARATOR)) handle(packet);
+      }
+    } finally {
+      polling = false;
+    }
+  }
+
+  const connected = new Promise<string>((resolve) => (onConnectAnswer = resolve));
+  await post(opts.auth === undefined ? '40' : `40${JSON.stringify(opts.auth)}`);
+  void pollLoop();
+  const answer = await Promise.race([connected, closed.then((why) => Promise.reject(new Error(`session ended (${why}) before the Socket.IO CONNECT answer`)))]);
+  if (answer.startsWith('44')) throw new Error(`Socket.IO CONNECT refused: ${answer.slice(2)}`);
+  return {
+    sid,
+    events,
+    closed,
+    request(event, payload, timeoutMs = 10_000) {
+      const id = nextAckId++;
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          acks.delete(id);
+          reject(new Error(`no ack for ${event} (id ${id}) within ${timeoutMs} ms`));
+        }, timeoutMs);
+        acks.set(id, (args) => {
+          clearTimeout(timer);
+          acks.delete(id);
+          resolve(args);
+        });
+        post(`42${id}${JSON.stringify([event, payload])}`).catch((err: unknown) => {
+          clearTimeout(timer);
+          reject(err as Error);
+        });
+      });
+    },
+    pause: () => void (paused = true),
+    resume() {
+      paused = false;
+      void pollLoop();
+    },
+    close() {
+      paused = true;
+      if (!ended) void post('1').catch(() => {});
+      endSession('closed by the client');
+    },
+  };
+}
