@@ -72,8 +72,8 @@ say "Manifests: synthesize the $PROFILE profile into dist/$PROFILE/"
 (cd "$ROOT" && IMG="$IMG" PROFILE_ONLY="$PROFILE" node infra/main.ts)
 
 say "Namespace $NAMESPACE (Pod Security 'restricted' enforced: the manifests must pass it)"
-"${KUBECTL[@]}" create namespace "$NAMESPACE" --dry-run=client -o yaml | "${KUBECTL[@]}" apply -f -
-"${KUBECTL[@]}" label namespace "$NAMESPACE" --overwrite pod-security.kubernetes.io/enforce=restricted >/dev/null
+# The Namespace is the first object of app.yaml; apply only it now, so the generated Secrets have a home.
+"${KUBECTL[@]}" apply -f "$DIST/app.yaml" --selector "kubernetes.io/metadata.name=$NAMESPACE"
 
 say "Generated secrets: created once, never overwritten (a re-run must not rotate passwords under running pods)"
 for file in "$DIST"/generated-secrets/*.yaml; do

@@ -3,6 +3,7 @@ import { Chart } from 'cdk8s';
 import { EnvoyGatewayKind } from '../envoy-gateway-kind.ts';
 import { GatewayApiEntry } from '../gateway-api-entry.ts';
 import { RealtimeGateway, type RealtimeGatewayProps } from '../realtime-gateway.ts';
+import { RestrictedNamespace } from '../restricted-namespace.ts';
 import { defaultApp, type ProfileOptions } from './common.ts';
 
 export const KIND_NAMESPACE = 'realtime-gateway';
@@ -24,7 +25,9 @@ export function kindProps(options: ProfileOptions = {}): RealtimeGatewayProps {
 /** kind: in-cluster Redis, Envoy Gateway entry on localhost:8080, HPA 2-6 replicas. */
 export function kindProfile(app: App, options: ProfileOptions = {}): void {
   const chart = new Chart(app, 'app', { namespace: KIND_NAMESPACE, disableResourceNameHashes: true });
-  const blueprint = new RealtimeGateway(chart, 'RealtimeGateway', kindProps(options));
+  const props = kindProps(options);
+  new RestrictedNamespace(chart, 'Namespace', { app: props.app, name: KIND_NAMESPACE });
+  const blueprint = new RealtimeGateway(chart, 'RealtimeGateway', props);
   const entry = blueprint.entry as GatewayApiEntry;
   const platform = new Chart(app, 'platform', { disableResourceNameHashes: true });
   new EnvoyGatewayKind(platform, 'EnvoyGateway', {

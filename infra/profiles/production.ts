@@ -1,14 +1,18 @@
 import type { App } from 'cdk8s';
 import { Chart } from 'cdk8s';
 import { RealtimeGateway } from '../realtime-gateway.ts';
+import { RestrictedNamespace } from '../restricted-namespace.ts';
 import { defaultApp, type ProfileOptions } from './common.ts';
+
+export const PRODUCTION_NAMESPACE = 'realtime-gateway';
 
 /**
  * production: an external Redis Cluster and the auth Secret come from the platform (e.g. External
  * Secrets), TLS on the entry, more replicas and room to grow. Copy and adapt: host, image, secret names.
  */
 export function productionProfile(app: App, options: ProfileOptions = {}): void {
-  const chart = new Chart(app, 'app', { namespace: 'realtime-gateway', disableResourceNameHashes: true });
+  const chart = new Chart(app, 'app', { namespace: PRODUCTION_NAMESPACE, disableResourceNameHashes: true });
+  new RestrictedNamespace(chart, 'Namespace', { app: defaultApp(), name: PRODUCTION_NAMESPACE });
   new RealtimeGateway(chart, 'RealtimeGateway', {
     app: defaultApp(),
     image: options.image ?? 'registry.example.com/realtime-gateway:0.1.0',

@@ -1,8 +1,9 @@
 // Produces the blueprint's manifests the way users do (`make synth`, `make charts` + `helm template`) and
 // applies them to a control plane in the order a real install needs: namespaces and CRDs first.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseAllDocuments, stringify } from 'yaml';
 import { pinnedVersion, repoRoot, runChecked, type ControlPlane } from './control-plane.ts';
 
 export const PROFILES = ['kind', 'production'] as const;
@@ -59,15 +60,25 @@ export async function renderCharts(helm: string, namespace: string): Promise<Ren
     .filter((entry) => entry.isDirectory() && existsSync(join(chartsRoot, entry.name, 'Chart.yaml')))
     .map((entry) => join(chartsRoot, entry.name));
   if (chartDirs.length === 0) throw new Error('`make charts` wrote no charts/<name>/Chart.yaml');
-  return Promise.all(
-    chartDirs.map(async (chartDir) => {
-      // Offline, helm assumes Kubernetes v1.20; render for the version the tests run.
-      const kubeVersion = pinnedVersion('KUBERNETES_VERSION');
-      const rendered = await runChecked(helm, ['template', 'rtg', chartDir, '--namespace', namespace, '--include-crds', '--kube-version', kubeVersion]);
-      const source = `helm template ${chartDir.slice(repoRoot.length + 1)}`;
-      return { chartDir, namespace, source, objects: parseObjects(rendered, source) };
-    }),
-  );
+  return Promise.all(chartDirs.map((chartDir) => renderChart(helm, chartDir, namespace)));
+}
+
+/** `helm template rtg <chartDir> --namespace <namespace>` with these values (written to a values file). */
+export async function renderChart(helm: string, chartDir: string, namespace: string, values: object = {}): Promise<RenderedChart> {
+  if (!existsSync(helm)) throw new Error(`${helm} is missing: run \`make tools\` (builds the pinned helm into ./bin)`);
+  const valuesFile = join(mkdtempSync(join(tmpdir(), 'chart-values-')), 'values.yaml');
+  writeFileSync(valuesFile, stringify(values));
+  try {
+    // Offline, helm assumes Kubernetes v1.20; render for the version the tests run.
+    const kubeVersion = pinnedVersion('KUBERNETES_VERSION');
+    const rendered = await runChecked(helm, ['template', 'rtg', chartDir, '--namespace', namespace, '--include-crds',
+      '--kube-version', kubeVersion, '-f', valuesFile]);
+    const valuesNote = Object.keys(values).length > 0 ? ` with ${JSON.stringify(values)}` : '';
+    const source = `helm template ${chartDir.slice(repoRoot.length + 1)}${valuesNote}`;
+    return { chartDir, namespace, source, objects: parseObjects(rendered, source) };
+  } finally {
+    rmSync(dirname(valuesFile), { recursive: true, force: true });
+  }
 }
 
 export function parseObjects(text: string, source: string): KubeObject[] {
@@ -90,6 +101,8 @@ export interface ApplyReport {
   /** `kubectl apply -o name` lines of the server-side dry-run, then of the real apply. */
   dryRun: string[];
   applied: string[];
+  /** Warnings the API server sent back (Pod Security `warn`, deprecated APIs, unknown fields): none are expected. */
+  warnings: string[];
 }
 
 /**
@@ -97,10 +110,16 @@ export interface ApplyReport {
  * then for real) because the dry-run of a namespaced object or a custom resource needs them to exist.
  * `--validate=strict` makes the API server reject unknown or duplicate fields instead of dropping them.
  */
-export async function dryRunThenApply(plane: ControlPlane, manifests: Manifests, namespace?: string): Promise<ApplyReport> {
+export async function dryRunThenApply(
+  plane: ControlPlane,
+  manifests: Manifests,
+  namespace?: string,
+  /** Take over fields another field manager owns (after a client-side `kubectl apply` of the same objects). */
+  options: { forceConflicts?: boolean } = {},
+): Promise<ApplyReport> {
   const foundation = manifests.objects.filter((o) => FOUNDATION_KINDS.has(o.kind));
   const rest = manifests.objects.filter((o) => !FOUNDATION_KINDS.has(o.kind));
-  const report: ApplyReport = { createdNamespaces: [], dryRun: [], applied: [] };
+  const report: ApplyReport = { createdNamespaces: [], dryRun: [], applied: [], warnings: [] };
   const defined = new Set(foundation.filter((o) => o.kind === 'Namespace').map((o) => o.metadata.name));
   const referenced = new Set(rest.flatMap((o) => (o.metadata.namespace ? [o.metadata.namespace] : [])));
   for (const name of [...referenced].filter((n) => !defined.has(n)).sort()) {
@@ -113,12 +132,14 @@ export async function dryRunThenApply(plane: ControlPlane, manifests: Manifests,
     if (objects.length === 0) return [];
     const args = ['apply', '--server-side', '--field-manager=control-plane-test', '--validate=strict', '-o', 'name', '-f', '-'];
     if (dryRun) args.push('--dry-run=server');
+    if (options.forceConflicts) args.push('--force-conflicts');
     if (namespace) args.push(`--namespace=${namespace}`);
     const input = JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects });
     const result = await plane.kubectl(args, { input, allowFailure: true });
     if (result.code !== 0) {
       throw new Error(`${dryRun ? 'server-side dry-run' : 'apply'} of ${manifests.source} was rejected:\n${result.stderr}`);
     }
+    report.warnings.push(...result.stderr.split('\n').filter((line) => line.trim() !== ''));
     return result.stdout.trim().split('\n').filter(Boolean);
   };
   report.dryRun.push(...(await apply(foundation, true)));
@@ -129,4 +150,117 @@ export async function dryRunThenApply(plane: ControlPlane, manifests: Manifests,
   report.dryRun.push(...(await apply(rest, true)));
   report.applied.push(...(await apply(rest, false)));
   return report;
+}
+
+/** A stored object as `kubectl get -o json` returns it. */
+type Stored = KubeObject & { metadata: KubeObject['metadata'] & { uid: string } };
+
+/** Reads every object back from the API server, keyed like describeObject. Throws naming any that are missing. */
+export async function readBack(plane: ControlPlane, objects: KubeObject[], namespace?: string): Promise<Map<string, Stored>> {
+  const list = JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects });
+  const args = ['get', '-f', '-', '-o', 'json', ...(namespace ? [`--namespace=${namespace}`] : [])];
+  const result = await plane.kubectl(args, { input: list, allowFailure: true });
+  if (result.code !== 0) throw new Error(`objects missing after apply:\n${result.stderr}`);
+  const parsed = JSON.parse(result.stdout) as { kind: string; items?: Stored[] };
+  const items = parsed.kind === 'List' ? (parsed.items ?? []) : [parsed as Stored];
+  return new Map(items.map((item) => [`${item.kind} ${item.metadata.namespace ? `${item.metadata.namespace}/` : ''}${item.metadata.name}`, item]));
+}
+
+/**
+ * Every field the manifest sets that the stored object does not have with the same value: what the API server
+ * pruned (an unknown field of an old CRD, a channel without the feature) or rewrote. Defaults it adds are fine.
+ * A Secret's `stringData` is write-only (stored as `data`), so it is not compared.
+ */
+export function lostFields(rendered: KubeObject, stored: unknown): string[] {
+  const lost: string[] = [];
+  const walk = (want: unknown, have: unknown, path: string) => {
+    if (want !== null && typeof want === 'object') {
+      if (have === null || typeof have !== 'object' || Array.isArray(want) !== Array.isArray(have)) {
+        lost.push(`${path}: ${JSON.stringify(want)} stored as ${JSON.stringify(have)}`);
+        return;
+      }
+      if (Array.isArray(want) && want.length !== (have as unknown[]).length) {
+        lost.push(`${path}: ${want.length} items stored as ${(have as unknown[]).length}`);
+        return;
+      }
+      for (const [key, value] of Object.entries(want)) {
+        if (path === '' && key === 'stringData' && rendered.kind === 'Secret') continue;
+        walk(value, (have as Record<string, unknown>)[key], Array.isArray(want) ? `${path}[${key}]` : `${path}.${key}`);
+      }
+    } else if (want !== have) {
+      lost.push(`${path}: ${JSON.stringify(want)} stored as ${JSON.stringify(have)}`);
+    }
+  };
+  walk(rendered, stored, '');
+  return lost.map((line) => `${describeObject(rendered)} ${line}`);
+}
+
+/** A Secret or ConfigMap (and key) that pods or the entry point need. */
+export interface Reference {
+  kind: 'Secret' | 'ConfigMap';
+  name: string;
+  key?: string;
+  /** Who refers to it, for messages. */
+  from: string;
+}
+
+/**
+ * The Secrets and ConfigMaps the objects refer to and cannot work without: non-optional env, envFrom and volume
+ * references of pod templates, Ingress TLS secrets and Gateway certificateRefs (same namespace).
+ */
+export function requiredReferences(objects: KubeObject[]): Reference[] {
+  /* eslint-disable @typescript-eslint/no-explicit-any -- walking manifests as plain JSON */
+  const references: Reference[] = [];
+  for (const object of objects) {
+    const from = describeObject(object);
+    const spec = object.spec as any;
+    const pod = spec?.template?.spec;
+    if (pod) {
+      for (const container of [...(pod.initContainers ?? []), ...(pod.containers ?? [])]) {
+        for (const env of container.env ?? []) {
+          const secret = env.valueFrom?.secretKeyRef;
+          const configMap = env.valueFrom?.configMapKeyRef;
+          if (secret && !secret.optional) references.push({ kind: 'Secret', name: secret.name, key: secret.key, from });
+          if (configMap && !configMap.optional) references.push({ kind: 'ConfigMap', name: configMap.name, key: configMap.key, from });
+        }
+        for (const source of container.envFrom ?? []) {
+          if (source.secretRef && !source.secretRef.optional) references.push({ kind: 'Secret', name: source.secretRef.name, from });
+          if (source.configMapRef && !source.configMapRef.optional) references.push({ kind: 'ConfigMap', name: source.configMapRef.name, from });
+        }
+      }
+      for (const volume of pod.volumes ?? []) {
+        if (volume.secret && !volume.secret.optional) references.push({ kind: 'Secret', name: volume.secret.secretName, from });
+        if (volume.configMap && !volume.configMap.optional) references.push({ kind: 'ConfigMap', name: volume.configMap.name, from });
+      }
+    }
+    if (object.kind === 'Ingress') {
+      for (const tls of spec?.tls ?? []) if (tls.secretName) references.push({ kind: 'Secret', name: tls.secretName, key: 'tls.crt', from });
+    }
+    if (object.kind === 'Gateway') {
+      for (const listener of spec?.listeners ?? []) {
+        for (const ref of listener.tls?.certificateRefs ?? []) {
+          if ((ref.kind ?? 'Secret') === 'Secret' && !ref.namespace) references.push({ kind: 'Secret', name: ref.name, key: 'tls.crt', from });
+        }
+      }
+    }
+  }
+  return references;
+  /* eslint-enable @typescript-eslint/no-explicit-any */
+}
+
+/** The references that point at nothing in `namespace` (a missing object, or a missing key). */
+export async function danglingReferences(plane: ControlPlane, references: Reference[], namespace: string): Promise<string[]> {
+  const dangling: string[] = [];
+  for (const ref of references) {
+    const result = await plane.kubectl(['get', ref.kind.toLowerCase(), ref.name, `--namespace=${namespace}`, '-o', 'json'], { allowFailure: true });
+    if (result.code !== 0) {
+      dangling.push(`${ref.from} needs ${ref.kind} ${namespace}/${ref.name}, which does not exist`);
+      continue;
+    }
+    const data = (JSON.parse(result.stdout) as { data?: Record<string, string> }).data ?? {};
+    if (ref.key !== undefined && !(ref.key in data)) {
+      dangling.push(`${ref.from} needs key "${ref.key}" of ${ref.kind} ${namespace}/${ref.name}, which has only: ${Object.keys(data).join(', ')}`);
+    }
+  }
+  return dangling;
 }

@@ -73,3 +73,83 @@ export function wildcardGrants(objects: KubeObject[]): string[] {
   }
   return found;
 }
+
+/**
+ * What each component's ServiceAccount may do beyond the defaults every service account has, keyed by its
+ * `app.kubernetes.io/component` label. This is the reviewed contract: a manifest that grants more or less fails.
+ * Format: `verb [group/]resource[name]` as printed by permissionsOf (cluster-wide grants show up here too).
+ */
+export const EXPECTED_PERMISSIONS: Record<string, string[]> = {
+  // The gateway never talks to the Kubernetes API.
+  gateway: [],
+  redis: [],
+};
+
+export interface Account {
+  user: string;
+  namespace: string;
+  name: string;
+  component: string;
+}
+
+/** The ServiceAccounts the objects define; objects without a namespace are in `defaultNamespace` (helm --namespace). */
+export function serviceAccounts(objects: KubeObject[], defaultNamespace = 'default'): Account[] {
+  return objects
+    .filter((o) => o.kind === 'ServiceAccount')
+    .map((o) => {
+      const namespace = o.metadata.namespace ?? defaultNamespace;
+      return {
+        namespace,
+        name: o.metadata.name,
+        user: `system:serviceaccount:${namespace}:${o.metadata.name}`,
+        component: o.metadata.labels?.['app.kubernetes.io/component'] ?? o.metadata.name,
+      };
+    });
+}
+
+/** Every namespace the objects define or live in. */
+export function namespacesOf(objects: KubeObject[], defaultNamespace = 'default'): string[] {
+  const names = objects.map((o) => (o.kind === 'Namespace' ? o.metadata.name : (o.metadata.namespace ?? defaultNamespace)));
+  return [...new Set(names)].sort();
+}
+
+/** What each ServiceAccount may do in each namespace the objects touch: take it before applying them. */
+export async function rbacBaseline(plane: ControlPlane, objects: KubeObject[], defaultNamespace?: string): Promise<Map<string, Set<string>>> {
+  const baseline = new Map<string, Set<string>>();
+  for (const account of serviceAccounts(objects, defaultNamespace)) {
+    for (const namespace of namespacesOf(objects, defaultNamespace)) {
+      baseline.set(`${account.user} in ${namespace}`, await permissionsOf(plane, account.user, namespace));
+    }
+  }
+  return baseline;
+}
+
+/**
+ * After applying: every way a ServiceAccount's permissions, beyond its baseline, differ from
+ * EXPECTED_PERMISSIONS for its component (empty when they match).
+ */
+export async function rbacProblems(
+  plane: ControlPlane,
+  objects: KubeObject[],
+  baseline: Map<string, Set<string>>,
+  defaultNamespace?: string,
+): Promise<string[]> {
+  const problems: string[] = [];
+  for (const account of serviceAccounts(objects, defaultNamespace)) {
+    const expected = EXPECTED_PERMISSIONS[account.component];
+    for (const namespace of namespacesOf(objects, defaultNamespace)) {
+      const before = baseline.get(`${account.user} in ${namespace}`) ?? new Set<string>();
+      const granted = difference(await permissionsOf(plane, account.user, namespace), before);
+      if (expected === undefined) {
+        problems.push(`${account.user} (component "${account.component}") has no entry in EXPECTED_PERMISSIONS; ` +
+          `in ${namespace} it is granted: ${JSON.stringify(granted)}`);
+        continue;
+      }
+      const extra = difference(new Set(granted), new Set(expected));
+      const missing = account.namespace === namespace ? difference(new Set(expected), new Set(granted)) : [];
+      if (extra.length > 0) problems.push(`${account.user} in namespace ${namespace} may also: ${extra.join(', ')}`);
+      if (missing.length > 0) problems.push(`${account.user} in namespace ${namespace} lacks: ${missing.join(', ')}`);
+    }
+  }
+  return problems;
+}

@@ -92,7 +92,8 @@ describe('the generated chart', () => {
   it('with default values renders the kind profile (semantically), every object schema-valid', () => {
     const rendered = helmTemplate();
     for (const object of rendered) validateManifest(object as never);
-    const kind = synthProfile('kind').app!;
+    // The profile also defines its Namespace; the chart leaves that to `helm install --namespace`.
+    const kind = synthProfile('kind').app!.filter((o) => o.kind !== 'Namespace');
     expect(normalize(rendered, { dropToolLabels: true })).toEqual(normalize(kind, { dropToolLabels: true }));
   });
 
@@ -183,6 +184,14 @@ describe('the generated chart', () => {
     expect(kinds({ autoscaling: { mode: 'keda' } })).toContain('ScaledObject');
     expect(kinds({ autoscaling: { mode: 'none' } })).not.toContain('HorizontalPodAutoscaler');
     expect(kinds({ redis: { mode: 'external', external: { secretName: 'x' } } })).not.toContain('StatefulSet');
+  });
+
+  it('is namespace-agnostic: no Namespace object, everything in the release namespace (helm --namespace)', () => {
+    for (const override of [{}, { autoscaling: { mode: 'keda' } }, { entry: { kind: 'ingress' } }]) {
+      const rendered = helmTemplate(override) as Obj[];
+      expect(rendered.filter((o) => o.kind === 'Namespace')).toEqual([]);
+      for (const object of rendered) expect(object.metadata.namespace, `${object.kind}/${object.metadata.name}`).toBe(NAMESPACE);
+    }
   });
 
   it('refuses what the constructs refuse, with a message naming the value', () => {

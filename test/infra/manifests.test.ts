@@ -11,6 +11,7 @@ import { EnvoyGatewayKind } from '../../infra/envoy-gateway-kind.ts';
 import { scalingBehavior } from '../../infra/horizontal-autoscaler.ts';
 import { isGeneratedSecret, synthProfile, PROFILES, type Manifest, type ProfileName } from '../../infra/synth.ts';
 import { defaultApp } from '../../infra/profiles/common.ts';
+import { POD_SECURITY_RESTRICTED_LABELS } from '../../infra/restricted-namespace.ts';
 import { validateManifest } from './validate-models.ts';
 
 const FIXED_SECRETS = {
@@ -134,6 +135,21 @@ describe.each(profiles)('profile %s', (profile) => {
     const deployment = find(objects, 'Deployment')[0] as any;
     expect(pdb.spec.selector.matchLabels).toEqual(deployment.spec.selector.matchLabels);
     expect(pdb.spec.maxUnavailable).toBeGreaterThanOrEqual(1);
+  });
+
+  it('defines its namespace first (kubectl apply -f goes in file order), cluster-scoped, enforcing Pod Security restricted', () => {
+    const app = synthProfile(profile, { generatedSecrets: FIXED_SECRETS }).app!;
+    const [namespace, ...rest] = app;
+    expect(namespace).toMatchObject({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'realtime-gateway' } });
+    expect(namespace!.metadata.namespace, 'a Namespace is cluster-scoped').toBeUndefined();
+    expect(namespace!.metadata.labels).toMatchObject({
+      ...POD_SECURITY_RESTRICTED_LABELS,
+      // scripts/up.sh applies only the Namespace with `--selector kubernetes.io/metadata.name=<name>`.
+      'kubernetes.io/metadata.name': 'realtime-gateway',
+    });
+    expect(rest.filter((o) => o.kind === 'Namespace')).toEqual([]);
+    for (const object of rest) expect(object.metadata.namespace, `${object.kind}/${object.metadata.name}`).toBe('realtime-gateway');
+    for (const secret of objects.filter(isGeneratedSecret)) expect(secret.metadata.namespace).toBe('realtime-gateway');
   });
 
   it('every object carries the standard app.kubernetes.io labels', () => {

@@ -29,6 +29,17 @@ describe('scripts/up.sh', () => {
     run('shellcheck', ['--severity=style', join(ROOT, 'scripts/up.sh')], 'apt-get install shellcheck (.ci/run installs it)');
   });
 
+  it('takes the Namespace (and its Pod Security labels) from the synthesized manifests, not from its own kubectl calls', () => {
+    const script = read('scripts/up.sh');
+    const namespace = synthProfile('kind').app!.find((o) => o.kind === 'Namespace')!;
+    expect(script).toContain(`NAMESPACE="${namespace.metadata.name}"`);
+    expect(script).toContain('apply -f "$DIST/app.yaml" --selector "kubernetes.io/metadata.name=$NAMESPACE"');
+    expect(namespace.metadata.labels?.['kubernetes.io/metadata.name']).toBe(namespace.metadata.name);
+    // Before the generated Secrets, which live in it.
+    expect(script.indexOf('--selector "kubernetes.io/metadata.name')).toBeLessThan(script.indexOf('generated-secrets/*.yaml'));
+    expect(script).not.toMatch(/create namespace|label namespace/);
+  });
+
   it('pins Envoy Gateway at the version the constructs target and waits saying what for', () => {
     const script = read('scripts/up.sh');
     expect(script).toContain(`ENVOY_GATEWAY_VERSION="${ENVOY_GATEWAY_VERSION}"`);
