@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backplane } from '../../app/gateway/backplane/backplane.ts';
-import { createRedisBackplane } from '../../app/gateway/backplane/redis.ts';
 import type { DrainStatus } from '../../app/gateway/drain.ts';
 import type { DurableEnvelope } from '../../app/protocol/index.ts';
 import { connectClient } from '../helpers/clients.ts';
 import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
 import { waitFor } from '../helpers/ports.ts';
+import { startPublisher } from '../helpers/publisher.ts';
 import { startRedis } from '../helpers/redis.ts';
 
 // SSE streams in a paced drain, on real gateway processes over a real redis-server, read with fetch
@@ -99,9 +99,9 @@ describe('SSE streams in a drain', () => {
     draining = a;
     survivor = b;
     cleanups.push(stopA, stopB);
-    publisher = createRedisBackplane({ url: redis.url, name: 'test-publisher' });
-    cleanups.push(() => publisher.close());
-    await waitFor('the test publisher on Redis', () => publisher.isReady());
+    const [started, stopPublisher] = await startPublisher(redis.url);
+    publisher = started;
+    cleanups.push(stopPublisher);
   });
   afterAll(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backplane } from '../../app/gateway/backplane/backplane.ts';
-import { createRedisBackplane } from '../../app/gateway/backplane/redis.ts';
 import type { DurableEnvelope } from '../../app/protocol/index.ts';
 import { connectClient } from '../helpers/clients.ts';
 import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { metricValue, processMemory } from '../helpers/process-memory.ts';
 import { connectRawPolling } from '../helpers/raw-socketio.ts';
+import { startPublisher } from '../helpers/publisher.ts';
 import { startRedis } from '../helpers/redis.ts';
 
 const MiB = 1024 * 1024;
@@ -31,9 +31,9 @@ describe('a slow consumer on long-polling', () => {
     const [gw, stop] = await startGateway({ env });
     gateway = gw;
     cleanups.push(stop);
-    publisher = createRedisBackplane({ url: redis.url, name: 'test-publisher' });
-    cleanups.push(() => publisher.close());
-    await waitFor('the test publisher on Redis', () => publisher.isReady());
+    const [started, stopPublisher] = await startPublisher(redis.url);
+    publisher = started;
+    cleanups.push(stopPublisher);
   });
   afterAll(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
