@@ -1,7 +1,7 @@
 // What can be checked here of the kind path (no Docker engine on this machine): the script parses and
 // passes shellcheck, kind-config.yaml matches the manifests, the workflow and Dockerfile say what they must.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -80,6 +80,21 @@ describe('Dockerfile and workflow', () => {
     const deployment = synthProfile('kind').app!.find((o) => o.kind === 'Deployment') as any;
     expect(deployment.spec.template.spec.securityContext.runAsUser).toBe(1000);
     expect(read('.dockerignore').split('\n')).toEqual(expect.arrayContaining(['node_modules', '.git', 'dist']));
+  });
+
+  it('everything app/ imports at run time is a production dependency, so the --omit=dev image can run it', () => {
+    const pkg = JSON.parse(read('package.json')) as { dependencies: Record<string, string> };
+    const files = readdirSync(join(ROOT, 'app'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+    expect(files.length).toBeGreaterThan(10);
+    const missing = new Set<string>();
+    for (const file of files) {
+      // Type-only imports are erased at run time and may come from devDependencies.
+      for (const [, specifier] of read(`app/${file}`).matchAll(/^import (?!type )[^;]*? from '([^.'][^']*)'/gm)) {
+        const name = specifier!.startsWith('@') ? specifier!.split('/').slice(0, 2).join('/') : specifier!.split('/')[0]!;
+        if (!name.startsWith('node:') && !(name in pkg.dependencies)) missing.add(`${name} (app/${file})`);
+      }
+    }
+    expect([...missing]).toEqual([]);
   });
 
   it('the kind workflow runs make up and make chaos-kind on kind', () => {
