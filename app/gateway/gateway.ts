@@ -200,10 +200,13 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     socket.emit('server:hello', controlEnvelope('server:hello', null, { pod: config.POD_NAME, userId: ctx.identity().userId, transport }));
     hardening.onConnection(socket, ctx.identity);
     socket.onAny((event: unknown, ...args: unknown[]) => void dispatch(ctx, event, args, { metrics, log, guards: eventGuards }));
+    // By 'disconnect' Socket.IO has already emptied socket.rooms; 'disconnecting' still has them.
+    socket.on('disconnecting', () => {
+      for (const room of socket.rooms) membersChanged(room);
+    });
     socket.on('disconnect', (reason) => {
       metrics.connectedSockets.dec();
       metrics.disconnections.inc({ reason });
-      for (const room of socket.rooms) membersChanged(room);
       hub.leaveAll(member);
     });
   });

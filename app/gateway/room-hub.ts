@@ -4,6 +4,8 @@ import type { Backplane } from './backplane/backplane.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 
+const RESYNC_SECOND_PASS_MS = 1_000;
+
 /** Something that receives a room's envelopes: a Socket.IO socket or an SSE stream. */
 export interface RoomMember {
   readonly id: string;
@@ -59,6 +61,11 @@ export class RoomHub {
   constructor(opts: RoomHubOptions) {
     this.#opts = opts;
     opts.backplane.onEnvelope((envelope) => this.#receive(envelope));
+    opts.backplane.onReadyChange((ready) => {
+      if (!ready) return;
+      this.#resyncAll();
+      setTimeout(() => this.#resyncAll(), RESYNC_SECOND_PASS_MS).unref();
+    });
   }
 
   /** Rooms with members on this instance. */
@@ -78,16 +85,18 @@ export class RoomHub {
     state.excluded.set(member.id, { held, through: Infinity });
     state.members.set(member.id, member);
     void member.socket?.join(room);
+    // Still this join's turn: the member has not left (room:leave, disconnect, SSE close) or rejoined meanwhile.
+    const current = (): boolean => this.#rooms.get(room) === state && state.excluded.get(member.id)?.held === held;
     let history;
     try {
-      state.subscription ??= this.#opts.backplane.subscribe(room);
+      state.subscription ??= this.#subscribe(room, state);
       await state.subscription;
       history = await this.#opts.backplane.history(room, lastSeq, this.#opts.snapshotRecent ?? 50);
     } catch (err) {
-      state.subscription = null;
-      this.leave(member, room);
+      if (current()) this.leave(member, room);
       throw err;
     }
+    if (!current()) throw new ProtocolError('not_joined', `left ${room} while joining it; join again to follow it`);
     // From here to the end nothing awaits, so no live envelope can slip between replay and release.
     let last = history.seq;
     let replayed = 0;
@@ -130,6 +139,28 @@ export class RoomHub {
   /** Removes `member` from every room; for disconnects. */
   leaveAll(member: RoomMember): void {
     for (const [room, state] of this.#rooms) if (state.members.has(member.id)) this.leave(member, room);
+  }
+
+  /** Subscribes once per room; only a failed subscribe is forgotten, so `leave` unsubscribes every other. */
+  #subscribe(room: string, state: RoomState): Promise<void> {
+    const subscription: Promise<void> = this.#opts.backplane.subscribe(room).catch((err: unknown) => {
+      if (state.subscription === subscription) state.subscription = null;
+      throw err;
+    });
+    return subscription;
+  }
+
+  /**
+   * After the backplane reconnects, envelopes published while this instance was unsubscribed are only
+   * in history; a quiet room would never show the gap, so every room checks. The second pass covers
+   * publishes that landed while ioredis was still restoring the subscriptions.
+   */
+  #resyncAll(): void {
+    for (const [room, state] of this.#rooms) {
+      if (state.lastSeq === null || state.catchUp) continue;
+      state.catchUp = [];
+      void this.#catchUp(room, state);
+    }
   }
 
   #state(room: string): RoomState {
@@ -180,10 +211,13 @@ export class RoomHub {
     let broadcast = io.local.to(envelope.room);
     if (skipped.size > 0) broadcast = broadcast.except([...skipped]);
     broadcast.emit(envelope.type, envelope);
+    let recipients = 0;
     for (const member of state.members.values()) {
-      if (!member.socket && !skipped.has(member.id)) member.send(envelope);
+      if (skipped.has(member.id)) continue;
+      recipients += 1;
+      if (!member.socket) member.send(envelope);
     }
-    metrics.messagesOut.inc({ type: envelope.type }, state.members.size - skipped.size);
+    metrics.messagesOut.inc({ type: envelope.type }, recipients);
   }
 
   /** Fills this instance's gap in `room` from history, then releases what arrived meanwhile. */
@@ -197,7 +231,8 @@ export class RoomHub {
           this.#opts.log.warn({ room, lastSeq: state.lastSeq, seq: history.seq }, 'instance gap older than history; resetting room members');
           state.lastSeq = history.seq;
           const reset = controlEnvelope('room:reset', room, { snapshot: history.snapshot }, history.seq);
-          for (const member of state.members.values()) member.send(reset);
+          // Members still joining get their own replay or reset from their own history read.
+          for (const member of state.members.values()) if (!state.excluded.get(member.id)?.held) member.send(reset);
         } else {
           for (const envelope of history.envelopes) if (envelope.seq > (state.lastSeq ?? 0)) this.#fanOut(state, envelope);
         }

@@ -4,6 +4,7 @@ import { type Envelope, ProtocolError, RETRYABLE_CODES, roomSchema, userRoom } f
 import type { Authenticator } from './auth.ts';
 import type { RoomHub, RoomMember } from './room-hub.ts';
 import type { Metrics } from './metrics.ts';
+import { at } from './token-expiry.ts';
 
 export interface SseOptions {
   readonly hub: RoomHub;
@@ -79,17 +80,18 @@ export async function handleSse(req: IncomingMessage, res: ServerResponse, url: 
       // Ended by the drain, a slow-consumer cut or expiry while a join was still replaying.
       if (res.writableEnded) return;
       if (res.writableLength > opts.maxBufferedBytes) {
-        res.end();
+        // end() would wait for a reader that stopped reading; destroy frees the socket now.
+        res.destroy();
         return;
       }
       res.write(formatSse(envelope));
     },
   };
   const heartbeat = setInterval(() => res.writableEnded || res.write(': ping\n\n'), opts.heartbeatMs ?? 15_000);
-  const expiry = identity.exp === null ? null : setTimeout(() => res.end(), Math.max(0, identity.exp * 1000 - Date.now()));
+  const expiry = identity.exp === null ? null : at(identity.exp * 1000, () => res.end());
   res.on('close', () => {
     clearInterval(heartbeat);
-    if (expiry) clearTimeout(expiry);
+    expiry?.cancel();
     opts.streams.delete(res);
     opts.metrics.sseStreams.dec();
     opts.hub.leave(member, room.data);

@@ -102,12 +102,12 @@ export class TokenExpiry {
   }
 }
 
-interface Timer {
+export interface Timer {
   cancel(): void;
 }
 
-/** Runs `fn` at `timeMs` (epoch ms), at once when that has passed. */
-function at(timeMs: number, fn: () => void): Timer {
+/** Runs `fn` at `timeMs` (epoch ms), at once when that has passed; delays past setTimeout's 24.8-day limit are re-armed. */
+export function at(timeMs: number, fn: () => void): Timer {
   let timer: NodeJS.Timeout;
   const arm = (): void => {
     const delay = Math.max(0, timeMs - Date.now());

@@ -103,7 +103,12 @@ export function createRedisBackplane(opts: RedisBackplaneOptions): Backplane {
 
   const onMessage = (channel: string, message: string): void => {
     if (!channel.startsWith(channelPrefix)) return;
-    const envelope = JSON.parse(message) as DurableEnvelope;
+    let envelope: DurableEnvelope;
+    try {
+      envelope = JSON.parse(message) as DurableEnvelope;
+    } catch {
+      return; // Only the publish script writes here; anything else on the channel is not ours.
+    }
     if (envelope.room !== roomOfChannel(channel)) return;
     for (const listener of envelopeListeners) listener(envelope);
   };
@@ -163,7 +168,8 @@ export function createRedisBackplane(opts: RedisBackplaneOptions): Backplane {
       await (cluster ? subscriber.ssubscribe(channelOf(room)) : subscriber.subscribe(channelOf(room)));
     },
     async unsubscribe(room) {
-      if (subscriber.status !== 'ready') return;
+      // No readiness check: the subscriber's offline queue runs this after ioredis has restored the
+      // channel on reconnect, so a room left during an outage does not stay subscribed forever.
       await (cluster ? subscriber.sunsubscribe(channelOf(room)) : subscriber.unsubscribe(channelOf(room)));
     },
 
