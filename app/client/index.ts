@@ -170,6 +170,13 @@ type Ok<E extends ClientEventName> = { readonly ok: true } & AckBodies[E];
 const FATAL_HANDSHAKE_CODES: ReadonlySet<string> = new Set(['auth_required', 'auth_invalid', 'token_expired', 'forbidden', 'auth_subject_mismatch']);
 const TOKEN_CODES: ReadonlySet<string> = new Set(['auth_invalid', 'token_expired']);
 
+/** One room's join on one socket, retried there after retryable refusals until leave() or a newer join supersedes it. */
+interface JoinAttempt {
+  readonly socket: Socket;
+  retries: number;
+  retryTimer: ReturnType<typeof setTimeout> | null;
+}
+
 interface ConnectionWaiter {
   resolve: (socket: Socket) => void;
   reject: (error: GatewayClientError) => void;
@@ -206,7 +213,7 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
   readonly #joinWaiters = new Map<string, Set<{ resolve: (e: JoinedEvent) => void; reject: (e: GatewayClientError) => void }>>();
   /** Joins confirmed on the current connection, and joins in flight (by the socket they went out on). */
   readonly #joinedHere = new Map<string, JoinedEvent>();
-  readonly #joinsInFlight = new Map<string, Socket>();
+  readonly #joinsInFlight = new Map<string, JoinAttempt>();
   readonly stats: ClientStats = { connects: 0, connectFailures: 0, drainMoves: 0, delivered: 0, duplicatesDropped: 0, gapFetches: 0, resets: 0 };
 
   constructor(options: GatewayClientOptions) {
@@ -268,7 +275,7 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
     if (already && this.#isUp()) return Promise.resolve(already);
     const joined = this.#waitJoined(room);
     // One room:join per room and connection: the gateway refuses a second while the first runs.
-    if (this.#isUp() && this.#joinsInFlight.get(room) !== this.#socket) void this.#sendJoin(this.#socket as Socket, room);
+    if (this.#isUp() && this.#joinsInFlight.get(room)?.socket !== this.#socket) void this.#sendJoin(this.#socket as Socket, room);
     return joined;
   }
 
@@ -276,6 +283,7 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
   async leave(room: string): Promise<void> {
     this.#tracker.untrack(room);
     this.#joinedHere.delete(room);
+    this.#cancelJoin(room); // its ack, if it still comes, must not count for a later join()
     this.#clearGapTimer(room);
     if (this.#isUp()) await this.#request('room:leave', { room });
   }
@@ -308,6 +316,7 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
     this.#clearTimer('reconnect');
     this.#clearTimer('drain');
     for (const room of [...this.#gapTimers.keys()]) this.#clearGapTimer(room);
+    for (const room of [...this.#joinsInFlight.keys()]) this.#cancelJoin(room);
     if (this.#socket) this.#discard(this.#socket);
     this.#setState('closed');
     const error = this.#closedError();
@@ -323,6 +332,7 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
     this.#clearTimer('reconnect');
     const generation = ++this.#generation;
     this.#setState(this.#everConnected ? 'reconnecting' : 'connecting');
+    if (generation !== this.#generation) return; // a 'state' listener called close()
     let auth: Record<string, string>;
     try {
       auth = await this.#handshakeAuth();
@@ -361,9 +371,11 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
       this.stats.connects += 1;
       this.#joinedHere.clear();
       this.#setState('connected');
+      if (!current()) return; // a 'state' listener called close()
       for (const waiter of this.#connectionWaiters) waiter.resolve(socket);
       this.#connectionWaiters.clear();
-      for (const room of this.#tracker.rooms) void this.#sendJoin(socket, room);
+      // A 'state' or waiter callback may have called join() already; the gateway refuses a second join.
+      for (const room of this.#tracker.rooms) if (this.#joinsInFlight.get(room)?.socket !== socket) void this.#sendJoin(socket, room);
     });
     socket.on('connect_error', (err: Error & { data?: Partial<HandshakeRefusal> }) => {
       if (!current()) return;
@@ -416,6 +428,8 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
       this.#attempt += 1;
     }
     this.#setState(this.#everConnected ? 'reconnecting' : 'connecting');
+    // A 'state' listener may have called close(); TypeScript cannot see that the call changed #state.
+    if ((this.#state as ConnectionState) === 'closed') return;
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = null;
       void this.#open();
@@ -527,28 +541,60 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
 
   // --- rooms: join, resume, gaps --------------------------------------------------------------
 
-  async #sendJoin(socket: Socket, room: string): Promise<void> {
-    this.#joinsInFlight.set(room, socket);
+  #sendJoin(socket: Socket, room: string): Promise<void> {
+    this.#cancelJoin(room);
+    const attempt: JoinAttempt = { socket, retries: 0, retryTimer: null };
+    this.#joinsInFlight.set(room, attempt);
+    return this.#runJoin(room, attempt);
+  }
+
+  async #runJoin(room: string, attempt: JoinAttempt): Promise<void> {
+    const { socket } = attempt;
+    let ack: Ok<'room:join'>;
     try {
-      const ack = await this.#emitOn(socket, 'room:join', { room, lastSeq: this.#tracker.resumePoint(room) });
-      if (!this.#tracker.has(room)) return;
-      this.#deliver(this.#tracker.acknowledgeJoin(room, ack.seq));
-      const joined: JoinedEvent = { room, seq: ack.seq, resume: ack.resume, replayed: ack.replayed };
-      if (this.#socket === socket) this.#joinedHere.set(room, joined);
-      this.emit('joined', joined);
-      this.#settleJoin(room, joined);
-      this.#checkBehind(room);
+      ack = await this.#emitOn(socket, 'room:join', { room, lastSeq: this.#tracker.resumePoint(room) });
     } catch (err) {
+      if (this.#joinsInFlight.get(room) !== attempt) return; // superseded by leave() or a newer join
       const error = asClientError(err);
-      if (!error.retryable && error.code !== 'disconnected' && error.code !== 'timeout') {
+      if (error.code === 'disconnected') {
+        this.#joinsInFlight.delete(room); // the next connection joins it again
+      } else if (error.retryable || error.code === 'internal') {
+        // A passing refusal (backplane blip, rate limit, timeout): ask again on this connection.
+        const delay = error.retryAfterMs ?? backoffDelay(attempt.retries, this.#backoff, this.#random);
+        attempt.retries += 1;
+        attempt.retryTimer = setTimeout(() => {
+          attempt.retryTimer = null;
+          if (this.#joinsInFlight.get(room) !== attempt) return;
+          if (this.#socket !== socket || !this.#isUp() || !this.#tracker.has(room)) {
+            this.#joinsInFlight.delete(room);
+            return;
+          }
+          void this.#runJoin(room, attempt);
+        }, delay);
+      } else {
         // The server will not let us in (forbidden, bad room name): stop following the room.
+        this.#joinsInFlight.delete(room);
         this.#tracker.untrack(room);
         this.#settleJoin(room, error);
       }
       if (error.code !== 'disconnected') this.#fail(error);
-    } finally {
-      if (this.#joinsInFlight.get(room) === socket) this.#joinsInFlight.delete(room);
+      return;
     }
+    if (this.#joinsInFlight.get(room) !== attempt) return; // superseded by leave() or a newer join
+    this.#joinsInFlight.delete(room);
+    if (!this.#tracker.has(room)) return;
+    this.#deliver(this.#tracker.acknowledgeJoin(room, ack.seq));
+    const joined: JoinedEvent = { room, seq: ack.seq, resume: ack.resume, replayed: ack.replayed };
+    if (this.#socket === socket) this.#joinedHere.set(room, joined);
+    this.emit('joined', joined);
+    this.#settleJoin(room, joined);
+    this.#checkBehind(room);
+  }
+
+  #cancelJoin(room: string): void {
+    const attempt = this.#joinsInFlight.get(room);
+    if (attempt?.retryTimer) clearTimeout(attempt.retryTimer);
+    this.#joinsInFlight.delete(room);
   }
 
   #waitJoined(room: string): Promise<JoinedEvent> {

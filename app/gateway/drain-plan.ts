@@ -12,8 +12,12 @@ import { z } from 'zod';
 export const drainPlanSchema = z.strictObject({
   /** Contract version; a gateway ignores a plan of another version. */
   v: z.literal(1),
-  /** Socket closes per second. When set (> 0) it wins over `windowMs`: the window is `sockets / rate`. */
-  ratePerSecond: z.number().positive().max(100_000).optional(),
+  /** Socket closes per second (≥ 0.1). When set it wins over `windowMs`: the window is `sockets / rate`. */
+  ratePerSecond: z
+    .number()
+    .min(0.1, 'must be at least 0.1 closes per second; for a slower drain set windowMs instead')
+    .max(100_000)
+    .optional(),
   /** Spread the closes over this long. */
   windowMs: z.number().int().positive().max(3_600_000).optional(),
   /** Upper bound of the `server:draining` hint; 0 turns the hint's jitter off. */

@@ -116,9 +116,12 @@ interface Leaver {
   readonly open: boolean;
 }
 
+/** setTimeout fires after 1 ms for delays past 2^31-1 ms; the pacer re-checks due times, so waking early is harmless. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Drain timers never keep the process alive on their own; the HTTP server does while it listens. */
 function timer(fn: () => void, ms: number): NodeJS.Timeout {
-  const t = setTimeout(fn, Math.max(0, ms));
+  const t = setTimeout(fn, Math.min(Math.max(0, ms), MAX_TIMER_MS));
   t.unref();
   return t;
 }
@@ -177,7 +180,11 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
   }
 
   function settleEmpty(): void {
-    if (phase !== 'closing' || queue.length > 0 || remaining() > 0) return;
+    if (phase !== 'closing' || remaining() > 0) return;
+    // What is still queued left by itself (honoured its hint): nothing to wait for.
+    queue = [];
+    if (pacerTimer) clearTimeout(pacerTimer);
+    pacerTimer = null;
     phase = 'drained';
     metrics.drainRemainingSockets.set(0);
     metrics.drainPlannedRate.set(0);
@@ -313,10 +320,11 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
     });
     wakeNotice = null;
     phase = 'closing';
+    // Waited for before reading the plan: the last socket may leave while Redis answers.
+    const empty = new Promise<void>((resolve) => emptyWaiters.push(resolve));
     const driven = await readPlan();
     lastPlan = driven;
-    const empty = new Promise<void>((resolve) => emptyWaiters.push(resolve));
-    plan(openConnections(), driven);
+    if (phase === 'closing') plan(openConnections(), driven);
     await empty;
   }
 

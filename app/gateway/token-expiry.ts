@@ -18,6 +18,8 @@ interface Watch {
   readonly identity: () => Identity;
   notice: Timer | null;
   expiry: Timer | null;
+  /** The exp auth:refresh already went out for: a refresh that keeps it (a cached token) must not be asked again. */
+  noticedExp: number | null;
 }
 
 /**
@@ -43,7 +45,7 @@ export class TokenExpiry {
 
   /** Starts enforcing the identity's `exp` on `socket` (nothing to do when it has none). */
   watch(socket: Socket, identity: () => Identity): void {
-    const watch: Watch = { identity, notice: null, expiry: null };
+    const watch: Watch = { identity, notice: null, expiry: null, noticedExp: null };
     this.#watches.set(socket, watch);
     socket.once('disconnect', () => {
       this.#clear(watch);
@@ -68,10 +70,13 @@ export class TokenExpiry {
     const { exp } = watch.identity();
     if (exp === null) return;
     const expMs = exp * 1000;
-    watch.notice = at(expMs - this.#opts.leadMs, () => {
-      watch.notice = null;
-      socket.emit('auth:refresh', controlEnvelope('auth:refresh', null, { exp, refreshBy: expMs }));
-    });
+    if (watch.noticedExp !== exp) {
+      watch.notice = at(expMs - this.#opts.leadMs, () => {
+        watch.notice = null;
+        watch.noticedExp = exp;
+        socket.emit('auth:refresh', controlEnvelope('auth:refresh', null, { exp, refreshBy: expMs }));
+      });
+    }
     watch.expiry = at(expMs, () => {
       watch.expiry = null;
       // A refresh that raced this timer already moved the deadline.

@@ -25,6 +25,10 @@ interface Script {
   /** What `room:join` sends before its ack, and the ack's seq. */
   onJoin?: (socket: ServerSocket, payload: { room: string; lastSeq?: number | null }) => number;
   onHistory?: (payload: { room: string; afterSeq: number }) => unknown;
+  /** Refuse this `room:join` with an error body, or let it through (null). */
+  refuseJoin?: (payload: { room: string }) => { code: string; message: string; retryAfterMs?: number } | null;
+  /** How long a `room:join` runs before its ack; like the gateway, a second join of the room meanwhile is refused. */
+  joinDelayMs?: number;
 }
 
 class ScriptedServer {
@@ -49,14 +53,30 @@ class ScriptedServer {
     });
     this.io.on('connection', (socket) => {
       this.sockets.push(socket);
+      // Like RoomHub: one join per room and connection at a time; room:leave ends a running join.
+      const joinsRunning = new Map<string, object>();
       socket.emit('server:hello', controlEnvelope('server:hello', null, { pod: `pod-${this.sockets.length}`, userId: 'u1', transport: socket.conn.transport.name }));
       socket.onAny((event: string, payload: unknown, ack: (r: unknown) => void) => {
         this.received.push({ event, payload });
         if (event === 'room:join') {
           const p = payload as { room: string; lastSeq?: number | null };
           if (p.room.startsWith('user:')) return ack({ ok: true, room: p.room, seq: 1, resume: 'fresh', replayed: 0 });
-          const seq = this.script.onJoin?.(socket, p) ?? 0;
-          ack({ ok: true, room: p.room, seq, resume: p.lastSeq == null ? 'fresh' : 'replay', replayed: 0 });
+          if (joinsRunning.has(p.room)) return ack({ ok: false, error: { code: 'bad_request', message: `a join of ${p.room} is already in progress` } });
+          const refusal = this.script.refuseJoin?.(p) ?? null;
+          if (refusal) return ack({ ok: false, error: refusal });
+          const token = {};
+          joinsRunning.set(p.room, token);
+          const finish = (): void => {
+            if (joinsRunning.get(p.room) !== token) return ack({ ok: false, error: { code: 'not_joined', message: `left ${p.room} while joining it` } });
+            joinsRunning.delete(p.room);
+            const seq = this.script.onJoin?.(socket, p) ?? 0;
+            ack({ ok: true, room: p.room, seq, resume: p.lastSeq == null ? 'fresh' : 'replay', replayed: 0 });
+          };
+          if (this.script.joinDelayMs) setTimeout(finish, this.script.joinDelayMs);
+          else finish();
+        } else if (event === 'room:leave') {
+          joinsRunning.delete((payload as { room: string }).room);
+          ack({ ok: true, room: (payload as { room: string }).room });
         } else if (event === 'history:fetch') {
           ack(this.script.onHistory?.(payload as { room: string; afterSeq: number }) ?? { ok: false, error: { code: 'internal', message: 'no script' } });
         } else if (event === 'auth:refresh') {
@@ -167,6 +187,42 @@ describe('GatewayClient joins', () => {
     expect(server.joinsOf('chat:second')).toHaveLength(1);
     expect(client.rooms).toEqual(expect.arrayContaining([ROOM, 'chat:second']));
   });
+
+  it('sends one room:join when a state listener joins the room as the connection comes up', async () => {
+    const server = new ScriptedServer();
+    server.script = { joinDelayMs: 20 };
+    const url = await server.listen();
+    const client = createGatewayClient({ url, userId: 'u1', transports: ['websocket'] });
+    open.push({ server, clients: [client] });
+    const outcomes: string[] = [];
+    client.on('state', (s) => s === 'connected' && void client.join('chat:lobby').then(() => outcomes.push('joined'), (e: { code: string }) => outcomes.push(e.code)));
+    await waitFor('the join to settle', () => outcomes.length === 1);
+    expect(outcomes).toEqual(['joined']);
+    expect(server.joinsOf('chat:lobby')).toHaveLength(1);
+    expect(client.rooms).toContain('chat:lobby');
+  });
+
+  it('retries a join refused as retryable (or internal) on the same connection', async () => {
+    const refusals = [
+      { code: 'backplane_unavailable', message: 'redis blip', retryAfterMs: 30 },
+      { code: 'internal', message: 'something broke' },
+    ];
+    const { server, client } = await setup({ requestTimeoutMs: 3000 }, { refuseJoin: ({ room }) => (room === ROOM ? (refusals.shift() ?? null) : null) });
+    expect(server.joinsOf(ROOM)).toHaveLength(3);
+    expect(client.rooms).toContain(ROOM);
+    expect(client.stats.connects).toBe(1);
+  });
+
+  it('join, leave, join within one round trip: the second join is sent and counts', async () => {
+    const { server, client } = await setup({}, { joinDelayMs: 100 });
+    const first = client.join('chat:a').catch((e: { code: string }) => e.code);
+    await client.leave('chat:a');
+    const second = await client.join('chat:a');
+    expect(second.room).toBe('chat:a');
+    expect(server.received.filter((r) => (r.payload as { room?: string }).room === 'chat:a').map((r) => r.event)).toEqual(['room:join', 'room:leave', 'room:join']);
+    expect(await first).toMatchObject({ room: 'chat:a' }); // the first caller is answered by the join that counts
+    expect(client.rooms).toContain('chat:a');
+  });
 });
 
 describe('GatewayClient drain hints', () => {
@@ -254,5 +310,14 @@ describe('GatewayClient tokens and refusals', () => {
     expect(server.handshakes).toHaveLength(1);
     expect(client.state).toBe('closed');
     await expect(client.join('chat:other')).rejects.toMatchObject({ code: 'closed' });
+  });
+
+  it('close() from a state listener while a reconnect is being scheduled: no reconnect', async () => {
+    const { server, client } = await setup();
+    client.on('state', (s) => s === 'reconnecting' && client.close());
+    server.latest.conn.close();
+    await waitFor('closed', () => client.state === 'closed');
+    await new Promise((r) => setTimeout(r, 300)); // ten times the backoff window
+    expect(server.handshakes).toHaveLength(1);
   });
 });

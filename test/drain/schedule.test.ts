@@ -1,7 +1,13 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
-import { closeReserveMs, scheduleDrain } from '../../app/gateway/drain.ts';
-import { drainPlanKey, parseDrainPlan } from '../../app/gateway/drain-plan.ts';
+import { Server } from 'socket.io';
+import { io as connectClient, type Socket as ClientSocket } from 'socket.io-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { closeReserveMs, type DrainController, installDrain, scheduleDrain } from '../../app/gateway/drain.ts';
+import { type DrainPlan, drainPlanKey, parseDrainPlan } from '../../app/gateway/drain-plan.ts';
+import type { Gateway } from '../../app/gateway/gateway.ts';
+import { waitFor } from '../helpers/ports.ts';
 
 const settings = { ratePerSecond: 0, windowMs: 20_000, jitterMs: 20_000 };
 
@@ -96,5 +102,73 @@ describe('the drain plan contract', () => {
     expect(() => parseDrainPlan('{"v":2}')).toThrow(/v:/);
     expect(() => parseDrainPlan('{"v":1,"window":3}')).toThrow(/window/);
     expect(() => parseDrainPlan('not json')).toThrow(/not JSON/);
+  });
+
+  it('refuses a rate so low that its window would overflow the timers, and says what to use instead', () => {
+    expect(() => parseDrainPlan('{"v":1,"ratePerSecond":1e-9}')).toThrow(/ratePerSecond: must be at least 0\.1 closes per second; .*windowMs/);
+    expect(parseDrainPlan('{"v":1,"ratePerSecond":0.1}')).toEqual({ v: 1, ratePerSecond: 0.1 });
+  });
+});
+
+/**
+ * installDrain on a real Socket.IO server with the rest of the gateway stood in: the drain plan read
+ * is a promise the test settles, so "the last socket leaves while Redis answers" happens on cue.
+ */
+describe('installDrain ends when no connection is left', () => {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  async function drainWithOneClient(windowMs: number, readDrainPlan: () => Promise<DrainPlan | null>): Promise<{ drain: DrainController; client: ClientSocket }> {
+    const http = createServer();
+    const io = new Server(http);
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const metric = { set() {}, inc() {} };
+    const quiet = { info() {}, warn() {}, debug() {} };
+    const gateway = {
+      config: { POD_NAME: 'p1', DRAIN_NOTICE_DELAY_MS: 0, DRAIN_WINDOW_MS: windowMs, DRAIN_RATE_PER_SECOND: 0, DRAIN_JITTER_MS: windowMs, SHUTDOWN_DEADLINE_MS: 28_000 },
+      io,
+      log: quiet,
+      metrics: { drainRemainingSockets: metric, drainPlannedRate: metric, drainCloses: metric, drainInProgress: metric, ready: metric },
+      backplane: { readDrainPlan, writeFleetStat: async () => {} },
+      state: { draining: false },
+      handshakeGuards: [],
+      sseGuards: [],
+      sseStreams: new Set(),
+      routes: [],
+    } as unknown as Gateway;
+    const drain = installDrain(gateway);
+    const client = connectClient(`http://127.0.0.1:${(http.address() as AddressInfo).port}`, { transports: ['websocket'], reconnection: false, forceNew: true });
+    cleanups.push(() => io.close(), () => void client.close(), () => drain.stop());
+    await new Promise<void>((resolve) => client.once('connect', () => resolve()));
+    return { drain, client };
+  }
+
+  it('when the last socket leaves while the drain plan is being read', async () => {
+    let planRequested = false;
+    let answerPlan: (plan: DrainPlan | null) => void = () => {};
+    const { drain, client } = await drainWithOneClient(1_000, () => {
+      planRequested = true;
+      return new Promise((resolve) => (answerPlan = resolve));
+    });
+    let resolved = false;
+    void drain.start('admin').then(() => (resolved = true));
+    await waitFor('the drain plan to be read', () => planRequested);
+    client.disconnect();
+    await waitFor('the server to see the socket go', () => drain.status().remaining === 0);
+    answerPlan(null);
+    await waitFor('start() to resolve', () => resolved);
+    expect(drain.status()).toMatchObject({ phase: 'drained', remaining: 0 });
+  });
+
+  it('when every socket left on its hint, without waiting out the window', async () => {
+    // A window far longer than waitFor's limit: start() resolves only if the drain stops waiting for closes it no longer needs.
+    const { drain, client } = await drainWithOneClient(600_000, async () => ({ v: 1, jitterMs: 0 }));
+    client.on('server:draining', () => client.disconnect());
+    let resolved = false;
+    void drain.start('admin').then(() => (resolved = true));
+    await waitFor('start() to resolve', () => resolved);
+    expect(drain.status()).toMatchObject({ phase: 'drained', remaining: 0, closed: 0 });
   });
 });

@@ -81,6 +81,22 @@ describe('TokenExpiry', () => {
     expect(forever.sent).toEqual([]);
   });
 
+  it('does not ask again when a refresh keeps the exp it was already asked about', () => {
+    const s = fakeSocket();
+    const exp = START / 1000 + 20; // inside the lead: asked at once
+    s.data.identity = { userId: 'u', exp };
+    expiry.watch(s.socket, () => s.data.identity!);
+    vi.advanceTimersByTime(0);
+    // A caching token source answers with the same token, so the same exp, three times.
+    for (let i = 0; i < 3; i += 1) {
+      expiry.refreshed(s.socket);
+      vi.advanceTimersByTime(1);
+    }
+    expect(s.sent.map((e) => e.type)).toEqual(['auth:refresh']);
+    vi.advanceTimersByTime(20_000);
+    expect(s.sent.map((e) => e.type)).toEqual(['auth:refresh', 'connection:closing']);
+  });
+
   it('waits correctly for an exp beyond the 24.8-day timer limit', () => {
     const s = fakeSocket();
     const exp = START / 1000 + 40 * 86_400;
