@@ -1,5 +1,35 @@
 import { WebSocket } from 'ws';
 
+/** Ack ids and their pending requests, shared by the WebSocket and the long-polling raw clients. */
+class PendingAcks {
+  readonly #pending = new Map<number, (args: unknown[]) => void>();
+  #nextId = 1;
+
+  request(event: string, payload: unknown, timeoutMs = 10_000, send: (frame: string) => unknown): Promise<unknown[]> {
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new Error(`no ack for ${event} (id ${id}) within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#pending.set(id, (args) => {
+        clearTimeout(timer);
+        this.#pending.delete(id);
+        resolve(args);
+      });
+      Promise.resolve(send(`42${id}${JSON.stringify([event, payload])}`)).catch((err: unknown) => {
+        clearTimeout(timer);
+        this.#pending.delete(id);
+        reject(err as Error);
+      });
+    });
+  }
+
+  settle(id: number, args: unknown[]): void {
+    this.#pending.get(id)?.(args);
+  }
+}
+
 /**
  * A bare Engine.IO v4 / Socket.IO v5 client over a raw `ws` WebSocket — for what the stock client
  * cannot do: send malformed frames, and stop reading its socket (a slow consumer).
@@ -36,8 +66,7 @@ export async function connectRaw(baseUrl: string, opts: RawConnectOptions = {}):
   const ws = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/socket.io/?EIO=4&transport=websocket`);
   const frames: string[] = [];
   const events: unknown[][] = [];
-  const acks = new Map<number, (args: unknown[]) => void>();
-  let nextAckId = 1;
+  const acks = new PendingAcks();
   let onOpenPacket: (() => void) | null = null;
   let onConnectAnswer: ((frame: string) => void) | null = null;
   const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
@@ -57,7 +86,7 @@ export async function connectRaw(baseUrl: string, opts: RawConnectOptions = {}):
       if (parsed && Array.isArray(parsed.body)) events.push(parsed.body);
     } else if (frame.startsWith('43')) {
       const parsed = parsePacketBody(frame.slice(2));
-      if (parsed?.id !== undefined && Array.isArray(parsed.body)) acks.get(parsed.id)?.(parsed.body);
+      if (parsed?.id !== undefined && Array.isArray(parsed.body)) acks.settle(parsed.id, parsed.body);
     }
   });
   await new Promise<void>((resolve, reject) => {
@@ -78,21 +107,7 @@ export async function connectRaw(baseUrl: string, opts: RawConnectOptions = {}):
     frames,
     events,
     closed,
-    request(event, payload, timeoutMs = 10_000) {
-      const id = nextAckId++;
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          acks.delete(id);
-          reject(new Error(`no ack for ${event} (id ${id}) within ${timeoutMs} ms`));
-        }, timeoutMs);
-        acks.set(id, (args) => {
-          clearTimeout(timer);
-          acks.delete(id);
-          resolve(args);
-        });
-        ws.send(`42${id}${JSON.stringify([event, payload])}`);
-      });
-    },
+    request: (event, payload, timeoutMs) => acks.request(event, payload, timeoutMs, (frame) => ws.send(frame)),
     sendRaw: (frame) => ws.send(frame),
     pause: () => ws.pause(),
     resume: () => ws.resume(),
@@ -145,8 +160,7 @@ export async function connectRawPolling(baseUrl: string, opts: { auth?: unknown 
     if (!res.ok) throw new Error(`POST of ${body.slice(0, 40)} answered ${res.status}`);
   };
   const events: unknown[][] = [];
-  const acks = new Map<number, (args: unknown[]) => void>();
-  let nextAckId = 1;
+  const acks = new PendingAcks();
   let paused = false;
   let polling = false;
   let ended = false;
@@ -164,7 +178,7 @@ export async function connectRawPolling(baseUrl: string, opts: { auth?: unknown 
       if (parsed && Array.isArray(parsed.body)) events.push(parsed.body);
     } else if (packet.startsWith('43')) {
       const parsed = parsePacketBody(packet.slice(2));
-      if (parsed?.id !== undefined && Array.isArray(parsed.body)) acks.get(parsed.id)?.(parsed.body);
+      if (parsed?.id !== undefined && Array.isArray(parsed.body)) acks.settle(parsed.id, parsed.body);
     }
   }
 
@@ -192,24 +206,7 @@ export async function connectRawPolling(baseUrl: string, opts: { auth?: unknown 
     sid,
     events,
     closed,
-    request(event, payload, timeoutMs = 10_000) {
-      const id = nextAckId++;
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          acks.delete(id);
-          reject(new Error(`no ack for ${event} (id ${id}) within ${timeoutMs} ms`));
-        }, timeoutMs);
-        acks.set(id, (args) => {
-          clearTimeout(timer);
-          acks.delete(id);
-          resolve(args);
-        });
-        post(`42${id}${JSON.stringify([event, payload])}`).catch((err: unknown) => {
-          clearTimeout(timer);
-          reject(err as Error);
-        });
-      });
-    },
+    request: (event, payload, timeoutMs) => acks.request(event, payload, timeoutMs, post),
     pause: () => void (paused = true),
     resume() {
       paused = false;
