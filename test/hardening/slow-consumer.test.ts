@@ -2,12 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backplane } from '../../app/gateway/backplane/backplane.ts';
 import type { DurableEnvelope } from '../../app/protocol/index.ts';
 import { connectClient } from '../helpers/clients.ts';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
+import type { GatewayProcess } from '../helpers/gateway.ts';
 import { waitFor } from '../helpers/ports.ts';
 import { metricValue, processMemory } from '../helpers/process-memory.ts';
 import { connectRaw } from '../helpers/raw-socketio.ts';
-import { startPublisher } from '../helpers/publisher.ts';
-import { startRedis } from '../helpers/redis.ts';
+import { startFloodTarget } from '../helpers/publisher.ts';
 
 const MiB = 1024 * 1024;
 /** Flood published before giving up: ~80 MiB, which an unbounded write buffer would hold in RSS. */
@@ -23,16 +22,9 @@ describe('a slow consumer', () => {
   let publisher: Backplane;
 
   beforeAll(async () => {
-    const [redis, stopRedis] = await startRedis();
-    cleanups.push(stopRedis);
-    // Long heartbeats so the paused reader is cut by the byte limit, not by a ping timeout.
-    const env = { ADAPTER: 'redis', REDIS_URL: redis.url, PING_INTERVAL_MS: '25000', PING_TIMEOUT_MS: '20000' };
-    const [gw, stop] = await startGateway({ env });
-    gateway = gw;
-    cleanups.push(stop);
-    const [started, stopPublisher] = await startPublisher(redis.url);
-    publisher = started;
-    cleanups.push(stopPublisher);
+    const [target, stopTarget] = await startFloodTarget();
+    ({ gateway, publisher } = target);
+    cleanups.push(stopTarget);
   });
   afterAll(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();

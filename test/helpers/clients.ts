@@ -1,4 +1,5 @@
 import { io, type Socket } from 'socket.io-client';
+import { CONTROL_TYPES, DURABLE_TYPES } from '../../app/protocol/envelope.ts';
 import type { Ack, DurableEnvelope } from '../../app/protocol/index.ts';
 
 export interface TestClient {
@@ -9,9 +10,6 @@ export interface TestClient {
   readonly control: { type: string; payload: unknown; room: string | null; seq: number | null }[];
   request<T extends object = Record<string, unknown>>(event: string, payload: unknown): Promise<Ack<T>>;
 }
-
-const DURABLE = ['counter:changed', 'chat:message', 'dm:message'];
-const CONTROL = ['room:reset', 'room:members', 'server:draining', 'auth:refresh', 'server:hello', 'connection:closing'];
 
 /** The stock socket.io-client, connected, recording what it receives: `[client, cleanup]`. */
 export async function connectClient(
@@ -26,8 +24,8 @@ export async function connectClient(
   });
   const received: DurableEnvelope[] = [];
   const control: TestClient['control'] = [];
-  for (const type of DURABLE) socket.on(type, (e: DurableEnvelope) => received.push(e));
-  for (const type of CONTROL) socket.on(type, (e: TestClient['control'][number]) => control.push(e));
+  for (const type of DURABLE_TYPES) socket.on(type, (e: DurableEnvelope) => received.push(e));
+  for (const type of CONTROL_TYPES) socket.on(type, (e: TestClient['control'][number]) => control.push(e));
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', () => resolve());
     socket.once('connect_error', (err) => reject(err));

@@ -1,6 +1,8 @@
 import type { Backplane } from '../../app/gateway/backplane/backplane.ts';
+import { type GatewayProcess, startGateway } from './gateway.ts';
 import { createRedisBackplane } from '../../app/gateway/backplane/redis.ts';
 import { waitFor } from './ports.ts';
+import { startRedis } from './redis.ts';
 
 /**
  * The gateway's own Redis backplane code, connected as a publisher the test controls — to flood a
@@ -10,4 +12,30 @@ export async function startPublisher(redisUrl: string): Promise<[Backplane, () =
   const publisher = createRedisBackplane({ url: redisUrl, name: 'test-publisher' });
   await waitFor('the test publisher on Redis', () => publisher.isReady());
   return [publisher, () => publisher.close()];
+}
+
+/**
+ * A flood target: a real redis-server, one gateway on it, and a publisher to flood its rooms. Heartbeats
+ * are long, so a stalled reader is cut by the outbound byte limit, not by a ping timeout:
+ * `[{gateway, publisher}, cleanup]`.
+ */
+export async function startFloodTarget(): Promise<[{ gateway: GatewayProcess; publisher: Backplane }, () => Promise<void>]> {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanup = async (): Promise<void> => {
+    for (const step of cleanups.reverse()) await step();
+  };
+  try {
+    const [redis, stopRedis] = await startRedis();
+    cleanups.push(stopRedis);
+    const [gateway, stopGateway] = await startGateway({
+      env: { ADAPTER: 'redis', REDIS_URL: redis.url, PING_INTERVAL_MS: '25000', PING_TIMEOUT_MS: '20000' },
+    });
+    cleanups.push(stopGateway);
+    const [publisher, stopPublisher] = await startPublisher(redis.url);
+    cleanups.push(stopPublisher);
+    return [{ gateway, publisher }, cleanup];
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
 }
