@@ -56,7 +56,7 @@ dev: node_modules ## Run a local fleet: redis-server, REPLICAS gateways and HAPr
 
 .PHONY: chaos
 chaos: node_modules ## Delete gateway processes under load on the local fleet and report what clients felt.
-	node test/chaos/run.ts --size full
+	node scripts/chaos/run.ts --size full
 
 .PHONY: bench
 bench: node_modules ## Benchmark the gateway against raw ws, a single Socket.IO process and raw Redis pub/sub.
@@ -84,7 +84,7 @@ tools: ## Build pinned helm, kube-apiserver, kube-controller-manager and etcd in
 
 .PHONY: cluster-local
 cluster-local: node_modules tools ## Run a real kube-apiserver + etcd + kube-controller-manager on loopback until Ctrl-C.
-	node test/cluster/cli.ts
+	node scripts/cluster/cli.ts
 
 ##@ Deployment (kind — needs Docker)
 
@@ -102,4 +102,4 @@ down: ## Delete the kind cluster.
 
 .PHONY: chaos-kind
 chaos-kind: node_modules ## Run the chaos suite against the kind cluster with `kubectl delete pod`.
-	node test/chaos/run.ts --size full --target kind
+	node scripts/chaos/run.ts --size full --target kind

@@ -10,9 +10,9 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { io as connect, type Socket } from 'socket.io-client';
 import { WebSocket } from 'ws';
-import { startGateway } from '../test/helpers/gateway.ts';
-import { freePort, waitFor } from '../test/helpers/ports.ts';
-import { startRedis } from '../test/helpers/redis.ts';
+import { startGateway } from '../scripts/fleet/gateway.ts';
+import { freePort, waitFor } from '../scripts/fleet/ports.ts';
+import { startRedis } from '../scripts/fleet/redis.ts';
 
 const { values: args } = parseArgs({
   options: {

@@ -2,7 +2,7 @@
 // Ctrl-C. Type `help` for commands that delete pods the way the kubelet does.
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { type FleetEvent, startLocalFleet } from '../test/helpers/fleet.ts';
+import { type FleetEvent, startLocalFleet } from './fleet/fleet.ts';
 
 const usage = `usage: node scripts/dev-fleet.ts [--replicas N] [--port P] [--log-level L] [--grace-ms MS]
   --replicas   gateway processes to keep running (default 3)

@@ -148,11 +148,12 @@ write_kubernetes_gomod() {
     sed -n '/^replace (/,/^)/p' "$gomod" | awk -v v="$staging_version" '$2 == "=>" && $3 ~ /^\.\/staging\// { printf "\t%s => %s %s\n", $1, $1, v }'
     echo ")"
   } > go.mod
-  go get -tool k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
+  go get -tool "${KUBE_BINARIES[@]/#/k8s.io/kubernetes/cmd/}"
   go mod tidy
 }
 
-KUBE_BINARIES=(kube-apiserver kube-controller-manager kubectl)
+# kubelet, kube-scheduler and kube-proxy run the real node (`make node-up`, REAL-NODE in docs/real-node.md).
+KUBE_BINARIES=(kube-apiserver kube-controller-manager kubectl kubelet kube-scheduler kube-proxy)
 if installed kubernetes "$KUBERNETES_VERSION" "${KUBE_BINARIES[@]/#/$LOCALBIN/}"; then
   echo "kube-apiserver, kube-controller-manager, kubectl $KUBERNETES_VERSION: up to date"
 else

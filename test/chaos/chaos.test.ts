@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type ChaosReport, runChaos, SCENARIOS, summaryLine } from './chaos.ts';
+import { type ChaosReport, runChaos, SCENARIOS, summaryLine } from '../../scripts/chaos/chaos.ts';
 
 // The chaos suite at CI size on the local fleet (redis-server, gateway processes, HAProxy):
 // 300 SDK clients, half WebSocket and half long-polling, through each way a pod can end.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkDeliveries, histogram, peakInWindow, percentile } from './measure.ts';
+import { checkDeliveries, histogram, peakInWindow, percentile } from '../../scripts/chaos/measure.ts';
 
 describe('chaos measurements', () => {
   it('percentile uses the nearest rank', () => {

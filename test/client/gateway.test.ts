@@ -4,9 +4,9 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGatewayClient, type GatewayClient } from '../../app/client/index.ts';
 import type { DurableEnvelope } from '../../app/protocol/index.ts';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
-import { waitFor } from '../helpers/ports.ts';
-import { type RedisServer, startRedis } from '../helpers/redis.ts';
+import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
+import { waitFor } from '../../scripts/fleet/ports.ts';
+import { type RedisServer, startRedis } from '../../scripts/fleet/redis.ts';
 
 const SECRET = 'test-secret-that-is-at-least-32-characters-long';
 const cleanups: (() => Promise<void>)[] = [];

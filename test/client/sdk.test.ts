@@ -6,7 +6,7 @@ import { Server, type Socket as ServerSocket } from 'socket.io';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createGatewayClient, type GatewayClient, type GatewayClientOptions } from '../../app/client/index.ts';
 import { controlEnvelope, type DurableEnvelope, PROTOCOL_VERSION } from '../../app/protocol/index.ts';
-import { waitFor } from '../helpers/ports.ts';
+import { waitFor } from '../../scripts/fleet/ports.ts';
 
 const ROOM = 'chat:script';
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { POD_SECURITY_RESTRICTED_LABELS } from '../../infra/restricted-namespace.ts';
-import { defaultBinDir, repoRoot, startControlPlane, type ControlPlane, type StopControlPlane } from './control-plane.ts';
+import { defaultBinDir, repoRoot, startControlPlane, type ControlPlane, type StopControlPlane } from '../../scripts/cluster/control-plane.ts';
 import {
   danglingReferences,
   describeObject,

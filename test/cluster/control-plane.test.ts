@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { pinnedVersion, startControlPlane, type ControlPlane, type StopControlPlane } from './control-plane.ts';
+import { pinnedVersion, startControlPlane, type ControlPlane, type StopControlPlane } from '../../scripts/cluster/control-plane.ts';
 
 test('a missing binary fails with a message that says to run `make tools`', async () => {
   const emptyBinDir = mkdtempSync(join(tmpdir(), 'no-tools-'));

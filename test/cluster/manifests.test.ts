@@ -4,7 +4,7 @@
 // component needs. Run `make tools` first.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { defaultBinDir, repoRoot, startControlPlane, type ControlPlane, type KubectlResult, type StopControlPlane } from './control-plane.ts';
+import { defaultBinDir, repoRoot, startControlPlane, type ControlPlane, type KubectlResult, type StopControlPlane } from '../../scripts/cluster/control-plane.ts';
 import {
   PROFILES,
   describeObject,

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
-import { pinnedVersion, repoRoot, runChecked, type ControlPlane } from './control-plane.ts';
+import { pinnedVersion, repoRoot, runChecked, type ControlPlane } from '../../scripts/cluster/control-plane.ts';
 
 export const PROFILES = ['kind', 'production'] as const;
 export type Profile = (typeof PROFILES)[number];

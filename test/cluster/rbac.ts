@@ -1,6 +1,6 @@
 // RBAC as the API server sees it: what a user may do in a namespace (SelfSubjectRulesReview, the API behind
 // `kubectl auth can-i --list`), flattened into one readable string per permission.
-import type { ControlPlane } from './control-plane.ts';
+import type { ControlPlane } from '../../scripts/cluster/control-plane.ts';
 import type { KubeObject } from './manifests.ts';
 
 interface ResourceRule {

@@ -3,9 +3,9 @@ import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { drainPlanKey } from '../../app/gateway/drain-plan.ts';
 import type { DrainStatus } from '../../app/gateway/drain.ts';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
-import { waitFor } from '../helpers/ports.ts';
-import { type RedisServer, startRedis } from '../helpers/redis.ts';
+import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
+import { waitFor } from '../../scripts/fleet/ports.ts';
+import { type RedisServer, startRedis } from '../../scripts/fleet/redis.ts';
 
 // The drain sequence on real gateway processes over a real redis-server, observed with the stock
 // socket.io-client (reconnection off, so each socket's fate is visible on its own).

@@ -1,7 +1,7 @@
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalFleet, startLocalFleet } from '../helpers/fleet.ts';
-import { waitFor } from '../helpers/ports.ts';
+import { type LocalFleet, startLocalFleet } from '../../scripts/fleet/fleet.ts';
+import { waitFor } from '../../scripts/fleet/ports.ts';
 
 // The stock socket.io-client (its own reconnection on) through HAProxy: whether a pod drains or is
 // SIGKILLed, the client sees a transport close, reconnects by itself and lands on another pod.

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { closeReserveMs, type DrainController, installDrain, scheduleDrain } from '../../app/gateway/drain.ts';
 import { type DrainPlan, drainPlanKey, parseDrainPlan } from '../../app/gateway/drain-plan.ts';
 import type { Gateway } from '../../app/gateway/gateway.ts';
-import { waitFor } from '../helpers/ports.ts';
+import { waitFor } from '../../scripts/fleet/ports.ts';
 
 const settings = { ratePerSecond: 0, windowMs: 20_000, jitterMs: 20_000 };
 

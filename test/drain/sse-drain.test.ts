@@ -3,10 +3,10 @@ import type { Backplane } from '../../app/gateway/backplane/backplane.ts';
 import type { DrainStatus } from '../../app/gateway/drain.ts';
 import type { DurableEnvelope } from '../../app/protocol/index.ts';
 import { connectClient } from '../helpers/clients.ts';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
-import { waitFor } from '../helpers/ports.ts';
+import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
+import { waitFor } from '../../scripts/fleet/ports.ts';
 import { startPublisher } from '../helpers/publisher.ts';
-import { startRedis } from '../helpers/redis.ts';
+import { startRedis } from '../../scripts/fleet/redis.ts';
 
 // SSE streams in a paced drain, on real gateway processes over a real redis-server, read with fetch
 // the way a browser's EventSource reads them (fields per the HTML spec's event-stream grammar).

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalFleet, startLocalFleet } from '../helpers/fleet.ts';
+import { type LocalFleet, startLocalFleet } from '../../scripts/fleet/fleet.ts';
 
 // The demo page in real Chromium, served through the local fleet's HAProxy: two tabs share the
 // live counter, and the fleet view shows a pod draining while its clients move.

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
+import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
 import { hs256Token, TEST_SECRET } from '../helpers/tokens.ts';
 
 // On Kubernetes the gateway runs AUTH_MODE=jwt and `make up` prints the page URL with `#token=<jwt>`:

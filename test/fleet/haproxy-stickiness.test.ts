@@ -4,10 +4,10 @@ import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGatewayClient, type GatewayClient } from '../../app/client/index.ts';
 import type { DurableEnvelope } from '../../app/protocol/index.ts';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
-import { type Haproxy, startHaproxy } from '../helpers/haproxy.ts';
-import { waitFor } from '../helpers/ports.ts';
-import { startRedis } from '../helpers/redis.ts';
+import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
+import { type Haproxy, startHaproxy } from '../../scripts/fleet/haproxy.ts';
+import { waitFor } from '../../scripts/fleet/ports.ts';
+import { startRedis } from '../../scripts/fleet/redis.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 let gateways: GatewayProcess[] = [];

@@ -3,8 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGatewayClient, type GatewayClient } from '../../app/client/index.ts';
 import type { DurableEnvelope } from '../../app/protocol/index.ts';
-import { type LocalFleet, startLocalFleet } from '../helpers/fleet.ts';
-import { waitFor } from '../helpers/ports.ts';
+import { type LocalFleet, startLocalFleet } from '../../scripts/fleet/fleet.ts';
+import { waitFor } from '../../scripts/fleet/ports.ts';
 
 let fleet: LocalFleet;
 let stopFleet: () => Promise<void>;

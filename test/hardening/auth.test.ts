@@ -2,8 +2,8 @@ import { io } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HandshakeRefusal } from '../../app/protocol/index.ts';
 import { connectClient, type TestClient } from '../helpers/clients.ts';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
-import { waitFor } from '../helpers/ports.ts';
+import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
+import { waitFor } from '../../scripts/fleet/ports.ts';
 import { metricValue } from '../helpers/process-memory.ts';
 import { type AsymmetricIssuer, asymmetricIssuer, hs256Token, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET, unsignedToken } from '../helpers/tokens.ts';
 

@@ -3,11 +3,11 @@ import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT_EVENTS, clientEventSchemas, type ErrorCode, isClientEvent } from '../../app/protocol/index.ts';
 import { connectClient, type TestClient } from '../helpers/clients.ts';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
-import { waitFor } from '../helpers/ports.ts';
+import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
+import { waitFor } from '../../scripts/fleet/ports.ts';
 import { metricValue } from '../helpers/process-memory.ts';
 import { connectRaw, type RawSocketIo } from '../helpers/raw-socketio.ts';
-import { startRedis } from '../helpers/redis.ts';
+import { startRedis } from '../../scripts/fleet/redis.ts';
 import { hs256Token, TEST_SECRET } from '../helpers/tokens.ts';
 
 const SEED = 20_261_123;

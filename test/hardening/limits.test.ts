@@ -2,8 +2,8 @@ import { io } from 'socket.io-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { HandshakeRefusal } from '../../app/protocol/index.ts';
 import { connectClient } from '../helpers/clients.ts';
-import { startGateway } from '../helpers/gateway.ts';
-import { waitFor } from '../helpers/ports.ts';
+import { startGateway } from '../../scripts/fleet/gateway.ts';
+import { waitFor } from '../../scripts/fleet/ports.ts';
 import { metricValue } from '../helpers/process-memory.ts';
 import { connectRaw } from '../helpers/raw-socketio.ts';
 

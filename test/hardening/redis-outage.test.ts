@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DurableEnvelope } from '../../app/protocol/index.ts';
 import { connectClient, type TestClient } from '../helpers/clients.ts';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
-import { waitFor } from '../helpers/ports.ts';
-import { type RedisServer, startRedis } from '../helpers/redis.ts';
+import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
+import { waitFor } from '../../scripts/fleet/ports.ts';
+import { type RedisServer, startRedis } from '../../scripts/fleet/redis.ts';
 
 type Outcome = { ok: true; seq: number; afterRestart: boolean } | { ok: false; code: string; retryAfterMs?: number };
 

@@ -1,8 +1,8 @@
 import type { Backplane } from '../../app/gateway/backplane/backplane.ts';
-import { type GatewayProcess, startGateway } from './gateway.ts';
+import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
 import { createRedisBackplane } from '../../app/gateway/backplane/redis.ts';
-import { waitFor } from './ports.ts';
-import { startRedis } from './redis.ts';
+import { waitFor } from '../../scripts/fleet/ports.ts';
+import { startRedis } from '../../scripts/fleet/redis.ts';
 
 /**
  * The gateway's own Redis backplane code, connected as a publisher the test controls — to flood a

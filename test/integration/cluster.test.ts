@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectClient, type TestClient } from '../helpers/clients.ts';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
-import { waitFor } from '../helpers/ports.ts';
-import { startRedisCluster } from '../helpers/redis.ts';
+import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
+import { waitFor } from '../../scripts/fleet/ports.ts';
+import { startRedisCluster } from '../../scripts/fleet/redis.ts';
 
 // ADAPTER=redis-cluster: the sharded Socket.IO adapter and sharded pub/sub on a real 3-master Redis Cluster.
 describe('a gateway fleet on Redis Cluster (sharded pub/sub)', () => {

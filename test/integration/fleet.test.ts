@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DurableEnvelope } from '../../app/protocol/index.ts';
 import { connectClient, type TestClient } from '../helpers/clients.ts';
-import { type GatewayProcess, startGateway } from '../helpers/gateway.ts';
-import { waitFor } from '../helpers/ports.ts';
-import { startRedis } from '../helpers/redis.ts';
+import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
+import { waitFor } from '../../scripts/fleet/ports.ts';
+import { startRedis } from '../../scripts/fleet/redis.ts';
 
 // Three real gateway processes on one real redis-server, driven by the stock socket.io-client.
 describe('a gateway fleet on the Redis backplane', () => {

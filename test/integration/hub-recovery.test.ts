@@ -6,10 +6,10 @@ import type { Logger } from '../../app/gateway/logger.ts';
 import { createMetrics } from '../../app/gateway/metrics.ts';
 import { RoomHub, type RoomMember } from '../../app/gateway/room-hub.ts';
 import { connectClient } from '../helpers/clients.ts';
-import { startGateway } from '../helpers/gateway.ts';
-import { waitFor } from '../helpers/ports.ts';
+import { startGateway } from '../../scripts/fleet/gateway.ts';
+import { waitFor } from '../../scripts/fleet/ports.ts';
 import { startPublisher } from '../helpers/publisher.ts';
-import { startRedis } from '../helpers/redis.ts';
+import { startRedis } from '../../scripts/fleet/redis.ts';
 import { hs256Token, TEST_SECRET } from '../helpers/tokens.ts';
 
 // The room hub on the real Redis backplane when connections drop, joins fail and members come and go.

@@ -2,9 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectClient } from '../helpers/clients.ts';
-import { startGateway } from '../helpers/gateway.ts';
-import { freePort, waitFor } from '../helpers/ports.ts';
-import { startRedis } from '../helpers/redis.ts';
+import { startGateway } from '../../scripts/fleet/gateway.ts';
+import { freePort, waitFor } from '../../scripts/fleet/ports.ts';
+import { startRedis } from '../../scripts/fleet/redis.ts';
 
 const MAIN = fileURLToPath(new URL('../../app/gateway/main.ts', import.meta.url));
 

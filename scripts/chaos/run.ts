@@ -1,16 +1,16 @@
 // `make chaos` / `make chaos-kind`: end gateway pods under load and report what clients felt.
-//   node test/chaos/run.ts --size ci|full [--target local|kind] [--out DIR] [--budget N] [--only graceful,sigkill]
+//   node scripts/chaos/run.ts --size ci|full [--target local|kind] [--out DIR] [--budget N] [--only graceful,sigkill]
 import { parseArgs } from 'node:util';
 import { type ChaosSize, type ChaosTargetName, runChaos, SCENARIOS } from './chaos.ts';
 
-const usage = 'usage: node test/chaos/run.ts --size ci|full [--target local|kind] [--out DIR] [--budget N (kind only)] [--only NAME,...]';
+const usage = 'usage: node scripts/chaos/run.ts --size ci|full [--target local|kind] [--out DIR] [--budget N (kind only)] [--only NAME,...]';
 let args;
 try {
   args = parseArgs({
     options: {
       size: { type: 'string', default: 'ci' },
       target: { type: 'string', default: 'local' },
-      out: { type: 'string', default: 'test/chaos/results' },
+      out: { type: 'string', default: 'scripts/chaos/results' },
       budget: { type: 'string' },
       only: { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -48,7 +48,7 @@ const report = await runChaos({
   size: args.size as ChaosSize,
   target: args.target as ChaosTargetName,
   outDir: args.out,
-  command: `node test/chaos/run.ts ${process.argv.slice(2).join(' ')}`.trim(),
+  command: `node scripts/chaos/run.ts ${process.argv.slice(2).join(' ')}`.trim(),
   ...(budget === undefined ? {} : { budgetPerSecond: budget }),
   ...(only ? { only } : {}),
   log: (line) => console.error(line),

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { DrainPlan } from '../../app/gateway/drain-plan.ts';
-import type { PodExit } from '../helpers/fleet.ts';
+import type { PodExit } from '../fleet/fleet.ts';
 import { type ClientRecord, type DeliveryReport, Population, type PopulationOptions } from './load.ts';
 import { peakInWindow, percentile } from './measure.ts';
 import { renderChart } from './chart.ts';
@@ -176,7 +176,7 @@ export async function runChaos(opts: RunChaosOptions): Promise<ChaosReport> {
   }
   const report: ChaosReport = {
     generatedAt: new Date().toISOString(),
-    command: opts.command ?? `node test/chaos/run.ts --size ${opts.size} --target ${opts.target}`,
+    command: opts.command ?? `node scripts/chaos/run.ts --size ${opts.size} --target ${opts.target}`,
     size: opts.size,
     target: target.description,
     settings,

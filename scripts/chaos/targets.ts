@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { type DrainPlan, DRAIN_PLAN_TTL_SECONDS, drainPlanKey } from '../../app/gateway/drain-plan.ts';
-import { type FleetOperations, type PodExit, type PodInfo, startLocalFleet } from '../helpers/fleet.ts';
+import { type FleetOperations, type PodExit, type PodInfo, startLocalFleet } from '../fleet/fleet.ts';
 
 const run = promisify(execFile);
 
@@ -25,7 +25,7 @@ export interface ChaosDrainSettings {
   readonly graceMs: number;
 }
 
-/** The local fleet of test/helpers/fleet.ts: redis-server, gateway processes, HAProxy. */
+/** The local fleet of scripts/fleet/fleet.ts: redis-server, gateway processes, HAProxy. */
 export async function localTarget(opts: { replicas: number; drain: ChaosDrainSettings; onPodOutput?: (pod: string, line: string) => void }): Promise<ChaosTarget> {
   const [fleet, stopFleet] = await startLocalFleet({
     replicas: opts.replicas,
