@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'socket.io';
 import { controlEnvelope, ProtocolError } from '../protocol/index.ts';
-import type { DrainPlan } from './drain-plan.ts';
+import type { DrainPlan } from '../protocol/drain-plan.ts';
 import type { Gateway } from './gateway.ts';
 import { formatSse } from './sse.ts';
 

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import type { DrainPlan } from '../../app/gateway/drain-plan.ts';
+import type { DrainPlan } from '../../app/protocol/drain-plan.ts';
 import type { PodExit } from '../fleet/fleet.ts';
 import { type ClientRecord, type DeliveryReport, Population, type PopulationOptions } from './load.ts';
 import { peakInWindow, percentile } from './measure.ts';

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { type DrainPlan, DRAIN_PLAN_TTL_SECONDS, drainPlanKey } from '../../app/gateway/drain-plan.ts';
+import { type DrainPlan, DRAIN_PLAN_TTL_SECONDS, drainPlanKey } from '../../app/protocol/drain-plan.ts';
 import { type FleetOperations, type PodExit, type PodInfo, startLocalFleet } from '../fleet/fleet.ts';
 
 const run = promisify(execFile);

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { drainPlanKey } from '../../app/gateway/drain-plan.ts';
+import { drainPlanKey } from '../../app/protocol/drain-plan.ts';
 import type { DrainStatus } from '../../app/gateway/drain.ts';
 import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
 import { waitFor } from '../../scripts/fleet/ports.ts';

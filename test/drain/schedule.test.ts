@@ -5,7 +5,7 @@ import { Server } from 'socket.io';
 import { io as connectClient, type Socket as ClientSocket } from 'socket.io-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeReserveMs, type DrainController, installDrain, scheduleDrain } from '../../app/gateway/drain.ts';
-import { type DrainPlan, drainPlanKey, parseDrainPlan } from '../../app/gateway/drain-plan.ts';
+import { type DrainPlan, drainPlanKey, parseDrainPlan } from '../../app/protocol/drain-plan.ts';
 import type { Gateway } from '../../app/gateway/gateway.ts';
 import { waitFor } from '../../scripts/fleet/ports.ts';
 

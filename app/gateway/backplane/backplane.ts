@@ -1,15 +1,8 @@
 import type { DurableEnvelope, DurableType, HistoryResult } from '../../protocol/index.ts';
-import type { DrainPlan } from '../drain-plan.ts';
+import type { DrainPlan } from '../../protocol/drain-plan.ts';
 
-/** One instance's entry in fleet stats (contract 4 of DESIGN.md). */
-export interface FleetStat {
-  readonly pod: string;
-  readonly sockets: number;
-  readonly ready: boolean;
-  readonly draining: boolean;
-  /** Milliseconds since the epoch. */
-  readonly updatedAt: number;
-}
+export type { FleetStat } from '../../protocol/fleet.ts';
+import type { FleetStat } from '../../protocol/fleet.ts';
 
 /** A durable message to sequence and fan out; `counterBy` makes it a counter increment. */
 export interface PublishRequest {

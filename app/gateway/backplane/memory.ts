@@ -1,5 +1,5 @@
 import { PROTOCOL_VERSION, type DurableEnvelope, type HistoryResult, MAX_REPLAY } from '../../protocol/index.ts';
-import { type DrainPlan, drainPlanSchema } from '../drain-plan.ts';
+import { type DrainPlan, drainPlanSchema } from '../../protocol/drain-plan.ts';
 import { type Backplane, type FleetStat, type PublishRequest, seqOrigin } from './backplane.ts';
 
 export interface MemoryBackplaneOptions {

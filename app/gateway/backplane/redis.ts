@@ -1,5 +1,6 @@
 import { type DurableEnvelope, type HistoryResult, MAX_REPLAY, PROTOCOL_VERSION, ProtocolError } from '../../protocol/index.ts';
-import { drainPlanKey, drainPlanSchema, parseDrainPlan } from '../drain-plan.ts';
+import { fleetIndexKey, fleetStatKey } from '../../protocol/fleet.ts';
+import { drainPlanKey, drainPlanSchema, parseDrainPlan } from '../../protocol/drain-plan.ts';
 import type { Backplane, FleetStat, PublishRequest } from './backplane.ts';
 import { createRedisClient, type RedisClient, trackReadiness } from './redis-connection.ts';
 
@@ -94,8 +95,8 @@ export function createRedisBackplane(opts: RedisBackplaneOptions): Backplane {
   const channelOf = (room: string): string => `${prefix}:{${room}}:env`;
   const channelPrefix = `${prefix}:{`;
   const roomOfChannel = (channel: string): string => channel.slice(channelPrefix.length, -'}:env'.length);
-  const fleetIndex = `${prefix}:{fleet}:pods`;
-  const fleetKey = (pod: string): string => `${prefix}:{fleet}:pod:${pod}`;
+  const fleetIndex = fleetIndexKey(prefix);
+  const fleetKey = (pod: string): string => fleetStatKey(prefix, pod);
 
   const readyListeners: ((ready: boolean) => void)[] = [];
   const envelopeListeners: ((e: DurableEnvelope) => void)[] = [];
