@@ -86,6 +86,20 @@ tools: ## Build pinned helm, kube-apiserver, kube-controller-manager and etcd in
 cluster-local: node_modules tools ## Run a real kube-apiserver + etcd + kube-controller-manager on loopback until Ctrl-C.
 	node scripts/cluster/cli.ts
 
+##@ Real node (no Docker: kubelet, containerd and runc on this machine, see docs/real-node.md)
+
+.PHONY: node-up
+node-up: node_modules tools ## Start a real single-node Kubernetes here (root), with CoreDNS and metrics-server; prints KUBECONFIG.
+	node scripts/node/cli.ts up
+
+.PHONY: node-down
+node-down: node_modules ## Stop the real node and undo every host change it made (processes, links, rules, cgroups, sysctls).
+	node scripts/node/cli.ts down
+
+.PHONY: node-status
+node-status: node_modules ## Say whether a real node is running and where its kubeconfig is.
+	node scripts/node/cli.ts status
+
 ##@ Deployment (kind — needs Docker)
 
 .PHONY: image

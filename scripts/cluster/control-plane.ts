@@ -5,13 +5,14 @@
 //   await plane.kubectl(['get', 'namespaces']);
 //   await plane.kubectl(['auth', 'can-i', '--list'], { as: plane.serviceAccount('ns', 'name') });
 //   await stop();
-import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, readdirSync } from 'node:fs';
 import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { Pki } from './pki.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -160,7 +161,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     ]);
 
     const kubeconfig = join(dir, 'admin.kubeconfig');
-    writeFileSync(kubeconfig, kubeconfigYaml(server, pki.caCert, pki.adminCert, pki.adminKey));
+    pki.pki.kubeconfig(kubeconfig, server, pki.admin);
 
     const plane: ControlPlane = {
       server,
@@ -220,87 +221,31 @@ export async function installCrds(plane: ControlPlane): Promise<void> {
   await plane.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
 }
 
-interface Pki {
-  caCert: string;
-  caKey: string;
-  servingCert: string;
-  servingKey: string;
-  adminCert: string;
-  adminKey: string;
-  serviceAccountKey: string;
-  serviceAccountPublicKey: string;
-}
-
 /** A throwaway CA, the API server's serving certificate, an admin client certificate and the SA signing key. */
-function generateCertificates(dir: string): Pki {
-  const p = (name: string) => join(dir, name);
-  const openssl = (...args: string[]) => opensslSync(args, dir);
-  const ecKey = (file: string) => openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', p(file));
-
-  ecKey('ca.key');
-  openssl('req', '-x509', '-new', '-key', p('ca.key'), '-days', '2', '-subj', '/CN=control-plane-test-ca', '-out', p('ca.crt'));
-
-  const signed = (name: string, subject: string, extensions: string) => {
-    ecKey(`${name}.key`);
-    openssl('req', '-new', '-key', p(`${name}.key`), '-subj', subject, '-out', p(`${name}.csr`));
-    writeFileSync(p(`${name}.ext`), extensions);
-    openssl('x509', '-req', '-in', p(`${name}.csr`), '-CA', p('ca.crt'), '-CAkey', p('ca.key'), '-CAcreateserial',
-      '-days', '2', '-extfile', p(`${name}.ext`), '-out', p(`${name}.crt`));
-  };
-  signed('apiserver', '/CN=kube-apiserver',
-    'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n');
+function generateCertificates(dir: string) {
+  const pki = new Pki(dir, 'control-plane-test-ca');
+  const serving = pki.sign({ name: 'apiserver', subject: '/CN=kube-apiserver', usage: 'server',
+    altNames: ['IP:127.0.0.1', 'DNS:localhost', 'DNS:kubernetes.default.svc'] });
   // O=system:masters is the group the default RBAC policy grants everything to.
-  signed('admin', '/O=system:masters/CN=control-plane-admin', 'extendedKeyUsage=clientAuth\n');
-
-  // RSA: the service-account token signer only accepts RSA and ECDSA keys; RSA is what every guide uses.
-  openssl('genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', p('sa.key'));
-  openssl('pkey', '-in', p('sa.key'), '-pubout', '-out', p('sa.pub'));
-
+  const admin = pki.sign({ name: 'admin', subject: '/O=system:masters/CN=control-plane-admin', usage: 'client' });
+  const sa = pki.serviceAccountKeys();
   return {
-    caCert: p('ca.crt'),
-    caKey: p('ca.key'),
-    servingCert: p('apiserver.crt'),
-    servingKey: p('apiserver.key'),
-    adminCert: p('admin.crt'),
-    adminKey: p('admin.key'),
-    serviceAccountKey: p('sa.key'),
-    serviceAccountPublicKey: p('sa.pub'),
+    pki,
+    caCert: pki.caCert,
+    caKey: pki.caKey,
+    servingCert: serving.cert,
+    servingKey: serving.key,
+    admin,
+    adminCert: admin.cert,
+    adminKey: admin.key,
+    serviceAccountKey: sa.privateKey,
+    serviceAccountPublicKey: sa.publicKey,
   };
 }
 
-function opensslSync(args: string[], cwd: string): void {
-  // Synchronous on purpose: a handful of fast key operations before anything else can start.
-  const result = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
-  if (result.error || result.status !== 0) {
-    const reason = result.error?.message ?? result.stderr.trim();
-    throw new Error(`openssl ${args[0]} failed: ${reason}. Is openssl installed (apt-get install openssl)?`);
-  }
-}
+type Certificates = ReturnType<typeof generateCertificates>;
 
-function kubeconfigYaml(server: string, caFile: string, certFile: string, keyFile: string): string {
-  const b64 = (file: string) => readFileSync(file).toString('base64');
-  return `apiVersion: v1
-kind: Config
-clusters:
-- name: control-plane
-  cluster:
-    server: ${server}
-    certificate-authority-data: ${b64(caFile)}
-users:
-- name: admin
-  user:
-    client-certificate-data: ${b64(certFile)}
-    client-key-data: ${b64(keyFile)}
-contexts:
-- name: admin@control-plane
-  context:
-    cluster: control-plane
-    user: admin
-current-context: admin@control-plane
-`;
-}
-
-function run(command: string, args: string[], input?: string): Promise<KubectlResult> {
+export function run(command: string, args: string[], input?: string): Promise<KubectlResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -324,7 +269,7 @@ export async function runChecked(command: string, args: string[], cwd = repoRoot
   }
 }
 
-async function freePorts(count: number): Promise<number[]> {
+export async function freePorts(count: number): Promise<number[]> {
   // Hold every listener open until all ports are known so the same port is not handed out twice.
   const servers = await Promise.all(
     Array.from({ length: count }, () =>
@@ -344,7 +289,7 @@ async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
-function httpsGet(url: string, pki: Pki): Promise<number> {
+function httpsGet(url: string, pki: Certificates): Promise<number> {
   return new Promise((resolvePromise) => {
     const req = request(url, {
       ca: readFileSync(pki.caCert),
