@@ -8,6 +8,8 @@
 #   kubectl                   go build from k8s.io/kubernetes@KUBERNETES_VERSION via tools/kubernetes/go.mod
 #   etcd                      go build from go.etcd.io/etcd/server/v3@ETCD_VERSION via tools/etcd/go.mod
 #   crds/                     Gateway API experimental-channel CRDs and KEDA CRDs, copied from their Go modules
+#   coredns, metrics-server   go install ...@COREDNS_VERSION / @METRICS_SERVER_VERSION with CGO_ENABLED=0: the static
+#                             binaries of the real node's cluster add-on images (scripts/node/images.ts)
 #
 # Each tool leaves a stamp (LOCALBIN/.stamps/<tool>@<version>); a tool whose stamp and binary exist is skipped,
 # so a second run is instant. Rebuilds after a version bump reuse Go's module and build caches.
@@ -17,7 +19,9 @@ HELM_VERSION=v3.22.0
 KUBERNETES_VERSION=v1.37.2
 ETCD_VERSION=v3.7.3          # Kubernetes 1.37 is tested against etcd 3.7.0 and needs >= 3.5.24; Debian ships 3.4.
 GATEWAY_API_VERSION=v1.6.1   # the version Envoy Gateway 1.9 bundles (experimental channel: sessionPersistence)
-KEDA_VERSION=v2.21.0
+KEDA_VERSION=v2.21.0         # the CRDs the tests use and the KEDA chart `WITH_KEDA=true make up` installs (scripts/up.sh reads it here)
+COREDNS_VERSION=v1.14.7      # newest v1.14.x; v1.13.1 builds too (docs/real-node.md)
+METRICS_SERVER_VERSION=v0.9.0
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LOCALBIN=${1:-$ROOT/bin}
@@ -174,4 +178,35 @@ else
   )
   stamp kubernetes "$KUBERNETES_VERSION"
   echo "kube-apiserver, kube-controller-manager, kubectl $KUBERNETES_VERSION: built in $(elapsed "$start")"
+fi
+
+# --- cluster add-ons of the real node -----------------------------------------------------------------
+# Static binaries (CGO_ENABLED=0) for FROM-scratch images: scripts/node/images.ts packs them with a passwd
+# entry and CA certificates. -s -w as upstream's release builds; metrics-server's version as its Makefile sets it.
+if installed coredns "$COREDNS_VERSION" "$LOCALBIN/coredns"; then
+  echo "coredns $COREDNS_VERSION: up to date"
+else
+  echo "building coredns $COREDNS_VERSION (first build takes ~2 min)..."
+  start=$(date +%s)
+  if ! CGO_ENABLED=0 GOBIN=$LOCALBIN go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"; then
+    echo "tools.sh: building coredns $COREDNS_VERSION (go install github.com/coredns/coredns@$COREDNS_VERSION) failed; see above" >&2
+    exit 1
+  fi
+  stamp coredns "$COREDNS_VERSION"
+  echo "coredns $COREDNS_VERSION: built in $(elapsed "$start")"
+fi
+
+if installed metrics-server "$METRICS_SERVER_VERSION" "$LOCALBIN/metrics-server"; then
+  echo "metrics-server $METRICS_SERVER_VERSION: up to date"
+else
+  echo "building metrics-server $METRICS_SERVER_VERSION (first build takes ~2 min)..."
+  start=$(date +%s)
+  if ! CGO_ENABLED=0 GOBIN=$LOCALBIN go install -trimpath \
+    -ldflags "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
+    "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"; then
+    echo "tools.sh: building metrics-server $METRICS_SERVER_VERSION (go install sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION) failed; see above" >&2
+    exit 1
+  fi
+  stamp metrics-server "$METRICS_SERVER_VERSION"
+  echo "metrics-server $METRICS_SERVER_VERSION: built in $(elapsed "$start")"
 fi

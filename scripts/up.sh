@@ -15,8 +15,11 @@ NAMESPACE="realtime-gateway"
 KIND_VERSION="v0.33.0"
 ENVOY_GATEWAY_VERSION="v1.9.1"        # bundles Gateway API v1.6.1, experimental channel CRDs
 METRICS_SERVER_CHART_VERSION="3.13.0"
-KEDA_CHART_VERSION="2.17.2"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# KEDA: one pinned version for the CRDs the tests validate against and the chart deployed here; it is set
+# once, in scripts/tools.sh (KEDA's chart versions are its release versions without the "v").
+KEDA_VERSION="$(sed -n 's/^KEDA_VERSION=v\([0-9][^[:space:]]*\).*/\1/p' "$ROOT/scripts/tools.sh")"
+[ -n "$KEDA_VERSION" ] || { printf 'error: scripts/tools.sh pins no KEDA_VERSION=v...\n' >&2; exit 1; }
 DIST="$ROOT/dist/$PROFILE"
 KUBECTL=(kubectl --context "kind-$CLUSTER_NAME")
 
@@ -33,12 +36,16 @@ need helm "Run 'make tools' (builds helm into ./bin) or install helm 3."
 need node "Run 'npm ci' (Node 24 comes from node_modules/.bin)."
 docker info >/dev/null 2>&1 || die "the Docker engine is not reachable (is it running?)"
 [ "$PROFILE" = kind ] || die "make up deploys the kind profile; PROFILE=$PROFILE is for real clusters (kubectl apply -f dist/$PROFILE/)"
-if ! kind version | grep -q "$KIND_VERSION"; then
-  echo "warning: kind $KIND_VERSION is the tested version; you have: $(kind version)" >&2
+# Commands' output is captured before it is searched: under pipefail, `cmd | grep -q` fails whenever grep
+# exits at its first match while cmd is still writing (SIGPIPE), so a check would fail on success.
+kind_version="$(kind version)"
+if [[ "$kind_version" != *"$KIND_VERSION"* ]]; then
+  echo "warning: kind $KIND_VERSION is the tested version; you have: $kind_version" >&2
 fi
 
 say "Cluster: kind '$CLUSTER_NAME' (control plane + 2 workers, kind-config.yaml)"
-if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
+clusters="$(kind get clusters 2>/dev/null)" || die "kind get clusters failed; is the Docker engine running? (kind get clusters)"
+if grep -qx "$CLUSTER_NAME" <<<"$clusters"; then
   echo "already exists; reusing it"
 else
   kind create cluster --name "$CLUSTER_NAME" --config "$ROOT/kind-config.yaml" --wait 120s
@@ -49,7 +56,9 @@ helm upgrade --install eg oci://docker.io/envoyproxy/gateway-helm --version "$EN
   --kube-context "kind-$CLUSTER_NAME" --namespace envoy-gateway-system --create-namespace --wait --timeout 5m
 echo "waiting for deployment/envoy-gateway in envoy-gateway-system to be Available"
 "${KUBECTL[@]}" -n envoy-gateway-system wait --for=condition=Available deployment/envoy-gateway --timeout=5m
-if ! "${KUBECTL[@]}" get crd httproutes.gateway.networking.k8s.io -o yaml | grep -q sessionPersistence; then
+httproute_crd="$("${KUBECTL[@]}" get crd httproutes.gateway.networking.k8s.io -o yaml)" ||
+  die "the HTTPRoute CRD is not installed: Envoy Gateway's chart did not install the Gateway API CRDs (kubectl get crd httproutes.gateway.networking.k8s.io)"
+if [[ "$httproute_crd" != *sessionPersistence* ]]; then
   die "the installed HTTPRoute CRD has no sessionPersistence: standard-channel Gateway API CRDs are installed (Helm skips existing CRDs). Delete them and re-run."
 fi
 
@@ -59,8 +68,8 @@ helm upgrade --install metrics-server metrics-server --repo https://kubernetes-s
   --set 'args={--kubelet-insecure-tls}' --wait --timeout 5m
 
 if [ "$WITH_KEDA" = true ]; then
-  say "KEDA $KEDA_CHART_VERSION (WITH_KEDA=true)"
-  helm upgrade --install keda keda --repo https://kedacore.github.io/charts --version "$KEDA_CHART_VERSION" \
+  say "KEDA $KEDA_VERSION (WITH_KEDA=true; the version scripts/tools.sh pins for the CRDs the tests use)"
+  helm upgrade --install keda keda --repo https://kedacore.github.io/charts --version "$KEDA_VERSION" \
     --kube-context "kind-$CLUSTER_NAME" --namespace keda --create-namespace --wait --timeout 5m
 fi
 

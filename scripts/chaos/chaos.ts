@@ -214,6 +214,7 @@ async function runScenario(
     publishEveryMs: settings.publishEveryMs,
     client: spec.client,
     connectRatePerSecond: 200,
+    ...(target.getToken ? { getToken: target.getToken } : {}),
   });
   try {
     log(`chaos[${spec.name}]: connecting ${settings.clients} clients`);

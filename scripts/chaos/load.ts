@@ -23,6 +23,8 @@ export interface PopulationOptions {
   readonly client: Pick<GatewayClientOptions, 'honourDrainHint' | 'backoff'>;
   /** Handshakes per second while connecting. */
   readonly connectRatePerSecond: number;
+  /** A JWT for a user id, when the gateways require one (AUTH_MODE=jwt); unset: each client sends its user id. */
+  readonly getToken?: (userId: string) => Promise<string>;
 }
 
 export interface ClientRecord {
@@ -94,17 +96,23 @@ export class Population {
     await this.waitAll('every client connected and joined', (r) => r.client.state === 'connected' && r.rooms.every((room) => r.deliveries.get(room)!.joinedAt !== null), 60_000);
     // The stream comes from two extra clients over WebSocket, each taking half the rooms.
     for (let s = 0; s < 2; s += 1) {
-      const client = createGatewayClient({ url: o.url, userId: `${o.roomPrefix}-stream-${s}`, transports: ['websocket'], ...o.client });
+      const client = createGatewayClient({ url: o.url, ...this.#identity(`${o.roomPrefix}-stream-${s}`), transports: ['websocket'], ...o.client });
       client.on('error', () => {});
       this.#streamClients.push(client);
     }
+  }
+
+  /** Who a client is: a token source for that user when the gateways require JWTs, else the user id itself. */
+  #identity(userId: string): Pick<GatewayClientOptions, 'userId' | 'getToken'> {
+    const getToken = this.#opts.getToken;
+    return getToken ? { getToken: () => getToken(userId) } : { userId };
   }
 
   #spawn(id: number, transport: 'websocket' | 'polling', rooms: string[]): ClientRecord {
     const o = this.#opts;
     const client = createGatewayClient({
       url: o.url,
-      userId: `${o.roomPrefix}-${id}`,
+      ...this.#identity(`${o.roomPrefix}-${id}`),
       transports: [transport],
       rooms,
       ...o.client,

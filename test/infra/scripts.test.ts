@@ -51,6 +51,43 @@ describe('scripts/up.sh', () => {
   });
 });
 
+describe('bash scripts under pipefail', () => {
+  const scripts = ['scripts', '.ci']
+    .flatMap((dir) => readdirSync(join(ROOT, dir), { recursive: true, encoding: 'utf8' }).map((f) => `${dir}/${f}`))
+    .filter((f) => f.endsWith('.sh') || f === '.ci/run');
+
+  it('never pipe into a reader that stops early (grep -q, grep -m, head): SIGPIPE fails the pipeline on success', () => {
+    expect(scripts.length).toBeGreaterThanOrEqual(3);
+    const offenders: string[] = [];
+    for (const file of scripts) {
+      const text = read(file);
+      if (!/set -[a-z]*o pipefail|set -o pipefail/.test(text)) continue;
+      text.split('\n').forEach((line, i) => {
+        if (/^\s*#/.test(line)) return;
+        if (/\|\s*(grep\s+(-[a-zA-Z]*[qm]|--quiet|--max-count)|head\b)/.test(line)) offenders.push(`${file}:${i + 1}: ${line.trim()}`);
+      });
+    }
+    expect(offenders).toEqual([]);
+  });
+
+  it('pass shellcheck', () => {
+    for (const file of scripts) run('shellcheck', ['--severity=style', join(ROOT, file)], 'apt-get install shellcheck (.ci/run installs it)');
+  });
+
+  it('up.sh deploys the KEDA version whose CRDs tools.sh fetches for the tests: one pin, in tools.sh', () => {
+    const tools = read('scripts/tools.sh');
+    const pinned = /^KEDA_VERSION=v(\S+)/m.exec(tools)?.[1];
+    expect(pinned).toMatch(/^\d+\.\d+\.\d+$/);
+    const up = read('scripts/up.sh');
+    expect(up).not.toMatch(/KEDA_CHART_VERSION|keda.*--version "?\d/);
+    expect(up).toMatch(/--repo https:\/\/kedacore\.github\.io\/charts --version "\$KEDA_VERSION"/);
+    // What the script computes from tools.sh, run for real.
+    const line = up.split('\n').find((l) => l.startsWith('KEDA_VERSION='))!;
+    expect(run('bash', ['-c', `set -euo pipefail; ROOT=${JSON.stringify(ROOT)}; ${line}; echo "$KEDA_VERSION"`], 'install bash').trim()).toBe(pinned);
+    for (const doc of ['README.md', 'docs/infrastructure.md']) expect(read(doc), doc).toMatch(new RegExp(`KEDA chart \\**${pinned!.replaceAll('.', '\\.')}\\b`));
+  });
+});
+
 describe('kind-config.yaml', () => {
   const config = parse(read('kind-config.yaml'));
 
