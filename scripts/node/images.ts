@@ -33,8 +33,8 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { createHash, type Hash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, readFileSync, type BigIntStats } from 'node:fs';
-import { cp, lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream, lstatSync, readdirSync, readFileSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { cp, mkdir, open, readdir, readFile, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { arch } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { Transform } from 'node:stream';
@@ -455,7 +455,7 @@ const gatewayRecipe: Recipe = async (ctx) => {
 
 /** `npm ci --omit=dev` into a staging dir keyed by the lockfile, like the Dockerfile's deps stage. */
 async function productionDependencies(ctx: BuildContext): Promise<string> {
-  const npmVersion = (await run('npm', ['--version'], 'install npm')).trim();
+  const npmVersion = await npmVersionOf(await which('npm', 'install npm'));
   const pkg = await readFile(join(ROOT, 'package.json'));
   const lock = await readFile(join(ROOT, 'package-lock.json')).catch(() => {
     throw new Error('package-lock.json is missing; npm ci needs it');
@@ -480,6 +480,15 @@ async function productionDependencies(ctx: BuildContext): Promise<string> {
   }
   ctx.log(`production dependencies installed in ${((Date.now() - began) / 1000).toFixed(1)} s`);
   return used(dir, modules);
+}
+
+/** npm's version from its package.json (starting npm just to ask takes half a second). */
+async function npmVersionOf(cli: string): Promise<string> {
+  for (let dir = dirname(cli); dir !== dirname(dir); dir = dirname(dir)) {
+    const manifest = await readJson<{ name?: string; version?: string }>(join(dir, 'package.json'));
+    if (manifest?.name === 'npm' && manifest.version) return manifest.version;
+  }
+  return (await run('npm', ['--version'], 'install npm')).trim();
 }
 
 /** `node scripts/build-web.ts` (writes dist/web, as `npm start` does), cached by the page's sources. */
@@ -695,23 +704,25 @@ export class Rootfs {
     });
   }
 
-  /** A host directory tree at `path`, root-owned; symlinks stay symlinks. */
+  /**
+   * A host directory tree at `path`, root-owned; symlinks stay symlinks. Synchronous fs calls on purpose:
+   * thousands of awaited lstat calls through the thread pool take seconds on a busy machine.
+   */
   async tree(path: string, source: string, exclude: (rel: string) => boolean = () => false): Promise<void> {
     const base = clean(path);
     this.dir(base);
-    const walk = async (dir: string, rel: string): Promise<void> => {
-      const names = (await readdir(dir)).sort();
-      for (const name of names) {
+    const walk = (dir: string, rel: string): void => {
+      for (const name of readdirSync(dir).sort()) {
         const r = rel ? `${rel}/${name}` : name;
         if (exclude(r)) continue;
         const full = join(dir, name);
-        const s = await lstat(full, { bigint: true });
+        const s = lstatSync(full, { bigint: true });
         const dest = `${base}/${r}`;
         if (s.isDirectory()) {
           this.dir(dest);
-          await walk(full, r);
+          walk(full, r);
         } else if (s.isSymbolicLink()) {
-          this.symlink(dest, await readlink(full));
+          this.symlink(dest, readlinkSync(full));
         } else if (s.isFile()) {
           this.#put({ path: dest, type: 'file', mode: fileMode(Number(s.mode)), uid: 0, gid: 0, source: full, size: Number(s.size), fingerprint: statKey(s) });
         } else {
@@ -719,7 +730,7 @@ export class Rootfs {
         }
       }
     };
-    await walk(source, '');
+    walk(source, '');
   }
 
   /** A dynamically linked host binary at `path`, plus every shared library `ldd` lists, at the paths it lists. */
