@@ -1,0 +1,56 @@
+// The HAProxy entry construct: its config passes `haproxy -c` with the real binary, and bad props name
+// themselves. (Its behaviour with real pods — DNS discovery, stickiness, drain — is tested on the real node.)
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Chart, Testing } from 'cdk8s';
+import { describe, expect, it } from 'vitest';
+import { HaproxyEntry, renderHaproxyEntryConfig } from '../../infra/haproxy-entry.ts';
+import { defaultApp } from '../../infra/profiles/common.ts';
+import { validateManifest } from './validate-models.ts';
+
+const backend = { serviceName: 'gw', port: 3000 };
+const backendPodSelector = { 'app.kubernetes.io/component': 'gateway' };
+
+function synth(props: Partial<ConstructorParameters<typeof HaproxyEntry>[2]> = {}) {
+  const chart = new Chart(Testing.app(), 'test', { namespace: 'ns' });
+  new HaproxyEntry(chart, 'Entry', { app: defaultApp(), backend, backendPodSelector, ...props });
+  return Testing.synth(chart);
+}
+
+describe('HaproxyEntry', () => {
+  it('renders a config the real haproxy accepts', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'haproxy-entry-'));
+    try {
+      const file = join(dir, 'haproxy.cfg');
+      writeFileSync(file, renderHaproxyEntryConfig({
+        port: 8080, backendHost: 'gw-pods.${POD_NAMESPACE}.svc.cluster.local', backendPort: 3000,
+        cookieName: 'rtgw-affinity', maxServers: 8, maxConnections: 1000,
+      }));
+      // parse-resolv-conf needs a nameserver line; the check runs with the host's resolv.conf.
+      const check = spawnSync('haproxy', ['-c', '-f', file], { encoding: 'utf8', env: { ...process.env, POD_NAMESPACE: 'ns' } });
+      expect(check.stderr + check.stdout).toMatch(/Configuration file is valid/);
+      expect(check.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps draining pods resolvable and health-checks readiness, so live sessions stay and new ones move', () => {
+    const objects = synth();
+    for (const object of objects) validateManifest(object);
+    const headless = objects.find((o) => o.kind === 'Service' && o.spec.clusterIP === 'None');
+    expect(headless.spec).toMatchObject({ publishNotReadyAddresses: true, selector: backendPodSelector });
+    const config = objects.find((o) => o.kind === 'ConfigMap').data['haproxy.cfg'] as string;
+    expect(config).toContain('force-persist if { urlp(sid) -m found }');
+    expect(config).toContain('option httpchk GET /readyz');
+    expect(config).toContain(`${headless.metadata.name}.\${POD_NAMESPACE}.svc.cluster.local:3000`);
+  });
+
+  it('names the prop and value it refuses', () => {
+    expect(() => synth({ nodePort: 30080 })).toThrow(/nodePort=30080 needs serviceType=NodePort/);
+    expect(() => synth({ serviceType: 'NodePort', nodePort: 80 })).toThrow(/nodePort=80 is outside/);
+    expect(() => synth({ maxServers: 0 })).toThrow(/maxServers=0/);
+  });
+});
