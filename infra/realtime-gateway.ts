@@ -6,11 +6,13 @@ import type { DrainProps } from './drain-timing.ts';
 import { Gateway } from './gateway.ts';
 import { GatewayApiEntry } from './gateway-api-entry.ts';
 import { GeneratedSecret } from './generated-secret.ts';
+import { HaproxyEntry } from './haproxy-entry.ts';
 import { HorizontalAutoscaler, type ReplicaRange, type ScalingBehaviorProps } from './horizontal-autoscaler.ts';
 import { IngressEntry } from './ingress-entry.ts';
 import { KedaAutoscaler } from './keda-autoscaler.ts';
 import type { AppIdentity } from './labels.ts';
 import { Redis, type ExternalRedis } from './redis.ts';
+import { ScaleDownController, type DrainPolicyProps } from './scale-down-controller.ts';
 
 export interface GatewayApiEntryOptions {
   readonly kind: 'gatewayApi';
@@ -42,6 +44,21 @@ export interface IngressEntryOptions {
   readonly timeoutSeconds?: number;
 }
 
+export interface HaproxyEntryOptions {
+  /** HAProxy in the cluster, following the gateway pods through DNS: no controller needed. */
+  readonly kind: 'haproxy';
+  /** @default 'haproxy:3.2' */
+  readonly image?: string;
+  /** @default 'IfNotPresent' */
+  readonly imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /** @default 'ClusterIP' */
+  readonly serviceType?: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
+  /** @default - assigned by the cluster */
+  readonly nodePort?: number;
+  /** @default 'rtgw-affinity' */
+  readonly cookieName?: string;
+}
+
 export interface AutoscalingOptions extends ReplicaRange, ScalingBehaviorProps {
   /** `hpa`: CPU and memory. `keda`: connected sockets per pod. `none`: fixed `replicas`. */
   readonly mode: 'hpa' | 'keda' | 'none';
@@ -56,6 +73,31 @@ export interface AutoscalingOptions extends ReplicaRange, ScalingBehaviorProps {
    * @default '/fleet'
    */
   readonly socketsPath?: string;
+}
+
+/** The scale-down controller: drain before delete, a fleet reconnect budget (docs/controller.md). */
+export interface ControllerOptions {
+  /**
+   * Off: the autoscaler scales the gateway Deployment directly and pods drain on SIGTERM with their
+   * local settings.
+   * @default true
+   */
+  readonly enabled?: boolean;
+  /** @default 2 */
+  readonly replicas?: number;
+  /** @default - requests 50m CPU / 64Mi, limit 256Mi memory */
+  readonly resources?: IResourceRequirements;
+  /** @default 1 */
+  readonly minReadyPods?: number;
+  /** @default - the CRD's defaults */
+  readonly drain?: DrainPolicyProps;
+  /** @default 15 */
+  readonly leaseDurationSeconds?: number;
+  /**
+   * Ship the SocketGateway CRD with the other objects; profiles and the chart put it apart (it is cluster-scoped).
+   * @default true
+   */
+  readonly includeCrd?: boolean;
 }
 
 export interface AuthOptions {
@@ -95,7 +137,7 @@ export interface RealtimeGatewayProps {
   /** @default - none */
   readonly settings?: Readonly<Partial<Record<SettingName, string>>>;
   /** @default - Gateway API entry for Envoy Gateway */
-  readonly entry?: GatewayApiEntryOptions | IngressEntryOptions;
+  readonly entry?: GatewayApiEntryOptions | IngressEntryOptions | HaproxyEntryOptions;
   /**
    * The backplane.
    * @default - in-cluster Redis
@@ -114,6 +156,8 @@ export interface RealtimeGatewayProps {
   };
   /** @default - generated auth Secret */
   readonly auth?: AuthOptions;
+  /** @default - on, with the CRD's drain defaults */
+  readonly controller?: ControllerOptions;
 }
 
 /**
@@ -123,13 +167,23 @@ export interface RealtimeGatewayProps {
 export class RealtimeGateway extends Construct {
   readonly gateway: Gateway;
   readonly redis: Redis;
-  readonly entry: GatewayApiEntry | IngressEntry;
+  readonly entry: GatewayApiEntry | IngressEntry | HaproxyEntry;
+  /** Undefined when `controller.enabled` is false. */
+  readonly controller?: ScaleDownController;
 
   constructor(scope: Construct, id: string, props: RealtimeGatewayProps) {
     super(scope, id);
     const app = props.app;
     const name = props.name ?? app.instance;
     const autoscaling = props.autoscaling ?? { mode: 'hpa' };
+    const controllerOn = props.controller?.enabled ?? true;
+    if (!controllerOn) {
+      for (const key of ['replicas', 'resources', 'minReadyPods', 'drain', 'leaseDurationSeconds', 'includeCrd'] as const) {
+        if (props.controller?.[key] !== undefined) {
+          throw new Error(`controller.${key}=${JSON.stringify(props.controller[key])} has no effect with controller.enabled=false`);
+        }
+      }
+    }
     if (autoscaling.mode !== 'none' && props.replicas !== undefined) {
       throw new Error(`replicas=${props.replicas} conflicts with autoscaling.mode=${autoscaling.mode}; set autoscaling.mode=none for a fixed count`);
     }
@@ -153,8 +207,9 @@ export class RealtimeGateway extends Construct {
       name,
       image: props.image,
       imagePullPolicy: props.imagePullPolicy,
-      replicas: props.replicas,
-      autoscaled: autoscaling.mode !== 'none',
+      // With the controller on, it owns the Deployment's replica count (the SocketGateway carries the wish).
+      replicas: controllerOn ? undefined : props.replicas,
+      autoscaled: controllerOn || autoscaling.mode !== 'none',
       resources: props.resources,
       drain: props.drain,
       settings: props.settings,
@@ -177,7 +232,19 @@ export class RealtimeGateway extends Construct {
             listenerPort: entry.listenerPort,
             cookieName: entry.cookieName,
           })
-        : new IngressEntry(this, 'Entry', {
+        : entry.kind === 'haproxy'
+          ? new HaproxyEntry(this, 'Entry', {
+              app,
+              name: `${name}-entry`,
+              backend,
+              backendPodSelector: this.gateway.podSelector,
+              image: entry.image,
+              imagePullPolicy: entry.imagePullPolicy,
+              serviceType: entry.serviceType,
+              nodePort: entry.nodePort,
+              cookieName: entry.cookieName,
+            })
+          : new IngressEntry(this, 'Entry', {
             app,
             name,
             backend,
@@ -190,7 +257,29 @@ export class RealtimeGateway extends Construct {
             timeoutSeconds: entry.timeoutSeconds,
           });
 
-    const target = { apiVersion: 'apps/v1', kind: 'Deployment', name: this.gateway.name };
+    if (controllerOn) {
+      const c = props.controller ?? {};
+      this.controller = new ScaleDownController(this, 'Controller', {
+        app,
+        image: props.image,
+        imagePullPolicy: props.imagePullPolicy,
+        deploymentName: this.gateway.name,
+        redis: this.redis.connection,
+        adminToken: { secretName: authSecretName, key: 'admin-token' },
+        name: `${name}-controller`,
+        replicas: c.replicas,
+        resources: c.resources,
+        gatewayReplicas: autoscaling.mode === 'none' ? (props.replicas ?? 2) : undefined,
+        minReadyPods: c.minReadyPods,
+        drain: c.drain,
+        leaseDurationSeconds: c.leaseDurationSeconds,
+        includeCrd: c.includeCrd,
+      });
+      this.redis.allowFrom(this.controller.podSelector);
+    }
+
+    // The autoscaler scales the SocketGateway when the controller is on, else the Deployment.
+    const target = this.controller?.scaleTarget ?? { apiVersion: 'apps/v1', kind: 'Deployment', name: this.gateway.name };
     if (autoscaling.mode === 'hpa') {
       new HorizontalAutoscaler(this, 'Autoscaler', { app, target, ...autoscaling });
     } else if (autoscaling.mode === 'keda') {

@@ -36,18 +36,25 @@ export function toYamlStream(manifests: readonly Manifest[]): string {
 }
 
 /**
- * Writes `dist/<profile>/`: `platform.yaml` (cluster plumbing, kind only), `app.yaml`, and one file per
- * generated Secret under `generated-secrets/` (create-once: `make up` never overwrites them).
+ * Writes `dist/<profile>/`: `platform.yaml` (cluster plumbing, kind only), `app.yaml`, one file per
+ * generated Secret under `generated-secrets/` (create-once: `make up` never overwrites them), and one
+ * file per CustomResourceDefinition under `crds/` — applied first (`kubectl apply -f dist/<profile>/crds/`):
+ * kubectl cannot create a custom resource in the same run that creates its CRD.
  */
 export function writeProfile(profile: ProfileName, outdir: string, options: ProfileOptions = {}): string[] {
   rmSync(outdir, { recursive: true, force: true });
   mkdirSync(join(outdir, 'generated-secrets'), { recursive: true });
+  mkdirSync(join(outdir, 'crds'), { recursive: true });
   const written: string[] = [];
   const write = (file: string, text: string) => {
     writeFileSync(join(outdir, file), text);
     written.push(join(outdir, file));
   };
   for (const [chart, manifests] of Object.entries(synthProfile(profile, options))) {
+    if (chart === 'crds') {
+      for (const crd of manifests) write(join('crds', `${crd.metadata.name}.yaml`), toYamlStream([crd]));
+      continue;
+    }
     for (const secret of manifests.filter(isGeneratedSecret)) write(join('generated-secrets', `${secret.metadata.name}.yaml`), toYamlStream([secret]));
     write(`${chart}.yaml`, toYamlStream(manifests.filter((m) => !isGeneratedSecret(m))));
   }

@@ -80,6 +80,10 @@ kind load docker-image "$IMG" --name "$CLUSTER_NAME"
 say "Manifests: synthesize the $PROFILE profile into dist/$PROFILE/"
 (cd "$ROOT" && IMG="$IMG" PROFILE_ONLY="$PROFILE" node infra/main.ts)
 
+say "CRDs: SocketGateway (what the autoscaler scales; the scale-down controller turns it into drains), before what uses it"
+"${KUBECTL[@]}" apply -f "$DIST/crds/"
+"${KUBECTL[@]}" wait --for=condition=Established --timeout=60s -f "$DIST/crds/"
+
 say "Namespace $NAMESPACE (Pod Security 'restricted' enforced: the manifests must pass it)"
 # The Namespace is the first object of app.yaml; apply only it now, so the generated Secrets have a home.
 "${KUBECTL[@]}" apply -f "$DIST/app.yaml" --selector "kubernetes.io/metadata.name=$NAMESPACE"
@@ -98,12 +102,14 @@ say "Apply: platform plumbing (GatewayClass, NodePort for the Envoy proxy), then
 "${KUBECTL[@]}" apply -f "$DIST/platform.yaml"
 "${KUBECTL[@]}" apply -f "$DIST/app.yaml"
 # A new image with the same tag does not change the pod template; restart so the loaded image is used.
-"${KUBECTL[@]}" -n "$NAMESPACE" rollout restart deployment/realtime-gateway >/dev/null
+"${KUBECTL[@]}" -n "$NAMESPACE" rollout restart deployment/realtime-gateway deployment/realtime-gateway-controller >/dev/null
 
 say "Waiting for Redis: statefulset/realtime-gateway-redis to have its pod ready"
 "${KUBECTL[@]}" -n "$NAMESPACE" rollout status statefulset/realtime-gateway-redis --timeout=5m
 say "Waiting for the gateway: deployment/realtime-gateway to roll out (pods ready = GET /readyz passes, backplane connected)"
 "${KUBECTL[@]}" -n "$NAMESPACE" rollout status deployment/realtime-gateway --timeout=5m
+say "Waiting for the scale-down controller: deployment/realtime-gateway-controller (one replica leads through a Lease)"
+"${KUBECTL[@]}" -n "$NAMESPACE" rollout status deployment/realtime-gateway-controller --timeout=5m
 say "Waiting for Gateway realtime-gateway to be Programmed by Envoy Gateway (the proxy that serves localhost:8080)"
 "${KUBECTL[@]}" -n "$NAMESPACE" wait --for=condition=Programmed gateway/realtime-gateway --timeout=3m ||
   echo "warning: the Gateway is not Programmed yet; kubectl -n $NAMESPACE describe gateway/realtime-gateway" >&2

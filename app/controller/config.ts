@@ -26,19 +26,20 @@ export const CONTROLLER_SETTINGS = {
   ADMIN_TIMEOUT_MS: { schema: z.coerce.number().int().min(100).max(60_000).default(2_000), description: 'Timeout of one call to a pod\'s admin endpoint.' },
   LEASE_NAME: { schema: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/).max(253).default('realtime-gateway-controller'), description: 'coordination.k8s.io Lease of the leader election.' },
   LEASE_DURATION_SECONDS: { schema: seconds.default(15), description: 'How long a standby waits after the last renewal it saw before taking over.' },
-  LEASE_RENEW_DEADLINE_SECONDS: { schema: seconds.default(10), description: 'The leader gives up leadership (and exits) when it could not renew for this long.' },
-  LEASE_RETRY_PERIOD_SECONDS: { schema: seconds.default(2), description: 'Interval between tries to acquire or renew.' },
+  LEASE_RENEW_DEADLINE_SECONDS: { schema: seconds.optional(), description: 'The leader gives up leadership (and exits) when it could not renew for this long. Default: 2/3 of the lease duration.' },
+  LEASE_RETRY_PERIOD_SECONDS: { schema: seconds.optional(), description: 'Interval between tries to acquire or renew. Default: 2/15 of the lease duration (2 s of 15 s).' },
   SHUTDOWN_TIMEOUT_MS: { schema: z.coerce.number().int().min(0).max(60_000).default(5_000), description: 'On SIGTERM, wait this long for a reconcile in flight before releasing the Lease.' },
 } as const;
 
 type Settings = typeof CONTROLLER_SETTINGS;
 type Parsed = { [K in keyof Settings]: z.output<Settings[K]['schema']> };
 
-export interface ControllerConfig extends Omit<Parsed, 'WATCH_NAMESPACE' | 'POD_NAMESPACE' | 'POD_NAME'> {
+export interface ControllerConfig extends Omit<Parsed, 'WATCH_NAMESPACE' | 'POD_NAMESPACE' | 'POD_NAME' | 'LEASE_RENEW_DEADLINE_SECONDS' | 'LEASE_RETRY_PERIOD_SECONDS'> {
   readonly WATCH_NAMESPACE: string;
   readonly POD_NAMESPACE: string;
   readonly POD_NAME: string;
-  readonly LEASE_DURATION_SECONDS: number;
+  readonly LEASE_RENEW_DEADLINE_SECONDS: number;
+  readonly LEASE_RETRY_PERIOD_SECONDS: number;
 }
 
 export class ConfigError extends Error {}
@@ -56,8 +57,11 @@ export function loadControllerConfig(env: Record<string, string | undefined> = p
   }
   if (problems.length > 0) throw new ConfigError(`invalid controller configuration:\n  ${problems.join('\n  ')}`);
   const own = (parsed.POD_NAMESPACE as string | undefined) ?? readServiceAccountNamespace() ?? 'default';
-  const config = {
+  const duration = parsed.LEASE_DURATION_SECONDS as number;
+  const config: ControllerConfig = {
     ...(parsed as Parsed),
+    LEASE_RENEW_DEADLINE_SECONDS: (parsed.LEASE_RENEW_DEADLINE_SECONDS as number | undefined) ?? (duration * 2) / 3,
+    LEASE_RETRY_PERIOD_SECONDS: (parsed.LEASE_RETRY_PERIOD_SECONDS as number | undefined) ?? (duration * 2) / 15,
     POD_NAMESPACE: own,
     WATCH_NAMESPACE: (parsed.WATCH_NAMESPACE as string | undefined) ?? own,
     POD_NAME: (parsed.POD_NAME as string | undefined) ?? hostname(),

@@ -85,7 +85,11 @@ export const socketGatewaySpecSchema = z
       .int()
       .min(0)
       .max(10_000)
-      .describe('Serving gateway pods wanted (the /scale subresource: HPA, KEDA and kubectl scale set it).'),
+      .default(1)
+      .describe(
+        'Serving gateway pods wanted (the /scale subresource: HPA, KEDA and kubectl scale set it). ' +
+          'Manifests leave it out when an autoscaler owns it, so a re-apply does not reset it.',
+      ),
     deploymentName: z
       .string()
       .min(1)

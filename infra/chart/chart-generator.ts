@@ -88,6 +88,12 @@ const DIMENSIONS: readonly Dimension[] = [
     condition: (o) => (o === 'true' ? '$.Values.redis.external.cluster' : 'not $.Values.redis.external.cluster'),
   },
   {
+    key: 'controller.enabled',
+    options: ['true', 'false'],
+    apply: (v, o) => (v.controller.enabled = o === 'true'),
+    condition: (o) => (o === 'true' ? '$.Values.controller.enabled' : 'not $.Values.controller.enabled'),
+  },
+  {
     key: 'auth.existingSecret',
     options: ['empty', 'set'],
     apply: (v, o) => {
@@ -98,7 +104,9 @@ const DIMENSIONS: readonly Dimension[] = [
 ];
 
 /** Values that are passed whole (`toYaml`), not leaf by leaf. */
-const BLOCK_VALUES = ['resources', 'redis.internal.resources'];
+const BLOCK_VALUES = ['resources', 'redis.internal.resources', 'controller.resources'];
+/** Numeric leaves that may be fractional: rendered as they are, not through `| int`. */
+const FRACTIONAL_LEAVES = new Set(['controller.drain.reconnectBudgetPerSecond']);
 /** Leaves set by dimensions or handled specially. */
 const NON_SENTINEL_LEAVES = new Set([
   ...DIMENSIONS.map((d) => d.key).filter((k) => k !== 'entry.host' && k !== 'auth.existingSecret'),
@@ -161,8 +169,9 @@ function sentinelValues(): { values: ChartValues; table: SentinelTable } {
       } else if (typeof value === 'number') {
         const sentinel = 9_100_000 + index++;
         node[key] = sentinel;
-        table.numbers.set(sentinel, `$.Values.${path} | int`);
-        table.numberStrings.set(String(sentinel), `$.Values.${path} | int`);
+        const expression = FRACTIONAL_LEAVES.has(path) ? `$.Values.${path}` : `$.Values.${path} | int`;
+        table.numbers.set(sentinel, expression);
+        table.numberStrings.set(String(sentinel), expression);
         table.paths.set(String(sentinel), path);
       } else if (value && typeof value === 'object') {
         walk(value as Record<string, unknown>, path);

@@ -50,6 +50,14 @@ export interface ChartValues {
   };
   auth: { existingSecret: string };
   settings: Partial<Record<SettingName, string>>;
+  controller: {
+    enabled: boolean;
+    replicas: number;
+    resources: IResourceRequirements;
+    minReadyPods: number;
+    leaseDurationSeconds: number;
+    drain: { reconnectBudgetPerSecond: number; windowSeconds: number; marginSeconds: number };
+  };
 }
 
 export const DEFAULT_VALUES: ChartValues = {
@@ -90,13 +98,21 @@ export const DEFAULT_VALUES: ChartValues = {
   drain: { ...DRAIN_DEFAULTS, terminationGracePeriodSeconds: null },
   auth: { existingSecret: '' },
   settings: {},
+  controller: {
+    enabled: true,
+    replicas: 2,
+    resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+    minReadyPods: 1,
+    leaseDurationSeconds: 15,
+    drain: { reconnectBudgetPerSecond: 60, windowSeconds: 120, marginSeconds: 15 },
+  },
 };
 
 /** values.yaml comments, by dotted path. Every leaf and section is documented (a test checks). */
 export const VALUE_DOCS: Record<string, string> = {
   nameOverride: 'Replaces the chart name in object names and the `app.kubernetes.io/name` label.',
   fullnameOverride: 'Replaces the whole base name of every object (default: the release name, or `<release>-realtime-gateway`).',
-  image: 'The gateway image (the same image will carry the drain controller).',
+  image: 'The image of the gateway and of the scale-down controller (one image, two entry points).',
   'image.repository': 'Image repository. `make up` builds and loads `realtime-gateway:dev` into kind.',
   'image.tag': 'Image tag.',
   'image.pullPolicy': 'Image pull policy.',
@@ -149,6 +165,16 @@ export const VALUE_DOCS: Record<string, string> = {
   auth: 'Gateway secrets: `jwt-secret` (HS256 key, `AUTH_MODE=jwt`) and `admin-token` (drain admin endpoint).',
   'auth.existingSecret': 'Use this Secret (keys `jwt-secret`, `admin-token`) instead of generating `<fullname>-auth` (generated values survive upgrades).',
   settings: 'More gateway settings as environment variables, e.g. `LOG_LEVEL: debug` (names: the configuration table in README.md). Settings the chart sets itself are refused.',
+  controller: 'The scale-down controller (docs/controller.md): the autoscaler scales a SocketGateway; the controller drains the emptiest pod before the ReplicaSet deletes it, and paces every draining pod within one fleet reconnect budget. Its CRD is in the chart\'s crds/.',
+  'controller.enabled': 'Run it. `false`: the autoscaler scales the gateway Deployment directly and pods drain on SIGTERM with their local `drain.*` settings.',
+  'controller.replicas': 'Controller replicas: one leads (a coordination.k8s.io Lease), the others stand by.',
+  'controller.resources': 'Controller container resources.',
+  'controller.minReadyPods': 'A drain never starts when fewer ready serving gateway pods than this would remain (the PodDisruptionBudget floor applies too).',
+  'controller.leaseDurationSeconds': 'A standby takes over this long after the leader\'s last renewal (renew deadline and retry period are derived).',
+  'controller.drain': 'The SocketGateway\'s drain policy.',
+  'controller.drain.reconnectBudgetPerSecond': 'Reconnects per second the surviving pods absorb, for the whole fleet; every draining pod gets an equal share as its close rate.',
+  'controller.drain.windowSeconds': 'Longest a controller-started drain may take (its rate is raised when its share of the budget would need longer).',
+  'controller.drain.marginSeconds': 'Wait this long past the window before a drain counts as timed out; the pod is removed anyway.',
 };
 
 /** What Helm itself provides: release and chart identity. */
@@ -266,5 +292,16 @@ export function propsFromValues(
           },
     auth: v.auth.existingSecret ? { existingSecret: v.auth.existingSecret } : { generatedValues: generated?.auth },
     settings: v.settings,
+    controller: v.controller.enabled
+      ? {
+          replicas: v.controller.replicas,
+          resources: v.controller.resources,
+          minReadyPods: v.controller.minReadyPods,
+          leaseDurationSeconds: v.controller.leaseDurationSeconds,
+          drain: { ...v.controller.drain },
+          // The chart ships the CRD in crds/ (Helm installs it first and never deletes it).
+          includeCrd: false,
+        }
+      : { enabled: false },
   };
 }

@@ -4,6 +4,7 @@ import { EnvoyGatewayKind } from '../envoy-gateway-kind.ts';
 import { GatewayApiEntry } from '../gateway-api-entry.ts';
 import { RealtimeGateway, type RealtimeGatewayProps } from '../realtime-gateway.ts';
 import { RestrictedNamespace } from '../restricted-namespace.ts';
+import { SocketGatewayCrd } from '../scale-down-controller.ts';
 import { defaultApp, type ProfileOptions } from './common.ts';
 
 export const KIND_NAMESPACE = 'realtime-gateway';
@@ -19,13 +20,16 @@ export function kindProps(options: ProfileOptions = {}): RealtimeGatewayProps {
     autoscaling: { mode: 'hpa', minReplicas: 2, maxReplicas: 6 },
     auth: options.generatedSecrets ? { generatedValues: options.generatedSecrets.auth } : undefined,
     redis: options.generatedSecrets ? { password: options.generatedSecrets.redisPassword } : undefined,
+    // The CRD goes to dist/kind/crds/ (cluster-scoped, applied first); the chart ships it in crds/.
+    controller: { includeCrd: false, minReadyPods: 1, drain: { reconnectBudgetPerSecond: 60, windowSeconds: 120, marginSeconds: 15 } },
   };
 }
 
-/** kind: in-cluster Redis, Envoy Gateway entry on localhost:8080, HPA 2-6 replicas. */
+/** kind: in-cluster Redis, Envoy Gateway entry on localhost:8080, HPA 2-6 replicas on the SocketGateway, the scale-down controller. */
 export function kindProfile(app: App, options: ProfileOptions = {}): void {
-  const chart = new Chart(app, 'app', { namespace: KIND_NAMESPACE, disableResourceNameHashes: true });
   const props = kindProps(options);
+  new SocketGatewayCrd(new Chart(app, 'crds', { disableResourceNameHashes: true }), 'SocketGatewayCrd', { app: props.app });
+  const chart = new Chart(app, 'app', { namespace: KIND_NAMESPACE, disableResourceNameHashes: true });
   new RestrictedNamespace(chart, 'Namespace', { app: props.app, name: KIND_NAMESPACE });
   const blueprint = new RealtimeGateway(chart, 'RealtimeGateway', props);
   const entry = blueprint.entry as GatewayApiEntry;

@@ -2,6 +2,7 @@ import type { App } from 'cdk8s';
 import { Chart } from 'cdk8s';
 import { RealtimeGateway } from '../realtime-gateway.ts';
 import { RestrictedNamespace } from '../restricted-namespace.ts';
+import { SocketGatewayCrd } from '../scale-down-controller.ts';
 import { defaultApp, type ProfileOptions } from './common.ts';
 
 export const PRODUCTION_NAMESPACE = 'realtime-gateway';
@@ -11,6 +12,7 @@ export const PRODUCTION_NAMESPACE = 'realtime-gateway';
  * Secrets), TLS on the entry, more replicas and room to grow. Copy and adapt: host, image, secret names.
  */
 export function productionProfile(app: App, options: ProfileOptions = {}): void {
+  new SocketGatewayCrd(new Chart(app, 'crds', { disableResourceNameHashes: true }), 'SocketGatewayCrd', { app: defaultApp() });
   const chart = new Chart(app, 'app', { namespace: PRODUCTION_NAMESPACE, disableResourceNameHashes: true });
   new RestrictedNamespace(chart, 'Namespace', { app: defaultApp(), name: PRODUCTION_NAMESPACE });
   new RealtimeGateway(chart, 'RealtimeGateway', {
@@ -23,5 +25,7 @@ export function productionProfile(app: App, options: ProfileOptions = {}): void 
     redis: { external: { secretName: 'realtime-gateway-redis-cluster', cluster: true } },
     auth: { existingSecret: 'realtime-gateway-auth' },
     settings: { LOG_LEVEL: 'info', MAX_CONNECTIONS: '20000' },
+    // A bigger fleet absorbs more reconnects; the CRD goes to dist/production/crds/.
+    controller: { includeCrd: false, drain: { reconnectBudgetPerSecond: 200 } },
   });
 }

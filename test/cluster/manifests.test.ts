@@ -2,6 +2,7 @@
 // profile and of the Helm chart passes server-side dry-run and is applied; the kind profile's Deployments
 // produce ReplicaSets and Pods and its HPA is observed; every ServiceAccount gets exactly the RBAC its
 // component needs. Run `make tools` first.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { defaultBinDir, repoRoot, startControlPlane, type ControlPlane, type KubectlResult, type StopControlPlane } from '../../scripts/cluster/control-plane.ts';
@@ -34,7 +35,7 @@ function planeWithManifests(
   options: {
     controllerManager: boolean;
     namespace?: string;
-    /** First apply this directory the way a platform team would (`kubectl apply -f <dir>`, client-side, file order). */
+    /** First apply this directory the way a platform team would (`kubectl apply -f <dir>/crds/`, then `-f <dir>`: client-side, file order). */
     plainApply?: { dir: string; existingNamespaces: string[] };
   },
 ) {
@@ -59,6 +60,12 @@ function planeWithManifests(
     (state.applied ??= (async () => {
       if (options.plainApply) {
         for (const namespace of options.plainApply.existingNamespaces) await state.plane.kubectl(['create', 'namespace', namespace]);
+        // The profile's CRDs first (kubectl cannot create a custom resource in the run that creates its CRD).
+        const crds = join(options.plainApply.dir, 'crds');
+        if (existsSync(crds)) {
+          await state.plane.kubectl(['apply', '-f', crds]);
+          await state.plane.kubectl(['wait', '--for=condition=Established', '--timeout=60s', '-f', crds]);
+        }
         state.plainApply = await state.plane.kubectl(['apply', '-f', options.plainApply.dir], { allowFailure: true });
       }
       // Then server-side and strict. Over a client-side apply, the two field managers both claim fields the API

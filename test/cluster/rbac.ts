@@ -83,6 +83,24 @@ export const EXPECTED_PERMISSIONS: Record<string, string[]> = {
   // The gateway never talks to the Kubernetes API.
   gateway: [],
   redis: [],
+  // The scale-down controller (app/controller): why each one, docs/controller.md#rbac.
+  controller: [
+    'list realtime.gateway.blueprint.dev/socketgateways',
+    'watch realtime.gateway.blueprint.dev/socketgateways',
+    'patch realtime.gateway.blueprint.dev/socketgateways/status',
+    'list apps/deployments',
+    'watch apps/deployments',
+    'patch apps/deployments/scale',
+    'list pods',
+    'watch pods',
+    'patch pods',
+    'list policy/poddisruptionbudgets',
+    'watch policy/poddisruptionbudgets',
+    'create events.k8s.io/events',
+    'create coordination.k8s.io/leases',
+    'get coordination.k8s.io/leases[realtime-gateway-controller]',
+    'update coordination.k8s.io/leases[realtime-gateway-controller]',
+  ],
 };
 
 export interface Account {

@@ -10,6 +10,8 @@ import { GENERATED_SECRET_ANNOTATION } from '../../infra/generated-secret.ts';
 import { synthProfile } from '../../infra/synth.ts';
 import { CHART, helm, helmTemplate, NAMESPACE, RELEASE, requireHelm } from './helm.ts';
 import { validateManifest } from './validate-models.ts';
+import { parseAllDocuments } from 'yaml';
+import { CRD_NAME, socketGatewayCrd } from '../../app/controller/socket-gateway.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- manifests are compared as plain JSON */
 type Obj = Record<string, any>;
@@ -111,6 +113,9 @@ describe('the generated chart', () => {
       drain: { windowMs: 45_000, jitterMs: 9000, ratePerSecond: 50, terminationGracePeriodSeconds: 90 },
       settings: { LOG_LEVEL: 'debug', MAX_CONNECTIONS: '5000' },
     },
+    'controller off: the autoscaler scales the Deployment': { controller: { enabled: false } },
+    'controller off with fixed replicas': { controller: { enabled: false }, autoscaling: { mode: 'none' }, replicaCount: 3 },
+    'controller with a fractional budget, KEDA': { autoscaling: { mode: 'keda' }, controller: { drain: { reconnectBudgetPerSecond: 12.5 } } },
     'name overrides, image and resources': {
       fullnameOverride: 'rt',
       image: { repository: 'registry.example.com/rt', tag: '1.2.3', pullPolicy: 'Always' },
@@ -156,6 +161,13 @@ describe('the generated chart', () => {
     ['auth.existingSecret', 'my-auth', 'Deployment/realtime-gateway'],
     ['nameOverride', 'rtg', 'Deployment/realtime-gateway-rtg'],
     ['fullnameOverride', 'rt', 'Deployment/rt'],
+    ['controller.replicas', 3, 'Deployment/realtime-gateway-controller'],
+    ['controller.resources', { requests: { cpu: '1', memory: '1Gi' } }, 'Deployment/realtime-gateway-controller'],
+    ['controller.minReadyPods', 2, 'SocketGateway/realtime-gateway'],
+    ['controller.leaseDurationSeconds', 30, 'Deployment/realtime-gateway-controller'],
+    ['controller.drain.reconnectBudgetPerSecond', 25.5, 'SocketGateway/realtime-gateway'],
+    ['controller.drain.windowSeconds', 60, 'SocketGateway/realtime-gateway'],
+    ['controller.drain.marginSeconds', 30, 'SocketGateway/realtime-gateway'],
   ];
   const defaults = () => normalize(helmTemplate());
   const set = (path: string, value: unknown) =>
@@ -184,6 +196,28 @@ describe('the generated chart', () => {
     expect(kinds({ autoscaling: { mode: 'keda' } })).toContain('ScaledObject');
     expect(kinds({ autoscaling: { mode: 'none' } })).not.toContain('HorizontalPodAutoscaler');
     expect(kinds({ redis: { mode: 'external', external: { secretName: 'x' } } })).not.toContain('StatefulSet');
+  });
+
+  it('with the controller on, autoscalers scale the SocketGateway; off, the Deployment, and no controller object remains', () => {
+    const target = (override: unknown, kind: string) => (helmTemplate(override) as Obj[]).find((o) => o.kind === kind)!.spec.scaleTargetRef;
+    expect(target({}, 'HorizontalPodAutoscaler')).toEqual({ apiVersion: 'realtime.gateway.blueprint.dev/v1alpha1', kind: 'SocketGateway', name: 'realtime-gateway' });
+    expect(target({ autoscaling: { mode: 'keda' } }, 'ScaledObject')).toMatchObject({ kind: 'SocketGateway', name: 'realtime-gateway' });
+    expect(target({ controller: { enabled: false } }, 'HorizontalPodAutoscaler')).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'realtime-gateway' });
+    const off = helmTemplate({ controller: { enabled: false } }) as Obj[];
+    expect(off.filter((o) => o.metadata.labels?.['app.kubernetes.io/component'] === 'controller')).toEqual([]);
+    // With the controller on it owns the Deployment's replicas, even with a fixed count (the SocketGateway carries it).
+    const fixed = helmTemplate({ autoscaling: { mode: 'none' }, replicaCount: 4 }) as Obj[];
+    expect(fixed.find((o) => o.kind === 'Deployment' && o.metadata.name === 'realtime-gateway')!.spec.replicas).toBeUndefined();
+    expect(fixed.find((o) => o.kind === 'SocketGateway')!.spec.replicas).toBe(4);
+    const fixedOff = helmTemplate({ autoscaling: { mode: 'none' }, replicaCount: 4, controller: { enabled: false } }) as Obj[];
+    expect(fixedOff.find((o) => o.kind === 'Deployment' && o.metadata.name === 'realtime-gateway')!.spec.replicas).toBe(4);
+  });
+
+  it('ships the SocketGateway CRD in crds/, generated from the controller\'s schema', () => {
+    const file = readFileSync(join(CHART, 'crds', `${CRD_NAME}.yaml`), 'utf8');
+    const crd = parseAllDocuments(file)[0]!.toJS() as Obj;
+    validateManifest(crd as never);
+    expect(crd.spec).toEqual(socketGatewayCrd().spec);
   });
 
   it('is namespace-agnostic: no Namespace object, everything in the release namespace (helm --namespace)', () => {

@@ -13,6 +13,8 @@ import { isGeneratedSecret, synthProfile, PROFILES, type Manifest, type ProfileN
 import { defaultApp } from '../../infra/profiles/common.ts';
 import { POD_SECURITY_RESTRICTED_LABELS } from '../../infra/restricted-namespace.ts';
 import { validateManifest } from './validate-models.ts';
+import { ScaleDownController, controllerRules } from '../../infra/scale-down-controller.ts';
+import { CRD_NAME, socketGatewayCrd } from '../../app/controller/socket-gateway.ts';
 
 const FIXED_SECRETS = {
   redisPassword: 'test-redis-password-0123456789abcdef',
@@ -125,9 +127,13 @@ describe.each(profiles)('profile %s', (profile) => {
       expect(perSecond(scaleDown, pods)).toBeLessThan(perSecond(scaleUp, pods));
     }
     expect(scaleDown.policies).toEqual([expect.objectContaining({ type: 'Pods', value: 1 })]);
-    expect(hpa.spec.scaleTargetRef).toMatchObject({ kind: 'Deployment', name: (find(objects, 'Deployment')[0] as any).metadata.name });
+    // The HPA scales the SocketGateway; the controller turns that into the Deployment's replicas.
+    const [socketGateway] = find(objects, 'SocketGateway') as any[];
+    expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: socketGateway.apiVersion, kind: 'SocketGateway', name: socketGateway.metadata.name });
     const deployment = find(objects, 'Deployment')[0] as any;
-    expect(deployment.spec.replicas, 'an autoscaled Deployment leaves replicas to the HPA').toBeUndefined();
+    expect(socketGateway.spec.deploymentName).toBe(deployment.metadata.name);
+    expect(socketGateway.spec.replicas, 'an autoscaled SocketGateway leaves replicas to the HPA').toBeUndefined();
+    expect(deployment.spec.replicas, 'the controller owns the Deployment\'s replicas').toBeUndefined();
   });
 
   it('has a PodDisruptionBudget selecting the gateway pods', () => {
@@ -164,14 +170,17 @@ describe.each(profiles)('profile %s', (profile) => {
 describe('kind profile specifics', () => {
   const objects = all('kind');
 
-  it('in-cluster Redis is reachable only from the gateway pods, through its NetworkPolicy', () => {
+  it('in-cluster Redis is reachable only from the gateway and controller pods, through its NetworkPolicy', () => {
     const [redis] = find(objects, 'StatefulSet') as any[];
-    const [policy] = find(objects, 'NetworkPolicy') as any[];
-    const gateway = find(objects, 'Deployment')[0] as any;
+    const policy = find(objects, 'NetworkPolicy').find((p: any) => p.metadata.name === redis.metadata.name) as any;
+    const [gateway, controller] = find(objects, 'Deployment') as any[];
     expect(policy.spec.podSelector.matchLabels).toEqual(redis.spec.selector.matchLabels);
     expect(policy.spec.policyTypes).toEqual(['Ingress']);
     expect(policy.spec.ingress).toHaveLength(1);
-    expect(policy.spec.ingress[0].from).toEqual([{ podSelector: { matchLabels: gateway.spec.selector.matchLabels } }]);
+    expect(policy.spec.ingress[0].from).toEqual([
+      { podSelector: { matchLabels: gateway.spec.selector.matchLabels } },
+      { podSelector: { matchLabels: controller.spec.selector.matchLabels } },
+    ]);
     expect(policy.spec.ingress[0].ports).toEqual([{ port: 6379, protocol: 'TCP' }]);
     expect(redis.spec.template.spec.containers[0].args).toContain('$(REDIS_PASSWORD)');
   });
@@ -203,6 +212,78 @@ describe('production profile specifics', () => {
     expect((find(objects, 'ConfigMap')[0] as any).data.ADAPTER).toBe('redis-cluster');
     const [gateway] = find(objects, 'Gateway') as any[];
     expect(gateway.spec.listeners[0]).toMatchObject({ protocol: 'HTTPS', port: 443, tls: { mode: 'Terminate' } });
+  });
+});
+
+describe('the scale-down controller', () => {
+  const charts = synthProfile('kind', { generatedSecrets: FIXED_SECRETS });
+  const objects = charts.app!;
+  const controller = (find(objects, 'Deployment') as any[]).find((d) => d.metadata.labels['app.kubernetes.io/component'] === 'controller');
+
+  it('ships its CRD apart (dist/<profile>/crds/, applied first), cluster-scoped and generated from the controller\'s schema', () => {
+    expect(charts.crds!.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([`CustomResourceDefinition/${CRD_NAME}`]);
+    const [crd] = charts.crds as any[];
+    expect(crd.metadata.namespace).toBeUndefined();
+    expect(crd.spec).toEqual(socketGatewayCrd().spec);
+    expect(crd.spec.versions[0].subresources.scale).toEqual({
+      specReplicasPath: '.spec.replicas',
+      statusReplicasPath: '.status.replicas',
+      labelSelectorPath: '.status.selector',
+    });
+    expect(find(objects, 'CustomResourceDefinition')).toEqual([]);
+  });
+
+  it('runs two replicas as its own ServiceAccount, the only pod with an API token (declared, not automounted)', () => {
+    expect(controller.spec.replicas).toBe(2);
+    const pod = controller.spec.template.spec;
+    expect(pod.serviceAccountName).toBe(controller.metadata.name);
+    expect(pod.containers[0].command).toEqual(['node', 'app/controller/main.ts']);
+    expect(pod.volumes[0].projected.sources[0]).toEqual({ serviceAccountToken: { path: 'token', expirationSeconds: 3607 } });
+    const withToken = podSpecs(objects).filter((spec) => (spec.volumes ?? []).some((v: any) => v.projected?.sources?.some((s: any) => s.serviceAccountToken)));
+    expect(withToken).toEqual([pod]);
+    const env = Object.fromEntries(pod.containers[0].env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
+    expect(env.ADMIN_TOKEN).toEqual({ secretKeyRef: { name: 'realtime-gateway-auth', key: 'admin-token' } });
+    expect(env.REDIS_URL).toEqual({ secretKeyRef: { name: 'realtime-gateway-redis', key: 'url' } });
+  });
+
+  it('has a namespaced Role with exactly the rules docs/controller.md explains, and no ClusterRole', () => {
+    const [role] = find(objects, 'Role') as any[];
+    expect(role.rules).toEqual(controllerRules('realtime-gateway-controller'));
+    expect(find(objects, 'ClusterRole')).toEqual([]);
+    const [binding] = find(objects, 'RoleBinding') as any[];
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: controller.metadata.name }]);
+  });
+
+  it('off: the autoscaler scales the Deployment again and no controller object is left', () => {
+    const c = new Chart(Testing.app(), 'off', { namespace: 'ns' });
+    new RealtimeGateway(c, 'r', { app: defaultApp(), image: 'x:1', controller: { enabled: false } });
+    const off = Testing.synth(c) as any[];
+    expect(off.find((o) => o.kind === 'HorizontalPodAutoscaler').spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'realtime-gateway' });
+    expect(off.filter((o) => o.metadata.labels?.['app.kubernetes.io/component'] === 'controller')).toEqual([]);
+    const fixed = new Chart(Testing.app(), 'fixed', { namespace: 'ns' });
+    new RealtimeGateway(fixed, 'r', { app: defaultApp(), image: 'x:1', autoscaling: { mode: 'none' }, replicas: 3 });
+    const synthesized = Testing.synth(fixed) as any[];
+    expect(synthesized.find((o) => o.kind === 'SocketGateway').spec.replicas).toBe(3);
+    expect(synthesized.find((o) => o.kind === 'Deployment').spec.replicas).toBeUndefined();
+  });
+
+  it('construct errors name the prop and the value', () => {
+    const props = {
+      app: defaultApp(),
+      image: 'x:1',
+      deploymentName: 'gw',
+      redis: { adapter: 'redis' as const, secretName: 'r', urlKey: 'url', passwordKey: 'password' },
+      adminToken: { secretName: 'a', key: 'admin-token' },
+    };
+    const chart = () => new Chart(Testing.app(), 'test');
+    expect(() => new ScaleDownController(chart(), 'c', { ...props, replicas: 0 })).toThrow(/replicas=0 must be an integer >= 1/);
+    expect(() => new ScaleDownController(chart(), 'c', { ...props, leaseDurationSeconds: 2 })).toThrow(/leaseDurationSeconds=2/);
+    expect(() => new ScaleDownController(chart(), 'c', { ...props, drain: { reconnectBudgetPerSecond: 0.1 } })).toThrow(/drain\.reconnectBudgetPerSecond=0\.1 must be a number >= 0\.2/);
+    expect(() => new ScaleDownController(chart(), 'c', { ...props, minReadyPods: 1.5 })).toThrow(/minReadyPods=1\.5/);
+    expect(() => new ScaleDownController(chart(), 'c', { ...props, keyPrefix: 'a b' })).toThrow(/keyPrefix="a b"/);
+    expect(() => new RealtimeGateway(chart(), 'r', { app: defaultApp(), image: 'x', controller: { enabled: false, replicas: 3 } })).toThrow(
+      /controller\.replicas=3 has no effect with controller\.enabled=false/,
+    );
   });
 });
 

@@ -14,8 +14,23 @@ import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { Secret } from 'kubernetes-models/v1/Secret';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
+import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
+import { API_GROUP, API_VERSION, KIND, parseSpec } from '../../app/controller/socket-gateway.ts';
 
 type ModelClass = new (data: never) => { validate(): void };
+
+/** The SocketGateway has no kubernetes-models class: its spec is checked with the zod schema the CRD is made from. */
+class SocketGatewayModel {
+  readonly #data: { spec?: unknown };
+  constructor(data: never) {
+    this.#data = data as { spec?: unknown };
+  }
+  validate(): void {
+    parseSpec(this.#data.spec);
+  }
+}
 
 const MODELS: Record<string, ModelClass> = {
   'apps/v1/Deployment': Deployment,
@@ -33,6 +48,10 @@ const MODELS: Record<string, ModelClass> = {
   'gateway.networking.k8s.io/v1/GatewayClass': GatewayClass,
   'gateway.networking.k8s.io/v1/HTTPRoute': HTTPRoute,
   'keda.sh/v1alpha1/ScaledObject': ScaledObject,
+  'rbac.authorization.k8s.io/v1/Role': Role,
+  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
+  'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
+  [`${API_GROUP}/${API_VERSION}/${KIND}`]: SocketGatewayModel,
 };
 
 /** Throws with the object's kind/name and the schema errors if it does not validate. */
