@@ -176,7 +176,7 @@ export interface BuildImagesOptions {
   readonly images?: readonly ImageName[];
   /** Archives and cache. @default bin/images */
   readonly outDir?: string;
-  /** Where `make tools` put coredns and metrics-server. @default bin */
+  /** Where `make tools` put coredns and metrics-server. @default $LOCALBIN, else bin */
   readonly localbin?: string;
   /** One line per step, e.g. to print it. */
   readonly onProgress?: (line: string) => void;
@@ -224,7 +224,7 @@ export interface OciImageConfig {
  */
 export async function buildImages(opts: BuildImagesOptions = {}): Promise<BuiltImage[]> {
   const outDir = resolve(opts.outDir ?? DEFAULT_IMAGES_DIR);
-  const localbin = resolve(opts.localbin ?? join(ROOT, 'bin'));
+  const localbin = resolve(opts.localbin ?? process.env.LOCALBIN ?? join(ROOT, 'bin'));
   const names = opts.images ?? IMAGE_NAMES;
   for (const name of names) if (!IMAGE_NAMES.includes(name)) throw new Error(`unknown image ${name}; known: ${IMAGE_NAMES.join(', ')}`);
   const log = opts.onProgress ?? (() => {});
