@@ -72,9 +72,10 @@ const pods = await fleet.pods();
 console.log(`
 Local fleet is up.
   Demo page (through HAProxy): ${fleet.url}/
+  Fleet view (internal port):  ${fleet.internalUrl}/   (also /fleet and /metrics; never on the public port)
   HAProxy stats:               ${fleet.haproxy.statsUrl}
   Redis:                       ${fleet.redisUrl}
-  Pods:                        ${pods.map((p) => `${p.name} ${fleet.podUrl(p.name)}`).join(', ')}
+  Pods (public, internal):     ${pods.map((p) => `${p.name} ${fleet.podUrl(p.name)} ${fleet.podInternalUrl(p.name)}`).join(', ')}
   HAProxy config:              ${fleet.haproxy.configPath}
 Commands: pods | terminate <pod> | kill <pod> | scale <n> | help. Ctrl-C stops everything.`);
 
@@ -99,7 +100,9 @@ commands.on('line', (line) => {
       case '':
         return;
       case 'pods':
-        for (const pod of await fleet.pods()) console.log(`${pod.name}\t${pod.phase}\t${fleet.podUrl(pod.name)}\tup ${Math.round((Date.now() - pod.startedAt) / 1000)} s`);
+        for (const pod of await fleet.pods()) {
+          console.log(`${pod.name}\t${pod.phase}\t${fleet.podUrl(pod.name)}\tinternal ${fleet.podInternalUrl(pod.name)}\tup ${Math.round((Date.now() - pod.startedAt) / 1000)} s`);
+        }
         return;
       case 'terminate': {
         const exit = await fleet.terminate(arg ?? '');

@@ -24,7 +24,12 @@ const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
 const optionalString = z.string().min(1).optional();
 
 export const SETTINGS = {
-  PORT: setting(port, '3000', 'TCP port of the HTTP server (Socket.IO, SSE, probes, metrics, demo page). 0 picks a free port.'),
+  PORT: setting(port, '3000', 'TCP port of the public HTTP server: what clients use (Socket.IO, SSE, the demo page) plus `/healthz` and `/readyz` for edge health checks. 0 picks a free port.'),
+  INTERNAL_PORT: setting(
+    port,
+    '9090',
+    'TCP port of the internal HTTP server: `/metrics`, `/fleet`, `/admin/drain`, `/healthz`, `/readyz` (and the fleet view at `/` with `SERVE_WEB`). For the cluster only (kubelet probes, the drain controller, Prometheus, KEDA): no route exposes it, a NetworkPolicy guards it. 0 picks a free port.',
+  ),
   HOST: setting(z.string().min(1), '127.0.0.1', 'Address to listen on. The image sets `0.0.0.0`.'),
   POD_NAME: setting(optionalString, undefined, 'Name this instance reports in fleet stats and to clients; defaults to the host name.'),
   LOG_LEVEL: setting(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'pino log level.'),
@@ -44,7 +49,7 @@ export const SETTINGS = {
   HISTORY_TTL_SECONDS: setting(positiveInt, '86400', 'A room\'s seq, history and state expire this long after its last message.'),
   FLEET_STATS_INTERVAL_MS: setting(positiveInt.min(100), '2000', 'How often each instance writes `{pod, sockets, ready, draining}` to Redis.'),
   FLEET_STATS_TTL_SECONDS: setting(positiveInt, '10', 'TTL of an instance\'s fleet-stats entry; a dead instance disappears after it.'),
-  SERVE_WEB: setting(bool, 'true', 'Serve the demo page at `/`.'),
+  SERVE_WEB: setting(bool, 'true', 'Serve the demo page at `/` of the public port, and the fleet view at `/` of the internal port.'),
   CORS_ORIGIN: setting(optionalString, undefined, 'Allowed cross-origin for Socket.IO and SSE (`*` or an origin). Unset: same origin only.'),
 
   AUTH_MODE: setting(
@@ -74,7 +79,7 @@ export const SETTINGS = {
   SLOW_CONSUMER_HIGH_WATER_BYTES: setting(positiveInt, '262144', 'Unsent bytes past which a socket gets coalesced counter updates: only the latest value, as a `room:reset` at its seq once it drains.'),
   SLOW_CONSUMER_LIMIT_BYTES: setting(positiveInt, '1048576', 'Unsent bytes past which a socket is closed with `slow_consumer` (it reconnects and resumes).'),
 
-  ADMIN_TOKEN: setting(z.string().min(16, 'must be at least 16 characters').optional(), undefined, 'Bearer token for `POST /admin/drain`. Unset: the admin endpoint is disabled.'),
+  ADMIN_TOKEN: setting(z.string().min(16, 'must be at least 16 characters').optional(), undefined, 'Bearer token for `GET`/`POST /admin/drain` on the internal port. Unset: the admin endpoint is disabled.'),
   DRAIN_NOTICE_DELAY_MS: setting(nonNegativeInt, '2000', 'After a drain starts (not ready), keep serving this long so the edge stops routing here.'),
   DRAIN_WINDOW_MS: setting(positiveInt, '20000', 'Paced closes are spread over this window.'),
   DRAIN_RATE_PER_SECOND: setting(nonNegativeInt, '0', 'Socket closes per second while draining; 0 spreads them evenly over the window.'),
@@ -135,6 +140,9 @@ function crossChecks(c: GatewayConfig): string[] {
   }
   if (c.SLOW_CONSUMER_LIMIT_BYTES <= c.SLOW_CONSUMER_HIGH_WATER_BYTES) {
     problems.push(`SLOW_CONSUMER_LIMIT_BYTES=${c.SLOW_CONSUMER_LIMIT_BYTES} must be above SLOW_CONSUMER_HIGH_WATER_BYTES=${c.SLOW_CONSUMER_HIGH_WATER_BYTES}`);
+  }
+  if (c.PORT !== 0 && c.PORT === c.INTERNAL_PORT) {
+    problems.push(`INTERNAL_PORT=${c.INTERNAL_PORT} must differ from PORT=${c.PORT}: the internal port must be one no route exposes`);
   }
   const drainBudget = c.DRAIN_NOTICE_DELAY_MS + c.DRAIN_WINDOW_MS;
   if (c.SHUTDOWN_DEADLINE_MS <= drainBudget) {

@@ -53,10 +53,20 @@ export interface DrainSchedule {
  * gateway's close (the backstop for clients that ignore the hint) comes at or after the hint of the
  * same slot. Dealing the slots to sockets in random order is what makes each socket's hint a random
  * draw from [0, jitter). `budgetMs` (time left before the shutdown deadline) shortens the window.
+ *
+ * `elapsedMs` is how long the closing phase has run (a re-plan mid-drain): a window counts from the
+ * start of the closing phase, so re-reading the same plan never stretches the drain; a rate applies
+ * to the sockets left, from now.
  */
-export function scheduleDrain(sockets: number, settings: DrainSettings, plan: DrainPlan | null, budgetMs: number = Infinity): DrainSchedule {
+export function scheduleDrain(
+  sockets: number,
+  settings: DrainSettings,
+  plan: DrainPlan | null,
+  budgetMs: number = Infinity,
+  elapsedMs: number = 0,
+): DrainSchedule {
   const rate = plan?.ratePerSecond ?? (plan?.windowMs ? 0 : settings.ratePerSecond);
-  let windowMs = rate > 0 ? Math.ceil((sockets / rate) * 1000) : (plan?.windowMs ?? settings.windowMs);
+  let windowMs = rate > 0 ? Math.ceil((sockets / rate) * 1000) : (plan?.windowMs ?? settings.windowMs) - Math.max(0, elapsedMs);
   windowMs = Math.max(0, Math.min(windowMs, Math.floor(budgetMs)));
   const jitterMs = Math.min(plan?.jitterMs ?? settings.jitterMs, windowMs);
   const slots: DrainSlot[] = [];
@@ -104,6 +114,16 @@ export interface DrainOptions {
   readonly random?: () => number;
 }
 
+/** How often a draining gateway reads its plan again (docs/drain.md). */
+export const PLAN_REFRESH_MS = 1_000;
+/** A plan read that takes longer is given up (the pace stays as it is). */
+const PLAN_READ_TIMEOUT_MS = 1_000;
+
+/** Whether two plans set the same pace (who wrote them and when does not matter). */
+function samePace(a: DrainPlan, b: DrainPlan | null): boolean {
+  return b !== null && a.ratePerSecond === b.ratePerSecond && a.windowMs === b.windowMs && a.jitterMs === b.jitterMs;
+}
+
 /** Time kept after the last forced close for `gateway.close()` (Redis QUIT, HTTP close) before the deadline. */
 export function closeReserveMs(shutdownDeadlineMs: number): number {
   return Math.min(2_000, Math.max(250, Math.floor(shutdownDeadlineMs * 0.1)));
@@ -148,6 +168,11 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
   const emptyWaiters: (() => void)[] = [];
   /** The controller's plan the current schedule came from, if any. */
   let lastPlan: DrainPlan | null = null;
+  /** When the first schedule was made (a window counts from here). */
+  let closingAt: number | null = null;
+  let planTimer: NodeJS.Timeout | null = null;
+  /** The last reason a plan could not be used, so a lasting problem is logged once, not every second. */
+  let lastPlanProblem: string | null = null;
 
   const remaining = (): number => io.of('/').sockets.size + gateway.sseStreams.size;
   const latestEnd = (): number => (deadlineAt === null ? Infinity : deadlineAt - closeReserveMs(config.SHUTDOWN_DEADLINE_MS));
@@ -185,6 +210,8 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
     queue = [];
     if (pacerTimer) clearTimeout(pacerTimer);
     pacerTimer = null;
+    if (planTimer) clearTimeout(planTimer);
+    planTimer = null;
     phase = 'drained';
     metrics.drainRemainingSockets.set(0);
     metrics.drainPlannedRate.set(0);
@@ -237,7 +264,7 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
   function plan(leavers: Leaver[], driven: DrainPlan | null): void {
     const now = Date.now();
     const settings = { ratePerSecond: config.DRAIN_RATE_PER_SECOND, windowMs: config.DRAIN_WINDOW_MS, jitterMs: config.DRAIN_JITTER_MS };
-    schedule = scheduleDrain(leavers.length, settings, driven, latestEnd() - now);
+    schedule = scheduleDrain(leavers.length, settings, driven, latestEnd() - now, now - (closingAt ?? now));
     // Fisher–Yates: the close order (and so each connection's hint) is random; see docs/drain.md for why.
     for (let i = leavers.length - 1; i > 0; i -= 1) {
       const j = Math.floor(random() * (i + 1));
@@ -290,17 +317,49 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
     settleEmpty();
   }
 
+  /** The stored plan; null when there is none or it cannot be used (unreadable, malformed: logged once per new reason). */
   async function readPlan(): Promise<DrainPlan | null> {
     try {
       const found = await Promise.race([
         backplane.readDrainPlan(pod),
-        new Promise<never>((_, reject) => timer(() => reject(new Error('no answer within 1000 ms')), 1_000)),
+        new Promise<never>((_, reject) => timer(() => reject(new Error(`no answer within ${PLAN_READ_TIMEOUT_MS} ms`)), PLAN_READ_TIMEOUT_MS)),
       ]);
+      lastPlanProblem = null;
       return found;
     } catch (err) {
-      log.warn({ err: (err as Error).message }, 'drain: could not use a drain plan from Redis; pacing from local DRAIN_* settings');
+      const problem = (err as Error).message;
+      if (problem !== lastPlanProblem) {
+        const keeps = lastPlan ? 'keeping the current pace' : 'pacing from local DRAIN_* settings';
+        log.warn({ err: problem }, `drain: could not use a drain plan from Redis; ${keeps}`);
+      }
+      lastPlanProblem = problem;
       return null;
     }
+  }
+
+  /**
+   * While closing, the plan is read again about once a second: a controller that re-divides the fleet's
+   * budget (another pod started draining, or finished) rewrites it, and the new pace applies to the
+   * sockets left — with fresh hints, so clients that honour them move at the new rate too. A plan
+   * that is gone, expired or malformed changes nothing: the current pace goes on.
+   */
+  function watchPlan(): void {
+    if (planTimer) clearTimeout(planTimer);
+    planTimer = timer(() => {
+      planTimer = null;
+      void (async () => {
+        if (phase !== 'closing') return;
+        const next = await readPlan();
+        if (phase !== 'closing') return;
+        if (next && !samePace(next, lastPlan)) {
+          const left = queue.map((q) => q.leaver).filter((l) => l.open);
+          log.info({ sockets: left.length, previous: lastPlan ?? undefined, driven: next }, 'drain: the drain plan changed; re-planning the remaining closes');
+          lastPlan = next;
+          if (left.length > 0) plan(left, next);
+        }
+        watchPlan();
+      })();
+    }, PLAN_REFRESH_MS);
   }
 
   async function run(): Promise<void> {
@@ -324,7 +383,11 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
     const empty = new Promise<void>((resolve) => emptyWaiters.push(resolve));
     const driven = await readPlan();
     lastPlan = driven;
-    if (phase === 'closing') plan(openConnections(), driven);
+    if (phase === 'closing') {
+      closingAt = Date.now();
+      plan(openConnections(), driven);
+      if (phase === 'closing') watchPlan();
+    }
     await empty;
   }
 
@@ -364,12 +427,12 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
       return done;
     },
     stop() {
-      for (const t of [noticeTimer, pacerTimer, deadlineTimer]) if (t) clearTimeout(t);
+      for (const t of [noticeTimer, pacerTimer, deadlineTimer, planTimer]) if (t) clearTimeout(t);
       metrics.drainInProgress.set(0);
     },
   };
 
-  gateway.routes.push((req, res, url) => adminRoute(req, res, url, config.ADMIN_TOKEN, controller));
+  gateway.internalRoutes.push((req, res, url) => adminRoute(req, res, url, config.ADMIN_TOKEN, controller));
   return controller;
 }
 

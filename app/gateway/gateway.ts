@@ -16,12 +16,29 @@ import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { RoomHub, type RoomMember } from './room-hub.ts';
 import { handleSse } from './sse.ts';
-import { serveWeb } from './web.ts';
+import { serveFleetView, serveWeb } from './web.ts';
 
 /** A check before a handshake is accepted (auth, admission, drain); throws `ProtocolError` to refuse. */
 export type HandshakeGuard = (socket: Socket) => void;
 /** A check just before an authenticated `GET /sse` stream opens (drain); throws `ProtocolError` to refuse. */
 export type SseGuard = () => void;
+
+/** An extra HTTP route (e.g. `POST /admin/drain`); returns true when it answered. */
+export type HttpRoute = (req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>;
+
+/** Where a listening gateway answers (contract 6 of DESIGN.md: two ports). */
+export interface GatewayUrls {
+  /** What clients use: Socket.IO, SSE, the demo page, and `/healthz` + `/readyz` for the edge. */
+  readonly url: URL;
+  /** For the cluster only: `/metrics`, `/fleet`, `/admin/drain`, probes, the fleet view. */
+  readonly internalUrl: URL;
+}
+
+/**
+ * How long `close()` lets connections still answering a request finish before it cuts them. Idle
+ * ones are closed at once; see `closeServer`.
+ */
+export const CONNECTION_CLOSE_GRACE_MS = 1_000;
 
 export interface GatewayState {
   /** Set by the drain sequence: readiness fails and handshakes are refused. */
@@ -30,7 +47,10 @@ export interface GatewayState {
 
 export interface Gateway {
   readonly config: GatewayConfig;
+  /** The public server: Socket.IO, SSE, the page, `/healthz`, `/readyz`. */
   readonly http: HttpServer;
+  /** The internal server: `/metrics`, `/fleet`, `/admin/*`, probes (INTERNAL_PORT). */
+  readonly internalHttp: HttpServer;
   readonly io: Server;
   readonly hub: RoomHub;
   readonly backplane: Backplane;
@@ -44,13 +64,14 @@ export interface Gateway {
   readonly sseGuards: SseGuard[];
   /** Open `GET /sse` streams (sse.ts adds and removes them); the drain hints and ends them like sockets. */
   readonly sseStreams: ReadonlySet<ServerResponse>;
-  /** Extra HTTP routes (e.g. `POST /admin/drain`); return true when handled. */
-  readonly routes: ((req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>)[];
+  /** Extra routes of the internal port (e.g. `POST /admin/drain`); never reachable on the public port. */
+  readonly internalRoutes: HttpRoute[];
   isReady(): boolean;
   /** The drain sequence (drain.ts): SIGTERM (main.ts) and `POST /admin/drain` start it. */
   readonly drain: DrainController;
-  listen(): Promise<URL>;
-  /** Stops accepting, closes every socket and stream, removes its fleet entry, closes Redis. */
+  /** Listens on PORT and INTERNAL_PORT (both on HOST). */
+  listen(): Promise<GatewayUrls>;
+  /** Stops accepting, closes every socket and stream and every HTTP connection, removes its fleet entry, closes Redis. */
   close(): Promise<void>;
 }
 
@@ -73,11 +94,13 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
   const socketIoAdapter = createSocketIoAdapter(config);
   const state: GatewayState = { draining: false };
   const sseStreams = new Set<ServerResponse>();
-  const routes: Gateway['routes'] = [];
+  const internalRoutes: HttpRoute[] = [];
   const handshakeGuards: HandshakeGuard[] = [];
   const eventGuards: EventGuard[] = [];
   const sseGuards: SseGuard[] = [];
   let listening = false;
+  /** Set by close(): Engine.IO handshakes are refused from then on (nothing new may start on a closing pod). */
+  let shuttingDown = false;
 
   const adapterReady = trackReadiness(socketIoAdapter.clients, () => onReadinessInput());
   const isReady = (): boolean => listening && !state.draining && backplane.isReady() && adapterReady();
@@ -91,40 +114,78 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
   }
   backplane.onReadyChange(onReadinessInput);
 
-  const http = createServer((req, res) => {
-    handleHttp(req, res).catch((err: unknown) => {
+  const serve = (handler: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>) => (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://gateway.local');
+    handler(req, res, url).catch((err: unknown) => {
       log.error({ err, url: req.url }, 'http handler failed');
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ ok: false, error: { code: 'internal', message: 'request failed; it was logged' } }));
     });
-  });
+  };
+  const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void =>
+    void res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+  const notFound = (res: ServerResponse, url: URL): void => json(res, 404, { ok: false, error: { code: 'not_found', message: `no route ${url.pathname}` } });
 
-  async function handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://gateway.local');
-    if (url.pathname.startsWith('/socket.io/')) return; // Socket.IO's own listener answers these.
-    for (const route of routes) if (await route(req, res, url)) return;
-    switch (url.pathname) {
-      case '/healthz':
-        return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-      case '/readyz': {
-        const body = { ready: isReady(), pod: config.POD_NAME, backplane: backplane.isReady() && adapterReady(), draining: state.draining };
-        return void res.writeHead(body.ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-      }
-      case '/metrics':
-        return void res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(await metrics.registry.metrics());
-      case '/fleet': {
-        // `sockets` is the fleet total: KEDA's metrics-api scaler divides it by the replica count.
-        const pods = await backplane.readFleetStats().catch(() => []);
-        return void res
-          .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
-          .end(JSON.stringify({ pods, sockets: pods.reduce((sum, pod) => sum + pod.sockets, 0) }));
-      }
-      case '/sse':
-        return handleSse(req, res, url, { hub, auth, metrics, maxBufferedBytes: config.SLOW_CONSUMER_LIMIT_BYTES, streams: sseStreams, guards: sseGuards });
-      default:
-        if (config.SERVE_WEB && serveWeb(url.pathname, res)) return;
-        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: false, error: { code: 'not_found', message: `no route ${url.pathname}` } }));
+  /** Both ports answer the probes: the kubelet asks the internal one, edge health checks (HAProxy, an Ingress) the public one. */
+  function probe(res: ServerResponse, url: URL): boolean {
+    if (url.pathname === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      return true;
     }
+    if (url.pathname === '/readyz') {
+      const body = { ready: isReady(), pod: config.POD_NAME, backplane: backplane.isReady() && adapterReady(), draining: state.draining };
+      json(res, body.ready ? 200 : 503, body);
+      return true;
+    }
+    return false;
+  }
+
+  // Public: only what clients use. /metrics, /fleet and /admin/* are not here, so they answer 404.
+  const http: HttpServer = createServer(
+    serve(async (req, res, url): Promise<void> => {
+      if (url.pathname.startsWith('/socket.io/')) return; // Socket.IO's own listener answers these.
+      if (probe(res, url)) return;
+      if (url.pathname === '/sse') {
+        return handleSse(req, res, url, { hub, auth, metrics, maxBufferedBytes: config.SLOW_CONSUMER_LIMIT_BYTES, streams: sseStreams, guards: sseGuards });
+      }
+      if (config.SERVE_WEB && serveWeb(url.pathname, res)) return;
+      notFound(res, url);
+    }),
+  );
+
+  const internalHttp: HttpServer = createServer(
+    serve(async (req, res, url): Promise<void> => {
+      for (const route of internalRoutes) if (await route(req, res, url)) return;
+      if (probe(res, url)) return;
+      switch (url.pathname) {
+        case '/metrics':
+          return void res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(await metrics.registry.metrics());
+        case '/fleet':
+          return fleet(res);
+        default:
+          if (config.SERVE_WEB && serveFleetView(url.pathname, res)) return;
+          notFound(res, url);
+      }
+    }),
+  );
+
+  /**
+   * `sockets` is the fleet total: KEDA's metrics-api scaler divides it by the replica count. When Redis
+   * cannot be read the answer is 503, never an empty fleet: the controller and KEDA must not read an
+   * outage as an idle fleet (and scale it down).
+   */
+  async function fleet(res: ServerResponse): Promise<void> {
+    const headers = { 'cache-control': 'no-store' };
+    let pods: Awaited<ReturnType<Backplane['readFleetStats']>>;
+    try {
+      pods = await backplane.readFleetStats();
+    } catch (err) {
+      const error =
+        err instanceof ProtocolError ? err.toBody() : { code: 'backplane_unavailable', message: `fleet stats could not be read from Redis: ${(err as Error).message}` };
+      log.warn({ err: error.message }, 'GET /fleet: fleet stats unreadable; answering 503');
+      return json(res, 503, { ok: false, error }, { ...headers, 'retry-after': '1' });
+    }
+    json(res, 200, { pods, sockets: pods.reduce((sum, pod) => sum + pod.sockets, 0) }, headers);
   }
 
   const io = new Server(http, {
@@ -133,6 +194,8 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     pingTimeout: config.PING_TIMEOUT_MS,
     maxHttpBufferSize: config.MAX_PAYLOAD_BYTES,
     serveClient: false,
+    // Only handshakes are asked; sessions already open keep being served until close() ends them.
+    allowRequest: (_req, callback) => callback(shuttingDown ? 'the pod is shutting down' : null, !shuttingDown),
     ...(config.CORS_ORIGIN ? { cors: { origin: config.CORS_ORIGIN } } : {}),
   });
   const hardening = installHardening({ config, io, metrics, log, handshakeGuards, eventGuards });
@@ -225,6 +288,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     },
     config,
     http,
+    internalHttp,
     io,
     hub,
     backplane,
@@ -236,34 +300,65 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     eventGuards,
     sseGuards,
     sseStreams,
-    routes,
+    internalRoutes,
     isReady,
     async listen() {
-      await new Promise<void>((resolve, reject) => {
-        http.once('error', reject);
-        http.listen(config.PORT, config.HOST, () => resolve());
+      const listenOn = (server: HttpServer, port: number): Promise<URL> =>
+        new Promise<URL>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(port, config.HOST, () => {
+            server.off('error', reject);
+            const host = config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST;
+            resolve(new URL(`http://${host.includes(':') ? `[${host}]` : host}:${(server.address() as AddressInfo).port}/`));
+          });
+        });
+      const url = await listenOn(http, config.PORT);
+      const internalUrl = await listenOn(internalHttp, config.INTERNAL_PORT).catch(async (err: unknown) => {
+        await new Promise((resolve) => http.close(resolve));
+        throw err;
       });
       listening = true;
       onReadinessInput();
       statsTimer = setInterval(() => void writeFleetStat(), config.FLEET_STATS_INTERVAL_MS);
       void writeFleetStat();
-      const { port } = http.address() as AddressInfo;
-      const host = config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST;
-      return new URL(`http://${host.includes(':') ? `[${host}]` : host}:${port}/`);
+      return { url, internalUrl };
     },
     async close() {
       drain?.stop();
       listening = false;
+      shuttingDown = true;
       if (statsTimer) clearInterval(statsTimer);
       hardening.stop();
       for (const timer of membersTimers.values()) clearTimeout(timer);
       for (const stream of sseStreams) stream.end();
       await backplane.removeFleetStat(config.POD_NAME).catch(() => {});
-      await io.close();
+      // io.close() closes every Engine.IO client, then the public server, and waits for its connections.
+      await Promise.all([closeServer(http, () => io.close()), closeServer(internalHttp, () => new Promise((resolve) => internalHttp.close(resolve)))]);
       await backplane.close();
       await socketIoAdapter.close();
     },
   };
   drain = installDrain(gateway);
   return gateway;
+}
+
+/**
+ * Runs `close` (which calls `server.close()` and waits for it) while making sure it ends promptly.
+ * `server.close()` ends only the connections idle at that instant and then waits for every other one.
+ * An edge proxy (HAProxy, Envoy) keeps HTTP/1.1 connections to the pod for reuse: the one that was
+ * carrying a long-poll — Engine.IO answers every held GET with a close packet just before the server
+ * closes — turns idle a moment later and would then stay open for `keepAliveTimeout` +
+ * `keepAliveTimeoutBuffer` (6 s), past the SIGTERM watchdog. So idle connections are closed as soon as
+ * they turn idle, and whatever is still busy after CONNECTION_CLOSE_GRACE_MS is cut.
+ */
+async function closeServer(server: HttpServer, close: () => Promise<unknown>): Promise<void> {
+  if (!server.listening) return void (await close().catch(() => {}));
+  const reaper = setInterval(() => server.closeIdleConnections(), 20);
+  const cutoff = setTimeout(() => server.closeAllConnections(), CONNECTION_CLOSE_GRACE_MS);
+  try {
+    await close();
+  } finally {
+    clearInterval(reaper);
+    clearTimeout(cutoff);
+  }
 }

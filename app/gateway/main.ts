@@ -11,10 +11,20 @@ try {
 }
 
 const gateway = await createGateway(config);
-const url = await gateway.listen();
-gateway.log.info({ url: url.href, adapter: config.ADAPTER, auth: config.AUTH_MODE }, `listening on ${url.href}`);
-// Logs are JSON for machines; a person at a terminal also gets the page to open.
-if (process.stdout.isTTY && config.SERVE_WEB) process.stderr.write(`\n  demo page: ${url.href}\n\n`);
+let urls: Awaited<ReturnType<typeof gateway.listen>>;
+try {
+  urls = await gateway.listen();
+} catch (err) {
+  console.error(`gateway: cannot listen on PORT=${config.PORT} and INTERNAL_PORT=${config.INTERNAL_PORT} (HOST=${config.HOST}): ${(err as Error).message}`);
+  process.exit(1);
+}
+const { url, internalUrl } = urls;
+gateway.log.info(
+  { url: url.href, internalUrl: internalUrl.href, adapter: config.ADAPTER, auth: config.AUTH_MODE },
+  `listening on ${url.href} (clients) and ${internalUrl.href} (internal: metrics, fleet, admin)`,
+);
+// Logs are JSON for machines; a person at a terminal also gets the pages to open.
+if (process.stdout.isTTY && config.SERVE_WEB) process.stderr.write(`\n  demo page:  ${url.href}\n  fleet view: ${internalUrl.href}\n\n`);
 
 let stopping = false;
 
@@ -30,8 +40,9 @@ async function drainAndExit(): Promise<void> {
   }, Math.max(0, config.SHUTDOWN_DEADLINE_MS - 100));
   gateway.log.info({ signal: 'SIGTERM', deadlineMs: config.SHUTDOWN_DEADLINE_MS }, 'draining before exit');
   await gateway.drain.finishBy(deadlineAt);
+  const closingAt = Date.now();
   await gateway.close();
-  gateway.log.info({ tookMs: Date.now() - (deadlineAt - config.SHUTDOWN_DEADLINE_MS) }, 'drained; exiting');
+  gateway.log.info({ tookMs: Date.now() - (deadlineAt - config.SHUTDOWN_DEADLINE_MS), closeMs: Date.now() - closingAt }, 'drained; exiting');
   process.exit(0);
 }
 

@@ -56,7 +56,6 @@ client.on('state', (state) => {
 client.on('hello', ({ pod, userId: who }) => {
   $('pod').textContent = pod;
   $('user').textContent = who;
-  void refreshFleet();
 });
 client.on('draining', ({ pod, reconnectAfterMs }) => {
   $('notice').textContent = `${pod} is draining: moving to another pod in ${(reconnectAfterMs / 1000).toFixed(1)} s`;
@@ -82,34 +81,3 @@ $<HTMLFormElement>('chat-form').addEventListener('submit', (event) => {
   client.sendChat(DEFAULT_CHAT_ROOM, input.value).catch((err: Error) => console.error(err.message));
   input.value = '';
 });
-
-interface FleetStat { pod: string; sockets: number; ready: boolean; draining: boolean; updatedAt: number }
-
-/** The fleet view: every pod's sockets and state, from the same Redis entries the controller reads. */
-async function refreshFleet(): Promise<void> {
-  try {
-    const { pods } = (await (await fetch('/fleet', { cache: 'no-store' })).json()) as { pods: FleetStat[] };
-    $('fleet').replaceChildren(
-      ...pods
-        .sort((a, b) => a.pod.localeCompare(b.pod))
-        .map((stat) => {
-          const card = document.createElement('div');
-          card.className = stat.pod === client.pod ? 'pod mine' : 'pod';
-          card.dataset.pod = stat.pod;
-          card.dataset.ready = String(stat.ready);
-          card.dataset.draining = String(stat.draining);
-          const state = stat.draining ? 'draining' : stat.ready ? 'ready' : 'not ready';
-          card.innerHTML = `<div><strong></strong> <span class="state"></span></div><div class="sockets"></div><small>sockets</small>`;
-          card.querySelector('strong')!.textContent = stat.pod;
-          card.querySelector('.state')!.textContent = state;
-          card.querySelector('.sockets')!.textContent = String(stat.sockets);
-          card.title = `${stat.pod}: ${stat.sockets} sockets, ${state}${stat.pod === client.pod ? ' (this tab)' : ''}`;
-          return card;
-        }),
-    );
-  } catch {
-    // Best effort; the next tick retries.
-  }
-}
-void refreshFleet();
-setInterval(() => void refreshFleet(), 1000);

@@ -83,8 +83,15 @@ export interface LocalFleet extends FleetOperations {
   readonly haproxy: Haproxy;
   readonly redisUrl: string;
   readonly events: readonly FleetEvent[];
+  /**
+   * The fleet's internal port behind HAProxy (any live pod): `/fleet`, `/metrics`, the fleet view at `/`.
+   * The local stand-in for the gateway Service's `internal` port.
+   */
+  readonly internalUrl: string;
   /** Direct URL of one pod, bypassing HAProxy. */
   podUrl(pod: string): string;
+  /** Direct URL of one pod's internal port (`/admin/drain`, `/metrics`, `/fleet`). */
+  podInternalUrl(pod: string): string;
   /** Changes the desired replicas; scaling down terminates the newest pods. */
   scale(replicas: number): Promise<void>;
 }
@@ -134,6 +141,7 @@ async function build(
     balance: opts.balance ?? HAPROXY_DEFAULTS.balance,
     maxconn: opts.maxconn ?? HAPROXY_DEFAULTS.maxconn,
     statsPage: opts.statsPage ?? false,
+    internalFrontend: true,
   });
   cleanups.push(stopHaproxy);
 
@@ -191,8 +199,8 @@ async function build(
       gateway.child.kill('SIGKILL');
       return;
     }
-    await haproxy.setSlot(slot, gateway.port);
-    record('started', name, `port=${gateway.port} ${slot}`);
+    await haproxy.setSlot(slot, gateway.port, gateway.internalPort);
+    record('started', name, `port=${gateway.port} internal=${gateway.internalPort} ${slot}`);
   }
 
   /** Starts pods until `desired` are running or starting, one at a time (serialised). */
@@ -248,7 +256,9 @@ async function build(
     async pods() {
       return [...pods.values()].map(({ name, phase, startedAt }) => ({ name, phase, startedAt }));
     },
+    internalUrl: haproxy.internalUrl!,
     podUrl: (name) => find(name).gateway.url,
+    podInternalUrl: (name) => find(name).gateway.internalUrl,
     terminate: (name, o) => end(name, 'SIGTERM', o?.graceMs ?? graceMs),
     kill: (name) => end(name, 'SIGKILL', 0),
     async waitForReady(timeoutMs = 30_000) {

@@ -6,8 +6,12 @@ const MAIN = fileURLToPath(new URL('../../app/gateway/main.ts', import.meta.url)
 
 export interface GatewayProcess {
   readonly pod: string;
+  /** The public port: Socket.IO, SSE, the demo page, `/healthz`, `/readyz`. */
   readonly port: number;
   readonly url: string;
+  /** The internal port (INTERNAL_PORT): `/metrics`, `/fleet`, `/admin/drain`, probes, the fleet view. */
+  readonly internalPort: number;
+  readonly internalUrl: string;
   readonly child: ChildProcess;
   /** Everything the process wrote, for assertions and for failure messages. */
   output(): string;
@@ -23,13 +27,16 @@ export interface StartGatewayOptions {
   readonly waitUntil?: 'ready' | 'alive';
   readonly pod?: string;
   readonly port?: number;
+  readonly internalPort?: number;
 }
 
 let podCounter = 0;
 
-/** A real gateway child process on a free loopback port: `[gateway, cleanup]`. */
+/** A real gateway child process on two free loopback ports (public and internal): `[gateway, cleanup]`. */
 export async function startGateway(opts: StartGatewayOptions = {}): Promise<[GatewayProcess, () => Promise<void>]> {
   const port = opts.port ?? (await freePort());
+  let internalPort = opts.internalPort ?? (await freePort());
+  while (internalPort === port) internalPort = await freePort();
   podCounter += 1;
   const pod = opts.pod ?? `gw-${process.pid}-${podCounter}`;
   const child = spawn(process.execPath, [MAIN], {
@@ -37,6 +44,7 @@ export async function startGateway(opts: StartGatewayOptions = {}): Promise<[Gat
       PATH: process.env.PATH ?? '',
       HOST: '127.0.0.1',
       PORT: String(port),
+      INTERNAL_PORT: String(internalPort),
       POD_NAME: pod,
       LOG_LEVEL: 'warn',
       AUTH_MODE: 'none',
@@ -52,10 +60,13 @@ export async function startGateway(opts: StartGatewayOptions = {}): Promise<[Gat
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
   const url = `http://127.0.0.1:${port}`;
+  const internalUrl = `http://127.0.0.1:${internalPort}`;
   const gateway: GatewayProcess = {
     pod,
     port,
     url,
+    internalPort,
+    internalUrl,
     child,
     output: () => output,
     exited,
@@ -64,13 +75,14 @@ export async function startGateway(opts: StartGatewayOptions = {}): Promise<[Gat
       return exited;
     },
   };
+  // Asked on the internal port, as the kubelet does; the public port listens first, so it is up too.
   const path = (opts.waitUntil ?? 'ready') === 'ready' ? '/readyz' : '/healthz';
   let exitedEarly = false;
   void exited.then(() => (exitedEarly = true));
   try {
     await waitFor(`gateway ${pod} ${path}`, async () => {
       if (exitedEarly) throw new Error(`gateway exited during start-up:\n${output}`);
-      const res = await fetch(url + path).catch(() => null);
+      const res = await fetch(internalUrl + path).catch(() => null);
       return res?.ok;
     });
   } catch (err) {

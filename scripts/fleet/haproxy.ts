@@ -9,6 +9,8 @@ import { freePort, waitFor } from './ports.ts';
 export interface HaproxySlot {
   readonly name: string;
   readonly port: number | null;
+  /** The same pod's internal port (INTERNAL_PORT), for the internal frontend. */
+  readonly internalPort?: number | null;
 }
 
 export interface HaproxyConfigOptions {
@@ -16,6 +18,11 @@ export interface HaproxyConfigOptions {
   readonly port: number;
   /** Port of the HAProxy stats page (`/`), or null for none. */
   readonly statsPort: number | null;
+  /**
+   * Port of the internal frontend, or null for none: the local stand-in for the gateway Service's
+   * `internal` port (reachable inside the cluster only), balancing over the pods' INTERNAL_PORTs.
+   */
+  readonly internalFrontendPort?: number | null;
   readonly slots: readonly HaproxySlot[];
   /** Runtime API socket (`level admin`), used to point slots at processes. */
   readonly adminSocket: string;
@@ -92,6 +99,23 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
     `  default-server inter ${o.checkIntervalMs}ms fall 2 rise 1`,
     ...servers,
   ];
+  if (o.internalFrontendPort != null) {
+    lines.push(
+      '',
+      '# The internal port (metrics, fleet stats, admin, the fleet view): on loopback only, like a',
+      '# ClusterIP port no route exposes. Any live pod answers; a draining one too (/healthz, not /readyz).',
+      'frontend internal',
+      `  bind 127.0.0.1:${o.internalFrontendPort}`,
+      '  default_backend internal',
+      '',
+      'backend internal',
+      '  balance roundrobin',
+      '  option httpchk GET /healthz',
+      '  http-check expect status 200',
+      `  default-server inter ${o.checkIntervalMs}ms fall 2 rise 1`,
+      ...o.slots.map((slot) => `  server ${slot.name} 127.0.0.1:${slot.internalPort ?? 1} check${slot.internalPort == null ? ' disabled' : ''}`),
+    );
+  }
   if (o.statsPort !== null) {
     lines.push('', 'listen stats', `  bind 127.0.0.1:${o.statsPort}`, '  stats enable', '  stats uri /', '  stats refresh 2s');
   }
@@ -109,6 +133,8 @@ export interface StartHaproxyOptions {
   readonly checkIntervalMs?: number;
   /** Serve the HAProxy stats page on a free port. @default false */
   readonly statsPage?: boolean;
+  /** Also front the pods' internal ports on a free port (see `internalFrontendPort`). @default false */
+  readonly internalFrontend?: boolean;
 }
 
 export interface ServerState {
@@ -121,13 +147,18 @@ export interface ServerState {
 export interface Haproxy {
   readonly url: string;
   readonly port: number;
+  /** The internal frontend, when started with `internalFrontend`. */
+  readonly internalUrl: string | null;
   readonly statsUrl: string | null;
   readonly configPath: string;
   readonly config: string;
   /** Sends a runtime API command and returns its answer. */
   command(command: string): Promise<string>;
-  /** Points `slot` at a local port and takes it out of maintenance; `null` puts it into maintenance. */
-  setSlot(slot: string, port: number | null): Promise<void>;
+  /**
+   * Points `slot` at a local port (and, with the internal frontend, at the pod's internal port) and takes
+   * it out of maintenance; `null` puts it into maintenance.
+   */
+  setSlot(slot: string, port: number | null, internalPort?: number): Promise<void>;
   servers(): Promise<ServerState[]>;
   /** Everything HAProxy wrote. */
   output(): string;
@@ -147,10 +178,12 @@ export async function startHaproxy(opts: StartHaproxyOptions): Promise<[Haproxy,
   const dir = mkdtempSync(join(tmpdir(), 'rt-haproxy-'));
   const port = opts.port ?? (await freePort());
   const statsPort = opts.statsPage ? await freePort() : null;
+  const internalFrontendPort = opts.internalFrontend ? await freePort() : null;
   const adminSocket = join(dir, 'admin.sock');
   const config = renderHaproxyConfig({
     port,
     statsPort,
+    internalFrontendPort,
     slots: opts.slots,
     adminSocket,
     sticky: opts.sticky ?? HAPROXY_DEFAULTS.sticky,
@@ -190,19 +223,21 @@ export async function startHaproxy(opts: StartHaproxyOptions): Promise<[Haproxy,
   const haproxy: Haproxy = {
     url: `http://127.0.0.1:${port}`,
     port,
+    internalUrl: internalFrontendPort === null ? null : `http://127.0.0.1:${internalFrontendPort}`,
     statsUrl: statsPort === null ? null : `http://127.0.0.1:${statsPort}/`,
     configPath,
     config,
     command,
-    async setSlot(slot, target) {
-      if (target === null) {
-        await expectEmpty(command(`set server gateways/${slot} state maint`), slot);
-        return;
-      }
-      await expectEmpty(command(`set server gateways/${slot} state maint`), slot);
-      const answer = await command(`set server gateways/${slot} addr 127.0.0.1 port ${target}`);
-      if (!/port changed|no need to change/.test(answer)) throw new Error(`haproxy: could not point ${slot} at port ${target}: ${answer.trim()}`);
-      await expectEmpty(command(`set server gateways/${slot} state ready`), slot);
+    async setSlot(slot, target, internalTarget) {
+      const point = async (backend: string, to: number | null): Promise<void> => {
+        await expectEmpty(command(`set server ${backend}/${slot} state maint`), slot);
+        if (to === null) return;
+        const answer = await command(`set server ${backend}/${slot} addr 127.0.0.1 port ${to}`);
+        if (!/port changed|no need to change/.test(answer)) throw new Error(`haproxy: could not point ${backend}/${slot} at port ${to}: ${answer.trim()}`);
+        await expectEmpty(command(`set server ${backend}/${slot} state ready`), slot);
+      };
+      await point('gateways', target);
+      if (internalFrontendPort !== null) await point('internal', target === null ? null : (internalTarget ?? null));
     },
     async servers() {
       const text = await command('show servers state gateways');

@@ -45,7 +45,7 @@ const ADMIN_TOKEN = 'test-admin-token-0123456789';
 const auth = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
 async function drainStatus(gateway: GatewayProcess): Promise<DrainStatus> {
-  const res = await fetch(`${gateway.url}/admin/drain`, { headers: auth });
+  const res = await fetch(`${gateway.internalUrl}/admin/drain`, { headers: auth });
   return ((await res.json()) as { drain: DrainStatus }).drain;
 }
 
@@ -87,7 +87,7 @@ describe('graceful drain of a gateway process', () => {
     expect(clients.every((c) => c.socket.connected && c.hint === null)).toBe(true);
     // Fleet stats are written every 5 s here: seeing "draining" this soon means the drain wrote it itself.
     await waitFor('fleet entry draining', async () => JSON.parse((await redisClient.get(`rt:{fleet}:pod:${gateway.pod}`)) ?? 'null')?.draining === true, 1_000, 20);
-    const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+    const metrics = await (await fetch(`${gateway.internalUrl}/metrics`)).text();
     expect(metrics).toMatch(/^rt_drain_in_progress 1$/m);
     expect(metrics).toMatch(/^rt_ready 0$/m);
 
@@ -131,20 +131,22 @@ describe('graceful drain of a gateway process', () => {
   it('POST /admin/drain: 404 without ADMIN_TOKEN, 401 with a bad token, 202 drains and stays up until SIGTERM', async () => {
     const [plain, stopPlain] = await startGateway({ env: base() });
     cleanups.push(stopPlain);
-    expect((await fetch(`${plain.url}/admin/drain`, { method: 'POST', headers: auth })).status).toBe(404);
+    expect((await fetch(`${plain.internalUrl}/admin/drain`, { method: 'POST', headers: auth })).status).toBe(404);
 
     const [gateway, stop] = await startGateway({ env: { ...base(), ADMIN_TOKEN, DRAIN_NOTICE_DELAY_MS: '300', DRAIN_WINDOW_MS: '1000', DRAIN_JITTER_MS: '1000' } });
     cleanups.push(stop);
     const clients = await Promise.all(Array.from({ length: 6 }, () => connectObserved(gateway.url)));
     cleanups.push(() => clients.forEach((c) => c.socket.disconnect()));
     for (const headers of [{}, { authorization: 'Bearer wrong-token-0123456789' }, { authorization: ADMIN_TOKEN }] as Record<string, string>[]) {
-      const res = await fetch(`${gateway.url}/admin/drain`, { method: 'POST', headers });
+      const res = await fetch(`${gateway.internalUrl}/admin/drain`, { method: 'POST', headers });
       expect(res.status).toBe(401);
       expect(res.headers.get('www-authenticate')).toBe('Bearer');
     }
     expect((await drainStatus(gateway)).phase).toBe('serving');
 
-    const res = await fetch(`${gateway.url}/admin/drain`, { method: 'POST', headers: auth });
+    // Never on the public port, whatever the token.
+    expect((await fetch(`${gateway.url}/admin/drain`, { method: 'POST', headers: auth })).status).toBe(404);
+    const res = await fetch(`${gateway.internalUrl}/admin/drain`, { method: 'POST', headers: auth });
     expect(res.status).toBe(202);
     expect(await res.json()).toMatchObject({ ok: true, drain: { phase: 'notice', trigger: 'admin' } });
     expect((await fetch(`${gateway.url}/readyz`)).status).toBe(503);
@@ -156,7 +158,7 @@ describe('graceful drain of a gateway process', () => {
     expect((await fetch(`${gateway.url}/healthz`)).status).toBe(200);
     expect(await tryHandshake(gateway.url)).toEqual(expect.objectContaining({ code: 'draining' }));
     // A second POST is harmless; SIGTERM then exits at once.
-    expect((await fetch(`${gateway.url}/admin/drain`, { method: 'POST', headers: auth })).status).toBe(202);
+    expect((await fetch(`${gateway.internalUrl}/admin/drain`, { method: 'POST', headers: auth })).status).toBe(202);
     const sigtermAt = Date.now();
     expect(await gateway.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     expect(Date.now() - sigtermAt).toBeLessThan(2_000);
@@ -173,7 +175,7 @@ describe('graceful drain of a gateway process', () => {
     await redisClient.set(drainPlanKey('rt', bad.pod), JSON.stringify({ v: 1, ratePerSecond: 'fast' }), 'EX', 60);
 
     const started = Date.now();
-    for (const gw of [planned, bad]) await fetch(`${gw.url}/admin/drain`, { method: 'POST', headers: auth });
+    for (const gw of [planned, bad]) await fetch(`${gw.internalUrl}/admin/drain`, { method: 'POST', headers: auth });
     await waitFor('the planned drain to finish', async () => (await drainStatus(planned)).phase === 'drained', 5_000);
     expect(Date.now() - started).toBeLessThan(3_000); // 8 sockets at 8/s, not the local 20 s window
     expect((await drainStatus(planned)).schedule).toMatchObject({ source: 'plan', sockets: 8, windowMs: 1_000, jitterMs: 500, ratePerSecond: 8 });

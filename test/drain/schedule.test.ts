@@ -37,6 +37,16 @@ describe('scheduleDrain (the paced phase, planned without a clock)', () => {
     expect(scheduleDrain(10, settings, { v: 1, jitterMs: 0 }).slots.every((slot) => slot.hintMs === 0)).toBe(true);
   });
 
+  it('re-planned mid-drain: a window counts from the start of the closing phase, a rate from now', () => {
+    // 4 s into the drain, a 10 s window leaves 6 s; re-reading the same plan never stretches the drain.
+    expect(scheduleDrain(10, settings, { v: 1, windowMs: 10_000 }, Infinity, 4_000).windowMs).toBe(6_000);
+    expect(scheduleDrain(10, settings, null, Infinity, 5_000).windowMs).toBe(15_000);
+    expect(scheduleDrain(10, settings, { v: 1, windowMs: 3_000 }, Infinity, 4_000).windowMs).toBe(0);
+    // A rate applies to the sockets left, whatever has elapsed.
+    expect(scheduleDrain(10, settings, { v: 1, ratePerSecond: 5 }, Infinity, 4_000)).toMatchObject({ windowMs: 2_000, ratePerSecond: 5 });
+    expect(scheduleDrain(10, { ...settings, ratePerSecond: 10 }, null, Infinity, 4_000).windowMs).toBe(1_000);
+  });
+
   it('shortens the window to the time left before the shutdown deadline, down to closing at once', () => {
     expect(scheduleDrain(10, settings, null, 3_000).windowMs).toBe(3_000);
     const atOnce = scheduleDrain(10, settings, null, -50);
@@ -136,7 +146,7 @@ describe('installDrain ends when no connection is left', () => {
       handshakeGuards: [],
       sseGuards: [],
       sseStreams: new Set(),
-      routes: [],
+      internalRoutes: [],
     } as unknown as Gateway;
     const drain = installDrain(gateway);
     const client = connectClient(`http://127.0.0.1:${(http.address() as AddressInfo).port}`, { transports: ['websocket'], reconnection: false, forceNew: true });

@@ -128,7 +128,7 @@ describe('SSE streams in a drain', () => {
     })();
 
     const drainAt = Date.now();
-    const post = await fetch(`${draining.url}/admin/drain`, { method: 'POST', headers: admin });
+    const post = await fetch(`${draining.internalUrl}/admin/drain`, { method: 'POST', headers: admin });
     expect(post.status).toBe(202);
 
     // Every stream gets server:draining: a control event (no id:), with retry: set to its hint.
@@ -155,10 +155,10 @@ describe('SSE streams in a drain', () => {
     const endedAt = await Promise.all(readers.map((r) => r.ended));
     const firstHintAt = Math.min(...hints.map((h) => h.at));
     for (const t of endedAt) expect(t - firstHintAt).toBeLessThan(WINDOW + 1_000);
-    await waitFor('the drain to finish', async () => ((await (await fetch(`${draining.url}/admin/drain`, { headers: admin })).json()) as { drain: DrainStatus }).drain.phase === 'drained', 5_000);
-    const status = ((await (await fetch(`${draining.url}/admin/drain`, { headers: admin })).json()) as { drain: DrainStatus }).drain;
+    await waitFor('the drain to finish', async () => ((await (await fetch(`${draining.internalUrl}/admin/drain`, { headers: admin })).json()) as { drain: DrainStatus }).drain.phase === 'drained', 5_000);
+    const status = ((await (await fetch(`${draining.internalUrl}/admin/drain`, { headers: admin })).json()) as { drain: DrainStatus }).drain;
     expect(status).toMatchObject({ schedule: { sockets: 3 }, closed: 3, forced: 0, remaining: 0 });
-    expect(await (await fetch(`${draining.url}/metrics`)).text()).toMatch(/^rt_sse_streams 0$/m);
+    expect(await (await fetch(`${draining.internalUrl}/metrics`)).text()).toMatch(/^rt_sse_streams 0$/m);
 
     // What EventSource does next: reconnect (here to the other pod) with Last-Event-ID, resume from history.
     const resumed = await Promise.all(readers.map((r) => openSse(survivor.url, room, r.lastEventId()!)));

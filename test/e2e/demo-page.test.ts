@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalFleet, startLocalFleet } from '../../scripts/fleet/fleet.ts';
 
 // The demo page in real Chromium, served through the local fleet's HAProxy: two tabs share the
-// live counter, and the fleet view shows a pod draining while its clients move.
+// live counter; the fleet view — on the internal port, never the public one — shows a pod draining
+// while its clients move.
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -59,6 +60,15 @@ describe('the demo page in Chromium', () => {
 
   const counter = async (page: Page): Promise<number> => Number(await page.locator('#counter-value').textContent());
 
+  /** The fleet view, from the fleet's internal port (HAProxy's internal frontend, like the Service's `internal` port). */
+  async function openFleetView(): Promise<Page> {
+    const page = await (await browser.newContext()).newPage();
+    page.on('pageerror', (err) => console.error(`fleet view error: ${err.message}`));
+    await page.goto(`${fleet.internalUrl}/`);
+    await page.locator('#status[data-ok="true"]').waitFor({ timeout: 15_000 });
+    return page;
+  }
+
   it('two tabs of the counter update together', async () => {
     const [a, b] = [await openTab(), await openTab()];
     const start = await counter(a);
@@ -68,34 +78,34 @@ describe('the demo page in Chromium', () => {
     await b.click('#increment');
     for (const page of [a, b]) await expect.poll(() => counter(page), { timeout: 5_000 }).toBe(start + 3);
     // Each tab names the pod it is on, and the fleet view lists both pods with their sockets.
-    for (const page of [a, b]) {
-      await expect.poll(() => page.locator('#pod').textContent()).toMatch(/^gw-\d+$/);
-      await expect.poll(() => page.locator('#fleet .pod').count(), { timeout: 5_000 }).toBe(2);
-    }
-    await Promise.all([a.context().close(), b.context().close()]);
+    for (const page of [a, b]) await expect.poll(() => page.locator('#pod').textContent()).toMatch(/^gw-\d+$/);
+    const view = await openFleetView();
+    await expect.poll(() => view.locator('#fleet .pod').count(), { timeout: 5_000 }).toBe(2);
+    // The public entry serves no fleet stats: the page cannot read them, and neither can anyone else.
+    expect((await fetch(`${fleet.url}/fleet`)).status).toBe(404);
+    expect((await fetch(`${fleet.url}/metrics`)).status).toBe(404);
+    await Promise.all([a.context().close(), b.context().close(), view.context().close()]);
   });
 
   it('the fleet view shows a pod draining while its tab moves to another pod, and the counter keeps working', async () => {
-    const watcher = await openTab();
+    const watcher = await openFleetView();
     const mover = await openTab();
     const victim = (await mover.locator('#pod').textContent())!;
     const start = await counter(mover);
 
-    const res = await fetch(`${fleet.podUrl(victim)}/admin/drain`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const res = await fetch(`${fleet.podInternalUrl(victim)}/admin/drain`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     expect(res.status).toBe(202);
 
-    // Both tabs' fleet views turn the victim's card to draining.
-    for (const page of [watcher, mover]) {
-      await page.locator(`#fleet .pod[data-pod="${victim}"][data-draining="true"]`).waitFor({ timeout: 5_000 });
-      expect(await page.locator(`#fleet .pod[data-pod="${victim}"] .state`).textContent()).toBe('draining');
-    }
-    await mover.screenshot({ path: process.env.E2E_SCREENSHOT ?? '/tmp/rt-e2e-draining.png' });
-    // The tab on the victim is told, then moves to the other pod and resumes.
+    // The fleet view turns the victim's card to draining.
+    await watcher.locator(`#fleet .pod[data-pod="${victim}"][data-draining="true"]`).waitFor({ timeout: 5_000 });
+    expect(await watcher.locator(`#fleet .pod[data-pod="${victim}"] .state`).textContent()).toBe('draining');
+    await watcher.screenshot({ path: process.env.E2E_SCREENSHOT ?? '/tmp/rt-e2e-draining.png' });
+    // The tab on the victim is told, moves to the other pod and resumes; the fleet view sees the victim empty.
     await expect.poll(() => mover.locator('#pod').textContent(), { timeout: 15_000 }).not.toBe(victim);
     await mover.locator('#state[data-state="connected"]').waitFor({ timeout: 15_000 });
-    await expect.poll(() => mover.locator(`#fleet .pod[data-pod="${victim}"] .sockets`).textContent(), { timeout: 10_000 }).toBe('0');
+    await expect.poll(() => watcher.locator(`#fleet .pod[data-pod="${victim}"] .sockets`).textContent(), { timeout: 10_000 }).toBe('0');
 
-    await watcher.click('#increment');
-    for (const page of [watcher, mover]) await expect.poll(() => counter(page), { timeout: 5_000 }).toBe(start + 1);
+    await mover.click('#increment');
+    await expect.poll(() => counter(mover), { timeout: 5_000 }).toBe(start + 1);
   });
 });

@@ -127,13 +127,13 @@ describe('JWT auth at the handshake and for the life of a connection', () => {
   });
 
   it('cuts a client that does not refresh at exp with token_expired, and the stock client does not reconnect', async () => {
-    const before = await metricValue(hs.url, 'rt_token_expired_disconnections_total');
+    const before = await metricValue(hs.internalUrl, 'rt_token_expired_disconnections_total');
     const c = await client(hs.url, await hs256Token({ sub: 'sleeper', expiresIn: 2 }));
     const reason = await new Promise<string>((resolve) => c.socket.once('disconnect', resolve));
     expect(reason).toBe('io server disconnect');
     expect(c.control.map((e) => e.type)).toContain('auth:refresh');
     expect(c.control.find((e) => e.type === 'connection:closing')?.payload).toMatchObject({ reason: 'token_expired', reconnect: false });
-    expect(await metricValue(hs.url, 'rt_token_expired_disconnections_total')).toBe(before + 1);
+    expect(await metricValue(hs.internalUrl, 'rt_token_expired_disconnections_total')).toBe(before + 1);
   });
 
   it('closes an SSE stream at exp', async () => {

@@ -210,7 +210,7 @@ describe('malformed input at a live gateway', () => {
     expect(wrong.slice(0, 10)).toEqual([]);
     expect(answered).toBe(MALFORMED_EVENTS);
     expect(fuzzers.every((f) => f.socket.connected)).toBe(true);
-    expect(await metricValue(gateway.url, 'rt_messages_in_total', { outcome: 'internal' })).toBe(0);
+    expect(await metricValue(gateway.internalUrl, 'rt_messages_in_total', { outcome: 'internal' })).toBe(0);
     assertGatewayHealthy();
   });
 
@@ -243,7 +243,7 @@ describe('malformed input at a live gateway', () => {
       }
     });
     expect(connections).toBeGreaterThan(100); // protocol violations close the offender's connection, nothing else
-    expect(await metricValue(gateway.url, 'rt_protocol_errors_total')).toBeGreaterThan(0);
+    expect(await metricValue(gateway.internalUrl, 'rt_protocol_errors_total')).toBeGreaterThan(0);
     const [after, close] = await connectClient(gateway.url, { token });
     cleanups.push(close);
     expect(await after.request('counter:read', {})).toMatchObject({ ok: true });

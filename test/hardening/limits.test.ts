@@ -43,7 +43,7 @@ describe('per-instance limits', () => {
     const { retryAfterMs } = (limited.at(-1) as { error: { retryAfterMs: number } }).error;
     await new Promise((r) => setTimeout(r, retryAfterMs + 50));
     expect(await noisy.request('counter:read', {})).toMatchObject({ ok: true });
-    expect(await metricValue(gateway.url, 'rt_messages_in_total', { outcome: 'rate_limited' })).toBe(limited.length);
+    expect(await metricValue(gateway.internalUrl, 'rt_messages_in_total', { outcome: 'rate_limited' })).toBe(limited.length);
   });
 
   it('refuses handshakes past the connection limit with a retryable over_capacity, and admits again after a leave', async () => {
@@ -55,7 +55,7 @@ describe('per-instance limits', () => {
     expect(await tryConnect(gateway.url, cleanups)).toMatchObject({ code: 'over_capacity', retryable: true });
     admitted[0]![1]();
     await waitFor('a slot after a client left', async () => (await tryConnect(gateway.url, cleanups)) === true);
-    expect(await metricValue(gateway.url, 'rt_handshake_refusals_total', { code: 'over_capacity' })).toBeGreaterThanOrEqual(1);
+    expect(await metricValue(gateway.internalUrl, 'rt_handshake_refusals_total', { code: 'over_capacity' })).toBeGreaterThanOrEqual(1);
   });
 
   it('refuses handshakes faster than the connection rate with a retryable over_capacity', async () => {
@@ -93,7 +93,7 @@ describe('per-instance limits', () => {
     const started = Date.now();
     await zombie.closed;
     expect(Date.now() - started).toBeLessThan(4_000);
-    await waitFor('the ping timeout in metrics', async () => (await metricValue(gateway.url, 'rt_disconnections_total', { reason: 'ping timeout' })) === 1);
+    await waitFor('the ping timeout in metrics', async () => (await metricValue(gateway.internalUrl, 'rt_disconnections_total', { reason: 'ping timeout' })) === 1);
     expect(alive.ws.readyState).toBe(alive.ws.OPEN);
     expect((await alive.request('counter:read', {}))[0]).toMatchObject({ ok: true });
   });

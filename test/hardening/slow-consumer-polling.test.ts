@@ -55,7 +55,7 @@ describe('a slow consumer on long-polling', () => {
     while (!cut && published < FLOOD_CAP) {
       await Promise.all(Array.from({ length: 100 }, flood));
       published += 100;
-      cut = (await metricValue(gateway.url, 'rt_slow_consumer_disconnections_total')) >= 1;
+      cut = (await metricValue(gateway.internalUrl, 'rt_slow_consumer_disconnections_total')) >= 1;
     }
     // Keep flooding after the cut (staying within one resume's replay, MAX_REPLAY): nothing more may queue for the closing poller.
     for (let i = 0; i < 3; i += 1) {
@@ -93,6 +93,6 @@ describe('a slow consumer on long-polling', () => {
     await waitFor('the whole flood on the fast client', () => fast.received.length === published, 30_000);
     expect(fast.received.map((e) => e.seq)).toEqual(everything);
     expect(fast.control.some((e) => e.type === 'connection:closing')).toBe(false);
-    expect(await metricValue(gateway.url, 'rt_slow_consumer_disconnections_total')).toBe(1);
+    expect(await metricValue(gateway.internalUrl, 'rt_slow_consumer_disconnections_total')).toBe(1);
   });
 });

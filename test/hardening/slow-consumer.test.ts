@@ -55,7 +55,7 @@ describe('a slow consumer', () => {
         Array.from({ length: 100 }, () => publisher.publish({ room, type: 'chat:message', payload: { from: 'flood', text }, from: 'flood' })),
       );
       published += 100;
-      cut = (await metricValue(gateway.url, 'rt_slow_consumer_disconnections_total')) >= 1;
+      cut = (await metricValue(gateway.internalUrl, 'rt_slow_consumer_disconnections_total')) >= 1;
     }
     const { peakRss } = processMemory(gateway.child.pid!);
     expect(cut, `no slow_consumer cut after ${published} messages (~${Math.round((published * 2.1) / 1024)} MiB)`).toBe(true);
@@ -96,8 +96,8 @@ describe('a slow consumer', () => {
     const lagging = await connectRaw(gateway.url, { auth: { userId: 'lagging' } });
     cleanups.push(() => lagging.close());
     for (const room of [chat, counter]) expect((await lagging.request('room:join', { room }))[0]).toMatchObject({ ok: true });
-    const coalescedBefore = await metricValue(gateway.url, 'rt_coalesced_updates_total');
-    const cutsBefore = await metricValue(gateway.url, 'rt_slow_consumer_disconnections_total');
+    const coalescedBefore = await metricValue(gateway.internalUrl, 'rt_coalesced_updates_total');
+    const cutsBefore = await metricValue(gateway.internalUrl, 'rt_slow_consumer_disconnections_total');
 
     lagging.pause();
     // Build a backlog past the high-water mark (but under the limit), probing with one increment per step.
@@ -105,12 +105,12 @@ describe('a slow consumer', () => {
     for (let step = 0; !coalescing && step < 2_000; step += 1) {
       await Promise.all(Array.from({ length: 20 }, () => publisher.publish({ room: chat, type: 'chat:message', payload: { from: 'flood', text }, from: 'flood' })));
       await publisher.publish({ room: counter, type: 'counter:changed', counterBy: 1, from: 'probe' });
-      coalescing = (await metricValue(gateway.url, 'rt_coalesced_updates_total')) > coalescedBefore;
+      coalescing = (await metricValue(gateway.internalUrl, 'rt_coalesced_updates_total')) > coalescedBefore;
     }
     expect(coalescing, 'the counter was never coalesced').toBe(true);
     let latest!: DurableEnvelope;
     for (let i = 0; i < 50; i += 1) latest = await publisher.publish({ room: counter, type: 'counter:changed', counterBy: 1, from: 'burst' });
-    await waitFor('50 more coalesced updates', async () => (await metricValue(gateway.url, 'rt_coalesced_updates_total')) >= coalescedBefore + 51);
+    await waitFor('50 more coalesced updates', async () => (await metricValue(gateway.internalUrl, 'rt_coalesced_updates_total')) >= coalescedBefore + 51);
 
     lagging.resume();
     const isLatestReset = (e: unknown[]): boolean => e[0] === 'room:reset' && (e[1] as { seq: number }).seq === latest.seq;
@@ -122,7 +122,7 @@ describe('a slow consumer', () => {
     const changes = counterEvents.filter((e) => e[0] === 'counter:changed').map((e) => e[1] as DurableEnvelope);
     expect(changes.map((e) => e.seq)).toEqual(changes.map((_, i) => changes[0]!.seq + i));
     expect(changes.some((e) => (e.payload as { from: string }).from === 'burst')).toBe(false);
-    expect(await metricValue(gateway.url, 'rt_slow_consumer_disconnections_total')).toBe(cutsBefore);
+    expect(await metricValue(gateway.internalUrl, 'rt_slow_consumer_disconnections_total')).toBe(cutsBefore);
     expect(lagging.ws.readyState).toBe(lagging.ws.OPEN);
     expect((await lagging.request('counter:read', { room: counter }))[0]).toMatchObject({ ok: true, seq: latest.seq });
   });

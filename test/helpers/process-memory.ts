@@ -16,9 +16,9 @@ export function processMemory(pid: number): { rss: number; peakRss: number } {
   return { rss: kib('VmRSS'), peakRss: kib('VmHWM') };
 }
 
-/** One sample of a Prometheus counter or gauge from a gateway's /metrics (0 when absent). */
-export async function metricValue(baseUrl: string, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+/** One sample of a Prometheus counter or gauge from a gateway's /metrics — pass its internal URL (0 when absent). */
+export async function metricValue(internalUrl: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`${internalUrl}/metrics`)).text();
   let total = 0;
   for (const line of text.split('\n')) {
     if (!line.startsWith(name)) continue;

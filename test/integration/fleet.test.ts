@@ -178,14 +178,14 @@ describe('a gateway fleet on the Redis backplane', () => {
     expect(await x.request('no:such', {})).toMatchObject({ ok: false, error: { code: 'unknown_event' } });
   });
 
-  it('exposes fleet stats for every instance and Prometheus metrics', async () => {
-    const res = await fetch(`${a.url}/fleet`);
+  it('exposes fleet stats for every instance and Prometheus metrics on the internal port', async () => {
+    const res = await fetch(`${a.internalUrl}/fleet`);
     const { pods, sockets } = (await res.json()) as { pods: { pod: string; ready: boolean; sockets: number }[]; sockets: number };
     expect(pods.map((p) => p.pod).sort()).toEqual(expect.arrayContaining(['gw-a', 'gw-b', 'gw-c']));
     expect(pods.every((p) => p.ready)).toBe(true);
     expect(sockets).toBe(pods.reduce((sum, p) => sum + p.sockets, 0));
     expect(sockets).toBeGreaterThan(0);
-    const metrics = await (await fetch(`${a.url}/metrics`)).text();
+    const metrics = await (await fetch(`${a.internalUrl}/metrics`)).text();
     for (const name of ['rt_connected_sockets', 'rt_connections_total', 'rt_messages_in_total', 'rt_resumes_total', 'rt_history_misses_total', 'nodejs_eventloop_lag_seconds']) {
       expect(metrics).toContain(name);
     }
