@@ -6,22 +6,25 @@
 //     with the cluster CA (no --kubelet-insecure-tls needed here, unlike on kind).
 import type { Node } from './node.ts';
 import { NODE } from './node.ts';
-import { NODE_IMAGES } from './image-refs.ts';
+import { imageRefs } from './images.ts';
 
 export async function installAddons(node: Node, step: (what: string) => void): Promise<void> {
   step('CoreDNS and metrics-server');
   await node.kubectl(['apply', '--server-side', '-f', '-'], { input: coreDnsManifest() + metricsServerManifest() });
   step('waiting for CoreDNS and metrics-server to be Available');
-  await node.kubectl(['-n', 'kube-system', 'wait', '--for=condition=Available', '--timeout=120s', 'deployment/coredns', 'deployment/metrics-server']);
+  await node.kubectl(['-n', 'kube-system', 'wait', '--for=condition=Available', '--timeout=120s', 'deployment/coredns', 'deployment/metrics-server'])
+    .catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await podDiagnostics(node, 'kube-system')}`);
+    });
   step('waiting for the metrics API (v1beta1.metrics.k8s.io)');
   await node.kubectl(['wait', '--for=condition=Available', '--timeout=120s', 'apiservice/v1beta1.metrics.k8s.io']);
 }
 
-const restricted = `
+const restricted = (add: string[] = []) => `
         securityContext:
           allowPrivilegeEscalation: false
           readOnlyRootFilesystem: true
-          capabilities: { drop: [ALL] }`;
+          capabilities: { drop: [ALL]${add.length ? `, add: [${add.join(', ')}]` : ''} }`;
 
 function coreDnsManifest(): string {
   return `---
@@ -51,7 +54,7 @@ kind: ConfigMap
 metadata: { name: coredns, namespace: kube-system }
 data:
   Corefile: |
-    .:1053 {
+    .:53 {
         errors
         health :8080
         ready :8181
@@ -78,16 +81,18 @@ spec:
       securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: RuntimeDefault } }
       containers:
       - name: coredns
-        image: ${NODE_IMAGES.coredns}
+        image: ${imageRefs().coredns}
         imagePullPolicy: Never
         args: [-conf, /etc/coredns/Corefile]
         ports:
-        - { name: dns, containerPort: 1053, protocol: UDP }
-        - { name: dns-tcp, containerPort: 1053, protocol: TCP }
+        - { name: dns, containerPort: 53, protocol: UDP }
+        - { name: dns-tcp, containerPort: 53, protocol: TCP }
         readinessProbe: { httpGet: { path: /ready, port: 8181 }, periodSeconds: 2 }
         livenessProbe: { httpGet: { path: /health, port: 8080 }, periodSeconds: 10 }
         resources: { requests: { cpu: 20m, memory: 32Mi }, limits: { memory: 128Mi } }
-        volumeMounts: [{ name: config, mountPath: /etc/coredns, readOnly: true }]${restricted}
+        volumeMounts: [{ name: config, mountPath: /etc/coredns, readOnly: true }]${
+          // As upstream: the binary carries cap_net_bind_service (file capability) to bind :53 as nonroot.
+          restricted(['NET_BIND_SERVICE'])}
       volumes: [{ name: config, configMap: { name: coredns } }]
 ---
 apiVersion: v1
@@ -97,8 +102,8 @@ spec:
   clusterIP: ${NODE.dnsServiceIp}
   selector: { k8s-app: kube-dns }
   ports:
-  - { name: dns, port: 53, targetPort: 1053, protocol: UDP }
-  - { name: dns-tcp, port: 53, targetPort: 1053, protocol: TCP }
+  - { name: dns, port: 53, targetPort: 53, protocol: UDP }
+  - { name: dns-tcp, port: 53, targetPort: 53, protocol: TCP }
 `;
 }
 
@@ -160,18 +165,18 @@ spec:
       securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: RuntimeDefault } }
       containers:
       - name: metrics-server
-        image: ${NODE_IMAGES.metricsServer}
+        image: ${imageRefs()['metrics-server']}
         imagePullPolicy: Never
         args:
         - --cert-dir=/tmp
         - --secure-port=10250
         - --kubelet-preferred-address-types=InternalIP
         - --kubelet-certificate-authority=/var/run/secrets/kubernetes.io/serviceaccount/ca.crt
-        - --metric-resolution=10s
+        - --metric-resolution=15s
         ports: [{ name: https, containerPort: 10250 }]
         readinessProbe: { httpGet: { path: /readyz, port: https, scheme: HTTPS }, periodSeconds: 5 }
         resources: { requests: { cpu: 20m, memory: 48Mi }, limits: { memory: 256Mi } }
-        volumeMounts: [{ name: tmp, mountPath: /tmp }]${restricted}
+        volumeMounts: [{ name: tmp, mountPath: /tmp }]${restricted()}
       volumes: [{ name: tmp, emptyDir: {} }]
 ---
 apiVersion: v1
@@ -192,4 +197,21 @@ spec:
   groupPriorityMinimum: 100
   versionPriority: 100
 `;
+}
+
+/** Pod states and the last log lines of containers that are not ready: what a failed wait needs to say. */
+export async function podDiagnostics(node: Pick<Node, 'kubectl'>, namespace: string): Promise<string> {
+  const lines = [(await node.kubectl(['-n', namespace, 'get', 'pods', '-o', 'wide'], { allowFailure: true })).stdout];
+  const pods = JSON.parse((await node.kubectl(['-n', namespace, 'get', 'pods', '-o', 'json'], { allowFailure: true })).stdout || '{"items":[]}') as {
+    items: { metadata: { name: string }; status: { containerStatuses?: { name: string; ready: boolean }[] } }[];
+  };
+  for (const pod of pods.items) {
+    for (const container of pod.status.containerStatuses ?? []) {
+      if (container.ready) continue;
+      const logs = await node.kubectl(['-n', namespace, 'logs', pod.metadata.name, '-c', container.name, '--tail=15'], { allowFailure: true });
+      const previous = await node.kubectl(['-n', namespace, 'logs', pod.metadata.name, '-c', container.name, '--tail=15', '--previous'], { allowFailure: true });
+      lines.push(`--- ${pod.metadata.name}/${container.name}:\n${(logs.stdout || logs.stderr).trim()}\n${previous.code === 0 ? `(previous run)\n${previous.stdout.trim()}` : ''}`);
+    }
+  }
+  return lines.join('\n');
 }

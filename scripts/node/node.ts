@@ -19,7 +19,7 @@ import {
   type ControlPlane, type KubectlOptions, defaultBinDir, freePorts, installCrds, run,
 } from '../cluster/control-plane.ts';
 import { Pki } from '../cluster/pki.ts';
-import { NODE_IMAGES } from './image-refs.ts';
+import { imageRefs } from './images.ts';
 import {
   bridgePorts, cgroupPids, deleteLink, deleteNftTable, HOST_PATHS, isOurProcess, kubepodsCgroups, mountsUnder, nftTables, readSysctls, removeCgroupTree, restoreSysctls, signal, unmount, waitGone,
 } from './host.ts';
@@ -522,7 +522,7 @@ state = "${join(root, 'state')}"
 [debug]
   level = "warn"
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "${NODE_IMAGES.pause}"
+  sandbox_image = "${imageRefs().pause}"
   # REAL-NODE 1: root here lacks CAP_SYS_RESOURCE, so a negative oom_score_adj is refused.
   restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildNodeImages } from '../../scripts/node/images.ts';
 import { type HostSnapshot, snapshotHost } from '../../scripts/node/host.ts';
 import { NODE, type Node, NodeError, startNode, type StopNode } from '../../scripts/node/node.ts';
-import { NODE_IMAGES } from '../../scripts/node/image-refs.ts';
+import { imageRefs } from '../../scripts/node/images.ts';
 import { OutsideHost } from './outside-host.ts';
 
 let node: Node;
@@ -13,7 +13,7 @@ let stop: StopNode | undefined;
 let before: HostSnapshot;
 let outside: OutsideHost;
 
-const busyboxLike = NODE_IMAGES.gateway;
+const busyboxLike = imageRefs().gateway;
 
 async function podIp(namespace: string, name: string): Promise<string> {
   return (await node.kubectl(['-n', namespace, 'get', 'pod', name, '-o', 'jsonpath={.status.podIP}'])).stdout.trim();
