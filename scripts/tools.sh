@@ -186,7 +186,7 @@ fi
 if installed coredns "$COREDNS_VERSION" "$LOCALBIN/coredns"; then
   echo "coredns $COREDNS_VERSION: up to date"
 else
-  echo "building coredns $COREDNS_VERSION (first build takes ~2 min)..."
+  echo "building coredns $COREDNS_VERSION (first build takes 2-8 min)..."
   start=$(date +%s)
   if ! CGO_ENABLED=0 GOBIN=$LOCALBIN go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"; then
     echo "tools.sh: building coredns $COREDNS_VERSION (go install github.com/coredns/coredns@$COREDNS_VERSION) failed; see above" >&2
