@@ -104,7 +104,11 @@ describe('real-node images in containerd', () => {
 
   it('gateway: the image command serves /healthz, /readyz and the page on the host network, and drains on SIGTERM', async () => {
     const port = await freePort();
-    const c = containerd!.start(ref('gateway'), 'gw-serve', { netHost: true, env: { AUTH_MODE: 'none', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info' } });
+    const internalPort = await freePort();
+    const c = containerd!.start(ref('gateway'), 'gw-serve', {
+      netHost: true,
+      env: { AUTH_MODE: 'none', HOST: '127.0.0.1', PORT: String(port), INTERNAL_PORT: String(internalPort), LOG_LEVEL: 'info' },
+    });
     const base = `http://127.0.0.1:${port}`;
     let health: Response | undefined;
     for (let i = 0; i < 100 && !health; i += 1) {
