@@ -180,7 +180,9 @@ export function bridgePorts(bridge: string): string[] {
 export function deleteLink(name: string): string | undefined {
   if (!linkExists(name)) return undefined;
   const result = spawnSync('ip', ['link', 'delete', name], { encoding: 'utf8' });
-  return result.status === 0 ? undefined : `ip link delete ${name}: ${result.stderr.trim()}`;
+  // A veth vanishes on its own once its pod's network namespace is gone.
+  if (result.status === 0 || !linkExists(name)) return undefined;
+  return `ip link delete ${name}: ${result.stderr.trim()}`;
 }
 
 export function isDirectory(path: string): boolean {

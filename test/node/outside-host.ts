@@ -30,6 +30,9 @@ export class OutsideHost {
     };
     ip('netns', 'add', NAMESPACE);
     ip('link', 'add', HOST_VETH, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', NAMESPACE);
+    // No IPv6 link-local addresses: their duplicate-address detection would change the host's state mid-test.
+    ip('link', 'set', HOST_VETH, 'addrgenmode', 'none');
+    ip('-n', NAMESPACE, 'link', 'set', 'eth0', 'addrgenmode', 'none');
     ip('addr', 'add', '198.18.0.1/30', 'dev', HOST_VETH);
     ip('link', 'set', HOST_VETH, 'up');
     ip('-n', NAMESPACE, 'addr', 'add', `${host.address}/30`, 'dev', 'eth0');
