@@ -44,6 +44,9 @@ export const drainPolicySchema = z
       .number()
       .min(0.2)
       .max(100_000)
+      // OpenAPI `minimum` alone lets an integer 0 through (the API server compares integers with the
+      // truncated bound); the CEL rule compares as numbers.
+      .meta({ 'x-kubernetes-validations': [{ rule: 'double(self) >= 0.2', message: 'must be at least 0.2 reconnects per second' }] })
       .default(60)
       .describe(
         'Reconnects per second the surviving pods absorb, for the whole fleet. Every pod draining at a moment ' +

@@ -316,7 +316,23 @@ export async function startPodRunner(options: PodRunnerOptions): Promise<PodRunn
     startProbing(state);
   };
 
+  const note = (state: PodState, text: string) => {
+    const line = `[pod-runner] ${new Date().toISOString()} ${text}`;
+    state.output += `${line}\n`;
+    options.onOutput?.(state.name, line);
+  };
+  const finalDelete = async (state: PodState) => {
+    try {
+      await core.deleteNamespacedPod({ name: state.name, namespace, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid: state.uid } } });
+      note(state, 'deleted the pod object');
+    } catch (err) {
+      const code = (err as { code?: number }).code;
+      if (code !== 404 && code !== 409) note(state, `final delete failed: ${String(err).slice(0, 300)}`);
+    }
+  };
+
   const onExit = async (state: PodState, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null) => {
+    note(state, `process exited (code ${code}, signal ${signal})`);
     if (state.child !== child) return;
     state.child = null;
     state.ready = false;
@@ -324,9 +340,7 @@ export async function startPodRunner(options: PodRunnerOptions): Promise<PodRunn
     if (state.terminating || stopped) {
       await patchStatus(state, code === 0 ? 'Succeeded' : 'Failed', false, { code, signal });
       // The kubelet's last word: the API object goes once the containers are gone.
-      await core
-        .deleteNamespacedPod({ name: state.name, namespace, gracePeriodSeconds: 0, body: { preconditions: { uid: state.uid } } })
-        .catch(() => {});
+      await finalDelete(state);
       return;
     }
     // restartPolicy Always: the kubelet restarts the container (with a short backoff here).
@@ -342,15 +356,20 @@ export async function startPodRunner(options: PodRunnerOptions): Promise<PodRunn
     const graceMs = (pod.metadata?.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30) * 1_000;
     const began = Date.now();
     const preStop = pod.spec?.containers[0]?.lifecycle?.preStop?.sleep?.seconds;
+    note(state, `deleted: preStop sleep ${preStop ?? 0} s, grace ${graceMs / 1_000} s`);
     if (preStop && state.child) await sleep(Math.min(preStop * 1_000, graceMs));
     const child = state.child;
     if (!child) {
-      await core.deleteNamespacedPod({ name: state.name, namespace, gracePeriodSeconds: 0, body: { preconditions: { uid: state.uid } } }).catch(() => {});
+      await finalDelete(state);
       return;
     }
+    note(state, 'SIGTERM');
     child.kill('SIGTERM');
     const left = Math.max(0, graceMs - (Date.now() - began));
-    const timer = setTimeout(() => child.kill('SIGKILL'), left);
+    const timer = setTimeout(() => {
+      note(state, 'grace period over: SIGKILL');
+      child.kill('SIGKILL');
+    }, left);
     child.once('exit', () => clearTimeout(timer));
   };
 
