@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
+import { JsonPatch, type ApiObject } from 'cdk8s';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
+import type { INetworkPolicyPeer } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicyPeer';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
@@ -68,10 +70,28 @@ export interface GatewayProps {
    */
   readonly autoscaled?: boolean;
   /**
-   * `PORT` of the HTTP server (Socket.IO, probes, metrics) and of the Service.
+   * `PORT` of the public HTTP server (Socket.IO, SSE, the demo page, `/healthz`, `/readyz`) and of the
+   * Service's `http` port: what the entry routes to.
    * @default 3000
    */
   readonly port?: number;
+  /**
+   * `INTERNAL_PORT` of the internal HTTP server (`/metrics`, `/fleet`, `/admin/drain`, probes) and of the
+   * Service's `internal` port. No entry routes to it; the NetworkPolicy admits only `allowInternalFrom` peers.
+   * @default 9090
+   */
+  readonly internalPort?: number;
+  /**
+   * Peers allowed to reach the internal port, besides those added later with `allowInternalFrom`
+   * (the drain controller, KEDA's operator, your Prometheus).
+   * @default - none: only the kubelet's probes (and `kubectl port-forward`) reach it
+   */
+  readonly internalPeers?: readonly INetworkPolicyPeer[];
+  /**
+   * `prometheus.io/scrape`, `/port` and `/path` annotations on the pods, pointing at the internal port's `/metrics`.
+   * @default true
+   */
+  readonly scrapeAnnotations?: boolean;
   /**
    * @default - requests 100m CPU / 128Mi, limit 512Mi memory (no CPU limit: throttling stalls heartbeats)
    */
@@ -95,33 +115,52 @@ export interface GatewayProps {
 
 /** Settings the construct owns; passing them in `settings` would be ambiguous. */
 export const OWNED_SETTINGS: readonly SettingName[] = [
-  'PORT', 'HOST', 'POD_NAME', 'ADAPTER', 'REDIS_URL', 'REDIS_PASSWORD', 'AUTH_MODE', 'JWT_SECRET', 'ADMIN_TOKEN',
+  'PORT', 'INTERNAL_PORT', 'HOST', 'POD_NAME', 'ADAPTER', 'REDIS_URL', 'REDIS_PASSWORD', 'AUTH_MODE', 'JWT_SECRET', 'ADMIN_TOKEN',
   'DRAIN_NOTICE_DELAY_MS', 'DRAIN_WINDOW_MS', 'DRAIN_RATE_PER_SECOND', 'DRAIN_JITTER_MS', 'SHUTDOWN_DEADLINE_MS',
 ];
 
 export const GATEWAY_COMPONENT = 'gateway';
+/** Name of the container port and Service port of the internal server (the controller finds pods' admin endpoint by it). */
+export const INTERNAL_PORT_NAME = 'internal';
 export const GATEWAY_CONTAINER_UID = 1000; // the `node` user of the node:*-bookworm-slim images
 
 /**
- * The Socket.IO gateway: Deployment, Service, ServiceAccount (no API token), ConfigMap and
- * PodDisruptionBudget. Drains itself on SIGTERM; the pod's grace period is derived from the drain timings.
+ * The Socket.IO gateway: Deployment, Service, ServiceAccount (no API token), ConfigMap,
+ * PodDisruptionBudget and a NetworkPolicy guarding the internal port. Drains itself on SIGTERM; the
+ * pod's grace period is derived from the drain timings.
+ *
+ * Two ports (docs/decisions/0005-two-ports.md): `http` (PORT) is what the entry routes to; `internal`
+ * (INTERNAL_PORT) serves metrics, fleet stats and the admin endpoint, and only the peers passed to
+ * `allowInternalFrom` reach it.
  */
 export class Gateway extends Construct {
   readonly name: string;
+  /** The public port (Service port `http`). */
   readonly port: number;
+  /** The internal port (Service port `internal`). */
+  readonly internalPort: number;
+  readonly internalPortName = INTERNAL_PORT_NAME;
   readonly drain: DrainTiming;
   /** Labels selecting the gateway pods (for NetworkPolicies, Services and autoscalers). */
   readonly podSelector: Record<string, string>;
   readonly deployment: ApiObject;
   readonly service: ApiObject;
+  readonly networkPolicy: ApiObject;
+  private internalPeerCount = 0;
 
   constructor(scope: Construct, id: string, props: GatewayProps) {
     super(scope, id);
     const app = props.app;
     this.name = props.name ?? app.instance;
     this.port = props.port ?? 3000;
+    this.internalPort = props.internalPort ?? 9090;
     if (!Number.isInteger(this.port) || this.port < 1 || this.port > 65_535) {
       throw new Error(`port=${this.port} must be an integer in 1-65535`);
+    }
+    // Lower bound only: the chart generator passes out-of-range sentinels; the API server checks the rest.
+    if (!Number.isInteger(this.internalPort) || this.internalPort < 1) throw new Error(`internalPort=${this.internalPort} must be an integer in 1-65535`);
+    if (this.internalPort === this.port) {
+      throw new Error(`internalPort=${this.internalPort} must differ from port=${this.port}: the entry routes to the public port, nothing to the internal one`);
     }
     if (props.autoscaled && props.replicas !== undefined) {
       throw new Error(`replicas=${props.replicas} conflicts with autoscaled=true: the autoscaler owns the replica count; drop one`);
@@ -144,6 +183,7 @@ export class Gateway extends Construct {
     const config: Record<string, string> = {
       HOST: '0.0.0.0',
       PORT: String(this.port),
+      INTERNAL_PORT: String(this.internalPort),
       ADAPTER: props.redis.adapter,
       AUTH_MODE: 'jwt',
       DRAIN_NOTICE_DELAY_MS: String(this.drain.noticeDelayMs),
@@ -168,7 +208,9 @@ export class Gateway extends Construct {
     addObject(this, 'ConfigMap', new ConfigMap({ metadata, data: config }));
 
     const http = 'http';
-    const probe = (path: string) => ({ httpGet: { path, port: http } });
+    // The kubelet asks the internal port: probes are cluster traffic, and edge checks keep the public one.
+    const probe = (path: string) => ({ httpGet: { path, port: INTERNAL_PORT_NAME } });
+    const scrape = props.scrapeAnnotations ?? true;
     this.deployment = addObject(
       this,
       'Deployment',
@@ -184,7 +226,10 @@ export class Gateway extends Construct {
             metadata: {
               labels,
               // Pods roll when the configuration changes (envFrom alone would not restart them).
-              annotations: { 'checksum/config': createHash('sha256').update(JSON.stringify(config)).digest('hex') },
+              annotations: {
+                'checksum/config': createHash('sha256').update(JSON.stringify(config)).digest('hex'),
+                ...(scrape ? { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(this.internalPort), 'prometheus.io/path': '/metrics' } : {}),
+              },
             },
             spec: {
               serviceAccountName: this.name,
@@ -212,7 +257,10 @@ export class Gateway extends Construct {
                   image: props.image,
                   imagePullPolicy: props.imagePullPolicy ?? 'IfNotPresent',
                   command: ['node', 'app/gateway/main.ts'],
-                  ports: [{ name: http, containerPort: this.port, protocol: 'TCP' }],
+                  ports: [
+                    { name: http, containerPort: this.port, protocol: 'TCP' },
+                    { name: INTERNAL_PORT_NAME, containerPort: this.internalPort, protocol: 'TCP' },
+                  ],
                   envFrom: [{ configMapRef: { name: this.name } }],
                   env: secretEnv,
                   startupProbe: { ...probe('/healthz'), periodSeconds: 1, failureThreshold: 30 },
@@ -243,7 +291,11 @@ export class Gateway extends Construct {
         spec: {
           type: 'ClusterIP',
           selector: this.podSelector,
-          ports: [{ name: http, port: this.port, targetPort: http, protocol: 'TCP' }],
+          ports: [
+            { name: http, port: this.port, targetPort: http, protocol: 'TCP' },
+            // In-cluster callers (KEDA's metrics-api scaler, Prometheus via the Service) find it by name.
+            { name: INTERNAL_PORT_NAME, port: this.internalPort, targetPort: INTERNAL_PORT_NAME, protocol: 'TCP' },
+          ],
         },
       }),
     );
@@ -256,5 +308,48 @@ export class Gateway extends Construct {
         spec: { maxUnavailable: props.maxUnavailableDuringEviction ?? 1, selector: { matchLabels: this.podSelector } },
       }),
     );
+
+    // Selecting the gateway pods for Ingress denies every source a rule does not name: the public port
+    // is open to all (the entry, and clients through it); the internal port only to the peers added below.
+    // The kubelet's probes come from the node, which NetworkPolicies never block.
+    this.networkPolicy = addObject(
+      this,
+      'NetworkPolicy',
+      new NetworkPolicy({
+        metadata,
+        spec: {
+          podSelector: { matchLabels: this.podSelector },
+          policyTypes: ['Ingress'],
+          ingress: [{ ports: [{ port: this.port, protocol: 'TCP' }] }],
+        },
+      }),
+    );
+    for (const peer of props.internalPeers ?? []) this.allowInternalFrom(peer);
   }
+
+  /**
+   * Lets `peer` reach the internal port (metrics, fleet stats, admin): the drain controller's pods, KEDA's
+   * operator, a Prometheus namespace. The rule appears with its first peer — an ingress rule with an
+   * empty `from` would admit everyone.
+   */
+  allowInternalFrom(peer: INetworkPolicyPeer): void {
+    if (!peer.podSelector && !peer.namespaceSelector && !peer.ipBlock) {
+      throw new Error(`allowInternalFrom(${JSON.stringify(peer)}): a peer needs a podSelector, namespaceSelector or ipBlock; an empty one would admit every pod`);
+    }
+    const copy = structuredClone(peer) as INetworkPolicyPeer;
+    if (this.internalPeerCount === 0) {
+      this.networkPolicy.addJsonPatch(JsonPatch.add('/spec/ingress/-', { from: [copy], ports: [{ port: this.internalPort, protocol: 'TCP' }] }));
+    } else {
+      this.networkPolicy.addJsonPatch(JsonPatch.add('/spec/ingress/1/from/-', copy));
+    }
+    this.internalPeerCount += 1;
+  }
+}
+
+/** A NetworkPolicy peer: every pod of one namespace (by the label the API server puts on each namespace). */
+export function namespacePeer(namespace: string, podLabels?: Readonly<Record<string, string>>): INetworkPolicyPeer {
+  return {
+    namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
+    ...(podLabels ? { podSelector: { matchLabels: { ...podLabels } } } : {}),
+  };
 }

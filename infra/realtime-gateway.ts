@@ -3,7 +3,7 @@ import { Construct } from 'constructs';
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
 import type { SettingName } from '../app/gateway/config.ts';
 import type { DrainProps } from './drain-timing.ts';
-import { Gateway } from './gateway.ts';
+import { Gateway, namespacePeer } from './gateway.ts';
 import { GatewayApiEntry } from './gateway-api-entry.ts';
 import { GeneratedSecret } from './generated-secret.ts';
 import { HaproxyEntry } from './haproxy-entry.ts';
@@ -73,6 +73,27 @@ export interface AutoscalingOptions extends ReplicaRange, ScalingBehaviorProps {
    * @default '/fleet'
    */
   readonly socketsPath?: string;
+}
+
+/** The gateway's internal port: metrics, fleet stats, admin (docs/security.md). */
+export interface InternalPortOptions {
+  /**
+   * `INTERNAL_PORT`, and the Service's `internal` port.
+   * @default 9090
+   */
+  readonly port?: number;
+  /**
+   * A namespace whose pods may reach the internal port, e.g. your Prometheus'. The drain controller and
+   * (with `autoscaling.mode=keda`) KEDA's operator are admitted anyway; more peers:
+   * `realtimeGateway.gateway.allowInternalFrom(peer)`.
+   * @default - none
+   */
+  readonly metricsNamespace?: string;
+  /**
+   * Namespace of KEDA's operator, admitted with `autoscaling.mode=keda` (its metrics-api scaler polls `/fleet`).
+   * @default 'keda'
+   */
+  readonly kedaNamespace?: string;
 }
 
 /** The scale-down controller: drain before delete, a fleet reconnect budget (docs/controller.md). */
@@ -158,6 +179,8 @@ export interface RealtimeGatewayProps {
   readonly auth?: AuthOptions;
   /** @default - on, with the CRD's drain defaults */
   readonly controller?: ControllerOptions;
+  /** @default - port 9090, reachable by the controller (and KEDA) only */
+  readonly internal?: InternalPortOptions;
 }
 
 /**
@@ -215,6 +238,7 @@ export class RealtimeGateway extends Construct {
       settings: props.settings,
       redis: this.redis.connection,
       auth: { secretName: authSecretName },
+      internalPort: props.internal?.port,
     });
     this.redis.allowFrom(this.gateway.podSelector);
 
@@ -274,8 +298,10 @@ export class RealtimeGateway extends Construct {
         drain: c.drain,
         leaseDurationSeconds: c.leaseDurationSeconds,
         includeCrd: c.includeCrd,
+        internalPortName: this.gateway.internalPortName,
       });
       this.redis.allowFrom(this.controller.podSelector);
+      this.gateway.allowInternalFrom({ podSelector: { matchLabels: { ...this.controller.podSelector } } });
     }
 
     // The autoscaler scales the SocketGateway when the controller is on, else the Deployment.
@@ -284,8 +310,11 @@ export class RealtimeGateway extends Construct {
       new HorizontalAutoscaler(this, 'Autoscaler', { app, target, ...autoscaling });
     } else if (autoscaling.mode === 'keda') {
       const namespace = Chart.of(this).namespace ?? 'default';
-      const socketsUrl = `http://${this.gateway.name}.${namespace}.svc:${this.gateway.port}${autoscaling.socketsPath ?? '/fleet'}`;
+      // /fleet is on the internal port only: KEDA's operator polls it there, and is let in.
+      const socketsUrl = `http://${this.gateway.name}.${namespace}.svc:${this.gateway.internalPort}${autoscaling.socketsPath ?? '/fleet'}`;
       new KedaAutoscaler(this, 'Autoscaler', { app, target, socketsUrl, ...autoscaling });
+      this.gateway.allowInternalFrom(namespacePeer(props.internal?.kedaNamespace ?? 'keda', { app: 'keda-operator' }));
     }
+    if (props.internal?.metricsNamespace) this.gateway.allowInternalFrom(namespacePeer(props.internal.metricsNamespace));
   }
 }

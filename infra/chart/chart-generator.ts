@@ -94,6 +94,14 @@ const DIMENSIONS: readonly Dimension[] = [
     condition: (o) => (o === 'true' ? '$.Values.controller.enabled' : 'not $.Values.controller.enabled'),
   },
   {
+    key: 'internal.metricsNamespace',
+    options: ['empty', 'set'],
+    apply: (v, o) => {
+      if (o === 'empty') v.internal.metricsNamespace = '';
+    },
+    condition: (o) => (o === 'set' ? '$.Values.internal.metricsNamespace' : 'not $.Values.internal.metricsNamespace'),
+  },
+  {
     key: 'auth.existingSecret',
     options: ['empty', 'set'],
     apply: (v, o) => {
@@ -109,7 +117,7 @@ const BLOCK_VALUES = ['resources', 'redis.internal.resources', 'controller.resou
 const FRACTIONAL_LEAVES = new Set(['controller.drain.reconnectBudgetPerSecond']);
 /** Leaves set by dimensions or handled specially. */
 const NON_SENTINEL_LEAVES = new Set([
-  ...DIMENSIONS.map((d) => d.key).filter((k) => k !== 'entry.host' && k !== 'auth.existingSecret'),
+  ...DIMENSIONS.map((d) => d.key).filter((k) => k !== 'entry.host' && k !== 'auth.existingSecret' && k !== 'internal.metricsNamespace'),
   'drain.terminationGracePeriodSeconds',
   'nameOverride',
   'fullnameOverride',
@@ -138,6 +146,8 @@ function generatedValue(suffix: string, key: string): string {
 }
 
 const SENTINEL_PATTERN = /__HV_[A-Z0-9]+__/g;
+/** Number sentinels are 9_100_000 + index (see sentinelValues). */
+const NUMBER_SENTINEL_PATTERN = /(?<!\d)91000\d\d(?!\d)/g;
 const BLOCK_KEY = 'helmGeneratorBlock';
 const SETTINGS_MARKER = 'HELMSETTINGSX';
 
@@ -238,12 +248,18 @@ function templatize(node: unknown, table: SentinelTable, markers: Markers, key?:
     if (whole) return markers.inline(`{{ ${whole} | quote }}`);
     const numeric = table.numberStrings.get(node);
     if (numeric) return markers.inline(`{{ ${numeric} | quote }}`);
-    if (/__HV_[A-Z0-9]+__/.test(node)) {
-      const text = node.replace(SENTINEL_PATTERN, (s) => {
-        const expression = table.strings.get(s);
-        if (!expression) throw new Error(`unknown sentinel ${s} in ${JSON.stringify(node)}`);
-        return `{{ ${expression} }}`;
-      });
+    if (/__HV_[A-Z0-9]+__/.test(node) || /(?<!\d)91000\d\d(?!\d)/.test(node)) {
+      const text = node
+        .replace(SENTINEL_PATTERN, (s) => {
+          const expression = table.strings.get(s);
+          if (!expression) throw new Error(`unknown sentinel ${s} in ${JSON.stringify(node)}`);
+          return `{{ ${expression} }}`;
+        })
+        // A number value inside a string, e.g. a port in a URL.
+        .replace(NUMBER_SENTINEL_PATTERN, (n) => {
+          const expression = table.numberStrings.get(n);
+          return expression ? `{{ ${expression} }}` : n;
+        });
       return markers.inline(`"${text.replaceAll('\\', '\\\\')}"`);
     }
     return node;

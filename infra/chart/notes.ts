@@ -30,7 +30,11 @@ Realtime gateway {{ .Chart.AppVersion }} is installed as release {{ .Release.Nam
 
 3. Verify:
    curl -fsS http://localhost:3000/readyz     # through the port-forward above
-   curl -fsS http://localhost:3000/metrics | head
+   Metrics, fleet stats and the admin endpoint are on the internal port only (no route exposes it; a
+   NetworkPolicy admits the drain controller, KEDA and internal.metricsNamespace). Port-forwarding reaches it:
+   kubectl -n {{ .Release.Namespace }} port-forward service/{{ $fullname }} {{ .Values.internal.port }}:internal
+   curl -fsS http://localhost:{{ .Values.internal.port }}/metrics | head
+   curl -fsS http://localhost:{{ .Values.internal.port }}/fleet        # or open http://localhost:{{ .Values.internal.port }}/ (the fleet view)
 {{- if eq .Values.autoscaling.mode "hpa" }}
    kubectl -n {{ .Release.Namespace }} get hpa/{{ $fullname }}        # needs metrics-server
 {{- else if eq .Values.autoscaling.mode "keda" }}

@@ -22,9 +22,10 @@ export interface ChartValues {
     scaleUpPods: number;
     scaleDownStabilizationSeconds: number;
     scaleDownPeriodSeconds: number;
-    keda: { socketsPerPod: number; socketsPath: string };
+    keda: { socketsPerPod: number; socketsPath: string; operatorNamespace: string };
   };
   resources: IResourceRequirements;
+  internal: { port: number; metricsNamespace: string };
   entry: {
     kind: 'gatewayApi' | 'ingress';
     className: string;
@@ -74,9 +75,10 @@ export const DEFAULT_VALUES: ChartValues = {
     scaleUpPods: 4,
     scaleDownStabilizationSeconds: 600,
     scaleDownPeriodSeconds: 120,
-    keda: { socketsPerPod: 1000, socketsPath: '/fleet' },
+    keda: { socketsPerPod: 1000, socketsPath: '/fleet', operatorNamespace: 'keda' },
   },
   resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+  internal: { port: 9090, metricsNamespace: '' },
   entry: {
     kind: 'gatewayApi',
     className: 'eg',
@@ -128,8 +130,12 @@ export const VALUE_DOCS: Record<string, string> = {
   'autoscaling.scaleDownPeriodSeconds': 'At most one pod is removed per this many seconds. At least 15.',
   'autoscaling.keda': 'KEDA `metrics-api` trigger settings (`autoscaling.mode=keda`).',
   'autoscaling.keda.socketsPerPod': 'Connected sockets per pod to aim for.',
-  'autoscaling.keda.socketsPath': "Path of the gateway's JSON fleet endpoint KEDA polls (total sockets at `sockets`).",
+  'autoscaling.keda.socketsPath': "Path of the gateway's JSON fleet endpoint KEDA polls on the internal port (total sockets at `sockets`; 503 when Redis cannot be read, never an empty fleet).",
+  'autoscaling.keda.operatorNamespace': "Namespace of KEDA's operator (pods labelled `app: keda-operator`); the gateway's NetworkPolicy lets it reach the internal port.",
   resources: 'Gateway container resources. No CPU limit by default: throttling delays heartbeats and drains.',
+  internal: "The gateway's internal port: `/metrics`, `/fleet`, `/admin/drain`, probes. No route or Ingress exposes it; a NetworkPolicy admits only the drain controller, KEDA's operator (`autoscaling.mode=keda`) and `metricsNamespace`. The public port serves only what clients use.",
+  'internal.port': '`INTERNAL_PORT`: container port and Service port named `internal` (the kubelet probes it; pods carry `prometheus.io/*` annotations for it).',
+  'internal.metricsNamespace': "A namespace whose pods may reach the internal port — your Prometheus'. Empty: none besides the controller and KEDA.",
   entry: 'The entry point with session affinity (a cookie pins each browser to one pod; long-polling needs it).',
   'entry.kind': '`gatewayApi`: Gateway + HTTPRoute with cookie `sessionPersistence` (Gateway API v1.6.1 **experimental** channel; Envoy Gateway implements it). `ingress`: an Ingress with cookie-affinity annotations.',
   'entry.className': 'GatewayClass (`gatewayApi`) or IngressClass (`ingress`) name.',
@@ -245,6 +251,7 @@ export function propsFromValues(
       socketsPerPod: v.autoscaling.keda.socketsPerPod,
       socketsPath: v.autoscaling.keda.socketsPath,
     },
+    internal: { port: v.internal.port, metricsNamespace: v.internal.metricsNamespace || undefined, kedaNamespace: v.autoscaling.keda.operatorNamespace },
     resources: v.resources,
     drain: {
       preStopSeconds: v.drain.preStopSeconds,

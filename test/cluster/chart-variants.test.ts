@@ -45,10 +45,14 @@ const VARIANTS: Record<string, Variant> = {
     check: (get, kinds) => {
       expect(kinds).not.toContain('HorizontalPodAutoscaler');
       const scaled = get('ScaledObject', FULLNAME);
+      // KEDA polls the gateway Service's internal port in the release namespace, and may: the NetworkPolicy lets its operator in.
+      expect(scaled.spec.triggers[0].metadata.url).toBe(`http://${FULLNAME}.${scaled.metadata.namespace}.svc:9090/fleet`);
+      expect(get('NetworkPolicy', FULLNAME).spec.ingress[1]).toMatchObject({
+        from: expect.arrayContaining([{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'keda' } }, podSelector: { matchLabels: { app: 'keda-operator' } } }]),
+        ports: [{ port: 9090, protocol: 'TCP' }],
+      });
       expect(scaled.spec).toMatchObject({ minReplicaCount: 3, maxReplicaCount: 9, scaleTargetRef: { kind: 'Deployment', name: FULLNAME } });
       expect(scaled.spec.triggers[0]).toMatchObject({ type: 'metrics-api', metadata: { targetValue: '500', valueLocation: 'sockets' } });
-      // KEDA polls the gateway Service in the release namespace.
-      expect(scaled.spec.triggers[0].metadata.url).toBe(`http://${FULLNAME}.${scaled.metadata.namespace}.svc:3000/fleet`);
       expect(scaled.spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.policies).toEqual([{ type: 'Pods', value: 1, periodSeconds: 120 }]);
     },
   },

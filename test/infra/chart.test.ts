@@ -116,6 +116,16 @@ describe('the generated chart', () => {
     'controller off: the autoscaler scales the Deployment': { controller: { enabled: false } },
     'controller off with fixed replicas': { controller: { enabled: false }, autoscaling: { mode: 'none' }, replicaCount: 3 },
     'controller with a fractional budget, KEDA': { autoscaling: { mode: 'keda' }, controller: { drain: { reconnectBudgetPerSecond: 12.5 } } },
+    'internal port moved, a Prometheus namespace admitted, KEDA in its own namespace': {
+      internal: { port: 9191, metricsNamespace: 'monitoring' },
+      autoscaling: { mode: 'keda', keda: { operatorNamespace: 'keda-system' } },
+    },
+    'a Prometheus namespace the only internal peer (controller off, fixed replicas)': {
+      internal: { metricsNamespace: 'monitoring' },
+      controller: { enabled: false },
+      autoscaling: { mode: 'none' },
+    },
+    'no internal peer at all (controller off, fixed replicas)': { controller: { enabled: false }, autoscaling: { mode: 'none' } },
     'name overrides, image and resources': {
       fullnameOverride: 'rt',
       image: { repository: 'registry.example.com/rt', tag: '1.2.3', pullPolicy: 'Always' },
@@ -168,6 +178,10 @@ describe('the generated chart', () => {
     ['controller.drain.reconnectBudgetPerSecond', 25.5, 'SocketGateway/realtime-gateway'],
     ['controller.drain.windowSeconds', 60, 'SocketGateway/realtime-gateway'],
     ['controller.drain.marginSeconds', 30, 'SocketGateway/realtime-gateway'],
+    ['internal.port', 9191, 'Service/realtime-gateway'],
+    ['internal.port', 9191, 'NetworkPolicy/realtime-gateway'],
+    ['internal.port', 9191, 'ConfigMap/realtime-gateway'],
+    ['internal.metricsNamespace', 'monitoring', 'NetworkPolicy/realtime-gateway'],
   ];
   const defaults = () => normalize(helmTemplate());
   const set = (path: string, value: unknown) =>
@@ -186,6 +200,13 @@ describe('the generated chart', () => {
     const grace = (o: Record<string, Obj>) => o['Deployment/realtime-gateway']!.spec.template.spec.terminationGracePeriodSeconds;
     expect(grace(after)).toBe(grace(before) + 20);
     expect(after['ConfigMap/realtime-gateway']!.data.SHUTDOWN_DEADLINE_MS).toBe(String(Number(before['ConfigMap/realtime-gateway']!.data.SHUTDOWN_DEADLINE_MS) + 20_000));
+  });
+
+  it('KEDA polls /fleet on the internal port, and its operator namespace is the one let in', () => {
+    const rendered = normalize(helmTemplate({ autoscaling: { mode: 'keda', keda: { operatorNamespace: 'keda-system' } }, internal: { port: 9191 } }));
+    expect(rendered['ScaledObject/realtime-gateway']!.spec.triggers[0].metadata.url).toBe(`http://realtime-gateway.${NAMESPACE}.svc:9191/fleet`);
+    const from = rendered['NetworkPolicy/realtime-gateway']!.spec.ingress[1].from;
+    expect(from).toContainEqual({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'keda-system' } }, podSelector: { matchLabels: { app: 'keda-operator' } } });
   });
 
   it('mode and kind values switch the objects that exist', () => {

@@ -2,7 +2,7 @@
 import { Chart, Testing } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 import { SETTINGS, loadConfig } from '../../app/gateway/config.ts';
-import { Gateway } from '../../infra/gateway.ts';
+import { Gateway, namespacePeer } from '../../infra/gateway.ts';
 import { resolveDrainTiming } from '../../infra/drain-timing.ts';
 import { Redis } from '../../infra/redis.ts';
 import { RealtimeGateway } from '../../infra/realtime-gateway.ts';
@@ -164,6 +164,153 @@ describe.each(profiles)('profile %s', (profile) => {
         expect(object.metadata.labels?.[`app.kubernetes.io/${label}`], `${object.kind}/${object.metadata.name}`).toBeTruthy();
       }
     }
+  });
+});
+
+// ---- the internal port (contract 6 of DESIGN.md, docs/decisions/0005-two-ports.md) ----
+
+const byComponent = (objects: Manifest[], kind: string, component: string): any =>
+  objects.find((o) => o.kind === kind && o.metadata.labels?.['app.kubernetes.io/component'] === component);
+
+/** Every port an entry sends traffic to: HTTPRoute backendRefs, Ingress backends, HAProxy's server-template and pods Service. */
+function routedPorts(objects: Manifest[]): (number | string)[] {
+  const ports: (number | string)[] = [];
+  for (const o of objects as any[]) {
+    if (o.kind === 'HTTPRoute') for (const rule of o.spec.rules) for (const ref of rule.backendRefs ?? []) ports.push(ref.port);
+    if (o.kind === 'Ingress') {
+      const backends = [o.spec.defaultBackend, ...(o.spec.rules ?? []).flatMap((r: any) => r.http.paths.map((p: any) => p.backend))].filter(Boolean);
+      for (const b of backends) ports.push(b.service.port.number ?? b.service.port.name);
+    }
+    if (o.kind === 'ConfigMap' && o.data?.['haproxy.cfg']) {
+      for (const [, port] of (o.data['haproxy.cfg'] as string).matchAll(/server-template \S+ \S+ "[^"]*:(\d+)"/g)) ports.push(Number(port));
+    }
+    if (o.kind === 'Service' && o.metadata.labels?.['app.kubernetes.io/component'] === 'entry') {
+      for (const p of o.spec.ports) if (o.spec.clusterIP === 'None') ports.push(p.targetPort);
+    }
+  }
+  return ports;
+}
+
+/** Checks the gateway's NetworkPolicy: the public port open to all, the internal port only to `peers` (none: no rule). */
+function expectInternalPolicy(objects: Manifest[], peers: unknown[]): void {
+  const policy = byComponent(objects, 'NetworkPolicy', 'gateway');
+  const deployment = byComponent(objects, 'Deployment', 'gateway');
+  const ports = Object.fromEntries(deployment.spec.template.spec.containers[0].ports.map((p: any) => [p.name, p.containerPort]));
+  expect(policy.spec.podSelector.matchLabels).toEqual(deployment.spec.selector.matchLabels);
+  expect(policy.spec.policyTypes).toEqual(['Ingress']);
+  expect(policy.spec.ingress[0]).toEqual({ ports: [{ port: ports.http, protocol: 'TCP' }] });
+  for (const rule of policy.spec.ingress) {
+    expect(rule.ports, 'a rule without ports would open every port').toBeDefined();
+    // A rule with no (or an empty) `from` admits every source: only the public port may have one.
+    if (!rule.from?.length) expect(rule.ports).toEqual([{ port: ports.http, protocol: 'TCP' }]);
+  }
+  if (peers.length === 0) {
+    expect(policy.spec.ingress).toHaveLength(1);
+  } else {
+    expect(policy.spec.ingress).toHaveLength(2);
+    expect(policy.spec.ingress[1]).toEqual({ from: peers, ports: [{ port: ports.internal, protocol: 'TCP' }] });
+  }
+}
+
+describe.each(profiles)('profile %s: the internal port', (profile) => {
+  const objects = all(profile);
+  const deployment = byComponent(objects, 'Deployment', 'gateway');
+  const container = deployment.spec.template.spec.containers[0];
+
+  it('the container declares both ports, and the probes and scrape annotations use the internal one', () => {
+    expect(container.ports).toEqual([
+      { name: 'http', containerPort: 3000, protocol: 'TCP' },
+      { name: 'internal', containerPort: 9090, protocol: 'TCP' },
+    ]);
+    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) expect(container[probe].httpGet.port, probe).toBe('internal');
+    expect(deployment.spec.template.metadata.annotations).toMatchObject({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9090', 'prometheus.io/path': '/metrics' });
+    expect(byComponent(objects, 'ConfigMap', 'gateway').data).toMatchObject({ PORT: '3000', INTERNAL_PORT: '9090' });
+  });
+
+  it('the Service names both ports', () => {
+    expect(byComponent(objects, 'Service', 'gateway').spec.ports).toEqual([
+      { name: 'http', port: 3000, targetPort: 'http', protocol: 'TCP' },
+      { name: 'internal', port: 9090, targetPort: 'internal', protocol: 'TCP' },
+    ]);
+  });
+
+  it('no route or Ingress sends traffic to the internal port', () => {
+    const ports = routedPorts(objects);
+    expect(ports.length).toBeGreaterThan(0);
+    for (const port of ports) expect([3000, 'http']).toContain(port);
+  });
+
+  it('a NetworkPolicy leaves the public port open and admits only the drain controller to the internal one', () => {
+    const controller = byComponent(objects, 'Deployment', 'controller');
+    expectInternalPolicy(objects, [{ podSelector: { matchLabels: controller.spec.selector.matchLabels } }]);
+  });
+});
+
+describe('the internal port in every entry and autoscaler variant', () => {
+  const app = defaultApp();
+  const synth = (props: Partial<ConstructorParameters<typeof RealtimeGateway>[2]>): Manifest[] => {
+    const chart = new Chart(Testing.app(), 'test', { namespace: 'rt' });
+    new RealtimeGateway(chart, 'rg', { app, image: 'x:1', auth: { generatedValues: FIXED_SECRETS.auth }, redis: { password: 'p' }, ...props });
+    return Testing.synth(chart) as Manifest[];
+  };
+  const entries = {
+    gatewayApi: { kind: 'gatewayApi' },
+    'gatewayApi with TLS': { kind: 'gatewayApi', host: 'rt.example.com', tlsSecretName: 'tls' },
+    'ingress nginx': { kind: 'ingress', host: 'rt.example.com' },
+    'ingress traefik': { kind: 'ingress', controller: 'traefik' },
+    haproxy: { kind: 'haproxy' },
+  } as const;
+
+  it.each(Object.entries(entries))('%s: routes only to the public port', (_name, entry) => {
+    for (const mode of ['hpa', 'keda', 'none'] as const) {
+      const objects = synth({ entry, autoscaling: { mode }, ...(mode === 'none' ? { replicas: 2 } : {}) });
+      const ports = routedPorts(objects);
+      expect(ports.length, `${mode}`).toBeGreaterThan(0);
+      for (const port of ports) expect([3000, 'http'], `${mode}: ${JSON.stringify(ports)}`).toContain(port);
+      for (const object of objects) validateManifest(object);
+    }
+  });
+
+  it('KEDA polls /fleet on the internal port, and its operator is let in; a Prometheus namespace is added last', () => {
+    const objects = synth({ autoscaling: { mode: 'keda' }, internal: { port: 9191, metricsNamespace: 'monitoring' } });
+    const scaled = find(objects, 'ScaledObject')[0] as any;
+    expect(scaled.spec.triggers[0].metadata.url).toBe('http://realtime-gateway.rt.svc:9191/fleet');
+    const controller = byComponent(objects, 'Deployment', 'controller');
+    expectInternalPolicy(objects, [
+      { podSelector: { matchLabels: controller.spec.selector.matchLabels } },
+      namespacePeer('keda', { app: 'keda-operator' }),
+      namespacePeer('monitoring'),
+    ]);
+  });
+
+  it('with neither controller nor KEDA nor a metrics namespace, nothing but the kubelet reaches the internal port', () => {
+    const objects = synth({ controller: { enabled: false }, autoscaling: { mode: 'none' }, replicas: 2 });
+    expectInternalPolicy(objects, []);
+  });
+
+  it('the Gateway construct: peers added with allowInternalFrom, errors naming the prop', () => {
+    const c = new Chart(Testing.app(), 'test');
+    const gateway = new Gateway(c, 'g', {
+      app,
+      image: 'x:1',
+      redis: { adapter: 'redis', secretName: 'r', urlKey: 'url', passwordKey: 'password' },
+      auth: { secretName: 'a' },
+      internalPort: 9500,
+      internalPeers: [{ podSelector: { matchLabels: { role: 'controller' } } }],
+      scrapeAnnotations: false,
+    });
+    gateway.allowInternalFrom(namespacePeer('monitoring', { app: 'prometheus' }));
+    const objects = Testing.synth(c) as Manifest[];
+    expectInternalPolicy(objects, [
+      { podSelector: { matchLabels: { role: 'controller' } } },
+      { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } }, podSelector: { matchLabels: { app: 'prometheus' } } },
+    ]);
+    expect(byComponent(objects, 'Deployment', 'gateway').spec.template.metadata.annotations).not.toHaveProperty('prometheus.io/scrape');
+    expect(() => gateway.allowInternalFrom({})).toThrow(/allowInternalFrom\(\{\}\): a peer needs a podSelector/);
+    const props = { app, image: 'x:1', redis: { adapter: 'redis' as const, secretName: 'r', urlKey: 'u', passwordKey: 'p' }, auth: { secretName: 'a' } };
+    expect(() => new Gateway(new Chart(Testing.app(), 't'), 'g', { ...props, internalPort: 3000 })).toThrow(/internalPort=3000 must differ from port=3000/);
+    expect(() => new Gateway(new Chart(Testing.app(), 't'), 'g', { ...props, internalPort: 0 })).toThrow(/internalPort=0 must be an integer/);
+    expect(() => new Gateway(new Chart(Testing.app(), 't'), 'g', { ...props, settings: { INTERNAL_PORT: '1' } })).toThrow(/settings\.INTERNAL_PORT is set by the Gateway construct/);
   });
 });
 
