@@ -77,39 +77,13 @@ say "Image $IMG: build and load it into the kind nodes"
 docker build -t "$IMG" "$ROOT"
 kind load docker-image "$IMG" --name "$CLUSTER_NAME"
 
-say "Manifests: synthesize the $PROFILE profile into dist/$PROFILE/"
+say "Platform plumbing for kind: GatewayClass, NodePort for the Envoy proxy"
 (cd "$ROOT" && IMG="$IMG" PROFILE_ONLY="$PROFILE" node infra/main.ts)
-
-say "CRDs: SocketGateway (what the autoscaler scales; the scale-down controller turns it into drains), before what uses it"
-"${KUBECTL[@]}" apply -f "$DIST/crds/"
-"${KUBECTL[@]}" wait --for=condition=Established --timeout=60s -f "$DIST/crds/"
-
-say "Namespace $NAMESPACE (Pod Security 'restricted' enforced: the manifests must pass it)"
-# The Namespace is the first object of app.yaml; apply only it now, so the generated Secrets have a home.
-"${KUBECTL[@]}" apply -f "$DIST/app.yaml" --selector "kubernetes.io/metadata.name=$NAMESPACE"
-
-say "Generated secrets: created once, never overwritten (a re-run must not rotate passwords under running pods)"
-for file in "$DIST"/generated-secrets/*.yaml; do
-  [ -e "$file" ] || continue
-  if "${KUBECTL[@]}" get -f "$file" >/dev/null 2>&1; then
-    echo "exists: $(basename "$file" .yaml)"
-  else
-    "${KUBECTL[@]}" create -f "$file"
-  fi
-done
-
-say "Apply: platform plumbing (GatewayClass, NodePort for the Envoy proxy), then the app"
 "${KUBECTL[@]}" apply -f "$DIST/platform.yaml"
-"${KUBECTL[@]}" apply -f "$DIST/app.yaml"
-# A new image with the same tag does not change the pod template; restart so the loaded image is used.
-"${KUBECTL[@]}" -n "$NAMESPACE" rollout restart deployment/realtime-gateway deployment/realtime-gateway-controller >/dev/null
 
-say "Waiting for Redis: statefulset/realtime-gateway-redis to have its pod ready"
-"${KUBECTL[@]}" -n "$NAMESPACE" rollout status statefulset/realtime-gateway-redis --timeout=5m
-say "Waiting for the gateway: deployment/realtime-gateway to roll out (pods ready = GET /readyz passes, backplane connected)"
-"${KUBECTL[@]}" -n "$NAMESPACE" rollout status deployment/realtime-gateway --timeout=5m
-say "Waiting for the scale-down controller: deployment/realtime-gateway-controller (one replica leads through a Lease)"
-"${KUBECTL[@]}" -n "$NAMESPACE" rollout status deployment/realtime-gateway-controller --timeout=5m
+# The blueprint itself: the same steps deploy it on any cluster (the real node's tests run them too).
+KUBE_CONTEXT="kind-$CLUSTER_NAME" IMG="$IMG" PROFILE="$PROFILE" RESTART=true bash "$ROOT/scripts/deploy-profile.sh"
+
 say "Waiting for Gateway realtime-gateway to be Programmed by Envoy Gateway (the proxy that serves localhost:8080)"
 "${KUBECTL[@]}" -n "$NAMESPACE" wait --for=condition=Programmed gateway/realtime-gateway --timeout=3m ||
   echo "warning: the Gateway is not Programmed yet; kubectl -n $NAMESPACE describe gateway/realtime-gateway" >&2
@@ -126,7 +100,7 @@ done
 
 say "Minting a one-hour demo token (the kind profile runs with AUTH_MODE=jwt)"
 jwt_secret=$("${KUBECTL[@]}" -n "$NAMESPACE" get secret realtime-gateway-auth -o jsonpath='{.data.jwt-secret}' | base64 -d)
-demo_token=$(JWT_SECRET="$jwt_secret" node scripts/mint-token.ts --sub demo-user --ttl 3600)
+demo_token=$(cd "$ROOT" && JWT_SECRET="$jwt_secret" node scripts/mint-token.ts --sub demo-user --ttl 3600)
 
 cat <<DONE
 

@@ -8,6 +8,11 @@ export interface ProfileOptions {
    */
   readonly image?: string;
   /**
+   * In-cluster Redis image (the real node runs one built here: docs/real-node.md).
+   * @default - the profile's
+   */
+  readonly redisImage?: string;
+  /**
    * Fixed values for generated Secrets, so a synth is reproducible (tests).
    * @default - random
    */

@@ -19,7 +19,10 @@ export function kindProps(options: ProfileOptions = {}): RealtimeGatewayProps {
     entry: { kind: 'gatewayApi', className: 'eg', listenerPort: 8080 },
     autoscaling: { mode: 'hpa', minReplicas: 2, maxReplicas: 6 },
     auth: options.generatedSecrets ? { generatedValues: options.generatedSecrets.auth } : undefined,
-    redis: options.generatedSecrets ? { password: options.generatedSecrets.redisPassword } : undefined,
+    redis: {
+      ...(options.generatedSecrets ? { password: options.generatedSecrets.redisPassword } : {}),
+      ...(options.redisImage ? { image: options.redisImage } : {}),
+    },
     // The CRD goes to dist/kind/crds/ (cluster-scoped, applied first); the chart ships it in crds/.
     controller: { includeCrd: false, minReadyPods: 1, drain: { reconnectBudgetPerSecond: 60, windowSeconds: 120, marginSeconds: 15 } },
   };

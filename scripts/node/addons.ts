@@ -4,11 +4,15 @@
 //     nothing, so no pod's query leaves the machine.
 //   - metrics-server: the HPA acts on real CPU and memory. It verifies the kubelet's serving certificate
 //     with the cluster CA (no --kubelet-insecure-tls needed here, unlike on kind).
+import { chmodSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Node } from './node.ts';
 import { NODE } from './node.ts';
 import { imageRefs } from './images.ts';
 
 export async function installAddons(node: Node, step: (what: string) => void): Promise<void> {
+  step(`storage: ${LOCAL_VOLUMES} static hostPath PersistentVolumes (no provisioner here; kind has local-path)`);
+  await node.kubectl(['apply', '-f', '-'], { input: localVolumesManifest(node.dir) });
   step('CoreDNS and metrics-server');
   await node.kubectl(['apply', '--server-side', '-f', '-'], { input: coreDnsManifest() + metricsServerManifest() });
   step('waiting for CoreDNS and metrics-server to be Available');
@@ -18,6 +22,32 @@ export async function installAddons(node: Node, step: (what: string) => void): P
     });
   step('waiting for the metrics API (v1beta1.metrics.k8s.io)');
   await node.kubectl(['wait', '--for=condition=Available', '--timeout=120s', 'apiservice/v1beta1.metrics.k8s.io']);
+}
+
+const LOCAL_VOLUMES = 6;
+
+/**
+ * Static PersistentVolumes without a StorageClass: a claim without one (the Redis StatefulSet's) binds to
+ * them when the cluster has no default class. Their directories live under the node's own directory.
+ */
+function localVolumesManifest(nodeDir: string): string {
+  return Array.from({ length: LOCAL_VOLUMES }, (_, i) => {
+    const path = join(nodeDir, 'volumes', `pv-${i + 1}`);
+    // Any pod user may write: the volume belongs to whichever claim binds it (Redis runs as 999).
+    mkdirSync(path, { recursive: true, mode: 0o777 });
+    chmodSync(path, 0o777);
+    return `---
+apiVersion: v1
+kind: PersistentVolume
+metadata: { name: rtgw-node-pv-${i + 1}, labels: { rtgw-node/volume: "true" } }
+spec:
+  capacity: { storage: 10Gi }
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: ""
+  hostPath: { path: ${path}, type: Directory }
+`;
+  }).join('');
 }
 
 const restricted = (add: string[] = []) => `
