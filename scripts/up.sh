@@ -107,7 +107,8 @@ cat <<DONE
 Realtime gateway is up on kind cluster '$CLUSTER_NAME'.
 
   Demo page:  http://localhost:8080/#token=$demo_token
-  Fleet:      http://localhost:8080/fleet
+  Fleet view: kubectl --context kind-$CLUSTER_NAME -n $NAMESPACE port-forward svc/realtime-gateway 9090:internal, then http://localhost:9090/
+              (metrics, fleet stats and admin are on the internal port only: no route reaches them)
   Pods:       kubectl --context kind-$CLUSTER_NAME -n $NAMESPACE get pods -o wide
   JWT secret: kubectl --context kind-$CLUSTER_NAME -n $NAMESPACE get secret realtime-gateway-auth -o jsonpath='{.data.jwt-secret}' | base64 -d
 

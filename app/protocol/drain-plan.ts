@@ -2,9 +2,10 @@ import { z } from 'zod';
 
 /**
  * The drain plan: what a controller (app/controller) writes to Redis to set the pace of one pod's
- * drain. The gateway reads it once, when its paced phase starts; when it is absent, expired or
- * malformed the gateway uses its local DRAIN_* configuration — the controller optimises, it is never
- * required for a clean drain. See docs/drain.md.
+ * drain. The gateway reads it when its paced phase starts and again about once a second while it
+ * closes, so a rewritten plan (a re-divided budget) changes the pace mid-drain; when it is absent,
+ * expired or malformed the gateway keeps its current pace (its local DRAIN_* configuration if it never
+ * read one) — the controller optimises, it is never required for a clean drain. See docs/drain.md.
  *
  * Key: `${KEY_PREFIX}:{fleet}:drain:${pod}` (a plain string holding JSON). The `{fleet}` hash tag puts it
  * in the same Redis Cluster slot as the fleet stats. Written with `SET … EX` — see DRAIN_PLAN_TTL_SECONDS.
