@@ -86,6 +86,16 @@ tools: ## Build pinned helm, kube-apiserver, kube-controller-manager and etcd in
 cluster-local: node_modules tools ## Run a real kube-apiserver + etcd + kube-controller-manager on loopback until Ctrl-C.
 	node scripts/cluster/cli.ts
 
+##@ Scale-down controller (drain before delete, fleet reconnect budget: docs/controller.md)
+
+.PHONY: controller-local
+controller-local: node_modules tools ## Run it (2 replicas) on a real API server with gateway pods as processes until Ctrl-C; try `kubectl scale sgw gw --replicas 2`.
+	node scripts/pod-runner/cli.ts
+
+.PHONY: test-controller
+test-controller: system-deps node_modules tools ## Its tests: the planner, and the suite on a real API server with running gateway pods and SDK clients.
+	npx vitest run test/controller
+
 ##@ Real node (no Docker: kubelet, containerd and runc on this machine, see docs/real-node.md)
 
 .PHONY: node-up

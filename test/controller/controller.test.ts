@@ -208,8 +208,13 @@ describe('the scale-down controller on a real API server, with running gateway p
     const bins = new Array<number>(Math.ceil((Math.max(...accepts) - from) / 500) + 1).fill(0);
     for (const t of accepts) bins[Math.floor((t - from) / 500)]! += 1;
     console.log(label, 'accepts per 500 ms from the delete:', bins.join(' '), 'total', accepts.length);
-    // The sustained rate: the busiest 2 s, per second (a 1 s window also sees the bunching of two grids).
-    return { peak: peakInWindow(accepts, 1_000).peak, ratePerSecond: peakInWindow(accepts, 2_000).peak / 2, victims, sockets };
+    // The sustained rate: accepts over the span of the middle 90 % of them. Robust to the bunching that CPU
+    // contention on a shared machine adds to 1 s windows (reported too, as `peak`).
+    const sorted = [...accepts].sort((a, b) => a - b);
+    const lo = Math.floor(sorted.length * 0.05);
+    const hi = Math.ceil(sorted.length * 0.95) - 1;
+    const ratePerSecond = Math.round(((hi - lo) / Math.max(0.001, (sorted[hi]! - sorted[lo]!) / 1_000)) * 10) / 10;
+    return { peak: peakInWindow(accepts, 1_000).peak, ratePerSecond, victims, sockets };
   }
 
   it('two pods deleted at once drain within the fleet budget together; without the controller they use twice it', async () => {
@@ -234,8 +239,9 @@ describe('the scale-down controller on a real API server, with running gateway p
       measured.twoDeletedWithoutController = withoutController;
 
       // Budget 10/s: with the controller each pod gets 5/s, together 10/s; without, each drains at its local 10/s.
-      expect(withController.ratePerSecond, JSON.stringify(measured)).toBeLessThanOrEqual(BUDGET * 1.4);
-      expect(withoutController.ratePerSecond, JSON.stringify(measured)).toBeGreaterThanOrEqual(BUDGET * 1.6);
+      expect(withController.ratePerSecond, JSON.stringify(measured)).toBeLessThanOrEqual(BUDGET * 1.3);
+      expect(withoutController.ratePerSecond, JSON.stringify(measured)).toBeGreaterThanOrEqual(BUDGET * 1.4);
+      expect(withoutController.ratePerSecond).toBeGreaterThan(withController.ratePerSecond * 1.3);
       const deliveries = await suite.checkDeliveries();
       expect(deliveries).toMatchObject({ lost: 0, duplicates: 0, outOfOrder: 0 });
     } finally {

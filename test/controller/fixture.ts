@@ -2,46 +2,33 @@
 // the blueprint's own Gateway and ScaleDownController constructs applied to it, gateway pods run as real
 // processes by the pod runner (scripts/pod-runner), the controller as real processes authenticated with
 // its generated ServiceAccount's token only, and real SDK clients through a Service-like proxy.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { App, Chart } from 'cdk8s';
 import { createGatewayClient, type GatewayClient } from '../../app/client/index.ts';
+import type { Backplane } from '../../app/gateway/backplane/backplane.ts';
 import { checkDeliveries } from '../../scripts/chaos/measure.ts';
 import { startControlPlane, type ControlPlane } from '../../scripts/cluster/control-plane.ts';
-import { freePort, waitFor } from '../../scripts/fleet/ports.ts';
+import { waitFor } from '../../scripts/fleet/ports.ts';
 import { startRedis, type RedisServer } from '../../scripts/fleet/redis.ts';
+import {
+  applyWorld,
+  CONTROLLER,
+  DEPLOYMENT,
+  GATEWAY_SELECTOR,
+  JWT_SECRET,
+  NAMESPACE,
+  serviceAccountKubeconfig,
+  startControllerProcess,
+  worldDir,
+  worldManifests,
+  type ControllerProcess,
+  type WorldOptions,
+} from '../../scripts/pod-runner/controller-world.ts';
 import { startPodRunner, type PodRunner, type ServiceProxy } from '../../scripts/pod-runner/pod-runner.ts';
-import { Gateway } from '../../infra/gateway.ts';
-import { ScaleDownController } from '../../infra/scale-down-controller.ts';
 import type { Manifest } from '../../infra/synth.ts';
-import type { Backplane } from '../../app/gateway/backplane/backplane.ts';
 import { startPublisher } from '../helpers/publisher.ts';
 import { hs256Token } from '../helpers/tokens.ts';
 
-export const NAMESPACE = 'rt';
-export const DEPLOYMENT = 'gw';
-// The profiles' name, so the Role's Lease name matches EXPECTED_PERMISSIONS.controller in test/cluster/rbac.ts.
-export const CONTROLLER = 'realtime-gateway-controller';
+export { CONTROLLER, DEPLOYMENT, NAMESPACE };
 export const ROOM = 'chat:controller-suite';
-const JWT_SECRET = 'controller-suite-jwt-secret-0123456789abcdef';
-const ADMIN_TOKEN = 'controller-suite-admin-token-0123';
-
-export interface FixtureOptions {
-  /** spec.drain.reconnectBudgetPerSecond of the SocketGateway. */
-  readonly budget: number;
-  /** The gateways' local DRAIN_RATE_PER_SECOND (what a pod drains at with no plan). */
-  readonly localRate: number;
-}
-
-export interface ControllerProcess {
-  readonly name: string;
-  readonly child: ChildProcess;
-  readonly metricsUrl: string;
-  output(): string;
-  readonly exited: Promise<number | null>;
-}
 
 export interface TrackedClient {
   readonly client: GatewayClient;
@@ -54,63 +41,12 @@ export interface KubeEvent {
   metadata: { name: string };
   reason: string;
   note?: string;
-  message?: string;
   regarding?: { kind: string; name: string };
-  involvedObject?: { kind: string; name: string };
   reportingInstance?: string;
-  reportingComponent?: string;
 }
 
-/** The manifests the suite applies: the constructs the profiles use, at test-friendly timings. */
-export function suiteManifests(redisUrl: string, options: FixtureOptions): Manifest[] {
-  const app = new App({ outdir: '/nonexistent' });
-  const chart = new Chart(app, 'suite', { namespace: NAMESPACE, disableResourceNameHashes: true });
-  const identity = { name: 'realtime-gateway', instance: 'suite', version: 'test', managedBy: 'controller-suite' };
-  const redis = { adapter: 'redis' as const, secretName: 'gw-redis', urlKey: 'url', passwordKey: 'password' };
-  new Gateway(chart, 'Gateway', {
-    app: identity,
-    name: DEPLOYMENT,
-    image: 'not-pulled:pod-runner-runs-the-command',
-    redis,
-    auth: { secretName: 'gw-auth' },
-    autoscaled: true,
-    drain: { preStopSeconds: 1, noticeDelayMs: 1_000, windowMs: 20_000, ratePerSecond: options.localRate, jitterMs: 600_000, marginSeconds: 3 },
-    settings: { LOG_LEVEL: 'warn', FLEET_STATS_INTERVAL_MS: '500', MAX_CONNECTIONS_PER_SECOND: '2000' },
-  });
-  new ScaleDownController(chart, 'Controller', {
-    app: identity,
-    image: 'not-pulled:the-suite-runs-the-controller-itself',
-    deploymentName: DEPLOYMENT,
-    redis,
-    adminToken: { secretName: 'gw-auth', key: 'admin-token' },
-    name: CONTROLLER,
-    gatewayReplicas: 1,
-    minReadyPods: 1,
-    drain: { reconnectBudgetPerSecond: options.budget, windowSeconds: 30, marginSeconds: 10 },
-    leaseDurationSeconds: 4,
-  });
-  const objects = chart.toJson() as Manifest[];
-  // The suite's own Secrets (the profiles generate theirs): the real redis-server and known tokens.
-  objects.unshift(
-    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'gw-redis', namespace: NAMESPACE }, stringData: { url: redisUrl } },
-    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'gw-auth', namespace: NAMESPACE }, stringData: { 'jwt-secret': JWT_SECRET, 'admin-token': ADMIN_TOKEN } },
-  );
-  return objects.map(withInternalPort);
-}
-
-/**
- * Until the Gateway construct declares the internal port (issue 10, gateway side), add it here the way the
- * construct will: a container port named `internal` and INTERNAL_PORT. A no-op once the construct has it.
- */
-function withInternalPort(object: Manifest): Manifest {
-  if (object.kind !== 'Deployment' || object.metadata.name !== DEPLOYMENT) return object;
-  const copy = structuredClone(object) as Manifest & { spec: { template: { spec: { containers: { ports: { name: string; containerPort: number }[]; env: { name: string; value?: string }[] }[] } } } };
-  const container = copy.spec.template.spec.containers[0]!;
-  if (!container.ports.some((p) => p.name === 'internal')) {
-    container.ports.push({ name: 'internal', containerPort: 9090 });
-    container.env.push({ name: 'INTERNAL_PORT', value: '9090' });
-  }
-  return copy;
+export function suiteManifests(redisUrl: string, options: WorldOptions): Manifest[] {
+  return worldManifests(redisUrl, options);
 }
 
 export class ControllerSuite {
@@ -121,17 +57,19 @@ export class ControllerSuite {
   publisher!: Backplane;
   readonly controllers: ControllerProcess[] = [];
   readonly clients: TrackedClient[] = [];
-  readonly options: FixtureOptions;
+  readonly options: WorldOptions;
   #cleanups: (() => Promise<unknown>)[] = [];
-  #dir = mkdtempSync(join(tmpdir(), 'controller-suite-'));
+  #dir: string;
+  #removeDir: () => void;
   #saKubeconfig = '';
   #published = 0;
   #lastSeq = 0;
   #streamTimer: NodeJS.Timeout | null = null;
   #deletedPods: string[] = [];
 
-  constructor(options: FixtureOptions) {
+  constructor(options: WorldOptions) {
     this.options = options;
+    [this.#dir, this.#removeDir] = worldDir();
   }
 
   get serviceAccount(): string {
@@ -150,17 +88,12 @@ export class ControllerSuite {
     const [redis, stopRedis] = await startRedis();
     this.redis = redis;
     this.#cleanups.push(stopRedis);
-    await this.kubectl(['create', 'namespace', NAMESPACE]);
   }
 
-  /** Applies the suite's manifests: the CRD first (established), then everything else, as the admin. */
+  /** Applies the world's manifests: the CRD first (established), then everything else, as the admin. */
   async apply(): Promise<Manifest[]> {
-    const objects = suiteManifests(this.redis.url, this.options);
-    const list = (items: Manifest[]) => JSON.stringify({ apiVersion: 'v1', kind: 'List', items });
-    const crds = objects.filter((o) => o.kind === 'CustomResourceDefinition');
-    await this.kubectl(['apply', '--server-side', '-f', '-'], list(crds));
-    await this.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
-    await this.kubectl(['apply', '--server-side', '-f', '-'], list(objects.filter((o) => o.kind !== 'CustomResourceDefinition')));
+    const objects = worldManifests(this.redis.url, this.options);
+    await applyWorld(this.plane, objects);
     return objects;
   }
 
@@ -169,7 +102,7 @@ export class ControllerSuite {
     this.runner = await startPodRunner({
       kubeconfig: this.plane.kubeconfig,
       namespace: NAMESPACE,
-      selector: { 'app.kubernetes.io/component': 'gateway' },
+      selector: GATEWAY_SELECTOR,
       probePeriodMs: 250,
     });
     this.#cleanups.push(() => this.runner.stop());
@@ -200,77 +133,16 @@ export class ControllerSuite {
 
   #stopping = false;
 
-  /** A kubeconfig with the controller ServiceAccount's token and nothing else. */
-  async serviceAccountKubeconfig(): Promise<string> {
-    if (this.#saKubeconfig) return this.#saKubeconfig;
-    const { stdout } = await this.kubectl(['create', 'token', CONTROLLER, '-n', NAMESPACE, '--duration=2h']);
-    const admin = readFileSync(this.plane.kubeconfig, 'utf8');
-    const ca = /certificate-authority-data: (\S+)/.exec(admin)![1];
-    const file = join(this.#dir, 'controller.kubeconfig');
-    writeFileSync(
-      file,
-      [
-        'apiVersion: v1',
-        'kind: Config',
-        'clusters:',
-        '- name: plane',
-        '  cluster:',
-        `    server: ${this.plane.server}`,
-        `    certificate-authority-data: ${ca}`,
-        'users:',
-        `- name: ${CONTROLLER}`,
-        '  user:',
-        `    token: ${stdout.trim()}`,
-        'contexts:',
-        '- name: controller',
-        '  context:',
-        '    cluster: plane',
-        `    user: ${CONTROLLER}`,
-        `    namespace: ${NAMESPACE}`,
-        'current-context: controller',
-        '',
-      ].join('\n'),
-    );
-    this.#saKubeconfig = file;
-    return file;
-  }
-
   /** Starts one controller replica (app/controller/main.ts) as the ServiceAccount. */
   async startController(name: string): Promise<ControllerProcess> {
-    const port = await freePort();
-    const child = spawn(process.execPath, ['app/controller/main.ts'], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        KUBECONFIG: await this.serviceAccountKubeconfig(),
-        POD_NAME: name,
-        POD_NAMESPACE: NAMESPACE,
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'info',
-        REDIS_URL: this.redis.url,
-        ADMIN_TOKEN,
-        LEASE_NAME: CONTROLLER,
-        LEASE_DURATION_SECONDS: '4',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    const controller: ControllerProcess = { name, child, metricsUrl: `http://127.0.0.1:${port}/metrics`, output: () => output, exited };
+    this.#saKubeconfig ||= await serviceAccountKubeconfig(this.plane, this.#dir);
+    const controller = await startControllerProcess({ name, kubeconfig: this.#saKubeconfig, redisUrl: this.redis.url });
     this.controllers.push(controller);
-    await waitFor(`controller ${name} /healthz`, async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.ok, 15_000).catch(
-      (err: Error) => {
-        throw new Error(`${err.message}\n${output}`);
-      },
-    );
     return controller;
   }
 
   async stopController(controller: ControllerProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
-    if (controller.child.exitCode === null && controller.child.signalCode === null) controller.child.kill(signal);
-    return controller.exited;
+    return controller.stop(signal);
   }
 
   async kubectl(args: string[], input?: string, as?: string) {
@@ -384,7 +256,7 @@ export class ControllerSuite {
     for (const c of this.clients) c.client.close();
     for (const c of this.controllers) await this.stopController(c, 'SIGKILL');
     for (const cleanup of this.#cleanups.reverse()) await cleanup().catch(() => {});
-    rmSync(this.#dir, { recursive: true, force: true });
+    this.#removeDir();
   }
 
   /** Controller and gateway logs, for failure messages. */
