@@ -182,7 +182,8 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     } catch (err) {
       const error =
         err instanceof ProtocolError ? err.toBody() : { code: 'backplane_unavailable', message: `fleet stats could not be read from Redis: ${(err as Error).message}` };
-      log.warn({ err: error.message }, 'GET /fleet: fleet stats unreadable; answering 503');
+      // Debug only: pollers ask every few seconds, and the outage itself is logged as a readiness change.
+      log.debug({ err: error.message }, 'GET /fleet: fleet stats unreadable; answering 503');
       return json(res, 503, { ok: false, error }, { ...headers, 'retry-after': '1' });
     }
     json(res, 200, { pods, sockets: pods.reduce((sum, pod) => sum + pod.sockets, 0) }, headers);
