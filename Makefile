@@ -106,6 +106,10 @@ node-up: node_modules tools ## Start a real single-node Kubernetes here (root), 
 node-down: node_modules ## Stop the real node and undo every host change it made (processes, links, rules, cgroups, sysctls).
 	node scripts/node/cli.ts down
 
+.PHONY: chaos-node
+chaos-node: node_modules tools ## Run the chaos suite (full size) on a real node of its own: kubectl delete pod under load.
+	node scripts/chaos/run.ts --size full --target node
+
 .PHONY: node-status
 node-status: node_modules ## Say whether a real node is running and where its kubeconfig is.
 	node scripts/node/cli.ts status

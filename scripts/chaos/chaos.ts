@@ -7,9 +7,10 @@ import { type ClientRecord, type DeliveryReport, Population, type PopulationOpti
 import { peakInWindow, percentile } from './measure.ts';
 import { renderChart } from './chart.ts';
 import { type ChaosDrainSettings, type ChaosTarget, kindTarget, localTarget } from './targets.ts';
+import { nodeTarget } from './node-target.ts';
 
 export type ChaosSize = 'ci' | 'full';
-export type ChaosTargetName = 'local' | 'kind';
+export type ChaosTargetName = 'local' | 'kind' | 'node';
 
 interface SizeSettings {
   readonly replicas: number;
@@ -160,7 +161,11 @@ export async function runChaos(opts: RunChaosOptions): Promise<ChaosReport> {
     ? (pod: string, line: string) => /drain|deadline|exit|shutting/.test(line) && log(`  ${pod}: ${line}`)
     : undefined;
   const target: ChaosTarget =
-    opts.target === 'local' ? await localTarget({ replicas: settings.replicas, drain: settings.drain, ...(onPodOutput ? { onPodOutput } : {}) }) : await kindTarget();
+    opts.target === 'local'
+      ? await localTarget({ replicas: settings.replicas, drain: settings.drain, ...(onPodOutput ? { onPodOutput } : {}) })
+      : opts.target === 'node'
+        ? await nodeTarget({ replicas: settings.replicas, drain: settings.drain, log })
+        : await kindTarget();
   const budgetPerSecond = opts.budgetPerSecond ?? settings.reconnectBudgetPerSecond;
   const scenarios: ScenarioResult[] = [];
   try {

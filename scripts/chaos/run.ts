@@ -1,9 +1,9 @@
 // `make chaos` / `make chaos-kind`: end gateway pods under load and report what clients felt.
-//   node scripts/chaos/run.ts --size ci|full [--target local|kind] [--out DIR] [--budget N] [--only graceful,sigkill]
+//   node scripts/chaos/run.ts --size ci|full [--target local|kind|node] [--out DIR] [--budget N] [--only graceful,sigkill]
 import { parseArgs } from 'node:util';
 import { type ChaosSize, type ChaosTargetName, runChaos, SCENARIOS } from './chaos.ts';
 
-const usage = 'usage: node scripts/chaos/run.ts --size ci|full [--target local|kind] [--out DIR] [--budget N (kind only)] [--only NAME,...]';
+const usage = 'usage: node scripts/chaos/run.ts --size ci|full [--target local|kind|node] [--out DIR] [--budget N (kind only)] [--only NAME,...]';
 let args;
 try {
   args = parseArgs({
@@ -28,8 +28,8 @@ if (args.size !== 'ci' && args.size !== 'full') {
   console.error(`--size must be ci or full, got ${args.size}\n${usage}`);
   process.exit(2);
 }
-if (args.target !== 'local' && args.target !== 'kind') {
-  console.error(`--target must be local or kind, got ${args.target}\n${usage}`);
+if (args.target !== 'local' && args.target !== 'kind' && args.target !== 'node') {
+  console.error(`--target must be local, kind or node, got ${args.target}\n${usage}`);
   process.exit(2);
 }
 const budget = args.budget === undefined ? undefined : Number(args.budget);
