@@ -51,7 +51,8 @@ const VARIANTS: Record<string, Variant> = {
         from: expect.arrayContaining([{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'keda' } }, podSelector: { matchLabels: { app: 'keda-operator' } } }]),
         ports: [{ port: 9090, protocol: 'TCP' }],
       });
-      expect(scaled.spec).toMatchObject({ minReplicaCount: 3, maxReplicaCount: 9, scaleTargetRef: { kind: 'Deployment', name: FULLNAME } });
+      // With the controller on (the default) KEDA scales the SocketGateway, and the controller the Deployment.
+      expect(scaled.spec).toMatchObject({ minReplicaCount: 3, maxReplicaCount: 9, scaleTargetRef: { kind: 'SocketGateway', name: FULLNAME } });
       expect(scaled.spec.triggers[0]).toMatchObject({ type: 'metrics-api', metadata: { targetValue: '500', valueLocation: 'sockets' } });
       expect(scaled.spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.policies).toEqual([{ type: 'Pods', value: 1, periodSeconds: 120 }]);
     },
@@ -61,7 +62,24 @@ const VARIANTS: Record<string, Variant> = {
     check: (get, kinds) => {
       expect(kinds).not.toContain('HorizontalPodAutoscaler');
       expect(kinds).not.toContain('ScaledObject');
+      // The fixed count is the SocketGateway's; the controller owns the Deployment's replicas.
+      expect(get('SocketGateway', FULLNAME).spec.replicas).toBe(4);
+      expect(get('Deployment', FULLNAME).metadata.managedFields.some((f: any) => f.fieldsV1?.['f:spec']?.['f:replicas'])).toBe(false);
+    },
+  },
+  'controller.enabled=false with autoscaling.mode=none: the Deployment scaled directly': {
+    values: { controller: { enabled: false }, autoscaling: { mode: 'none' }, replicaCount: 4 },
+    check: (get, kinds) => {
+      expect(kinds).not.toContain('SocketGateway');
+      expect(kinds).not.toContain('Role');
       expect(get('Deployment', FULLNAME).spec.replicas).toBe(4);
+    },
+  },
+  'controller.enabled=false: the HPA scales the Deployment': {
+    values: { controller: { enabled: false } },
+    check: (get, kinds) => {
+      expect(kinds).not.toContain('SocketGateway');
+      expect(get('HorizontalPodAutoscaler', FULLNAME).spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: FULLNAME });
     },
   },
   'entry.kind=ingress, nginx-compatible, host and TLS': {
@@ -115,7 +133,9 @@ const VARIANTS: Record<string, Variant> = {
     },
     check: (get, kinds) => {
       expect(kinds).not.toContain('StatefulSet');
-      expect(kinds).not.toContain('NetworkPolicy');
+      // The gateway's own policy (its internal port) only: there is no in-release Redis to guard.
+      expect(kinds.filter((k) => k === 'NetworkPolicy')).toHaveLength(1);
+      expect(get('NetworkPolicy', FULLNAME).spec.podSelector.matchLabels['app.kubernetes.io/component']).toBe('gateway');
       expect(kinds.filter((k) => k === 'Secret'), 'the chart generates no Secret').toEqual([]);
       expect(get('ConfigMap', FULLNAME).data.ADAPTER).toBe('redis-cluster');
       const env = get('Deployment', FULLNAME).spec.template.spec.containers[0].env as any[];
