@@ -64,7 +64,7 @@ const VARIANTS: Record<string, Variant> = {
       expect(kinds).not.toContain('ScaledObject');
       // The fixed count is the SocketGateway's; the controller owns the Deployment's replicas.
       expect(get('SocketGateway', FULLNAME).spec.replicas).toBe(4);
-      expect(get('Deployment', FULLNAME).metadata.managedFields.some((f: any) => f.fieldsV1?.['f:spec']?.['f:replicas'])).toBe(false);
+      expect(get('Deployment', FULLNAME).spec.replicas, 'left unset (the API server defaults it to 1): the controller sets it').toBe(1);
     },
   },
   'controller.enabled=false with autoscaling.mode=none: the Deployment scaled directly': {

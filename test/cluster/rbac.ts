@@ -77,7 +77,8 @@ export function wildcardGrants(objects: KubeObject[]): string[] {
 /**
  * What each component's ServiceAccount may do beyond the defaults every service account has, keyed by its
  * `app.kubernetes.io/component` label. This is the reviewed contract: a manifest that grants more or less fails.
- * Format: `verb [group/]resource[name]` as printed by permissionsOf (cluster-wide grants show up here too).
+ * Format: `verb [group/]resource[name]` as printed by permissionsOf (cluster-wide grants show up here too);
+ * `{serviceAccount}` stands for the account's own name (resources named after the release, like a Lease).
  */
 export const EXPECTED_PERMISSIONS: Record<string, string[]> = {
   // The gateway never talks to the Kubernetes API.
@@ -98,10 +99,16 @@ export const EXPECTED_PERMISSIONS: Record<string, string[]> = {
     'watch policy/poddisruptionbudgets',
     'create events.k8s.io/events',
     'create coordination.k8s.io/leases',
-    'get coordination.k8s.io/leases[realtime-gateway-controller]',
-    'update coordination.k8s.io/leases[realtime-gateway-controller]',
+    // Its Lease is named like it (realtime-gateway-controller in the profiles, <release>-…-controller in the chart).
+    'get coordination.k8s.io/leases[{serviceAccount}]',
+    'update coordination.k8s.io/leases[{serviceAccount}]',
   ],
 };
+
+/** EXPECTED_PERMISSIONS of a component for the ServiceAccount named `account`; undefined without an entry. */
+export function expectedPermissions(component: string, account: string): string[] | undefined {
+  return EXPECTED_PERMISSIONS[component]?.map((p) => p.replaceAll('{serviceAccount}', account));
+}
 
 export interface Account {
   user: string;
@@ -154,7 +161,7 @@ export async function rbacProblems(
 ): Promise<string[]> {
   const problems: string[] = [];
   for (const account of serviceAccounts(objects, defaultNamespace)) {
-    const expected = EXPECTED_PERMISSIONS[account.component];
+    const expected = expectedPermissions(account.component, account.name);
     for (const namespace of namespacesOf(objects, defaultNamespace)) {
       const before = baseline.get(`${account.user} in ${namespace}`) ?? new Set<string>();
       const granted = difference(await permissionsOf(plane, account.user, namespace), before);

@@ -9,7 +9,7 @@ import { drainPlanKey, parseDrainPlan } from '../../app/protocol/drain-plan.ts';
 import { ANNOTATIONS, MIN_POD_DELETION_COST } from '../../app/controller/socket-gateway.ts';
 import { peakInWindow } from '../../scripts/chaos/measure.ts';
 import { waitFor } from '../../scripts/fleet/ports.ts';
-import { EXPECTED_PERMISSIONS, rbacBaseline, rbacProblems, permissionsOf, difference } from '../cluster/rbac.ts';
+import { expectedPermissions, rbacBaseline, rbacProblems, permissionsOf, difference } from '../cluster/rbac.ts';
 import type { KubeObject } from '../cluster/manifests.ts';
 import { CONTROLLER, ControllerSuite, DEPLOYMENT, NAMESPACE, suiteManifests, type KubeEvent } from './fixture.ts';
 
@@ -93,7 +93,7 @@ describe('the scale-down controller on a real API server, with running gateway p
     const problems = await rbacProblems(suite.plane, objects, baseline, NAMESPACE);
     expect(problems).toEqual([]);
     const granted = difference(await permissionsOf(suite.plane, suite.serviceAccount, NAMESPACE), baseline.get(`${suite.serviceAccount} in ${NAMESPACE}`)!);
-    expect(granted).toEqual([...EXPECTED_PERMISSIONS.controller!].sort());
+    expect(granted).toEqual([...expectedPermissions('controller', CONTROLLER)!].sort());
     // And it cannot touch what it does not need: Secrets, deleting pods, the Deployment itself.
     for (const verb of [['get', 'secrets'], ['delete', 'pods'], ['update', 'deployments'], ['patch', 'deployments']]) {
       const can = await suite.plane.kubectl(['auth', 'can-i', ...verb, '-n', NAMESPACE], { as: suite.serviceAccount, allowFailure: true });
