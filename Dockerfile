@@ -28,5 +28,6 @@ COPY --chown=root:root app ./app
 COPY --from=build --chown=root:root /src/dist/web ./dist/web
 # The `node` user (uid 1000) of the base image; files stay root-owned and read-only to it.
 USER 1000:1000
-EXPOSE 3000
+# 3000: clients (Socket.IO, SSE, the page); 9090: the internal port (metrics, fleet, admin), never routed.
+EXPOSE 3000 9090
 CMD ["node", "app/gateway/main.ts"]

@@ -72,7 +72,7 @@ export const GATEWAY_RECIPE = {
   cmd: ['node', 'app/gateway/main.ts'],
   /** The drain controller's command in the same image (the Deployment overrides `command`). */
   controllerCmd: ['node', 'app/controller/main.ts'],
-  exposedPorts: ['3000/tcp'],
+  exposedPorts: ['3000/tcp', '9090/tcp'],
   /** Files are root-owned and read-only to the user (`COPY --chown=root:root`). */
   owner: 'root:root',
   copies: [
