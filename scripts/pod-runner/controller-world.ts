@@ -70,23 +70,7 @@ export function worldManifests(redisUrl: string, options: WorldOptions): Manifes
     { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'gw-redis', namespace: NAMESPACE }, stringData: { url: redisUrl } },
     { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'gw-auth', namespace: NAMESPACE }, stringData: { 'jwt-secret': JWT_SECRET, 'admin-token': ADMIN_TOKEN } },
   );
-  return objects.map(withInternalPort);
-}
-
-/**
- * Until the Gateway construct declares its internal port (issue 10, gateway side), add it the way the
- * construct does: a container port named `internal` and INTERNAL_PORT. A no-op once the construct has it.
- */
-function withInternalPort(object: Manifest): Manifest {
-  if (object.kind !== 'Deployment' || object.metadata.name !== DEPLOYMENT) return object;
-  type Container = { ports: { name: string; containerPort: number }[]; env: { name: string; value?: string }[] };
-  const copy = structuredClone(object) as Manifest & { spec: { template: { spec: { containers: Container[] } } } };
-  const container = copy.spec.template.spec.containers[0]!;
-  if (!container.ports.some((p) => p.name === 'internal')) {
-    container.ports.push({ name: 'internal', containerPort: 9090 });
-    container.env.push({ name: 'INTERNAL_PORT', value: '9090' });
-  }
-  return copy;
+  return objects;
 }
 
 /** Creates the namespace and applies the manifests: the CRD first (established), then everything else. */
