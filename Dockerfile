@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# One image for the gateway (and, later, the drain controller): the Deployment picks the entry point
-# with `command` (node app/gateway/main.ts). Node 24 runs the TypeScript directly (type stripping).
+# One image for the gateway and the scale-down controller: each Deployment picks the entry point with
+# `command` (node app/gateway/main.ts, node app/controller/main.ts). Node 24 runs the TypeScript directly
+# (type stripping).
 
 # ---- build: all dependencies, bundle the demo page into dist/web ----
 FROM node:24-bookworm-slim AS build
