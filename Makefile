@@ -92,6 +92,10 @@ cluster-local: node_modules tools ## Run a real kube-apiserver + etcd + kube-con
 controller-local: node_modules tools ## Run it (2 replicas) on a real API server with gateway pods as processes until Ctrl-C; try `kubectl scale sgw gw --replicas 2`.
 	node scripts/pod-runner/cli.ts
 
+.PHONY: chaos-scale-down
+chaos-scale-down: node_modules tools ## The chaos scale-down scenario: controller-driven vs plain Deployment scale-down under load, same client metrics.
+	node scripts/chaos/scale-down-run.ts --size full
+
 .PHONY: test-controller
 test-controller: system-deps node_modules tools ## Its tests: the planner, and the suite on a real API server with running gateway pods and SDK clients.
 	npx vitest run test/controller
