@@ -62,7 +62,10 @@ export const SIZES: Record<ChaosSize, SizeSettings> = {
 interface ScenarioSpec {
   readonly name: string;
   readonly description: string;
-  readonly action: 'terminate' | 'kill';
+  /** One pod ended (`terminate`, `kill`), or the whole fleet disturbed (`rollout`, `restart-backplane`). */
+  readonly action: 'terminate' | 'kill' | 'rollout' | 'restart-backplane';
+  /** Targets that can do it; unset: every target. */
+  readonly targets?: readonly ChaosTargetName[];
   readonly client: PopulationOptions['client'];
   /** A drain plan written for the victim before the action (the contrast uses it to close everything at once). */
   readonly plan: DrainPlan | null;
@@ -95,12 +98,35 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     plan: { v: 1, windowMs: 1, jitterMs: 0, issuedBy: 'chaos contrast run' },
     expectPeak: 'over-budget',
   },
+  {
+    name: 'rolling-update',
+    description: '`kubectl rollout restart` of the gateway Deployment under load: every pod replaced, each one draining',
+    action: 'rollout',
+    targets: ['node', 'kind'],
+    client: {},
+    plan: null,
+    expectPeak: 'report-only',
+  },
+  {
+    name: 'redis-restart',
+    description: 'the Redis pod deleted mid-stream (its StatefulSet starts it again from its volume): publishes fail meanwhile, gateways resubscribe and resync rooms from history',
+    action: 'restart-backplane',
+    targets: ['node', 'kind'],
+    client: {},
+    plan: null,
+    expectPeak: 'report-only',
+  },
 ];
+
+/** The scenarios a target runs, in order. */
+export function scenariosFor(target: ChaosTargetName): readonly ScenarioSpec[] {
+  return SCENARIOS.filter((spec) => spec.targets === undefined || spec.targets.includes(target));
+}
 
 export interface ScenarioResult {
   readonly name: string;
   readonly description: string;
-  readonly action: 'terminate' | 'kill';
+  readonly action: ScenarioSpec['action'];
   readonly victim: string;
   readonly victimClients: number;
   readonly clients: number;
@@ -170,9 +196,11 @@ export async function runChaos(opts: RunChaosOptions): Promise<ChaosReport> {
   const scenarios: ScenarioResult[] = [];
   try {
     log(`chaos: ${target.description}`);
-    for (const spec of SCENARIOS) {
+    for (const spec of scenariosFor(opts.target)) {
       if (opts.only && !opts.only.includes(spec.name)) continue;
-      const result = await runScenario(target, spec, settings, budgetPerSecond, opts.target, log);
+      const result = spec.action === 'rollout' || spec.action === 'restart-backplane'
+        ? await runFleetDisruption(target, spec, settings, budgetPerSecond, log)
+        : await runScenario(target, spec, settings, budgetPerSecond, opts.target, log);
       scenarios.push(result);
       log(summaryLine(result));
     }
@@ -316,6 +344,108 @@ async function runScenario(
       reconnected,
       notReconnected: victimRecords.length - reconnected,
       collateralReconnects: collateral,
+      reconnectLatencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.length ? Math.max(...latencies) : null },
+      movedWithinMs: backAts.length ? Math.max(...backAts) - actionAt : null,
+      peakReconnectsPerSecond: peak,
+      budgetPerSecond,
+      withinBudget: peak <= budgetPerSecond,
+      reconnectRate,
+      loadGeneratorLagMs: { p50: Math.round(lag.percentile(50) / 1e6), p99: Math.round(lag.percentile(99) / 1e6), max: Math.round(lag.max / 1e6) },
+      failures,
+    };
+  } finally {
+    population.close();
+  }
+}
+
+/**
+ * A disruption of the whole fleet rather than one pod: a rolling update replaces every gateway, a Redis
+ * restart leaves the gateways up but without their backplane for a while. Every client is a "victim";
+ * the same delivery checks apply (nothing lost, nothing duplicated), and every client must be connected
+ * at the end — for a rolling update, to a pod that did not exist before.
+ */
+async function runFleetDisruption(
+  target: ChaosTarget,
+  spec: ScenarioSpec,
+  settings: SizeSettings,
+  budgetPerSecond: number,
+  log: (line: string) => void,
+): Promise<ScenarioResult> {
+  const act = spec.action === 'rollout' ? target.rolloutRestart?.bind(target) : target.restartBackplane?.bind(target);
+  if (!act) throw new Error(`the target cannot ${spec.action}: ${target.description}`);
+  await target.waitForReady(60_000);
+  const population = new Population({
+    url: target.url,
+    clients: settings.clients,
+    rooms: settings.rooms,
+    roomsPerClient: settings.roomsPerClient,
+    roomPrefix: `chaos-${spec.name}-${Date.now().toString(36)}`,
+    streamPerRoomPerSecond: settings.streamPerRoomPerSecond,
+    publisherShare: settings.publisherShare,
+    publishEveryMs: settings.publishEveryMs,
+    client: spec.client,
+    connectRatePerSecond: 200,
+    ...(target.getToken ? { getToken: target.getToken } : {}),
+  });
+  try {
+    log(`chaos[${spec.name}]: connecting ${settings.clients} clients`);
+    await population.connect();
+    population.startTraffic();
+    await sleep(settings.warmupMs);
+    const before = new Set((await target.pods()).map((p) => p.name));
+    const lag = monitorEventLoopDelay({ resolution: 10 });
+    lag.enable();
+    const actionAt = Date.now();
+    log(`chaos[${spec.name}]: ${spec.description}`);
+    await act();
+    const durationMs = Date.now() - actionAt;
+    log(`chaos[${spec.name}]: done after ${durationMs} ms`);
+    const failures: string[] = [];
+    const settled = spec.action === 'rollout'
+      ? (r: ClientRecord) => r.client.state === 'connected' && r.client.pod !== null && !before.has(r.client.pod)
+      : (r: ClientRecord) => r.client.state === 'connected' && r.client.pod !== null;
+    try {
+      await population.waitAll(spec.action === 'rollout' ? 'every client on a new pod' : 'every client connected', settled, 60_000);
+    } catch (err) {
+      failures.push((err as Error).message);
+    }
+    lag.disable();
+    await target.waitForReady(60_000);
+    await sleep(1_000);
+    try {
+      await population.quiesce(60_000);
+    } catch (err) {
+      failures.push((err as Error).message);
+    }
+    const delivery = population.checkDeliveries();
+    const outages = population.records.flatMap((r) => r.outages.filter((o) => o.lostAt >= actionAt - 5_000));
+    const latencies = outages.filter((o) => o.backAt !== null).map((o) => o.backAt! - o.lostAt);
+    const backAts = outages.map((o) => o.backAt).filter((t): t is number => t !== null);
+    const peak = peakInWindow(backAts, 1_000).peak;
+    const end = backAts.length > 0 ? Math.max(...backAts) - actionAt + 1_500 : 1_000;
+    const reconnectRate: [number, number][] = [];
+    for (let t = 0; t <= end; t += 100) reconnectRate.push([t, backAts.filter((b) => b - actionAt > t - 1_000 && b - actionAt <= t).length]);
+    const stats = population.stats;
+    if (delivery.lost > 0) failures.push(`${delivery.lost} messages lost (${delivery.examples.join('; ')})`);
+    if (delivery.duplicates > 0) failures.push(`${delivery.duplicates} duplicates delivered to the application`);
+    if (delivery.outOfOrder > 0 || delivery.unexpected > 0) failures.push(`${delivery.outOfOrder} out of order, ${delivery.unexpected} unexpected seqs`);
+    if (stats.delivered === 0 || stats.published === 0) failures.push('no traffic flowed: nothing was published or delivered');
+    const reconnectedClients = new Set(population.records.filter((r) => r.outages.some((o) => o.lostAt >= actionAt - 5_000 && o.backAt !== null)).map((r) => r.id)).size;
+    return {
+      name: spec.name,
+      description: spec.description,
+      action: spec.action,
+      victim: spec.action === 'rollout' ? `every gateway pod (${before.size})` : 'the Redis pod',
+      victimClients: settings.clients,
+      clients: settings.clients,
+      exit: { pod: spec.action === 'rollout' ? 'deployment' : 'redis', code: null, signal: null, killedAfterGrace: false, durationMs },
+      delivery,
+      published: stats.published,
+      publishFailures: stats.publishFailures,
+      delivered: stats.delivered,
+      reconnected: reconnectedClients,
+      notReconnected: population.records.filter((r) => !settled(r)).length,
+      collateralReconnects: 0,
       reconnectLatencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.length ? Math.max(...latencies) : null },
       movedWithinMs: backAts.length ? Math.max(...backAts) - actionAt : null,
       peakReconnectsPerSecond: peak,

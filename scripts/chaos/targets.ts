@@ -14,6 +14,10 @@ export interface ChaosTarget extends FleetOperations {
   readonly getToken?: (userId: string) => Promise<string>;
   /** Writes (or with null, deletes) the controller's drain plan for `pod` (docs/drain.md). */
   setDrainPlan(pod: string, plan: DrainPlan | null): Promise<void>;
+  /** A rolling update of every gateway pod (`kubectl rollout restart`); resolves when it has rolled out. Kubernetes targets only. */
+  rolloutRestart?(): Promise<void>;
+  /** Deletes the Redis pod mid-stream (its StatefulSet starts it again); resolves when it is Ready. Kubernetes targets only. */
+  restartBackplane?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -93,7 +97,7 @@ interface K8sEnvVar {
   valueFrom?: { secretKeyRef?: { name: string; key: string }; configMapKeyRef?: { name: string; key: string } };
 }
 interface K8sPod {
-  metadata: { name: string; creationTimestamp: string; deletionTimestamp?: string };
+  metadata: { name: string; uid: string; creationTimestamp: string; deletionTimestamp?: string };
   spec: { containers: { name: string; env?: K8sEnvVar[]; envFrom?: { configMapRef?: { name: string }; secretRef?: { name: string }; prefix?: string }[] }[] };
   status: { conditions?: { type: string; status: string }[] };
 }
@@ -194,6 +198,24 @@ export async function kubectlTarget(opts: KubectlTargetOptions): Promise<ChaosTa
     },
     terminate: (pod) => remove(pod, false),
     kill: (pod) => remove(pod, true),
+    async rolloutRestart() {
+      const owners = (await kubectl(['get', 'deployments', '-l', selector, '-o', 'name'])).trim().split('\n').filter(Boolean);
+      if (owners.length !== 1) throw new Error(`expected one gateway Deployment matching ${selector}, found ${owners.length}`);
+      await kubectl(['rollout', 'restart', owners[0]!]);
+      await kubectl(['rollout', 'status', owners[0]!, '--timeout=300s']);
+    },
+    async restartBackplane() {
+      const before = await list(redisSelector);
+      if (before.length !== 1) throw new Error(`expected one Redis pod matching ${redisSelector}, found ${before.length} (an external Redis cannot be restarted from here)`);
+      const old = before[0]!.metadata.uid;
+      await kubectl(['delete', 'pod', '-l', redisSelector, '--wait=true']);
+      // The StatefulSet recreates the pod under the same name: wait for a Ready one with another UID.
+      const deadline = Date.now() + 180_000;
+      while (!(await list(redisSelector)).some((p) => p.metadata.uid !== old && ready(p))) {
+        if (Date.now() > deadline) throw new Error(`the Redis pod (${redisSelector}) was not Ready again within 180 s`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    },
     async waitForReady(timeoutMs = 120_000) {
       const deadline = Date.now() + timeoutMs;
       while ((await list(selector)).filter(ready).length < replicas) {

@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type ChaosReport, runChaos, SCENARIOS, summaryLine } from '../../scripts/chaos/chaos.ts';
+import { type ChaosReport, runChaos, scenariosFor, summaryLine } from '../../scripts/chaos/chaos.ts';
 
 // The chaos suite at CI size on the local fleet (redis-server, gateway processes, HAProxy):
 // 300 SDK clients, half WebSocket and half long-polling, through each way a pod can end.
@@ -14,10 +14,10 @@ describe('chaos: ending gateway pods under load (CI size)', () => {
   it('runs every scenario on the local fleet', { timeout: 240_000 }, async () => {
     report = await runChaos({ size: 'ci', target: 'local', outDir, command: 'npx vitest run test/chaos/chaos.test.ts' });
     for (const s of report.scenarios) console.log(summaryLine(s));
-    expect(report.scenarios.map((s) => s.name)).toEqual(SCENARIOS.map((s) => s.name));
+    expect(report.scenarios.map((s) => s.name)).toEqual(scenariosFor('local').map((s) => s.name));
   });
 
-  for (const spec of SCENARIOS) {
+  for (const spec of scenariosFor('local')) {
     it(`${spec.name}: no message lost, none duplicated, every client of the pod back on another`, () => {
       const s = report.scenarios.find((x) => x.name === spec.name)!;
       expect(s.victimClients).toBeGreaterThan(50);
