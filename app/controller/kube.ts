@@ -147,6 +147,13 @@ export async function startInformers(
   const listed = new Set<InformerKind>();
   const informers: (Informer<KubernetesObject> & ObjectCache<KubernetesObject>)[] = [];
   const timers = new Set<NodeJS.Timeout>();
+  const errorCounts = new Map<InformerKind, number>();
+  /** Starts (or restarts) an informer; it counts as listed only if no error came while it started. */
+  const startOne = async (kind: InformerKind, informer: Informer<KubernetesObject>) => {
+    const errorsBefore = errorCounts.get(kind) ?? 0;
+    await informer.start();
+    if ((errorCounts.get(kind) ?? 0) === errorsBefore) listed.add(kind);
+  };
   for (const spec of specs) {
     const informer = makeInformer<KubernetesObject>(config, spec.path, spec.list as () => Promise<{ items: KubernetesObject[] }>);
     let backoffMs = 0;
@@ -154,24 +161,20 @@ export async function startInformers(
     for (const verb of ['add', 'update', 'delete'] as const) informer.on(verb, (obj) => onChange(spec.kind, obj));
     informer.on('error', (err: unknown) => {
       if (stopped) return;
+      errorCounts.set(spec.kind, (errorCounts.get(spec.kind) ?? 0) + 1);
       const now = Date.now();
       backoffMs = now - errorAt > 60_000 ? 1_000 : Math.min(30_000, backoffMs * 2);
       errorAt = now;
       onError(spec.kind, err, backoffMs);
       const timer = setTimeout(() => {
         timers.delete(timer);
-        if (!stopped) void informer.start().then(() => listed.add(spec.kind));
+        if (!stopped) void startOne(spec.kind, informer);
       }, backoffMs);
       timers.add(timer);
     });
     informers.push(informer);
   }
-  await Promise.all(
-    informers.map(async (informer, i) => {
-      await informer.start();
-      listed.add(specs[i]!.kind);
-    }),
-  );
+  await Promise.all(informers.map((informer, i) => startOne(specs[i]!.kind, informer)));
   const [socketGateways, deployments, pods, pdbs] = informers;
   return {
     caches: {

@@ -90,7 +90,8 @@ async function startWork(): Promise<void> {
     log,
     identity: cfg.POD_NAME,
   });
-  queue = new WorkQueue(reconciler, {
+  // Never act on a partial view: until every informer has listed, look again in a second.
+  queue = new WorkQueue(async (key) => (running.synced() ? reconciler(key) : { requeueAfterMs: 1_000 }), {
     onError: (key, err, retryInMs) => log.warn({ key, err: String(err), retryInMs }, 'reconcile failed; requeued with backoff'),
   });
   started = true;
