@@ -227,14 +227,8 @@ export async function runChaos(opts: RunChaosOptions): Promise<ChaosReport> {
   return report;
 }
 
-async function runScenario(
-  target: ChaosTarget,
-  spec: ScenarioSpec,
-  settings: SizeSettings,
-  budgetPerSecond: number,
-  targetName: ChaosTargetName,
-  log: (line: string) => void,
-): Promise<ScenarioResult> {
+/** A fresh population on fresh rooms, connected, publishing, past its warm-up. */
+async function loadedPopulation(target: ChaosTarget, spec: ScenarioSpec, settings: SizeSettings, log: (line: string) => void): Promise<Population> {
   await target.waitForReady(60_000);
   const population = new Population({
     url: target.url,
@@ -254,6 +248,57 @@ async function runScenario(
     await population.connect();
     population.startTraffic();
     await sleep(settings.warmupMs);
+    return population;
+  } catch (error) {
+    population.close();
+    throw error;
+  }
+}
+
+/** The timing fields of a result: reconnect latency and rate (every 100 ms from the action), peak, lag. */
+function timings(o: {
+  latencies: number[];
+  backAts: number[];
+  actionAt: number;
+  peak: number;
+  budgetPerSecond: number;
+  lag: ReturnType<typeof monitorEventLoopDelay>;
+}): Pick<ScenarioResult, 'reconnectLatencyMs' | 'movedWithinMs' | 'peakReconnectsPerSecond' | 'budgetPerSecond' | 'withinBudget' | 'reconnectRate' | 'loadGeneratorLagMs'> {
+  const { latencies, backAts, actionAt, lag } = o;
+  const end = backAts.length > 0 ? Math.max(...backAts) - actionAt + 1_500 : 1_000;
+  const reconnectRate: [number, number][] = [];
+  for (let t = 0; t <= end; t += 100) reconnectRate.push([t, backAts.filter((b) => b - actionAt > t - 1_000 && b - actionAt <= t).length]);
+  return {
+    reconnectLatencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.length ? Math.max(...latencies) : null },
+    movedWithinMs: backAts.length ? Math.max(...backAts) - actionAt : null,
+    peakReconnectsPerSecond: o.peak,
+    budgetPerSecond: o.budgetPerSecond,
+    withinBudget: o.peak <= o.budgetPerSecond,
+    reconnectRate,
+    loadGeneratorLagMs: { p50: Math.round(lag.percentile(50) / 1e6), p99: Math.round(lag.percentile(99) / 1e6), max: Math.round(lag.max / 1e6) },
+  };
+}
+
+/** What the delivery check and the traffic counters say went wrong, in the report's words. */
+function deliveryFailures(delivery: DeliveryReport, stats: { published: number; delivered: number }): string[] {
+  const failures: string[] = [];
+  if (delivery.lost > 0) failures.push(`${delivery.lost} messages lost (${delivery.examples.join('; ')})`);
+  if (delivery.duplicates > 0) failures.push(`${delivery.duplicates} duplicates delivered to the application`);
+  if (delivery.outOfOrder > 0 || delivery.unexpected > 0) failures.push(`${delivery.outOfOrder} out of order, ${delivery.unexpected} unexpected seqs`);
+  if (stats.delivered === 0 || stats.published === 0) failures.push('no traffic flowed: nothing was published or delivered');
+  return failures;
+}
+
+async function runScenario(
+  target: ChaosTarget,
+  spec: ScenarioSpec,
+  settings: SizeSettings,
+  budgetPerSecond: number,
+  targetName: ChaosTargetName,
+  log: (line: string) => void,
+): Promise<ScenarioResult> {
+  const population = await loadedPopulation(target, spec, settings, log);
+  try {
 
     const running = new Set((await target.pods()).filter((p) => p.phase === 'Running').map((p) => p.name));
     const perPod = new Map<string, number>();
@@ -294,9 +339,6 @@ async function runScenario(
     const latencies = victimOutages.filter((o) => o.backAt !== null).map((o) => o.backAt! - o.lostAt);
     const collateral = population.records.filter((r) => !onVictim.has(r.id) && outagesAfter(r).length > 0).length;
     const peak = peakInWindow(backAts, 1_000).peak;
-    const end = backAts.length > 0 ? Math.max(...backAts) - actionAt + 1_500 : 1_000;
-    const reconnectRate: [number, number][] = [];
-    for (let t = 0; t <= end; t += 100) reconnectRate.push([t, backAts.filter((b) => b - actionAt > t - 1_000 && b - actionAt <= t).length]);
 
     // CHAOS_DEBUG=DIR writes each moved client's timeline (hint, left, back, pods) for a closer look.
     if (process.env.CHAOS_DEBUG) {
@@ -315,12 +357,9 @@ async function runScenario(
     }
     const reconnected = backAts.length;
     const stats = population.stats;
-    if (delivery.lost > 0) failures.push(`${delivery.lost} messages lost (${delivery.examples.join('; ')})`);
-    if (delivery.duplicates > 0) failures.push(`${delivery.duplicates} duplicates delivered to the application`);
-    if (delivery.outOfOrder > 0 || delivery.unexpected > 0) failures.push(`${delivery.outOfOrder} out of order, ${delivery.unexpected} unexpected seqs`);
+    failures.push(...deliveryFailures(delivery, stats));
     if (delivery.lateResets > 0) failures.push(`${delivery.lateResets} resets after the first join (history did not cover an outage)`);
     if (reconnected < victimRecords.length) failures.push(`${victimRecords.length - reconnected} of ${victimRecords.length} clients of ${victim} did not reconnect elsewhere`);
-    if (stats.delivered === 0 || stats.published === 0) failures.push('no traffic flowed: nothing was published or delivered');
     if (spec.action === 'terminate' && targetName === 'local') {
       if (exit.code !== 0 || exit.killedAfterGrace) failures.push(`${victim} did not exit 0 by itself within the grace period: ${JSON.stringify(exit)}`);
     }
@@ -344,13 +383,7 @@ async function runScenario(
       reconnected,
       notReconnected: victimRecords.length - reconnected,
       collateralReconnects: collateral,
-      reconnectLatencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.length ? Math.max(...latencies) : null },
-      movedWithinMs: backAts.length ? Math.max(...backAts) - actionAt : null,
-      peakReconnectsPerSecond: peak,
-      budgetPerSecond,
-      withinBudget: peak <= budgetPerSecond,
-      reconnectRate,
-      loadGeneratorLagMs: { p50: Math.round(lag.percentile(50) / 1e6), p99: Math.round(lag.percentile(99) / 1e6), max: Math.round(lag.max / 1e6) },
+      ...timings({ latencies, backAts, actionAt, peak, budgetPerSecond, lag }),
       failures,
     };
   } finally {
@@ -373,25 +406,8 @@ async function runFleetDisruption(
 ): Promise<ScenarioResult> {
   const act = spec.action === 'rollout' ? target.rolloutRestart?.bind(target) : target.restartBackplane?.bind(target);
   if (!act) throw new Error(`the target cannot ${spec.action}: ${target.description}`);
-  await target.waitForReady(60_000);
-  const population = new Population({
-    url: target.url,
-    clients: settings.clients,
-    rooms: settings.rooms,
-    roomsPerClient: settings.roomsPerClient,
-    roomPrefix: `chaos-${spec.name}-${Date.now().toString(36)}`,
-    streamPerRoomPerSecond: settings.streamPerRoomPerSecond,
-    publisherShare: settings.publisherShare,
-    publishEveryMs: settings.publishEveryMs,
-    client: spec.client,
-    connectRatePerSecond: 200,
-    ...(target.getToken ? { getToken: target.getToken } : {}),
-  });
+  const population = await loadedPopulation(target, spec, settings, log);
   try {
-    log(`chaos[${spec.name}]: connecting ${settings.clients} clients`);
-    await population.connect();
-    population.startTraffic();
-    await sleep(settings.warmupMs);
     const before = new Set((await target.pods()).map((p) => p.name));
     const lag = monitorEventLoopDelay({ resolution: 10 });
     lag.enable();
@@ -422,14 +438,8 @@ async function runFleetDisruption(
     const latencies = outages.filter((o) => o.backAt !== null).map((o) => o.backAt! - o.lostAt);
     const backAts = outages.map((o) => o.backAt).filter((t): t is number => t !== null);
     const peak = peakInWindow(backAts, 1_000).peak;
-    const end = backAts.length > 0 ? Math.max(...backAts) - actionAt + 1_500 : 1_000;
-    const reconnectRate: [number, number][] = [];
-    for (let t = 0; t <= end; t += 100) reconnectRate.push([t, backAts.filter((b) => b - actionAt > t - 1_000 && b - actionAt <= t).length]);
     const stats = population.stats;
-    if (delivery.lost > 0) failures.push(`${delivery.lost} messages lost (${delivery.examples.join('; ')})`);
-    if (delivery.duplicates > 0) failures.push(`${delivery.duplicates} duplicates delivered to the application`);
-    if (delivery.outOfOrder > 0 || delivery.unexpected > 0) failures.push(`${delivery.outOfOrder} out of order, ${delivery.unexpected} unexpected seqs`);
-    if (stats.delivered === 0 || stats.published === 0) failures.push('no traffic flowed: nothing was published or delivered');
+    failures.push(...deliveryFailures(delivery, stats));
     const reconnectedClients = new Set(population.records.filter((r) => r.outages.some((o) => o.lostAt >= actionAt - 5_000 && o.backAt !== null)).map((r) => r.id)).size;
     return {
       name: spec.name,
@@ -446,13 +456,7 @@ async function runFleetDisruption(
       reconnected: reconnectedClients,
       notReconnected: population.records.filter((r) => !settled(r)).length,
       collateralReconnects: 0,
-      reconnectLatencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.length ? Math.max(...latencies) : null },
-      movedWithinMs: backAts.length ? Math.max(...backAts) - actionAt : null,
-      peakReconnectsPerSecond: peak,
-      budgetPerSecond,
-      withinBudget: peak <= budgetPerSecond,
-      reconnectRate,
-      loadGeneratorLagMs: { p50: Math.round(lag.percentile(50) / 1e6), p99: Math.round(lag.percentile(99) / 1e6), max: Math.round(lag.max / 1e6) },
+      ...timings({ latencies, backAts, actionAt, peak, budgetPerSecond, lag }),
       failures,
     };
   } finally {
