@@ -159,9 +159,9 @@ write_kubernetes_gomod() {
 # kubelet, kube-scheduler and kube-proxy run the real node (`make node-up`, REAL-NODE in docs/real-node.md).
 KUBE_BINARIES=(kube-apiserver kube-controller-manager kubectl kubelet kube-scheduler kube-proxy)
 if installed kubernetes "$KUBERNETES_VERSION" "${KUBE_BINARIES[@]/#/$LOCALBIN/}"; then
-  echo "kube-apiserver, kube-controller-manager, kubectl $KUBERNETES_VERSION: up to date"
+  echo "${KUBE_BINARIES[*]} $KUBERNETES_VERSION: up to date"
 else
-  echo "building kube-apiserver, kube-controller-manager and kubectl $KUBERNETES_VERSION (first build takes ~8 min on 2 cores; later builds reuse the Go cache)..."
+  echo "building ${KUBE_BINARIES[*]} $KUBERNETES_VERSION (first build takes ~10 min on 2 cores; later builds reuse the Go cache)..."
   start=$(date +%s)
   (
     cd "$ROOT/tools/kubernetes"
@@ -177,7 +177,7 @@ else
     go build -ldflags "$ldflags" -o "$LOCALBIN/" "${KUBE_BINARIES[@]/#/k8s.io/kubernetes/cmd/}"
   )
   stamp kubernetes "$KUBERNETES_VERSION"
-  echo "kube-apiserver, kube-controller-manager, kubectl $KUBERNETES_VERSION: built in $(elapsed "$start")"
+  echo "${KUBE_BINARIES[*]} $KUBERNETES_VERSION: built in $(elapsed "$start")"
 fi
 
 # --- cluster add-ons of the real node -----------------------------------------------------------------

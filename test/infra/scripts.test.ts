@@ -29,10 +29,12 @@ describe('scripts/up.sh', () => {
     run('shellcheck', ['--severity=style', join(ROOT, 'scripts/up.sh')], 'apt-get install shellcheck (.ci/run installs it)');
   });
 
+  // The deploy steps run for real against a kubelet in test/node/blueprint.test.ts; these check what only kind has.
   it('takes the Namespace (and its Pod Security labels) from the synthesized manifests, not from its own kubectl calls', () => {
-    const script = read('scripts/up.sh');
+    const script = read('scripts/deploy-profile.sh');
+    expect(read('scripts/up.sh')).toContain('bash "$ROOT/scripts/deploy-profile.sh"');
     const namespace = synthProfile('kind').app!.find((o) => o.kind === 'Namespace')!;
-    expect(script).toContain(`NAMESPACE="${namespace.metadata.name}"`);
+    expect(script).toContain(`NAMESPACE="\${NAMESPACE:-${namespace.metadata.name}}"`);
     expect(script).toContain('apply -f "$DIST/app.yaml" --selector "kubernetes.io/metadata.name=$NAMESPACE"');
     expect(namespace.metadata.labels?.['kubernetes.io/metadata.name']).toBe(namespace.metadata.name);
     // Before the generated Secrets, which live in it.
@@ -41,7 +43,7 @@ describe('scripts/up.sh', () => {
   });
 
   it('pins Envoy Gateway at the version the constructs target and waits saying what for', () => {
-    const script = read('scripts/up.sh');
+    const script = `${read('scripts/up.sh')}\n${read('scripts/deploy-profile.sh')}`;
     expect(script).toContain(`ENVOY_GATEWAY_VERSION="${ENVOY_GATEWAY_VERSION}"`);
     expect(script).toContain('--kubelet-insecure-tls');
     expect(script.match(/rollout status/g)?.length).toBeGreaterThanOrEqual(2);
