@@ -63,7 +63,10 @@ describe('the blueprint on the real node', () => {
     if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: run \`apt-get install -y chromium\` (or \`bash .ci/run\`)`);
     const images = await buildNodeImages({ log: () => {} });
     [node, stop] = await startNode({ images: images.map((image) => image.archive), log: () => {} });
-    helm = await helmInstallBlueprint(node, { release: 'rt', namespace: 'rt-helm', nodePort: 30081 });
+    // A CPU target a modest load crosses while idle pods (7-10 %) stay under it.
+    helm = await helmInstallBlueprint(node, {
+      release: 'rt', namespace: 'rt-helm', nodePort: 30081, values: { 'autoscaling.targetCPUUtilizationPercentage': '35' },
+    });
   }, 600_000);
 
   afterAll(async () => {
@@ -128,6 +131,60 @@ describe('the blueprint on the real node', () => {
     }
     expect((await hpa()).spec.scaleTargetRef.kind).toBe('SocketGateway');
   });
+
+  it('under real load the HPA scales the SocketGateway up and the controller raises the Deployment; scaling down drains the emptiest pod first', async () => {
+    const sgw = async () => JSON.parse((await node.kubectl(['-n', helm.namespace, 'get', 'socketgateway', 'rt-realtime-gateway', '-o', 'json'])).stdout);
+    const deployment = async () => JSON.parse((await node.kubectl(['-n', helm.namespace, 'get', 'deployment', 'rt-realtime-gateway', '-o', 'json'])).stdout);
+    // Load, bounded in count and time: 30 clients in one chat room, 8 messages a second each, for at most 150 s.
+    const loaders = await Promise.all(Array.from({ length: 30 }, async (_, i) => {
+      const socket = io(helm.entryUrl, { transports: ['websocket'], auth: { token: await tokenFor(helm, `load-${i}`) }, reconnection: true, withCredentials: true });
+      await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('connect_error', reject); });
+      await socket.timeout(10_000).emitWithAck('room:join', { room: 'chat:load' });
+      return socket;
+    }));
+    const timer = setInterval(() => { for (const socket of loaders) socket.emit('chat:send', { room: 'chat:load', text: 'load' }); }, 125);
+    const stopLoad = setTimeout(() => clearInterval(timer), 150_000);
+    try {
+      await expect.poll(async () => (await sgw()).spec.replicas, { timeout: 150_000, interval: 3_000 }).toBeGreaterThanOrEqual(3);
+      await expect.poll(async () => (await deployment()).status.readyReplicas ?? 0, { timeout: 90_000, interval: 2_000 }).toBeGreaterThanOrEqual(3);
+    } finally {
+      clearInterval(timer);
+      clearTimeout(stopLoad);
+      for (const socket of loaders) socket.close();
+    }
+
+    // Scale down by hand, as an operator would with the HPA out of the way: one pod fewer.
+    await node.kubectl(['-n', helm.namespace, 'delete', 'hpa', '--all']);
+    const idle = await Promise.all(Array.from({ length: 12 }, async (_, i) => {
+      const socket = io(helm.entryUrl, { transports: ['websocket'], auth: { token: await tokenFor(helm, `idle-${i}`) }, withCredentials: true });
+      await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('connect_error', reject); });
+      return socket;
+    }));
+    try {
+      type PodEntry = { name: string; state: string; sockets?: number };
+      const serving = async (): Promise<PodEntry[]> => ((await sgw()).status?.pods ?? []).filter((p: PodEntry) => p.state === 'Serving');
+      const replicas = (await sgw()).spec.replicas as number;
+      await expect.poll(async () => (await serving()).length, { timeout: 90_000, interval: 1_000 }).toBe(replicas);
+      // Fleet stats every 2 s: wait until the controller reports every serving pod's sockets, and they add up.
+      await expect.poll(async () => (await serving()).reduce((sum, p) => sum + (p.sockets ?? -1000), 0), { timeout: 30_000, interval: 1_000 }).toBe(idle.length);
+      const before = await serving();
+      const fewest = Math.min(...before.map((p) => p.sockets!));
+      const emptiest = before.filter((p) => p.sockets === fewest).map((p) => p.name);
+      await node.kubectl(['-n', helm.namespace, 'scale', 'socketgateway', 'rt-realtime-gateway', `--replicas=${replicas - 1}`]);
+      await expect.poll(async () => (await sgw()).status?.lastScaleDown?.pod, { timeout: 120_000, interval: 1_000 }).toBeDefined();
+      const drained = (await sgw()).status.lastScaleDown.pod as string;
+      expect(emptiest).toContain(drained);
+      // The ReplicaSet deleted exactly that pod; the others still run.
+      await expect.poll(async () => {
+        const pods = JSON.parse((await node.kubectl(['-n', helm.namespace, 'get', 'pods', '-l', helm.gatewaySelector, '-o', 'json'])).stdout).items;
+        return pods.map((p: { metadata: { name: string } }) => p.metadata.name).sort();
+      }, { timeout: 60_000, interval: 1_000 }).toEqual(before.map((p) => p.name).filter((name) => name !== drained).sort());
+      // Its clients moved: every idle client is connected again.
+      await expect.poll(() => idle.filter((socket) => socket.connected).length, { timeout: 30_000 }).toBe(idle.length);
+    } finally {
+      for (const socket of idle) socket.close();
+    }
+  }, 420_000);
 
   it('the kind profile deploys with scripts/deploy-profile.sh (the steps of make up) and serves clients', async () => {
     const kind = await deployKindProfile(node, { nodePort: 30082 });
