@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Construct } from 'constructs';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
@@ -116,7 +117,11 @@ export class HaproxyEntry extends Construct {
         replicas: props.replicas ?? 1,
         selector: { matchLabels: this.podSelector },
         template: {
-          metadata: { labels },
+          metadata: {
+            labels,
+            // HAProxy reads its config only at start: a changed config must roll the pods.
+            annotations: { 'checksum/config': createHash('sha256').update(config).digest('hex') },
+          },
           spec: {
             automountServiceAccountToken: false,
             securityContext: { runAsNonRoot: true, runAsUser: HAPROXY_UID, runAsGroup: HAPROXY_UID, seccompProfile: { type: 'RuntimeDefault' } },

@@ -57,6 +57,24 @@ export interface HaproxyEntryOptions {
   readonly nodePort?: number;
   /** @default 'rtgw-affinity' */
   readonly cookieName?: string;
+  /** @default 1 */
+  readonly replicas?: number;
+  /**
+   * HAProxy's listening port, and the Service's.
+   * @default 8080
+   */
+  readonly port?: number;
+  /**
+   * Most gateway pods HAProxy keeps a server slot for, draining ones included.
+   * @default 32
+   */
+  readonly maxServers?: number;
+  /** @default 8000 */
+  readonly maxConnections?: number;
+  /** @default 'cluster.local' */
+  readonly clusterDomain?: string;
+  /** @default - 50m CPU and 64Mi requested, 256Mi limit */
+  readonly resources?: IResourceRequirements;
 }
 
 export interface AutoscalingOptions extends ReplicaRange, ScalingBehaviorProps {
@@ -267,6 +285,12 @@ export class RealtimeGateway extends Construct {
               serviceType: entry.serviceType,
               nodePort: entry.nodePort,
               cookieName: entry.cookieName,
+              replicas: entry.replicas,
+              port: entry.port,
+              maxServers: entry.maxServers,
+              maxConnections: entry.maxConnections,
+              clusterDomain: entry.clusterDomain,
+              resources: entry.resources,
             })
           : new IngressEntry(this, 'Entry', {
             app,

@@ -36,6 +36,8 @@ interface Dimension {
   readonly options: readonly string[];
   /** The dimension matters only when this holds; otherwise every option renders the same. */
   readonly onlyWhen?: (a: Assignment) => boolean;
+  /** The options are the values the chart accepts; validate.yaml fails any other. */
+  readonly enumerated?: boolean;
   apply(values: ChartValues, option: string): void;
   condition(option: string): string;
 }
@@ -44,18 +46,21 @@ const DIMENSIONS: readonly Dimension[] = [
   {
     key: 'autoscaling.mode',
     options: ['hpa', 'keda', 'none'],
+    enumerated: true,
     apply: (v, o) => (v.autoscaling.mode = o as ChartValues['autoscaling']['mode']),
     condition: (o) => `eq $.Values.autoscaling.mode "${o}"`,
   },
   {
     key: 'entry.kind',
-    options: ['gatewayApi', 'ingress'],
+    options: ['gatewayApi', 'ingress', 'haproxy'],
+    enumerated: true,
     apply: (v, o) => (v.entry.kind = o as ChartValues['entry']['kind']),
     condition: (o) => `eq $.Values.entry.kind "${o}"`,
   },
   {
     key: 'entry.ingress.controller',
     options: ['nginx', 'traefik'],
+    enumerated: true,
     onlyWhen: (a) => a['entry.kind'] === 'ingress',
     apply: (v, o) => (v.entry.ingress.controller = o as ChartValues['entry']['ingress']['controller']),
     condition: (o) => `eq $.Values.entry.ingress.controller "${o}"`,
@@ -67,8 +72,27 @@ const DIMENSIONS: readonly Dimension[] = [
     condition: (o) => (o === 'true' ? '$.Values.entry.tls.enabled' : 'not $.Values.entry.tls.enabled'),
   },
   {
+    key: 'entry.haproxy.serviceType',
+    options: ['ClusterIP', 'NodePort', 'LoadBalancer'],
+    enumerated: true,
+    onlyWhen: (a) => a['entry.kind'] === 'haproxy',
+    apply: (v, o) => (v.entry.haproxy.serviceType = o as ChartValues['entry']['haproxy']['serviceType']),
+    condition: (o) => `eq $.Values.entry.haproxy.serviceType "${o}"`,
+  },
+  {
+    key: 'entry.haproxy.nodePort',
+    options: ['empty', 'set'],
+    onlyWhen: (a) => a['entry.kind'] === 'haproxy',
+    apply: (v, o) => {
+      if (o === 'empty') v.entry.haproxy.nodePort = '';
+    },
+    condition: (o) => (o === 'set' ? '$.Values.entry.haproxy.nodePort' : 'not $.Values.entry.haproxy.nodePort'),
+  },
+  {
     key: 'entry.host',
     options: ['empty', 'set'],
+    // HAProxy serves any host.
+    onlyWhen: (a) => a['entry.kind'] !== 'haproxy',
     apply: (v, o) => {
       if (o === 'empty') v.entry.host = '';
     },
@@ -77,6 +101,7 @@ const DIMENSIONS: readonly Dimension[] = [
   {
     key: 'redis.mode',
     options: ['internal', 'external'],
+    enumerated: true,
     apply: (v, o) => (v.redis.mode = o as ChartValues['redis']['mode']),
     condition: (o) => `eq $.Values.redis.mode "${o}"`,
   },
@@ -112,12 +137,14 @@ const DIMENSIONS: readonly Dimension[] = [
 ];
 
 /** Values that are passed whole (`toYaml`), not leaf by leaf. */
-const BLOCK_VALUES = ['resources', 'redis.internal.resources', 'controller.resources'];
+const BLOCK_VALUES = ['resources', 'redis.internal.resources', 'controller.resources', 'entry.haproxy.resources'];
 /** Numeric leaves that may be fractional: rendered as they are, not through `| int`. */
 const FRACTIONAL_LEAVES = new Set(['controller.drain.reconnectBudgetPerSecond']);
+/** Empty/set dimensions whose value, when set, is a sentinel like any other leaf. */
+const PRESENCE_DIMENSIONS = new Set(['entry.host', 'auth.existingSecret', 'internal.metricsNamespace', 'entry.haproxy.nodePort']);
 /** Leaves set by dimensions or handled specially. */
 const NON_SENTINEL_LEAVES = new Set([
-  ...DIMENSIONS.map((d) => d.key).filter((k) => k !== 'entry.host' && k !== 'auth.existingSecret' && k !== 'internal.metricsNamespace'),
+  ...DIMENSIONS.map((d) => d.key).filter((k) => !PRESENCE_DIMENSIONS.has(k)),
   'drain.terminationGracePeriodSeconds',
   'nameOverride',
   'fullnameOverride',
@@ -126,6 +153,36 @@ const NON_SENTINEL_LEAVES = new Set([
 const REQUIRED_LEAVES: Record<string, string> = {
   'redis.external.secretName': 'redis.external.secretName is required with redis.mode=external',
   'entry.tls.secretName': 'entry.tls.secretName is required with entry.tls.enabled=true',
+};
+
+/**
+ * Numeric leaves a construct bounds from above, which the usual sentinels (9_100_000 + index) would break.
+ * They stand in with a number inside the bound that appears nowhere else in the objects (checked), and
+ * validate.yaml checks the bound in the construct's words. `when`: the condition under which the leaf is used.
+ */
+interface BoundedLeaf {
+  readonly standIn: number;
+  readonly min: number;
+  readonly max: number;
+  readonly when: string;
+  /** The construct's message after `<path>=<value> `. */
+  readonly message: string;
+}
+const BOUNDED_LEAVES: Record<string, BoundedLeaf> = {
+  'entry.haproxy.nodePort': {
+    standIn: 32719,
+    min: 30000,
+    max: 32767,
+    when: 'and (eq $.Values.entry.kind "haproxy") $.Values.entry.haproxy.nodePort',
+    message: 'is outside the default NodePort range 30000-32767',
+  },
+  'entry.haproxy.maxServers': {
+    standIn: 991,
+    min: 1,
+    max: 1000,
+    when: 'eq $.Values.entry.kind "haproxy"',
+    message: 'must be an integer from 1 to 1000',
+  },
 };
 
 const CONTEXT_SENTINELS: Record<string, string> = {
@@ -145,9 +202,11 @@ function generatedValue(suffix: string, key: string): string {
   return `include "realtime-gateway.generatedValue" (dict "context" $ "secret" (printf "%s${suffix}" (include "realtime-gateway.fullname" $)) "key" "${key}")`;
 }
 
-const SENTINEL_PATTERN = /__HV_[A-Z0-9]+__/g;
-/** Number sentinels are 9_100_000 + index (see sentinelValues). */
-const NUMBER_SENTINEL_PATTERN = /(?<!\d)91000\d\d(?!\d)/g;
+/** Number sentinels are 9_100_000 + index (see sentinelValues), or a bounded leaf's stand-in. */
+const NUMBER_SENTINEL_SOURCE = `(?<!\\d)(?:91000\\d\\d|${Object.values(BOUNDED_LEAVES).map((b) => b.standIn).join('|')})(?!\\d)`;
+const HAS_NUMBER_SENTINEL = new RegExp(NUMBER_SENTINEL_SOURCE);
+/** Every sentinel in a string, text or number. */
+const ANY_SENTINEL_PATTERN = new RegExp(`__HV_[A-Z0-9]+__|${NUMBER_SENTINEL_SOURCE}`, 'g');
 const BLOCK_KEY = 'helmGeneratorBlock';
 const SETTINGS_MARKER = 'HELMSETTINGSX';
 
@@ -165,7 +224,14 @@ function sentinelValues(): { values: ChartValues; table: SentinelTable } {
   const walk = (node: Record<string, unknown>, prefix: string) => {
     for (const [key, value] of Object.entries(node)) {
       const path = prefix ? `${prefix}.${key}` : key;
-      if (BLOCK_VALUES.includes(path)) {
+      const bounded = BOUNDED_LEAVES[path];
+      if (bounded) {
+        node[key] = bounded.standIn;
+        const expression = `$.Values.${path} | int`;
+        table.numbers.set(bounded.standIn, expression);
+        table.numberStrings.set(String(bounded.standIn), expression);
+        table.paths.set(String(bounded.standIn), path);
+      } else if (BLOCK_VALUES.includes(path)) {
         node[key] = { [BLOCK_KEY]: path };
       } else if (NON_SENTINEL_LEAVES.has(path) || path === 'settings') {
         continue;
@@ -177,6 +243,7 @@ function sentinelValues(): { values: ChartValues; table: SentinelTable } {
         table.strings.set(sentinel, expression);
         table.paths.set(sentinel, path);
       } else if (typeof value === 'number') {
+        if (index > 99) throw new Error(`values.${path}: more than 100 sentinels; widen NUMBER_SENTINEL_SOURCE`);
         const sentinel = 9_100_000 + index++;
         node[key] = sentinel;
         const expression = FRACTIONAL_LEAVES.has(path) ? `$.Values.${path}` : `$.Values.${path} | int`;
@@ -235,9 +302,10 @@ class Markers {
   }
 }
 
-function templatize(node: unknown, table: SentinelTable, markers: Markers, key?: string): unknown {
+/** `configTemplate`: the ConfigMap template whose hash is the `checksum/config` of this object's pods. */
+function templatize(node: unknown, table: SentinelTable, markers: Markers, configTemplate: string, key?: string): unknown {
   if (key === 'checksum/config') {
-    return markers.inline('{{ include (print $.Template.BasePath "/gateway-configmap.yaml") $ | sha256sum }}');
+    return markers.inline(`{{ include (print $.Template.BasePath "/${configTemplate}") $ | sha256sum }}`);
   }
   if (typeof node === 'number') {
     const expression = table.numbers.get(node);
@@ -248,29 +316,34 @@ function templatize(node: unknown, table: SentinelTable, markers: Markers, key?:
     if (whole) return markers.inline(`{{ ${whole} | quote }}`);
     const numeric = table.numberStrings.get(node);
     if (numeric) return markers.inline(`{{ ${numeric} | quote }}`);
-    if (/__HV_[A-Z0-9]+__/.test(node) || /(?<!\d)91000\d\d(?!\d)/.test(node)) {
-      const text = node
-        .replace(SENTINEL_PATTERN, (s) => {
-          const expression = table.strings.get(s);
-          if (!expression) throw new Error(`unknown sentinel ${s} in ${JSON.stringify(node)}`);
-          return `{{ ${expression} }}`;
-        })
-        // A number value inside a string, e.g. a port in a URL.
-        .replace(NUMBER_SENTINEL_PATTERN, (n) => {
-          const expression = table.numberStrings.get(n);
-          return expression ? `{{ ${expression} }}` : n;
-        });
-      return markers.inline(`"${text.replaceAll('\\', '\\\\')}"`);
+    if (/__HV_[A-Z0-9]+__/.test(node) || HAS_NUMBER_SENTINEL.test(node)) {
+      // One double-quoted YAML scalar: the text between sentinels escaped (a config file has quotes and
+      // newlines), each sentinel an expression — a number inside a string too, e.g. a port in a URL.
+      let text = '';
+      let last = 0;
+      for (const match of node.matchAll(ANY_SENTINEL_PATTERN)) {
+        const s = match[0];
+        const expression = s.startsWith('__HV_') ? table.strings.get(s) : table.numberStrings.get(s);
+        if (!expression && s.startsWith('__HV_')) throw new Error(`unknown sentinel ${s} in ${JSON.stringify(node)}`);
+        text += yamlEscape(node.slice(last, match.index)) + (expression ? `{{ ${expression} }}` : s);
+        last = match.index + s.length;
+      }
+      return markers.inline(`"${text}${yamlEscape(node.slice(last))}"`);
     }
     return node;
   }
-  if (Array.isArray(node)) return node.map((item) => templatize(item, table, markers));
+  if (Array.isArray(node)) return node.map((item) => templatize(item, table, markers, configTemplate));
   if (node && typeof node === 'object') {
     const record = node as Record<string, unknown>;
     if (typeof record[BLOCK_KEY] === 'string') return markers.block(record[BLOCK_KEY]);
-    return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, templatize(v, table, markers, k)]));
+    return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, templatize(v, table, markers, configTemplate, k)]));
   }
   return node;
+}
+
+/** Escapes for inside a YAML double-quoted scalar (JSON's escapes are a subset of YAML's). */
+function yamlEscape(text: string): string {
+  return JSON.stringify(text).slice(1, -1);
 }
 
 // ---- conditions ----
@@ -310,12 +383,6 @@ function conditionText(terms: readonly Term[], dims: readonly Dimension[]): stri
     return parts.length === 1 ? parts[0]! : `and ${parts.map((p) => `(${p})`).join(' ')}`;
   });
   return termTexts.length === 1 ? termTexts[0]! : `or ${termTexts.map((t) => `(${t})`).join(' ')}`;
-}
-
-function allAssignments(): Assignment[] {
-  let result: Assignment[] = [{}];
-  for (const d of DIMENSIONS) result = result.flatMap((a) => d.options.map((o) => ({ ...a, [d.key]: o })));
-  return result;
 }
 
 /** The representative assignment whose synth stands for `a` (dimensions that do not matter there are fixed). */
@@ -381,16 +448,37 @@ export interface GeneratedTemplates {
   readonly files: Record<string, string>;
 }
 
+/**
+ * Template file of an object: `<component>-<kind>`, plus what its name adds after the component's when
+ * one component has two objects of a kind (the HAProxy entry's Service and its headless `-pods` Service).
+ */
 function objectKey(m: Manifest): string {
-  return `${m.metadata.labels?.['app.kubernetes.io/component'] ?? 'misc'}-${m.kind.toLowerCase()}`;
+  const component = m.metadata.labels?.['app.kubernetes.io/component'] ?? 'misc';
+  const prefix = `${SENTINEL_IDENTITY.fullname}-${component}-`;
+  const qualifier = m.metadata.name?.startsWith(prefix) ? `-${m.metadata.name.slice(prefix.length)}` : '';
+  return `${component}${qualifier}-${m.kind.toLowerCase()}`;
+}
+
+/** Mixed-radix numbering of all assignments, so neighbours (one dimension changed) are arithmetic. */
+function assignmentSpace(): { count: number; at(index: number): Assignment; option(index: number, d: number): number; stride: number[] } {
+  const stride: number[] = [];
+  let count = 1;
+  for (let d = DIMENSIONS.length - 1; d >= 0; d--) {
+    stride[d] = count;
+    count *= DIMENSIONS[d]!.options.length;
+  }
+  const option = (index: number, d: number) => Math.floor(index / stride[d]!) % DIMENSIONS[d]!.options.length;
+  const at = (index: number) => Object.fromEntries(DIMENSIONS.map((dim, d) => [dim.key, dim.options[option(index, d)]!]));
+  return { count, at, option, stride };
 }
 
 export function generateTemplates(): GeneratedTemplates {
   const { values: sentinels, table } = sentinelValues();
+  checkStandIns(sentinels);
   const rendered = new Map<string, Map<string, string>>(); // canonical assignment → object key → text
   const invalid = new Map<string, string>(); // canonical assignment → error
-  const render = (a: Assignment) => {
-    const id = JSON.stringify(a);
+  const objectTexts = new Map<string, string>(); // the same object in many variants is templated once
+  const render = (id: string, a: Assignment) => {
     if (rendered.has(id) || invalid.has(id)) return;
     const values = structuredClone(sentinels);
     for (const d of DIMENSIONS) d.apply(values, a[d.key]!);
@@ -398,39 +486,55 @@ export function generateTemplates(): GeneratedTemplates {
     try {
       manifests = synthChartObjects(values, { release: '__HV_RELEASE__', namespace: '__HV_NAMESPACE__' }, SENTINEL_IDENTITY, SENTINEL_GENERATED);
     } catch (error) {
-      invalid.set(id, (error as Error).message.replace(SENTINEL_PATTERN, (s) => table.paths.get(s) ?? s));
+      invalid.set(id, (error as Error).message.replace(ANY_SENTINEL_PATTERN, (s) => table.paths.get(s) ?? s));
       return;
     }
-    const markers = new Markers();
     const texts = new Map<string, string>();
     for (const m of manifests) {
       const key = objectKey(m);
       if (texts.has(key)) throw new Error(`two objects map to template ${key}.yaml; give them distinct components`);
-      const object = templatize(m, table, markers) as Record<string, unknown>;
-      if (key === 'gateway-configmap') (object.data as Record<string, string>)[SETTINGS_MARKER] = 'x';
-      texts.set(key, markers.finish(stringify(object, { lineWidth: 0, version: '1.1' })).trimEnd());
+      const json = JSON.stringify(m);
+      let text = objectTexts.get(json);
+      if (text === undefined) {
+        const markers = new Markers();
+        const component = m.metadata.labels?.['app.kubernetes.io/component'] ?? 'misc';
+        const object = templatize(m, table, markers, `${component}-configmap.yaml`) as Record<string, unknown>;
+        if (key === 'gateway-configmap') (object.data as Record<string, string>)[SETTINGS_MARKER] = 'x';
+        text = markers.finish(stringify(object, { lineWidth: 0, version: '1.1' })).trimEnd();
+        objectTexts.set(json, text);
+      }
+      texts.set(key, text);
     }
     rendered.set(id, texts);
   };
-  const assignments = allAssignments();
-  for (const a of assignments) render(canonical(a));
+  const space = assignmentSpace();
+  const assignments = Array.from({ length: space.count }, (_, i) => space.at(i));
+  const ids = assignments.map((a) => JSON.stringify(canonical(a)));
+  assignments.forEach((a, i) => render(ids[i]!, canonical(a)));
   const textOf = (a: Assignment, key: string) => rendered.get(JSON.stringify(canonical(a)))?.get(key);
-  const validAssignments = assignments.filter((a) => !invalid.has(JSON.stringify(canonical(a))));
+  const validAssignments = assignments.filter((_, i) => !invalid.has(ids[i]!));
 
   const keys = new Set<string>();
   for (const texts of rendered.values()) for (const key of texts.keys()) keys.add(key);
+  // Dimensions that change an object somewhere: compare every valid assignment with its valid neighbours.
+  const relevantByKey = new Map<string, Set<number>>([...keys].map((k) => [k, new Set<number>()]));
+  for (let i = 0; i < space.count; i++) {
+    const here = rendered.get(ids[i]!);
+    if (!here) continue;
+    DIMENSIONS.forEach((dim, d) => {
+      const current = space.option(i, d);
+      for (let o = current + 1; o < dim.options.length; o++) {
+        const there = rendered.get(ids[i + (o - current) * space.stride[d]!]!);
+        if (!there || there === here) continue;
+        for (const key of keys) if (here.get(key) !== there.get(key)) relevantByKey.get(key)!.add(d);
+      }
+    });
+  }
+
   const files: Record<string, string> = {};
   const header = '{{- /* Generated by infra/chart/generate.ts from the cdk8s constructs in infra/. Do not edit. */ -}}\n';
   for (const key of [...keys].sort()) {
-    // Dimensions that change this object somewhere.
-    const relevant = DIMENSIONS.filter((d) =>
-      validAssignments.some((a) =>
-        d.options.some((o) => {
-          const b = { ...a, [d.key]: o };
-          return !invalid.has(JSON.stringify(canonical(b))) && textOf(b, key) !== textOf(a, key);
-        }),
-      ),
-    );
+    const relevant = DIMENSIONS.filter((_, d) => relevantByKey.get(key)!.has(d));
     const build = (dims: readonly Dimension[], fixed: Assignment): string[] | null => {
       if (dims.length === 0) {
         const a = { ...validAssignments[0]!, ...fixed };
@@ -454,18 +558,70 @@ export function generateTemplates(): GeneratedTemplates {
     files[`${key}.yaml`] = `${header}${body}\n`;
   }
 
-  // Value combinations the constructs refuse fail the render with the constructs' own message.
   const checks: string[] = [];
-  const byMessage = new Map<string, Assignment[]>();
-  for (const a of assignments) {
-    const message = invalid.get(JSON.stringify(canonical(a)));
-    if (message) byMessage.set(message, [...(byMessage.get(message) ?? []), a]);
+  // A value a dimension does not know would render as its first option: refuse it instead.
+  for (const d of DIMENSIONS.filter((dim) => dim.enumerated)) {
+    const list = d.options.map((o) => JSON.stringify(o)).join(' ');
+    checks.push(
+      `{{- if not (has (toString $.Values.${d.key}) (list ${list})) }}`,
+      `{{- fail (printf ${JSON.stringify(`${d.key}=%v must be one of ${d.options.join(', ')}`)} $.Values.${d.key}) }}`,
+      '{{- end }}',
+    );
   }
+  for (const [path, b] of Object.entries(BOUNDED_LEAVES)) {
+    checks.push(
+      `{{- if and (${b.when}) (or (lt (int $.Values.${path}) ${b.min}) (gt (int $.Values.${path}) ${b.max})) }}`,
+      `{{- fail (printf ${JSON.stringify(`${path}=%v ${b.message}`)} $.Values.${path}) }}`,
+      '{{- end }}',
+    );
+  }
+  // Value combinations the constructs refuse fail the render with the constructs' own message.
+  const byMessage = new Map<string, number[]>();
+  assignments.forEach((_, i) => {
+    const message = invalid.get(ids[i]!);
+    if (message) byMessage.set(message, [...(byMessage.get(message) ?? []), i]);
+  });
   for (const [message, group] of byMessage) {
-    checks.push(`{{- if ${conditionText(minimize(group, DIMENSIONS), DIMENSIONS)} }}`, `{{- fail ${JSON.stringify(message)} }}`, '{{- end }}');
+    checks.push(`{{- if ${failCondition(group, space)} }}`, `{{- fail ${JSON.stringify(message)} }}`, '{{- end }}');
   }
   files['validate.yaml'] = `${header}{{- include "realtime-gateway.validateSettings" $ }}\n${checks.join('\n')}\n`;
   return { files };
+}
+
+/**
+ * The condition under which a group of assignments fails. Dimensions the group is closed under (every
+ * option of them fails too) drop out first, so minimize only sees the few that decide.
+ */
+function failCondition(group: readonly number[], space: ReturnType<typeof assignmentSpace>): string {
+  const members = new Set(group);
+  const deciding = DIMENSIONS.map((_, d) => d).filter((d) =>
+    group.some((i) => DIMENSIONS[d]!.options.some((_, o) => !members.has(i + (o - space.option(i, d)) * space.stride[d]!))),
+  );
+  const dims = deciding.map((d) => DIMENSIONS[d]!);
+  const projected = new Map<string, Assignment>();
+  for (const i of group) {
+    const a = Object.fromEntries(deciding.map((d) => [DIMENSIONS[d]!.key, DIMENSIONS[d]!.options[space.option(i, d)]!]));
+    projected.set(JSON.stringify(a), a);
+  }
+  return conditionText(minimize([...projected.values()], dims), dims);
+}
+
+/** A bounded leaf's stand-in must not occur in the objects by itself (with the leaf set to something else). */
+function checkStandIns(sentinels: ChartValues): void {
+  const values = structuredClone(sentinels);
+  values.entry.kind = 'haproxy';
+  values.entry.haproxy.serviceType = 'NodePort';
+  const set = (path: string, value: number) => {
+    const keys = path.split('.');
+    const parent = keys.slice(0, -1).reduce<Record<string, unknown>>((node, k) => node[k] as Record<string, unknown>, values as never);
+    parent[keys.at(-1)!] = value;
+  };
+  for (const [path, b] of Object.entries(BOUNDED_LEAVES)) set(path, b.min);
+  const objects = synthChartObjects(values, { release: '__HV_RELEASE__', namespace: '__HV_NAMESPACE__' }, SENTINEL_IDENTITY, SENTINEL_GENERATED);
+  const text = JSON.stringify(objects, (key, value: unknown) => (key === 'checksum/config' ? undefined : value));
+  for (const [path, b] of Object.entries(BOUNDED_LEAVES)) {
+    if (new RegExp(`(?<!\\d)${b.standIn}(?!\\d)`).test(text)) throw new Error(`the stand-in ${b.standIn} of ${path} occurs in the objects anyway; pick another`);
+  }
 }
 
 /** _helpers.tpl: names, labels' chart value, generated Secret values, settings checks, drain derivation. */

@@ -22,6 +22,26 @@ Realtime gateway {{ .Chart.AppVersion }} is installed as release {{ .Release.Nam
    Open http://<gateway address>:{{ .Values.entry.gatewayApi.listenerPort }}/ (on kind with make up: http://localhost:8080/, NodePort ${KIND_NODE_PORT}).
    {{- end }}
    The route needs the Gateway API experimental channel (sessionPersistence); with standard-channel CRDs the field is dropped silently.
+{{- else if eq .Values.entry.kind "haproxy" }}
+   HAProxy (Deployment {{ $fullname }}-entry) routes to it with cookie "{{ .Values.entry.cookieName }}" stickiness and /readyz checks;
+   it finds the gateway pods, draining ones included, through the headless Service {{ $fullname }}-entry-pods.
+   kubectl -n {{ .Release.Namespace }} rollout status deployment/{{ $fullname }}-entry
+   {{- $h := .Values.entry.haproxy }}
+   {{- if eq $h.serviceType "NodePort" }}
+   {{- if $h.nodePort }}
+   Open http://<node address>:{{ $h.nodePort }}/
+   {{- else }}
+   Open http://<node address>:<node port>/ with the port from:
+   kubectl -n {{ .Release.Namespace }} get service/{{ $fullname }}-entry -o jsonpath='{.spec.ports[0].nodePort}'
+   {{- end }}
+   {{- else if eq $h.serviceType "LoadBalancer" }}
+   kubectl -n {{ .Release.Namespace }} get service/{{ $fullname }}-entry     # EXTERNAL-IP, once the load balancer is up
+   Open http://<external IP>:{{ $h.port }}/
+   {{- else }}
+   Service {{ $fullname }}-entry is ClusterIP: point your edge at port {{ $h.port }}, or
+   kubectl -n {{ .Release.Namespace }} port-forward service/{{ $fullname }}-entry 8080:{{ $h.port }}, then http://localhost:8080/
+   {{- end }}
+   It serves plain HTTP: terminate TLS in front of it.
 {{- else }}
    Ingress {{ $fullname }} (class {{ .Values.entry.className }}, {{ .Values.entry.ingress.controller }} annotations) routes to it with cookie "{{ .Values.entry.cookieName }}".
    kubectl -n {{ .Release.Namespace }} get ingress/{{ $fullname }}

@@ -1,7 +1,7 @@
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
 import type { SettingName } from '../../app/gateway/config.ts';
 import { DRAIN_DEFAULTS } from '../drain-timing.ts';
-import type { RealtimeGatewayProps } from '../realtime-gateway.ts';
+import type { HaproxyEntryOptions, RealtimeGatewayProps } from '../realtime-gateway.ts';
 import { APP_VERSION } from '../profiles/common.ts';
 
 export const CHART_NAME = 'realtime-gateway';
@@ -27,13 +27,25 @@ export interface ChartValues {
   resources: IResourceRequirements;
   internal: { port: number; metricsNamespace: string };
   entry: {
-    kind: 'gatewayApi' | 'ingress';
+    kind: 'gatewayApi' | 'ingress' | 'haproxy';
     className: string;
     host: string;
     cookieName: string;
     tls: { enabled: boolean; secretName: string };
     gatewayApi: { listenerPort: number };
     ingress: { controller: 'nginx' | 'traefik'; timeoutSeconds: number };
+    haproxy: {
+      image: { repository: string; tag: string; pullPolicy: 'Always' | 'IfNotPresent' | 'Never' };
+      replicas: number;
+      serviceType: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
+      /** Empty: assigned by the cluster. */
+      nodePort: number | '';
+      port: number;
+      maxServers: number;
+      maxConnections: number;
+      clusterDomain: string;
+      resources: IResourceRequirements;
+    };
   };
   redis: {
     mode: 'internal' | 'external';
@@ -87,6 +99,17 @@ export const DEFAULT_VALUES: ChartValues = {
     tls: { enabled: false, secretName: '' },
     gatewayApi: { listenerPort: 8080 },
     ingress: { controller: 'nginx', timeoutSeconds: 3600 },
+    haproxy: {
+      image: { repository: 'haproxy', tag: '3.2', pullPolicy: 'IfNotPresent' },
+      replicas: 1,
+      serviceType: 'ClusterIP',
+      nodePort: '',
+      port: 8080,
+      maxServers: 32,
+      maxConnections: 8000,
+      clusterDomain: 'cluster.local',
+      resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+    },
   },
   redis: {
     mode: 'internal',
@@ -137,11 +160,11 @@ export const VALUE_DOCS: Record<string, string> = {
   'internal.port': '`INTERNAL_PORT`: container port and Service port named `internal` (the kubelet probes it; pods carry `prometheus.io/*` annotations for it).',
   'internal.metricsNamespace': "A namespace whose pods may reach the internal port — your Prometheus'. Empty: none besides the controller and KEDA.",
   entry: 'The entry point with session affinity (a cookie pins each browser to one pod; long-polling needs it).',
-  'entry.kind': '`gatewayApi`: Gateway + HTTPRoute with cookie `sessionPersistence` (Gateway API v1.6.1 **experimental** channel; Envoy Gateway implements it). `ingress`: an Ingress with cookie-affinity annotations.',
-  'entry.className': 'GatewayClass (`gatewayApi`) or IngressClass (`ingress`) name.',
-  'entry.host': 'Host name clients use; empty matches any host.',
-  'entry.cookieName': 'Name of the affinity cookie.',
-  'entry.tls': 'TLS termination at the entry.',
+  'entry.kind': '`gatewayApi`: Gateway + HTTPRoute with cookie `sessionPersistence` (Gateway API v1.6.1 **experimental** channel; Envoy Gateway implements it). `ingress`: an Ingress with cookie-affinity annotations. `haproxy`: HAProxy in the release, no controller needed (`entry.haproxy`): it finds the gateway pods through a headless Service, sends new sessions only to pods whose `/readyz` passes, and keeps a draining pod\'s live sessions on it.',
+  'entry.className': 'GatewayClass (`gatewayApi`) or IngressClass (`ingress`) name; `haproxy` does not use it.',
+  'entry.host': 'Host name clients use; empty matches any host. `haproxy` serves any host and does not use it.',
+  'entry.cookieName': 'Name of the affinity cookie (every entry kind).',
+  'entry.tls': 'TLS termination at the entry (`gatewayApi` and `ingress`; `haproxy` serves plain HTTP and refuses `enabled: true`: terminate TLS in front of it).',
   'entry.tls.enabled': 'Terminate TLS (HTTPS listener / Ingress TLS). `ingress` also needs `entry.host`.',
   'entry.tls.secretName': 'Secret (type kubernetes.io/tls) with the certificate.',
   'entry.gatewayApi': 'Gateway API settings.',
@@ -149,6 +172,19 @@ export const VALUE_DOCS: Record<string, string> = {
   'entry.ingress': 'Ingress settings.',
   'entry.ingress.controller': '`nginx` (nginx-compatible annotations: persistent cookie affinity, long proxy timeouts) or `traefik` (sticky cookie on the Service; set long timeouts on the entryPoint).',
   'entry.ingress.timeoutSeconds': '`nginx`: proxy read/send timeout, long enough for WebSockets and 25 s long-polls.',
+  'entry.haproxy': 'HAProxy entry (`entry.kind=haproxy`): a Deployment `<fullname>-entry` and its Service, a ConfigMap with haproxy.cfg, and the headless Service `<fullname>-entry-pods` over the gateway pods (it keeps not-ready pods, so draining pods stay reachable for their sessions).',
+  'entry.haproxy.image': 'HAProxy image, 2.6 or newer. The pod runs it as UID 99, the official image\'s `haproxy` user.',
+  'entry.haproxy.image.repository': 'Image repository.',
+  'entry.haproxy.image.tag': 'Image tag (a string: `--set-string` for tags like 3.10).',
+  'entry.haproxy.image.pullPolicy': 'Image pull policy.',
+  'entry.haproxy.replicas': 'HAProxy replicas. Any replica serves any client: the cookie names a gateway pod by its address, the same in every replica.',
+  'entry.haproxy.serviceType': 'Service type: `ClusterIP` (put your own edge in front, or port-forward), `NodePort` (every node, at `nodePort`) or `LoadBalancer`.',
+  'entry.haproxy.nodePort': 'With `serviceType=NodePort`: the node port, 30000-32767. Empty: assigned by the cluster.',
+  'entry.haproxy.port': 'Port HAProxy listens on and the Service exposes. Use 1024 or above: the pod runs without capabilities.',
+  'entry.haproxy.maxServers': 'Most gateway pods HAProxy routes to (`server-template` slots), draining ones included: keep it above the most replicas the autoscaler may reach plus the pods a rollout or drain adds. 1-1000.',
+  'entry.haproxy.maxConnections': 'HAProxy `maxconn`: connections it holds at once. Each proxied socket uses two file descriptors; keep it well under the pod\'s open-file limit.',
+  'entry.haproxy.clusterDomain': 'Cluster DNS domain: HAProxy resolves `<fullname>-entry-pods.<namespace>.svc.<clusterDomain>`.',
+  'entry.haproxy.resources': 'HAProxy container resources.',
   redis: 'The Redis backplane (pub/sub, per-room sequence numbers and history, fleet stats).',
   'redis.mode': '`internal`: one Redis in the release (StatefulSet, generated password, NetworkPolicy admitting only the gateway). `external`: your Redis or Redis Cluster.',
   'redis.internal': 'In-release Redis (`redis.mode=internal`).',
@@ -263,7 +299,9 @@ export function propsFromValues(
       terminationGracePeriodSeconds: v.drain.terminationGracePeriodSeconds ?? undefined,
     },
     entry:
-      v.entry.kind === 'gatewayApi'
+      v.entry.kind === 'haproxy'
+        ? haproxyEntryOptions(v)
+        : v.entry.kind === 'gatewayApi'
         ? {
             kind: 'gatewayApi',
             className: v.entry.className,
@@ -310,5 +348,31 @@ export function propsFromValues(
           includeCrd: false,
         }
       : { enabled: false },
+  };
+}
+
+function haproxyEntryOptions(v: ChartValues): HaproxyEntryOptions {
+  const h = v.entry.haproxy;
+  if (v.entry.tls.enabled) {
+    throw new Error('entry.tls.enabled=true does not apply to entry.kind=haproxy (it serves plain HTTP): terminate TLS in front of it, or use entry.kind=gatewayApi or ingress');
+  }
+  // As in the template: empty (or 0) is unset.
+  const nodePort = Number(h.nodePort) || undefined;
+  if (nodePort !== undefined && h.serviceType !== 'NodePort') {
+    throw new Error(`entry.haproxy.nodePort is set, which needs entry.haproxy.serviceType=NodePort (it is ${h.serviceType}): set serviceType=NodePort, or leave nodePort empty`);
+  }
+  return {
+    kind: 'haproxy',
+    image: `${h.image.repository}:${h.image.tag}`,
+    imagePullPolicy: h.image.pullPolicy,
+    replicas: h.replicas,
+    serviceType: h.serviceType,
+    nodePort,
+    port: h.port,
+    cookieName: v.entry.cookieName,
+    maxServers: h.maxServers,
+    maxConnections: h.maxConnections,
+    clusterDomain: h.clusterDomain,
+    resources: h.resources,
   };
 }

@@ -122,6 +122,38 @@ const VARIANTS: Record<string, Variant> = {
       for (const rule of route.spec.rules) expect(rule.sessionPersistence).toMatchObject({ type: 'Cookie', sessionName: 'rtgw-affinity' });
     },
   },
+  'entry.kind=haproxy (ClusterIP, the defaults)': {
+    values: { entry: { kind: 'haproxy' } },
+    check: (get, kinds) => {
+      expect(kinds).not.toContain('HTTPRoute');
+      expect(kinds).not.toContain('Gateway');
+      expect(kinds).not.toContain('Ingress');
+      const service = get('Service', `${FULLNAME}-entry`);
+      expect(service.spec.type).toBe('ClusterIP');
+      expect(service.spec.ports).toEqual([expect.objectContaining({ name: 'http', port: 8080, targetPort: 'http' })]);
+      const container = get('Deployment', `${FULLNAME}-entry`).spec.template.spec.containers[0];
+      expect(container).toMatchObject({ image: 'haproxy:3.2', imagePullPolicy: 'IfNotPresent' });
+      expect(container.env).toContainEqual({ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } });
+    },
+  },
+  'entry.kind=haproxy on NodePort 30080, two replicas': {
+    values: { entry: { kind: 'haproxy', haproxy: { serviceType: 'NodePort', nodePort: 30080, replicas: 2 } } },
+    check: (get) => {
+      const service = get('Service', `${FULLNAME}-entry`);
+      expect(service.spec.type).toBe('NodePort');
+      expect(service.spec.ports).toEqual([expect.objectContaining({ name: 'http', port: 8080, nodePort: 30080 })]);
+      expect(service.spec.selector).toEqual(get('Deployment', `${FULLNAME}-entry`).spec.selector.matchLabels);
+      expect(get('Deployment', `${FULLNAME}-entry`).spec.replicas).toBe(2);
+      // HAProxy resolves the gateway pods, not-ready (draining) ones included, through the headless Service.
+      const pods = get('Service', `${FULLNAME}-entry-pods`);
+      expect(pods.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true, ports: [expect.objectContaining({ port: 3000 })] });
+      expect(pods.spec.selector).toEqual(get('Deployment', FULLNAME).spec.selector.matchLabels);
+      const config = get('ConfigMap', `${FULLNAME}-entry`).data['haproxy.cfg'];
+      expect(config).toContain(`server-template gw 1-32 "${FULLNAME}-entry-pods.\${POD_NAMESPACE}.svc.cluster.local:3000"`);
+      // The gateway's NetworkPolicy admits anyone to the public port, so HAProxy needs no rule of its own.
+      expect(get('NetworkPolicy', FULLNAME).spec.ingress[0]).toEqual({ ports: [{ port: 3000, protocol: 'TCP' }] });
+    },
+  },
   'redis.mode=external (Redis Cluster) with a Secret reference, existing auth Secret': {
     values: {
       redis: { mode: 'external', external: { secretName: 'redis-ext', urlKey: 'nodes', cluster: true } },

@@ -1,13 +1,16 @@
 // The generated Helm chart: up to date, lint-clean, and semantically the constructs' output for any values.
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { synthChartObjects } from '../../infra/chart/chart-generator.ts';
 import { writeChart } from '../../infra/chart/generate.ts';
-import { DEFAULT_VALUES, VALUE_DOCS, type ChartValues } from '../../infra/chart/values.ts';
+import { DEFAULT_VALUES, identityFor, propsFromValues, VALUE_DOCS, type ChartValues } from '../../infra/chart/values.ts';
 import { GENERATED_SECRET_ANNOTATION } from '../../infra/generated-secret.ts';
 import { synthProfile } from '../../infra/synth.ts';
+import { App, Chart } from 'cdk8s';
+import { RealtimeGateway, type RealtimeGatewayProps } from '../../infra/realtime-gateway.ts';
 import { CHART, helm, helmTemplate, NAMESPACE, RELEASE, requireHelm } from './helm.ts';
 import { validateManifest } from './validate-models.ts';
 import { parseAllDocuments } from 'yaml';
@@ -126,6 +129,33 @@ describe('the generated chart', () => {
       autoscaling: { mode: 'none' },
     },
     'no internal peer at all (controller off, fixed replicas)': { controller: { enabled: false }, autoscaling: { mode: 'none' } },
+    'haproxy entry with its defaults (ClusterIP)': { entry: { kind: 'haproxy' } },
+    'haproxy on a fixed NodePort: own image, replicas, port, limits, cluster domain and cookie': {
+      entry: {
+        kind: 'haproxy',
+        cookieName: 'rt-sticky',
+        haproxy: {
+          image: { repository: 'registry.example.com/haproxy', tag: '3.3', pullPolicy: 'Always' },
+          replicas: 2,
+          serviceType: 'NodePort',
+          nodePort: 30080,
+          port: 9000,
+          maxServers: 64,
+          maxConnections: 20_000,
+          clusterDomain: 'corp.internal',
+          resources: { requests: { cpu: '200m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+        },
+      },
+    },
+    'haproxy on a NodePort the cluster assigns, KEDA, controller off': {
+      entry: { kind: 'haproxy', haproxy: { serviceType: 'NodePort' } },
+      autoscaling: { mode: 'keda' },
+      controller: { enabled: false },
+    },
+    'haproxy behind a LoadBalancer, external Redis, a host that it ignores': {
+      entry: { kind: 'haproxy', host: 'rt.example.com', haproxy: { serviceType: 'LoadBalancer' } },
+      redis: { mode: 'external', external: { secretName: 'redis-ext' } },
+    },
     'name overrides, image and resources': {
       fullnameOverride: 'rt',
       image: { repository: 'registry.example.com/rt', tag: '1.2.3', pullPolicy: 'Always' },
@@ -194,6 +224,96 @@ describe('the generated chart', () => {
     expect(after[objectKey]).not.toEqual(before[objectKey]);
   });
 
+  const haproxy = { entry: { kind: 'haproxy' } };
+  const haproxyKnobs: [string, unknown, string][] = [
+    ['entry.haproxy.image.repository', 'registry.example.com/haproxy', 'Deployment/realtime-gateway-entry'],
+    ['entry.haproxy.image.tag', '3.3', 'Deployment/realtime-gateway-entry'],
+    ['entry.haproxy.image.pullPolicy', 'Always', 'Deployment/realtime-gateway-entry'],
+    ['entry.haproxy.replicas', 3, 'Deployment/realtime-gateway-entry'],
+    ['entry.haproxy.serviceType', 'LoadBalancer', 'Service/realtime-gateway-entry'],
+    ['entry.haproxy.port', 9000, 'Service/realtime-gateway-entry'],
+    ['entry.haproxy.port', 9000, 'ConfigMap/realtime-gateway-entry'],
+    ['entry.haproxy.maxServers', 64, 'ConfigMap/realtime-gateway-entry'],
+    ['entry.haproxy.maxConnections', 20_000, 'ConfigMap/realtime-gateway-entry'],
+    ['entry.haproxy.clusterDomain', 'corp.internal', 'ConfigMap/realtime-gateway-entry'],
+    ['entry.haproxy.resources', { requests: { cpu: '1', memory: '1Gi' } }, 'Deployment/realtime-gateway-entry'],
+    ['entry.cookieName', 'rt-sticky', 'ConfigMap/realtime-gateway-entry'],
+  ];
+  it.each(haproxyKnobs)('with entry.kind=haproxy, changing %s (to %j) changes %s', (path, value, objectKey) => {
+    const before = normalize(helmTemplate(haproxy));
+    const after = normalize(helmTemplate(merge(haproxy, set(path, value))));
+    expect(after[objectKey], `${objectKey} missing after setting ${path}`).toBeDefined();
+    expect(after[objectKey]).not.toEqual(before[objectKey]);
+  });
+
+  it('a changed haproxy.cfg rolls the HAProxy pods (it reads its config only at start)', () => {
+    const checksum = (override: unknown) =>
+      (helmTemplate(override) as Obj[]).find((o) => o.kind === 'Deployment' && o.metadata.name === 'realtime-gateway-entry')!.spec.template.metadata.annotations['checksum/config'];
+    expect(checksum(haproxy)).toMatch(/^[0-9a-f]{64}$/);
+    expect(checksum(merge(haproxy, { entry: { cookieName: 'rt-sticky' } }))).not.toBe(checksum(haproxy));
+    expect(checksum(merge(haproxy, { entry: { haproxy: { replicas: 3 } } }))).toBe(checksum(haproxy));
+  });
+
+  it('entry.haproxy defaults are the HaproxyEntry construct\'s own', () => {
+    const values = merge(DEFAULT_VALUES, haproxy) as ChartValues;
+    const entryObjects = (entry: RealtimeGatewayProps['entry']) => {
+      const chart = new Chart(new App({ outdir: '/nonexistent' }), 'chart', { namespace: NAMESPACE, disableResourceNameHashes: true });
+      new RealtimeGateway(chart, 'RealtimeGateway', { ...propsFromValues(values, identityFor(values, context)), entry });
+      return normalize((chart.toJson() as Obj[]).filter((o) => o.metadata.labels?.['app.kubernetes.io/component'] === 'entry'));
+    };
+    const fromValues = propsFromValues(values, identityFor(values, context)).entry!;
+    expect(Object.keys(entryObjects(fromValues))).toHaveLength(4);
+    expect(entryObjects(fromValues)).toEqual(entryObjects({ kind: 'haproxy', cookieName: values.entry.cookieName }));
+  });
+
+  it('with --set entry.kind=haproxy on NodePort 30080, renders a haproxy.cfg the real haproxy accepts', () => {
+    const result = helm(['template', RELEASE, CHART, '--namespace', NAMESPACE, '--kube-version', '1.37.0',
+      '--set', 'entry.kind=haproxy', '--set', 'entry.haproxy.serviceType=NodePort', '--set', 'entry.haproxy.nodePort=30080']);
+    expect(result.ok, result.output).toBe(true);
+    const objects = normalize(parseAllDocuments(result.output).map((d) => d.toJS() as Obj).filter(Boolean));
+    expect(objects['Service/realtime-gateway-entry']!.spec).toMatchObject({ type: 'NodePort', ports: [{ name: 'http', port: 8080, nodePort: 30080, targetPort: 'http' }] });
+    const config = objects['ConfigMap/realtime-gateway-entry']!.data['haproxy.cfg'] as string;
+    // HAProxy, not Helm, expands the namespace, from the pod's env.
+    expect(config).toContain('server-template gw 1-32 "realtime-gateway-entry-pods.${POD_NAMESPACE}.svc.cluster.local:3000"');
+    expect(config).toContain('cookie rtgw-affinity insert indirect nocache dynamic');
+    const dir = mkdtempSync(join(tmpdir(), 'chart-haproxy-'));
+    try {
+      const file = join(dir, 'haproxy.cfg');
+      writeFileSync(file, config);
+      // parse-resolv-conf needs a nameserver line; the check runs with the host's resolv.conf.
+      const check = spawnSync('haproxy', ['-c', '-f', file], { encoding: 'utf8', env: { ...process.env, POD_NAMESPACE: NAMESPACE } });
+      expect(check.error, 'haproxy is not installed (apt-get install haproxy)').toBeUndefined();
+      expect(check.stderr + check.stdout).toMatch(/Configuration file is valid/);
+      expect(check.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('NOTES.txt says how to reach the entry the values chose', () => {
+    // Helm renders NOTES.txt only on install; a copy of the chart renders it as a ConfigMap.
+    const dir = mkdtempSync(join(tmpdir(), 'chart-notes-'));
+    try {
+      const chart = join(dir, 'realtime-gateway');
+      cpSync(CHART, chart, { recursive: true });
+      const notes = readFileSync(join(chart, 'templates', 'NOTES.txt'), 'utf8');
+      rmSync(join(chart, 'templates', 'NOTES.txt'));
+      writeFileSync(join(chart, 'templates', '_notes.tpl'), `{{- define "test.notes" -}}\n${notes}{{- end -}}\n`);
+      writeFileSync(join(chart, 'templates', 'notes.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  text: {{ include "test.notes" . | toJson }}\n');
+      const render = (override: unknown) => (helmTemplate(override, chart) as Obj[]).find((o) => o.metadata.name === 'notes')!.data.text as string;
+      expect(render({})).toContain('httproute/realtime-gateway');
+      const clusterIp = render(haproxy);
+      expect(clusterIp).toContain(`rollout status deployment/realtime-gateway-entry`);
+      expect(clusterIp).toContain(`port-forward service/realtime-gateway-entry 8080:8080`);
+      expect(clusterIp).not.toContain('httproute');
+      expect(render(merge(haproxy, { entry: { haproxy: { serviceType: 'NodePort', nodePort: 30080 } } }))).toContain('http://<node address>:30080/');
+      expect(render(merge(haproxy, { entry: { haproxy: { serviceType: 'NodePort' } } }))).toContain(`get service/realtime-gateway-entry -o jsonpath='{.spec.ports[0].nodePort}'`);
+      expect(render(merge(haproxy, { entry: { haproxy: { serviceType: 'LoadBalancer', port: 9000 } } }))).toContain('http://<external IP>:9000/');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('the drain knobs that shape the grace period change the Deployment and the shutdown deadline too', () => {
     const before = defaults();
     const after = normalize(helmTemplate({ drain: { windowMs: 40_000 } }));
@@ -217,6 +337,20 @@ describe('the generated chart', () => {
     expect(kinds({ autoscaling: { mode: 'keda' } })).toContain('ScaledObject');
     expect(kinds({ autoscaling: { mode: 'none' } })).not.toContain('HorizontalPodAutoscaler');
     expect(kinds({ redis: { mode: 'external', external: { secretName: 'x' } } })).not.toContain('StatefulSet');
+    const withHaproxy = normalize(helmTemplate({ entry: { kind: 'haproxy' } }));
+    expect(Object.keys(withHaproxy).filter((k) => k.endsWith('-entry') || k.endsWith('-entry-pods')).sort()).toEqual([
+      'ConfigMap/realtime-gateway-entry',
+      'Deployment/realtime-gateway-entry',
+      'Service/realtime-gateway-entry',
+      'Service/realtime-gateway-entry-pods',
+    ]);
+    expect(kinds({ entry: { kind: 'haproxy' } })).not.toContain('HTTPRoute');
+    expect(kinds({ entry: { kind: 'haproxy' } })).not.toContain('Ingress');
+    // An empty nodePort leaves it to the cluster: no field at all.
+    expect(withHaproxy['Service/realtime-gateway-entry']!.spec.ports[0]).not.toHaveProperty('nodePort');
+    const assigned = normalize(helmTemplate({ entry: { kind: 'haproxy', haproxy: { serviceType: 'NodePort' } } }));
+    expect(assigned['Service/realtime-gateway-entry']!.spec).toMatchObject({ type: 'NodePort' });
+    expect(assigned['Service/realtime-gateway-entry']!.spec.ports[0]).not.toHaveProperty('nodePort');
   });
 
   it('with the controller on, autoscalers scale the SocketGateway; off, the Deployment, and no controller object remains', () => {
@@ -242,7 +376,7 @@ describe('the generated chart', () => {
   });
 
   it('is namespace-agnostic: no Namespace object, everything in the release namespace (helm --namespace)', () => {
-    for (const override of [{}, { autoscaling: { mode: 'keda' } }, { entry: { kind: 'ingress' } }]) {
+    for (const override of [{}, { autoscaling: { mode: 'keda' } }, { entry: { kind: 'ingress' } }, { entry: { kind: 'haproxy' } }]) {
       const rendered = helmTemplate(override) as Obj[];
       expect(rendered.filter((o) => o.kind === 'Namespace')).toEqual([]);
       for (const object of rendered) expect(object.metadata.namespace, `${object.kind}/${object.metadata.name}`).toBe(NAMESPACE);
@@ -256,5 +390,26 @@ describe('the generated chart', () => {
     expect(() => helmTemplate({ redis: { mode: 'external' } })).toThrow(/redis\.external\.secretName is required/);
     expect(() => helmTemplate({ entry: { kind: 'ingress', tls: { enabled: true, secretName: 't' } } })).toThrow(/needs host/);
     expect(() => helmTemplate({ drain: { marginSeconds: 1 } })).toThrow(/drain\.marginSeconds=1 must be an integer >= 2/);
+  });
+
+  it('refuses what the HAProxy entry cannot do, naming the value', () => {
+    const haproxy = (h: object, entry: object = {}) => ({ entry: { kind: 'haproxy', ...entry, haproxy: h } });
+    expect(() => helmTemplate(haproxy({}, { tls: { enabled: true, secretName: 't' } }))).toThrow(/entry\.tls\.enabled=true does not apply to entry\.kind=haproxy/);
+    expect(() => helmTemplate(haproxy({ nodePort: 30080 }))).toThrow(/entry\.haproxy\.nodePort is set, which needs entry\.haproxy\.serviceType=NodePort \(it is ClusterIP\)/);
+    expect(() => helmTemplate(haproxy({ serviceType: 'LoadBalancer', nodePort: 30080 }))).toThrow(/needs entry\.haproxy\.serviceType=NodePort \(it is LoadBalancer\)/);
+    expect(() => helmTemplate(haproxy({ serviceType: 'NodePort', nodePort: 80 }))).toThrow(/entry\.haproxy\.nodePort=80 is outside the default NodePort range 30000-32767/);
+    expect(() => helmTemplate(haproxy({ maxServers: 0 }))).toThrow(/entry\.haproxy\.maxServers=0 must be an integer from 1 to 1000/);
+    expect(() => helmTemplate(haproxy({ maxServers: 1001 }))).toThrow(/entry\.haproxy\.maxServers=1001 must be an integer from 1 to 1000/);
+    expect(() => helmTemplate(haproxy({ serviceType: 'nodeport' }))).toThrow(/entry\.haproxy\.serviceType=nodeport must be one of ClusterIP, NodePort, LoadBalancer/);
+    expect(() => helmTemplate({ entry: { kind: 'HAProxy' } })).toThrow(/entry\.kind=HAProxy must be one of gatewayApi, ingress, haproxy/);
+    // The chart's bounds are the construct's.
+    const values = (h: object) => merge(DEFAULT_VALUES, haproxy(h)) as ChartValues;
+    expect(() => synthChartObjects(values({ serviceType: 'NodePort', nodePort: 29999 }), context)).toThrow(/nodePort=29999 is outside/);
+    expect(() => synthChartObjects(values({ serviceType: 'NodePort', nodePort: 32768 }), context)).toThrow(/nodePort=32768 is outside/);
+    expect(() => synthChartObjects(values({ maxServers: 1001 }), context)).toThrow(/maxServers=1001/);
+    for (const h of [{ serviceType: 'NodePort', nodePort: 30000 }, { serviceType: 'NodePort', nodePort: 32767 }, { maxServers: 1 }, { maxServers: 1000 }]) {
+      expect(() => helmTemplate(haproxy(h))).not.toThrow();
+      expect(() => synthChartObjects(values(h), context)).not.toThrow();
+    }
   });
 });
