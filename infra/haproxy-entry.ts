@@ -182,6 +182,8 @@ global
 resolvers cluster
   # The pod's resolv.conf names the cluster DNS server.
   parse-resolv-conf
+  # Room for one A record per gateway pod (HAProxy announces 512 bytes by default: about 28 records).
+  accepted_payload_size 8192
   hold valid 5s
   hold obsolete 5s
   resolve_retries 3
