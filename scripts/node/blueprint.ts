@@ -1,8 +1,8 @@
 // Deploys the blueprint on the real node the two ways users will: `helm install` of the generated chart,
 // and the synthesized kind profile through scripts/deploy-profile.sh (the steps `make up` runs after it has
-// a cluster). Envoy Gateway cannot be built here, so the entry in front of either is the HaproxyEntry
-// construct (infra/haproxy-entry.ts) on a NodePort of the node IP: cookie stickiness, readiness checks and
-// force-persist for draining long-polls, exactly as users would add it.
+// a cluster). Envoy Gateway cannot be built here, so the entry is HAProxy (infra/haproxy-entry.ts) on a
+// NodePort of the node IP: the chart's own `entry.kind=haproxy`, and for the kind profile (whose entry is
+// Envoy's) the same construct added next to it, as a user composing the constructs would.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { App, Chart } from 'cdk8s';
@@ -53,7 +53,7 @@ function toolEnv(node: Node): NodeJS.ProcessEnv {
   return { ...process.env, KUBECONFIG: node.kubeconfig, PATH: `${join(repoRoot, 'node_modules/.bin')}:${node.binDir}:${process.env.PATH}` };
 }
 
-/** `helm install` of charts/realtime-gateway with the images built here, then the node entry. */
+/** `helm install` of charts/realtime-gateway with the images built here and the chart's HAProxy entry on a NodePort. */
 export async function helmInstallBlueprint(
   node: Node,
   opts: { release: string; namespace: string; nodePort: number; values?: Record<string, string>; log?: (line: string) => void },
@@ -61,11 +61,18 @@ export async function helmInstallBlueprint(
   const log = opts.log ?? (() => {});
   const images = imageRefs();
   const [repository, tag] = images.gateway.split(':') as [string, string];
+  const [haproxyRepository, haproxyTag] = images.haproxy.split(':') as [string, string];
   const values: Record<string, string> = {
     'image.repository': repository,
     'image.tag': tag,
     'image.pullPolicy': 'Never',
     'redis.internal.image': images.redis,
+    'entry.kind': 'haproxy',
+    'entry.haproxy.image.repository': haproxyRepository,
+    'entry.haproxy.image.tag': haproxyTag,
+    'entry.haproxy.image.pullPolicy': 'Never',
+    'entry.haproxy.serviceType': 'NodePort',
+    'entry.haproxy.nodePort': String(opts.nodePort),
     ...opts.values,
   };
   await runLogged(join(node.binDir, 'helm'), [
@@ -75,7 +82,9 @@ export async function helmInstallBlueprint(
   ], toolEnv(node), log).catch(async (error: Error) => {
     throw new Error(`${error.message}\n${await podDiagnostics(node, opts.namespace)}`);
   });
-  return deployNodeEntry(node, { namespace: opts.namespace, instance: opts.release, nodePort: opts.nodePort });
+  const entryUrl = `http://${node.ip}:${opts.nodePort}`;
+  await waitForEntry(node, entryUrl, opts.namespace);
+  return { namespace: opts.namespace, instance: opts.release, entryUrl, ...selectors(opts.release) };
 }
 
 /** The kind profile, deployed by scripts/deploy-profile.sh (what `make up` runs), then the node entry. */
@@ -118,13 +127,17 @@ export async function deployNodeEntry(
     throw new Error(`${error.message}\n${await podDiagnostics(node, opts.namespace)}`);
   });
   const entryUrl = `http://${node.ip}:${opts.nodePort}`;
-  // Ready means HAProxy runs; serving means it resolved the gateway pods and one passed its check.
+  await waitForEntry(node, entryUrl, opts.namespace);
+  return { namespace: opts.namespace, instance: opts.instance, entryUrl, ...selectors(opts.instance) };
+}
+
+/** Ready means HAProxy runs; serving means it resolved the gateway pods and one passed its check. */
+async function waitForEntry(node: Node, entryUrl: string, namespace: string): Promise<void> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     const ok = await fetch(`${entryUrl}/readyz`, { signal: AbortSignal.timeout(2_000) }).then((r) => r.ok, () => false);
-    if (ok) break;
-    if (Date.now() > deadline) throw new Error(`the entry ${entryUrl} did not reach a ready gateway within 60 s\n${await podDiagnostics(node, opts.namespace)}`);
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`the entry ${entryUrl} did not reach a ready gateway within 60 s\n${await podDiagnostics(node, namespace)}`);
     await new Promise((r) => setTimeout(r, 500));
   }
-  return { namespace: opts.namespace, instance: opts.instance, entryUrl, ...selectors(opts.instance) };
 }
