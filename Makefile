@@ -47,7 +47,7 @@ lint: node_modules ## Type-check and lint.
 	npm run lint
 
 .PHONY: test
-test: system-deps node_modules tools lint ## Type-check, lint, then run every test suite (unit, integration, hardening, drain, chaos at CI size, browser, control plane).
+test: system-deps node_modules tools lint ## Type-check, lint, then run every test suite (unit, integration, hardening, drain, browser, control plane, controller, real node, chaos at CI size). Needs root.
 	npm test
 
 .PHONY: dev
@@ -75,11 +75,11 @@ charts: node_modules ## Generate the Helm chart in charts/ from the cdk8s constr
 ##@ Tools
 
 .PHONY: system-deps
-system-deps: ## Install the Debian packages tests run for real (redis-server, haproxy, chromium) if missing.
+system-deps: ## Install the Debian packages tests run for real (redis-server, haproxy, chromium, containerd, runc, CNI plugins, nftables) if missing.
 	bash scripts/system-deps.sh
 
 .PHONY: tools
-tools: ## Build pinned helm, kube-apiserver, kube-controller-manager and etcd into ./bin, and fetch CRDs.
+tools: ## Build pinned helm, etcd, the Kubernetes binaries (API server to kubelet), CoreDNS and metrics-server into ./bin; fetch CRDs.
 	bash scripts/tools.sh "$(LOCALBIN)"
 
 .PHONY: cluster-local
