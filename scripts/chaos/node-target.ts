@@ -50,9 +50,27 @@ export async function nodeTarget(opts: { replicas: number; drain: ChaosDrainSett
       redisSelector: deployment.redisSelector,
       url: deployment.entryUrl,
     });
+    // The entry learns pods through DNS and health checks a moment after they are Ready; a population
+    // connected before it knows them all would pile onto one pod.
+    const entryServesAll = async (timeoutMs: number) => {
+      const expected = (await target.pods()).filter((p) => p.phase === 'Running').map((p) => p.name);
+      const seen = new Set<string>();
+      const deadline = Date.now() + timeoutMs;
+      while (expected.some((pod) => !seen.has(pod))) {
+        if (Date.now() > deadline) throw new Error(`the entry ${deployment.entryUrl} reached only ${[...seen].join(', ') || 'no pod'} of ${expected.join(', ')} within ${timeoutMs} ms`);
+        const body = await fetch(`${deployment.entryUrl}/readyz`, { signal: AbortSignal.timeout(2_000) }).then((r) => r.json() as Promise<{ pod?: string }>, (): { pod?: string } => ({}));
+        if (body.pod) seen.add(body.pod);
+        else await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    await entryServesAll(60_000);
     return {
       ...target,
       description: `${target.description}; real node ${node.server}`,
+      async waitForReady(timeoutMs = 120_000) {
+        await target.waitForReady(timeoutMs);
+        await entryServesAll(timeoutMs);
+      },
       async kill(pod: string): Promise<PodExit> {
         const began = Date.now();
         const status = JSON.parse((await node.kubectl(['-n', NAMESPACE, 'get', 'pod', pod, '-o', 'json'])).stdout) as {
