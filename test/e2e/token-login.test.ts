@@ -31,10 +31,12 @@ describe('the demo page on a JWT-protected gateway', () => {
     const page = await (await browser.newContext()).newPage();
     await page.goto(`${gateway.url}/#token=${await hs256Token({ sub: 'alice', expiresIn: 600 })}`);
     await page.locator('#state[data-state="connected"]').waitFor({ timeout: 15_000 });
-    await expect.poll(() => page.locator('#user').textContent()).toBe('alice');
+    // Polls wait up to 10 s, not vitest's 1 s default: the suite shares two cores with other suites.
+    await expect.poll(() => page.locator('#user').textContent(), { timeout: 10_000 }).toBe('alice');
+    await expect.poll(() => page.locator('#counter-value').textContent(), { timeout: 10_000 }).toMatch(/^\d+$/);
     const before = Number(await page.locator('#counter-value').textContent());
     await page.click('#increment');
-    await expect.poll(() => page.locator('#counter-value').textContent()).toBe(String(before + 1));
+    await expect.poll(() => page.locator('#counter-value').textContent(), { timeout: 10_000 }).toBe(String(before + 1));
     await page.context().close();
   });
 
