@@ -9,6 +9,8 @@ const shared = {
   pool: 'forks' as const,
   testTimeout: 60_000,
   hookTimeout: 120_000,
+  // expect.poll's 1 s default is too short for a browser or a pod on two cores shared by two suites.
+  expect: { poll: { timeout: 5_000 } },
 };
 
 export default defineConfig({
