@@ -193,6 +193,25 @@ export function isDirectory(path: string): boolean {
   }
 }
 
+/**
+ * PIDs whose working directory is at or under `dir`: containerd's shims run in their task's bundle
+ * directory under the node's state dir and outlive containerd by design, so this is how the kernel
+ * records them as the node's.
+ */
+export function processesIn(dir: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cwd = readlinkSync(`/proc/${entry}/cwd`).replace(/ \(deleted\)$/, '');
+      if (cwd === dir || cwd.startsWith(`${dir}/`)) pids.push(Number(entry));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return pids;
+}
+
 /** A comparable picture of everything the node may change, for the teardown test. */
 export interface HostSnapshot {
   sysctls: Record<string, string>;
@@ -204,9 +223,11 @@ export interface HostSnapshot {
   mounts: string[];
   cgroups: string[];
   listeners: string[];
+  /** Processes working in the node's directories (shims, containers): none once it is gone. */
+  processes: number[];
 }
 
-export function snapshotHost(): HostSnapshot {
+export function snapshotHost(nodeDirs: readonly string[] = ['/var/tmp/rtgw-node', '/run/containerd']): HostSnapshot {
   const lines = (command: string, args: string[]) =>
     execFileSync(command, args, { encoding: 'utf8' }).split('\n').map((line) => line.trim()).filter(Boolean).sort();
   return {
@@ -220,5 +241,6 @@ export function snapshotHost(): HostSnapshot {
     cgroups: kubepodsCgroups(),
     // Only the node's own fixed endpoints: test runners open other ports at the same time.
     listeners: lines('ss', ['-Hltn']).map((line) => line.split(/\s+/)[3]!).filter((address) => address.startsWith('10.245.')),
+    processes: nodeDirs.flatMap(processesIn).sort((a, b) => a - b),
   };
 }

@@ -21,7 +21,7 @@ import {
 import { Pki } from '../cluster/pki.ts';
 import { imageRefs } from './images.ts';
 import {
-  bridgePorts, cgroupPids, deleteLink, deleteNftTable, HOST_PATHS, isOurProcess, kubepodsCgroups, mountsUnder, nftTables, readSysctls, removeCgroupTree, restoreSysctls, signal, unmount, waitGone,
+  bridgePorts, cgroupPids, deleteLink, deleteNftTable, HOST_PATHS, isOurProcess, kubepodsCgroups, mountsUnder, processesIn, nftTables, readSysctls, removeCgroupTree, restoreSysctls, signal, unmount, waitGone,
 } from './host.ts';
 
 /** Fixed names and addresses: only one node can run per machine, and the state file locks it. */
@@ -657,7 +657,8 @@ export async function teardown(log: (line: string) => void = (line) => console.l
   // the kernel lists in the kubepods cgroups.
   step('stopping containers');
   const taskDir = join(state.dir, 'containerd', 'state', 'io.containerd.runtime.v2.task');
-  const shimPids = pidFiles(taskDir, 'shim.pid');
+  // Shims outlive containerd by design; they work in their task's bundle directory under our state dir.
+  const shimPids = [...new Set([...pidFiles(taskDir, 'shim.pid'), ...processesIn(join(state.dir, 'containerd'))])];
   const podPids = [...pidFiles(taskDir, 'init.pid'), ...kubepodsCgroups().flatMap(cgroupPids)];
   for (const pid of podPids) signal(pid, 'SIGKILL');
   await waitGone(podPids, 5_000);
@@ -672,6 +673,10 @@ export async function teardown(log: (line: string) => void = (line) => console.l
   await stopProcess('kube-controller-manager', 3_000);
   await stopProcess('kube-apiserver', 5_000);
   await stopProcess('etcd', 5_000);
+
+  const stragglers = processesIn(state.dir).filter((pid) => !state.processes.some((p) => p.pid === pid));
+  for (const pid of stragglers) signal(pid, 'SIGKILL');
+  for (const pid of await waitGone(stragglers, 3_000)) problems.push(`process ${pid} in ${state.dir} did not stop`);
 
   step('unmounting container filesystems, network namespaces and volumes');
   const mountRoots = [state.dir, ...state.createdPaths.filter((path) => path === '/run/containerd' || path === '/var/lib/kubelet' || path.endsWith('netns'))];
