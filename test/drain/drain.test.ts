@@ -180,11 +180,13 @@ describe('graceful drain of a gateway process', () => {
     await waitFor('the planned drain to finish', async () => (await drainStatus(planned)).phase === 'drained', 5_000);
     expect(Date.now() - started).toBeLessThan(3_000); // 8 sockets at 8/s, not the local 20 s window
     expect((await drainStatus(planned)).schedule).toMatchObject({ source: 'plan', sockets: 8, windowMs: 1_000, jitterMs: 500, ratePerSecond: 8 });
+    // Clients hear the hint a moment after the gateway sent it.
+    await waitFor('every planned client to get its hint', async () => clients.slice(0, 8).every((c) => c.hint !== null), 5_000);
     for (const c of clients.slice(0, 8)) expect(c.hint!.reconnectAfterMs).toBeLessThan(500);
 
     const badStatus = await drainStatus(bad);
     expect(badStatus.schedule).toMatchObject({ source: 'config', sockets: 4, windowMs: 20_000 });
-    expect(bad.output()).toContain('does not match the contract in docs/drain.md');
+    await waitFor('the malformed plan to be logged', async () => bad.output().includes('does not match the contract in docs/drain.md'), 5_000);
   });
 
   it('always exits before SHUTDOWN_DEADLINE_MS, squeezing a drain whose rate would take longer', async () => {
