@@ -15,6 +15,7 @@ import { installHardening } from './hardening.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { RoomHub, type RoomMember } from './room-hub.ts';
+import { ShortPoll } from './short-poll.ts';
 import { handleSse } from './sse.ts';
 import { serveFleetView, serveWeb } from './web.ts';
 
@@ -148,6 +149,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
       if (url.pathname === '/sse') {
         return handleSse(req, res, url, { hub, auth, metrics, maxBufferedBytes: config.SLOW_CONSUMER_LIMIT_BYTES, streams: sseStreams, guards: sseGuards });
       }
+      if (url.pathname === '/poll') return shortPoll.handle(req, res, url);
       if (config.SERVE_WEB && serveWeb(url.pathname, res)) return;
       notFound(res, url);
     }),
@@ -201,6 +203,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
   });
   const hardening = installHardening({ config, io, metrics, log, handshakeGuards, eventGuards });
   const hub = new RoomHub({ io, backplane, metrics, log, outbound: hardening.outbound });
+  const shortPoll = new ShortPoll({ hub, backplane, auth, metrics, log, ratePerSecond: config.RATE_LIMIT_PER_SECOND, rateBurst: config.RATE_LIMIT_BURST });
 
   io.use((socket, next) => {
     const refuse = (err: ProtocolError): void => {
@@ -330,6 +333,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
       shuttingDown = true;
       if (statsTimer) clearInterval(statsTimer);
       hardening.stop();
+      shortPoll.stop();
       for (const timer of membersTimers.values()) clearTimeout(timer);
       for (const stream of sseStreams) stream.end();
       await backplane.removeFleetStat(config.POD_NAME).catch(() => {});

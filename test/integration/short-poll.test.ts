@@ -1,0 +1,223 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Backplane } from '../../app/gateway/backplane/backplane.ts';
+import type { DurableEnvelope, Envelope, ErrorBody } from '../../app/protocol/index.ts';
+import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
+import { waitFor } from '../../scripts/fleet/ports.ts';
+import { startRedis } from '../../scripts/fleet/redis.ts';
+import { connectClient } from '../helpers/clients.ts';
+import { startPublisher } from '../helpers/publisher.ts';
+import { hs256Token, TEST_SECRET, unsignedToken } from '../helpers/tokens.ts';
+
+// GET /poll on a real gateway over a real redis-server: who may read, what input is refused, that the
+// envelopes are the ones Socket.IO delivers, and what an idle poll costs Redis (MONITOR sees every command).
+
+interface PollBody {
+  ok: true;
+  room: string;
+  seq: number;
+  envelopes: Envelope[];
+  next: number;
+  more: boolean;
+  retryAfterMs: number;
+}
+
+describe('short polling: GET /poll', () => {
+  const cleanups: (() => Promise<unknown> | void)[] = [];
+  let gateway: GatewayProcess;
+  let publisher: Backplane;
+  let redisUrl: string;
+  let alice: string;
+
+  beforeAll(async () => {
+    const [redis, stopRedis] = await startRedis();
+    cleanups.push(stopRedis);
+    redisUrl = redis.url;
+    const [gw, stopGateway] = await startGateway({
+      // Fleet stats are written once a minute here, so MONITOR only sees what polls cause.
+      env: { ADAPTER: 'redis', REDIS_URL: redis.url, AUTH_MODE: 'jwt', JWT_SECRET: TEST_SECRET, FLEET_STATS_INTERVAL_MS: '60000' },
+    });
+    gateway = gw;
+    cleanups.push(stopGateway);
+    const [pub, stopPublisher] = await startPublisher(redis.url);
+    publisher = pub;
+    cleanups.push(stopPublisher);
+    alice = await hs256Token({ sub: 'alice' });
+  });
+  afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  const poll = (query: string, headers: Record<string, string> = { authorization: `Bearer ${alice}` }, init: RequestInit = {}): Promise<Response> =>
+    fetch(`${gateway.url}/poll?${query}`, { ...init, headers });
+  const refusal = async (res: Response): Promise<ErrorBody> => {
+    const body = (await res.json()) as { ok: false; error: ErrorBody };
+    expect(body.ok).toBe(false);
+    return body.error;
+  };
+  const chat = (room: string, text: string): Promise<DurableEnvelope> => publisher.publish({ room, type: 'chat:message', payload: { from: 'carol', text }, from: 'carol' });
+
+  it('refuses a poll without a token, with a bad or expired token or another scheme, and a user room of someone else', async () => {
+    const none = await poll('room=chat:auth', {});
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    expect((await refusal(none)).code).toBe('auth_required');
+
+    for (const token of ['not-a-jwt', unsignedToken({ sub: 'alice' }), await hs256Token({ sub: 'alice' }, 'another-secret-that-is-32-characters-long!')]) {
+      const res = await poll('room=chat:auth', { authorization: `Bearer ${token}` });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toContain('invalid_token');
+      expect((await refusal(res)).code).toBe('auth_invalid');
+    }
+    const expired = await poll('room=chat:auth', { authorization: `Bearer ${await hs256Token({ sub: 'alice', expiresIn: -5 })}` });
+    expect(expired.status).toBe(401);
+    expect((await refusal(expired)).code).toBe('token_expired');
+    const basic = await poll('room=chat:auth', { authorization: `Basic ${Buffer.from('alice:pw').toString('base64')}` });
+    expect(basic.status).toBe(401);
+    expect((await refusal(basic)).message).toMatch(/Bearer <token>/);
+
+    const other = await poll('room=user:bob');
+    expect(other.status).toBe(403);
+    expect((await refusal(other)).code).toBe('forbidden');
+
+    // The scheme is case-insensitive (RFC 9110); a user reads their own room.
+    for (const scheme of ['bearer', 'BEARER', 'Bearer']) {
+      const own = await poll('room=user:alice', { authorization: `${scheme} ${alice}` });
+      expect(own.status).toBe(200);
+      expect(own.headers.get('cache-control')).toBe('private, no-cache');
+      expect(((await own.json()) as PollBody).ok).toBe(true);
+    }
+  });
+
+  it('refuses bad input with 400 bad_request naming the parameter (bad seq, unknown room, malformed or oversized parameters)', async () => {
+    const cases: [string, RegExp][] = [
+      ['room=chat:x&after=-1', /after/],
+      ['room=chat:x&after=1e3', /after/],
+      ['room=chat:x&after=abc', /after/],
+      ['room=chat:x&after=', /after/],
+      ['room=chat:x&after=%201', /after/],
+      ['room=chat:x&after=99999999999999999', /after/],
+      ['room=chat:x&after=9007199254740993', /after/],
+      ['room=chat:x&after=1&after=2', /more than once/],
+      ['room=chat:x&limit=0', /limit/],
+      ['room=chat:x&limit=501', /limit/],
+      ['room=chat:x&limit=10.5', /limit/],
+      ['room=chat:x&since=1', /unknown parameter/],
+      ['after=1', /room/],
+      ['room=lobby', /room/],
+      ['room=admin:secrets', /room/],
+      ['room=chat:', /room/],
+      [`room=chat:${'a'.repeat(65)}`, /room/],
+      ['room=chat:../../etc', /room/],
+    ];
+    for (const [query, message] of cases) {
+      const res = await poll(query);
+      expect(res.status, query).toBe(400);
+      const error = await refusal(res);
+      expect(error.code, query).toBe('bad_request');
+      expect(error.message, query).toMatch(message);
+    }
+    const long = await poll(`room=chat:x&after=1&limit=1${'&'.repeat(2_100)}`);
+    expect(long.status).toBe(414);
+    expect((await refusal(long)).code).toBe('bad_request');
+    const post = await poll('room=chat:x', { authorization: `Bearer ${alice}` }, { method: 'POST' });
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toBe('GET');
+  });
+
+  it('gives the envelopes Socket.IO delivers, a reset on a fresh read, and pages with limit/next/more', async () => {
+    const room = 'chat:pages';
+    const [listener, close] = await connectClient(gateway.url, { token: alice });
+    cleanups.push(close);
+    expect(await listener.request('room:join', { room })).toMatchObject({ ok: true });
+
+    const fresh = (await (await poll(`room=${room}`)).json()) as PollBody;
+    expect(fresh.envelopes).toHaveLength(1);
+    expect(fresh.envelopes[0]).toMatchObject({ type: 'room:reset', room, seq: fresh.seq });
+    expect(fresh.next).toBe(fresh.seq);
+
+    for (let i = 0; i < 7; i += 1) await chat(room, `m${i}`);
+    await waitFor('the socket got all 7', () => listener.received.length === 7);
+
+    const seen: Envelope[] = [];
+    let after = fresh.next;
+    for (let page = 0; page < 3; page += 1) {
+      const res = await poll(`room=${room}&after=${after}&limit=3`);
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as PollBody;
+      seen.push(...body.envelopes);
+      expect(body.more).toBe(page < 2);
+      if (body.more) expect(res.headers.get('retry-after')).toBe('0');
+      expect(res.headers.get('etag')).toBe(`"${body.next}"`);
+      after = body.next;
+    }
+    expect(seen).toEqual(listener.received);
+    expect(after).toBe(listener.received.at(-1)!.seq);
+
+    // A poll from before what the instance keeps in memory is answered from history, the same way.
+    const fromHistory = (await (await poll(`room=${room}&after=${fresh.seq}&limit=2`)).json()) as PollBody;
+    expect(fromHistory.envelopes).toEqual(listener.received.slice(0, 2));
+  });
+
+  it('answers an idle poll of a quiet room with 304 and no Redis command at all, and hints a longer Retry-After as the room stays quiet', async () => {
+    const room = 'chat:quiet';
+    const first = (await (await poll(`room=${room}`)).json()) as PollBody;
+    const sent = await chat(room, 'hello');
+    await expect.poll(async () => ((await (await poll(`room=${room}&after=${first.next}`)).json()) as PollBody).envelopes).toEqual([sent]);
+
+    const monitor = new Redis(redisUrl);
+    cleanups.push(() => void monitor.disconnect());
+    const seenByRedis: string[] = [];
+    const feed = await monitor.monitor();
+    feed.on('monitor', (_time: string, args: string[]) => seenByRedis.push(args.join(' ')));
+    // MONITOR is on when it echoes a command of ours.
+    const probe = new Redis(redisUrl);
+    cleanups.push(() => void probe.disconnect());
+    await probe.get('monitor-probe');
+    await waitFor('MONITOR sees commands', () => seenByRedis.some((c) => c.includes('monitor-probe')));
+    seenByRedis.length = 0;
+
+    const etag = `"${sent.seq}"`;
+    for (let i = 0; i < 20; i += 1) {
+      const res = await poll(`room=${room}&after=${sent.seq}`, { authorization: `Bearer ${alice}`, 'if-none-match': etag });
+      expect(res.status).toBe(304);
+      expect(res.headers.get('etag')).toBe(etag);
+      expect(res.headers.get('cache-control')).toBe('private, no-cache');
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(await res.text()).toBe('');
+    }
+    // Without If-None-Match the same idle answer is an empty 200, still from memory.
+    const empty = await poll(`room=${room}&after=${sent.seq}`);
+    expect(await empty.json()).toMatchObject({ ok: true, envelopes: [], next: sent.seq, more: false });
+    const busyHint = ((await (await poll(`room=${room}&after=${sent.seq}`)).json()) as PollBody).retryAfterMs;
+    await probe.get('monitor-probe-end');
+    await waitFor('MONITOR caught up', () => seenByRedis.some((c) => c.includes('monitor-probe-end')));
+    expect(seenByRedis.filter((c) => !c.includes('monitor-probe'))).toEqual([]);
+
+    expect(busyHint).toBe(1_000);
+    await new Promise((resolve) => setTimeout(resolve, 6_500));
+    const quiet = await poll(`room=${room}&after=${sent.seq}`, { authorization: `Bearer ${alice}`, 'if-none-match': etag });
+    expect(quiet.status).toBe(304);
+    expect(Number(quiet.headers.get('retry-after'))).toBeGreaterThanOrEqual(2);
+  });
+
+  it('counts polls in a per-user rate limit: past the burst, 429 rate_limited with Retry-After', async () => {
+    const flooder = await hs256Token({ sub: 'flooder' });
+    const statuses: number[] = [];
+    let limited: Response | null = null;
+    for (let i = 0; i < 60 && !limited; i += 1) {
+      const res = await poll('room=chat:flood&after=1', { authorization: `Bearer ${flooder}` });
+      statuses.push(res.status);
+      if (res.status === 429) limited = res;
+      else await res.arrayBuffer();
+    }
+    expect(limited, `statuses: ${statuses.join(',')}`).not.toBeNull();
+    expect(statuses.length).toBeGreaterThan(39);
+    expect(Number(limited!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    const error = await refusal(limited!);
+    expect(error.code).toBe('rate_limited');
+    expect(error.retryAfterMs).toBeGreaterThan(0);
+    // Another user is not affected.
+    expect((await poll('room=chat:flood&after=1')).status).toBe(200);
+  });
+});
