@@ -19,9 +19,11 @@ import { DEFAULT_COUNTER_ROOM, userRoom } from '../protocol/rooms.ts';
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, resolveBackoff, type ResolvedBackoff } from './backoff.ts';
 import { TypedEmitter } from './emitter.ts';
 import { RoomTracker } from './rooms.ts';
+import { type PollOutcome, RoomPoller, type PollerStats } from './short-poll.ts';
 
 export { backoffCeiling, backoffDelay, DEFAULT_BACKOFF, resolveBackoff, type BackoffOptions } from './backoff.ts';
 export { RoomTracker, type OfferResult } from './rooms.ts';
+export { RoomPoller, type PollAnswer, type PollerStats, type PollOutcome } from './short-poll.ts';
 
 /**
  * `connecting`: first connection not made yet. `connected`: up. `draining`: up, but the pod asked us
@@ -31,14 +33,25 @@ export { RoomTracker, type OfferResult } from './rooms.ts';
 export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'draining' | 'closed';
 
 export type TransportName = 'polling' | 'websocket';
+/** The ladder's first rung (`GET /poll`): read-only, for when neither Socket.IO transport gets through. */
+export type ShortPollName = 'short-poll';
 
 export interface GatewayClientOptions {
   /** Gateway (or edge) origin, e.g. `http://127.0.0.1:8080`. Required. */
   readonly url: string;
   /** Socket.IO path. @default '/socket.io/' */
   readonly path?: string;
-  /** Transports in the order to try; `['polling']` or `['websocket']` forces one. @default ['polling', 'websocket'] */
-  readonly transports?: readonly TransportName[];
+  /**
+   * Transports in the order to try; `['polling']` or `['websocket']` forces one. `'short-poll'` last is
+   * the fallback after `shortPollAfterFailures` failed first attempts; `['short-poll']` alone uses it
+   * from the start. Short polling only reads: requests fail with `read_only`.
+   * @default ['polling', 'websocket']
+   */
+  readonly transports?: readonly (TransportName | ShortPollName)[];
+  /** Failed connection attempts (none ever succeeded) before falling back to short polling, when listed. @default 3 */
+  readonly shortPollAfterFailures?: number;
+  /** The short-poll pace: the server's `Retry-After`, kept within these bounds. @default {minIntervalMs: 1000, maxIntervalMs: 30000} */
+  readonly shortPoll?: { readonly minIntervalMs?: number; readonly maxIntervalMs?: number; readonly limit?: number };
   /** Upgrade from polling to WebSocket when both are allowed. @default true */
   readonly upgrade?: boolean;
   /** The user id to claim when the gateway runs with `AUTH_MODE=none`. */
@@ -89,7 +102,9 @@ export interface GatewayClientOptions {
 
 export const CLIENT_DEFAULTS = {
   path: '/socket.io/',
-  transports: ['polling', 'websocket'] as readonly TransportName[],
+  transports: ['polling', 'websocket'] as readonly (TransportName | ShortPollName)[],
+  shortPollAfterFailures: 3,
+  shortPoll: { minIntervalMs: 1_000, maxIntervalMs: 30_000 },
   upgrade: true,
   rooms: [] as readonly string[],
   directMessages: true,
@@ -103,7 +118,7 @@ export const CLIENT_DEFAULTS = {
 } as const;
 
 /** Client-side failure codes, next to the protocol's `ErrorCode`s the gateway answers with. */
-export type ClientErrorCode = ErrorCode | 'timeout' | 'closed' | 'connect_failed' | 'disconnected' | 'protocol' | 'no_token_source';
+export type ClientErrorCode = ErrorCode | 'timeout' | 'closed' | 'connect_failed' | 'disconnected' | 'protocol' | 'no_token_source' | 'read_only';
 
 export class GatewayClientError extends Error {
   readonly code: ClientErrorCode;
@@ -214,6 +229,13 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
   /** Joins confirmed on the current connection, and joins in flight (by the socket they went out on). */
   readonly #joinedHere = new Map<string, JoinedEvent>();
   readonly #joinsInFlight = new Map<string, JoinAttempt>();
+  /** Set once the client reads by short polling (chosen, or fallen back to): one poller per room. */
+  #shortPolling = false;
+  readonly #pollers = new Map<string, RoomPoller>();
+  /** Stats of pollers already stopped, so `shortPollStats` never goes down. */
+  readonly #retiredPollStats: PollerStats = { requests: 0, notModified: 0, bodyBytes: 0 };
+  /** Failed polls in a row: the backoff exponent while short polling. */
+  #pollFailures = 0;
   readonly stats: ClientStats = { connects: 0, connectFailures: 0, drainMoves: 0, delivered: 0, duplicatesDropped: 0, gapFetches: 0, resets: 0 };
 
   constructor(options: GatewayClientOptions) {
@@ -244,10 +266,22 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
     return this.#userId;
   }
 
-  /** The transport in use right now (`polling` until an upgrade to `websocket`), or null. */
-  get transport(): TransportName | null {
+  /** The transport in use right now (`polling` until an upgrade to `websocket`, or `short-poll`), or null. */
+  get transport(): TransportName | ShortPollName | null {
+    if (this.#shortPolling) return 'short-poll';
     const name = this.#socket?.io.engine?.transport?.name;
     return name === 'polling' || name === 'websocket' ? name : null;
+  }
+
+  /** HTTP requests and body bytes of short polling so far (zero unless the client short-polls). */
+  get shortPollStats(): PollerStats {
+    const total: PollerStats = { requests: this.#retiredPollStats.requests, notModified: this.#retiredPollStats.notModified, bodyBytes: this.#retiredPollStats.bodyBytes };
+    for (const poller of this.#pollers.values()) {
+      total.requests += poller.stats.requests;
+      total.notModified += poller.stats.notModified;
+      total.bodyBytes += poller.stats.bodyBytes;
+    }
+    return total;
   }
 
   /** Rooms followed (joined and resumed on every reconnect). */
@@ -272,8 +306,12 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
     if (this.#state === 'closed') return Promise.reject(this.#closedError());
     this.#tracker.track(room);
     const already = this.#joinedHere.get(room);
-    if (already && this.#isUp()) return Promise.resolve(already);
+    if (already && (this.#isUp() || this.#shortPolling)) return Promise.resolve(already);
     const joined = this.#waitJoined(room);
+    if (this.#shortPolling) {
+      if (!this.#pollers.has(room)) this.#startPoller(room);
+      return joined;
+    }
     // One room:join per room and connection: the gateway refuses a second while the first runs.
     if (this.#isUp() && this.#joinsInFlight.get(room)?.socket !== this.#socket) void this.#sendJoin(this.#socket as Socket, room);
     return joined;
@@ -285,6 +323,7 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
     this.#joinedHere.delete(room);
     this.#cancelJoin(room); // its ack, if it still comes, must not count for a later join()
     this.#clearGapTimer(room);
+    this.#stopPoller(room);
     if (this.#isUp()) await this.#request('room:leave', { room });
   }
 
@@ -317,6 +356,7 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
     this.#clearTimer('drain');
     for (const room of [...this.#gapTimers.keys()]) this.#clearGapTimer(room);
     for (const room of [...this.#joinsInFlight.keys()]) this.#cancelJoin(room);
+    for (const room of [...this.#pollers.keys()]) this.#stopPoller(room);
     if (this.#socket) this.#discard(this.#socket);
     this.#setState('closed');
     const error = this.#closedError();
@@ -330,6 +370,7 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
 
   async #open(): Promise<void> {
     this.#clearTimer('reconnect');
+    if (this.#socketIoTransports().length === 0) return this.#startShortPolling();
     const generation = ++this.#generation;
     this.#setState(this.#everConnected ? 'reconnecting' : 'connecting');
     if (generation !== this.#generation) return; // a 'state' listener called close()
@@ -347,7 +388,7 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
     const socket = io(o.url, {
       ...o.socketOptions,
       path: o.path ?? CLIENT_DEFAULTS.path,
-      transports: [...(o.transports ?? CLIENT_DEFAULTS.transports)],
+      transports: this.#socketIoTransports(),
       upgrade: o.upgrade ?? CLIENT_DEFAULTS.upgrade,
       withCredentials: o.withCredentials ?? !isBrowser(),
       timeout: o.connectTimeoutMs ?? CLIENT_DEFAULTS.connectTimeoutMs,
@@ -418,6 +459,7 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
 
   #scheduleReconnect(): void {
     if (this.#state === 'closed') return;
+    if (this.#fallBackToShortPolling()) return this.#startShortPolling();
     this.#clearTimer('reconnect');
     const now = Date.now();
     let delay: number;
@@ -688,6 +730,7 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
   }
 
   async #request<E extends ClientEventName>(event: E, payload: ClientEventPayload<E>): Promise<Ok<E>> {
+    if (this.#shortPolling) throw this.#readOnlyError(event);
     const socket = await this.#connected();
     return this.#emitOn(socket, event, payload);
   }
@@ -778,6 +821,122 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
       clearTimeout(this.#drainTimer);
       this.#drainTimer = null;
     }
+  }
+
+  #readOnlyError(what: string): GatewayClientError {
+    return new GatewayClientError('read_only', `${what}: this client reads by short polling (GET /poll), which only reads; send over Socket.IO or your own HTTP API`);
+  }
+
+  // --- short polling (the ladder's first rung) ------------------------------------------------
+
+  #socketIoTransports(): TransportName[] {
+    return (this.#opts.transports ?? CLIENT_DEFAULTS.transports).filter((t): t is TransportName => t !== 'short-poll');
+  }
+
+  /** Listed last and nothing else ever got through: the proxy or network in the way passes plain requests only. */
+  #fallBackToShortPolling(): boolean {
+    const transports = this.#opts.transports ?? CLIENT_DEFAULTS.transports;
+    const after = this.#opts.shortPollAfterFailures ?? CLIENT_DEFAULTS.shortPollAfterFailures;
+    return transports.includes('short-poll') && !this.#everConnected && this.stats.connectFailures >= after;
+  }
+
+  #startShortPolling(): void {
+    if (this.#shortPolling || this.#state === 'closed') return;
+    this.#shortPolling = true;
+    this.#generation += 1;
+    this.#clearTimer('reconnect');
+    if (this.#socket) this.#discard(this.#socket);
+    for (const waiter of this.#connectionWaiters) waiter.reject(this.#readOnlyError('request'));
+    this.#connectionWaiters.clear();
+    if (this.#tracker.rooms.length === 0) this.#setState('connected');
+    for (const room of this.#tracker.rooms) this.#startPoller(room);
+  }
+
+  #startPoller(room: string): void {
+    const { limit } = this.#opts.shortPoll ?? {};
+    const poller: RoomPoller = new RoomPoller({
+      url: this.#opts.url,
+      room,
+      ...(limit === undefined ? {} : { limit }),
+      credentials: async () => {
+        const auth = await this.#handshakeAuth();
+        return auth.token !== undefined ? { token: auth.token } : auth.userId !== undefined ? { userId: auth.userId } : {};
+      },
+      resumePoint: () => this.#tracker.resumePoint(room),
+      onOutcome: (outcome) => (this.#pollers.get(room) === poller ? this.#onPollOutcome(room, outcome) : null),
+    });
+    this.#pollers.set(room, poller);
+    poller.start();
+  }
+
+  #stopPoller(room: string): void {
+    const poller = this.#pollers.get(room);
+    if (!poller) return;
+    poller.stop();
+    this.#pollers.delete(room);
+    this.#retiredPollStats.requests += poller.stats.requests;
+    this.#retiredPollStats.notModified += poller.stats.notModified;
+    this.#retiredPollStats.bodyBytes += poller.stats.bodyBytes;
+  }
+
+  /** Delivers what a poll brought and returns when to poll next (null: stop polling the room). */
+  #onPollOutcome(room: string, outcome: PollOutcome): number | null {
+    const shortPoll = { ...CLIENT_DEFAULTS.shortPoll, ...this.#opts.shortPoll };
+    const pace = (ms: number): number => Math.min(shortPoll.maxIntervalMs, Math.max(shortPoll.minIntervalMs, ms));
+    if (outcome.kind === 'answer' || outcome.kind === 'not-modified') {
+      const fresh = this.#tracker.resumePoint(room) === null;
+      let replayed = 0;
+      let reset = false;
+      if (outcome.kind === 'answer') {
+        for (const envelope of outcome.answer.envelopes) {
+          if (envelope.type === 'room:reset') {
+            reset = true;
+            this.#onControl('room:reset', envelope);
+          } else {
+            replayed += 1;
+            this.#onDurable(envelope);
+          }
+        }
+      }
+      this.#pollFailures = 0;
+      if (!this.#everConnected) this.stats.connects += 1;
+      this.#everConnected = true;
+      this.#setState('connected');
+      if (!this.#joinedHere.has(room) && this.#tracker.has(room)) {
+        const seq = this.#tracker.lastSeq(room) ?? (outcome.kind === 'answer' ? outcome.answer.next : 0);
+        const joined: JoinedEvent = { room, seq, resume: reset ? (fresh ? 'fresh' : 'reset') : 'replay', replayed };
+        this.#joinedHere.set(room, joined);
+        this.emit('joined', joined);
+        this.#settleJoin(room, joined);
+      }
+      if (outcome.kind === 'answer' && outcome.answer.more) return 0;
+      return pace(outcome.kind === 'answer' ? outcome.answer.retryAfterMs : outcome.retryAfterMs);
+    }
+    const backoff = (): number => backoffDelay(this.#pollFailures++, this.#backoff, this.#random);
+    if (outcome.kind === 'failed') {
+      this.#fail(new GatewayClientError('connect_failed', `${room}: ${outcome.message}`, { retryable: true }));
+      if (this.#everConnected) this.#setState('reconnecting');
+      return backoff();
+    }
+    const { code, message, retryAfterMs } = outcome.error;
+    const retryable = RETRYABLE_CODES.has(code);
+    const error = new GatewayClientError(code, `GET /poll ${room}: ${message}`, { retryable, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) });
+    if (TOKEN_CODES.has(code) && this.#opts.getToken) {
+      this.#token = undefined; // the next poll asks getToken() for a new one
+      this.#fail(error);
+      return backoff();
+    }
+    this.#fail(error);
+    if (retryable) return retryAfterMs ?? backoff();
+    if (FATAL_HANDSHAKE_CODES.has(code) && code !== 'forbidden') {
+      this.close();
+      return null;
+    }
+    // Not for us (another user's room, a bad room name): stop following it, as a refused join does.
+    this.#stopPoller(room);
+    this.#tracker.untrack(room);
+    this.#settleJoin(room, error);
+    return null;
   }
 
   #closedError(): GatewayClientError {
