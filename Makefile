@@ -16,6 +16,8 @@ PORT ?= 3000
 REPLICAS ?= 3
 ## HAProxy port of the local fleet.
 DEV_PORT ?= 8080
+## Backplane of the local fleet: redis (shared redis-server) or none (each gateway on its own memory backplane; docs/tour.md step 4).
+BACKPLANE ?= redis
 ## Profile for `make synth` / `make up`: kind or production.
 PROFILE ?= kind
 ## kind cluster name and the image tag loaded into it.
@@ -51,8 +53,9 @@ test: system-deps node_modules tools lint ## Type-check, lint, then run every te
 	npm test
 
 .PHONY: dev
-dev: node_modules ## Run a local fleet: redis-server, REPLICAS gateways and HAProxy on DEV_PORT. Ctrl-C cleans up.
-	node scripts/dev-fleet.ts --replicas $(REPLICAS) --port $(DEV_PORT)
+dev: node_modules ## Run a local fleet: redis-server, REPLICAS gateways and HAProxy on DEV_PORT (BACKPLANE=none: no shared backplane). Ctrl-C cleans up.
+	node scripts/build-web.ts
+	node scripts/dev-fleet.ts --replicas $(REPLICAS) --port $(DEV_PORT) --backplane $(BACKPLANE)
 
 .PHONY: chaos
 chaos: node_modules ## Delete gateway processes under load on the local fleet and report what clients felt.

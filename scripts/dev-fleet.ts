@@ -4,8 +4,11 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { type FleetEvent, startLocalFleet } from './fleet/fleet.ts';
 
-const usage = `usage: node scripts/dev-fleet.ts [--replicas N] [--port P] [--log-level L] [--grace-ms MS]
+const usage = `usage: node scripts/dev-fleet.ts [--replicas N] [--port P] [--backplane redis|none] [--log-level L] [--grace-ms MS]
   --replicas   gateway processes to keep running (default 3)
+  --backplane  redis: one shared redis-server (default). none: no Redis, each gateway on its own
+               in-memory backplane — a demo of what breaks: a message sent on one pod never
+               reaches clients on another (docs/tour.md, step 4)
   --port       HAProxy port on 127.0.0.1 (default 8080)
   --log-level  gateway log level printed here: fatal|error|warn|info|debug (default warn)
   --grace-ms   SIGTERM → SIGKILL grace period for "terminate" (default 30000)`;
@@ -18,6 +21,7 @@ try {
       port: { type: 'string', default: '8080' },
       'log-level': { type: 'string', default: 'warn' },
       'grace-ms': { type: 'string', default: '30000' },
+      backplane: { type: 'string', default: 'redis' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   }).values;
@@ -42,6 +46,11 @@ const replicas = positiveInt('replicas', args.replicas, 32);
 const port = positiveInt('port', args.port, 65_535);
 const graceMs = positiveInt('grace-ms', args['grace-ms'], 600_000);
 const logLevel = args['log-level'];
+const backplane = args.backplane;
+if (backplane !== 'redis' && backplane !== 'none') {
+  console.error(`--backplane=${backplane}: must be redis or none\n${usage}`);
+  process.exit(2);
+}
 if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(logLevel)) {
   console.error(`--log-level=${logLevel}: must be one of fatal, error, warn, info, debug, trace`);
   process.exit(2);
@@ -49,7 +58,11 @@ if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(logLevel)) {
 
 const describe = (e: FleetEvent): string => `[fleet] ${e.kind} ${e.pod}${e.detail ? ` (${e.detail})` : ''}`;
 
-console.log(`starting redis-server, ${replicas} gateways and HAProxy on 127.0.0.1:${port} ...`);
+console.log(
+  backplane === 'redis'
+    ? `starting redis-server, ${replicas} gateways and HAProxy on 127.0.0.1:${port} ...`
+    : `starting ${replicas} gateways WITHOUT a shared backplane (each on its own memory backplane, no Redis) and HAProxy on 127.0.0.1:${port} ...`,
+);
 let fleet;
 let stop: () => Promise<void>;
 try {
@@ -57,6 +70,7 @@ try {
     replicas,
     port,
     graceMs,
+    backplane,
     statsPage: true,
     env: { LOG_LEVEL: logLevel, SHUTDOWN_DEADLINE_MS: String(Math.max(1_000, graceMs - 2_000)) },
     onPodOutput: (pod, line) => console.log(`[${pod}] ${line}`),
@@ -74,7 +88,7 @@ Local fleet is up.
   Demo page (through HAProxy): ${fleet.url}/
   Fleet view (internal port):  ${fleet.internalUrl}/   (also /fleet and /metrics; never on the public port)
   HAProxy stats:               ${fleet.haproxy.statsUrl}
-  Redis:                       ${fleet.redisUrl}
+  Backplane:                   ${backplane === 'redis' ? `redis-server ${fleet.redisUrl}` : 'NONE: each pod on its own memory backplane — pods do not see each other\'s messages (make dev BACKPLANE=redis fixes it)'}
   Pods (public, internal):     ${pods.map((p) => `${p.name} ${fleet.podUrl(p.name)} ${fleet.podInternalUrl(p.name)}`).join(', ')}
   HAProxy config:              ${fleet.haproxy.configPath}
 Commands: pods | terminate <pod> | kill <pod> | scale <n> | help. Ctrl-C stops everything.`);

@@ -64,6 +64,12 @@ export interface LocalFleetOptions {
   readonly statsPage?: boolean;
   /** Use this Redis instead of starting one. */
   readonly redisUrl?: string;
+  /**
+   * `redis`: every gateway on one shared redis-server (the blueprint). `none`: each gateway on its own
+   * in-memory backplane and no Redis at all — the demo of what breaks without a shared backplane: a
+   * message published on one pod never reaches clients on another. @default 'redis'
+   */
+  readonly backplane?: 'redis' | 'none';
   /** Prefix of pod names. @default 'gw' */
   readonly podPrefix?: string;
   /** Each line a pod writes (pino JSON), e.g. to print it. */
@@ -81,6 +87,8 @@ interface LocalPod {
 
 export interface LocalFleet extends FleetOperations {
   readonly haproxy: Haproxy;
+  readonly backplane: 'redis' | 'none';
+  /** The shared Redis; throws for a fleet started with `backplane: 'none'`. */
   readonly redisUrl: string;
   readonly events: readonly FleetEvent[];
   /**
@@ -98,7 +106,7 @@ export interface LocalFleet extends FleetOperations {
 
 /**
  * A local fleet: a real redis-server, N gateway processes (ADAPTER=redis) and a real HAProxy in
- * front. HAProxy has twice as many server slots as replicas (plus two), so replacements start
+ * front (or, with `backplane: 'none'`, no Redis and each gateway on its own memory backplane). HAProxy has twice as many server slots as replicas (plus two), so replacements start
  * while terminating pods still drain — as Kubernetes runs them side by side.
  */
 export async function startLocalFleet(opts: LocalFleetOptions = {}): Promise<[LocalFleet, () => Promise<void>]> {
@@ -125,8 +133,9 @@ async function build(
   const autoReplace = opts.autoReplace ?? true;
   const prefix = opts.podPrefix ?? 'gw';
 
+  const backplane = opts.backplane ?? 'redis';
   let redisUrl = opts.redisUrl;
-  if (!redisUrl) {
+  if (!redisUrl && backplane === 'redis') {
     const [redis, stopRedis] = await startRedis();
     cleanups.push(stopRedis);
     redisUrl = redis.url;
@@ -171,7 +180,7 @@ async function build(
       [gateway] = await startGateway({
         pod: name,
         port,
-        env: { ADAPTER: 'redis', REDIS_URL: redisUrl!, AUTH_MODE: 'none', ...opts.env },
+        env: { ...(backplane === 'redis' ? { ADAPTER: 'redis', REDIS_URL: redisUrl! } : { ADAPTER: 'memory' }), AUTH_MODE: 'none', ...opts.env },
       });
     } catch (err) {
       freeSlots.push(slot);
@@ -251,7 +260,11 @@ async function build(
   const fleet: LocalFleet = {
     url: haproxy.url,
     haproxy,
-    redisUrl,
+    backplane,
+    get redisUrl(): string {
+      if (!redisUrl) throw new Error('this fleet runs without a shared backplane (backplane: none): there is no Redis');
+      return redisUrl;
+    },
     events,
     async pods() {
       return [...pods.values()].map(({ name, phase, startedAt }) => ({ name, phase, startedAt }));
