@@ -16,6 +16,8 @@ PORT ?= 3000
 REPLICAS ?= 3
 ## HAProxy port of the local fleet.
 DEV_PORT ?= 8080
+## Port of the `make tour-limits` gateway.
+TOUR_PORT ?= 3000
 ## Backplane of the local fleet: redis (shared redis-server) or none (each gateway on its own memory backplane; docs/tour.md step 4).
 BACKPLANE ?= redis
 ## Profile for `make synth` / `make up`: kind or production.
@@ -57,6 +59,11 @@ dev: node_modules ## Run a local fleet: redis-server, REPLICAS gateways and HAPr
 	node scripts/build-web.ts
 	node scripts/dev-fleet.ts --replicas $(REPLICAS) --port $(DEV_PORT) --backplane $(BACKPLANE)
 
+.PHONY: tour-limits
+tour-limits: node_modules ## One gateway with small limits (JWT, 1 s heartbeats, 64 KiB outbound) for docs/tour.md step 5; mints tokens, floods the chat.
+	node scripts/build-web.ts
+	node scripts/tour-limits.ts --port $(TOUR_PORT)
+
 .PHONY: chaos
 chaos: node_modules ## Delete gateway processes under load on the local fleet and report what clients felt.
 	node scripts/chaos/run.ts --size full
@@ -64,6 +71,10 @@ chaos: node_modules ## Delete gateway processes under load on the local fleet an
 .PHONY: bench
 bench: node_modules ## Benchmark the gateway against raw ws, a single Socket.IO process and raw Redis pub/sub.
 	node bench/run.ts
+
+.PHONY: bench-rungs
+bench-rungs: node_modules ## What each rung of the transport ladder costs: requests, bytes and latency per client-minute (docs/tour.md step 2).
+	node bench/rungs.ts
 
 ##@ Manifests
 

@@ -160,6 +160,8 @@ export interface GatewayClientEvents {
   hello: (hello: EnvelopePayloads['server:hello']) => void;
   draining: (hint: EnvelopePayloads['server:draining']) => void;
   members: (event: { readonly room: string; readonly count: number }) => void;
+  /** `connection:closing`: the gateway is about to close this connection, and why (`slow_consumer`, `token_expired`, …). */
+  closing: (closing: EnvelopePayloads['connection:closing']) => void;
   /** Anything that went wrong; the client keeps going unless its state turns `closed`. */
   error: (error: GatewayClientError) => void;
 }
@@ -536,6 +538,7 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
         return;
       case 'connection:closing': {
         const closing = raw.payload as EnvelopePayloads['connection:closing'];
+        this.emit('closing', closing);
         if (this.#opts.getToken && TOKEN_CODES.has(closing.reason)) {
           this.#token = undefined; // the reconnect that follows the close fetches a new one
         } else if (!closing.reconnect) {

@@ -49,7 +49,16 @@ function appendChat(envelope: DurableEnvelope): void {
   $('chat-log').scrollTop = $('chat-log').scrollHeight;
 }
 
+/** What the client went through, newest first: states, pods, resumes, closes and why. */
+function logEvent(text: string): void {
+  const line = document.createElement('li');
+  line.textContent = `${new Date().toLocaleTimeString()} ${text}`;
+  $('events').prepend(line);
+  while ($('events').children.length > 30) $('events').lastElementChild!.remove();
+}
+
 function showError(message: string, retryable: boolean): void {
+  logEvent(`error${retryable ? ' (retrying)' : ''}: ${message}`);
   // Retryable errors (a drain, a lost connection) are handled by the SDK; show only the rest.
   if (retryable) return;
   console.error(`gateway client: ${message}`);
@@ -74,7 +83,10 @@ const main: Reader = openReader(rung, {
         snapshot.recent.forEach(appendChat);
       }
     },
-    state: setState,
+    state: (state) => {
+      setState(state);
+      logEvent(`state ${state}${main.transport() ? ` (${main.transport()})` : ''}`);
+    },
     pod: (pod) => ($('pod').textContent = pod ?? '–'),
     error: showError,
   },
@@ -92,7 +104,12 @@ if (main.client) {
   client.on('draining', ({ pod, reconnectAfterMs }) => {
     $('notice').textContent = `${pod} is draining: moving to another pod in ${(reconnectAfterMs / 1000).toFixed(1)} s`;
   });
-  client.on('joined', () => ($('notice').textContent = ''));
+  client.on('joined', ({ room, resume, replayed, seq }) => {
+    $('notice').textContent = '';
+    logEvent(`joined ${room} on ${client.pod ?? 'a pod'}: ${resume}${resume === 'replay' ? `, ${replayed} missed message(s) replayed` : ''}, at seq ${seq}`);
+  });
+  client.on('closing', ({ reason, message, reconnect }) => logEvent(`gateway closing the connection: ${reason} — ${message}${reconnect ? ' (the client reconnects and resumes)' : ''}`));
+  client.on('draining', ({ pod, reconnectAfterMs }) => logEvent(`${pod} is draining: moving in ${reconnectAfterMs} ms`));
   client.on('members', ({ room, count }) => {
     if (room === DEFAULT_CHAT_ROOM) $('chat-members').textContent = `· ${count} here`;
   });
