@@ -60,7 +60,7 @@ dev: node_modules ## Run a local fleet: redis-server, REPLICAS gateways and HAPr
 	node scripts/dev-fleet.ts --replicas $(REPLICAS) --port $(DEV_PORT) --backplane $(BACKPLANE)
 
 .PHONY: tour-limits
-tour-limits: node_modules ## One gateway with small limits (JWT, 1 s heartbeats, 64 KiB outbound) for docs/tour.md step 5; mints tokens, floods the chat.
+tour-limits: node_modules ## One gateway with small limits (JWT, 2 s heartbeats, 64 KiB outbound) for docs/tour.md step 5; mints tokens, floods the chat.
 	node scripts/build-web.ts
 	node scripts/tour-limits.ts --port $(TOUR_PORT)
 

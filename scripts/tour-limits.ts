@@ -1,5 +1,5 @@
 // `make tour-limits` (docs/tour.md, step 5): one gateway set up so a client's limits show within
-// seconds — JWT auth, 1 s heartbeats, a 64 KiB outbound limit — and commands to mint page URLs with
+// seconds — JWT auth, 2 s heartbeats, a 64 KiB outbound limit — and commands to mint page URLs with
 // tokens and to flood the chat. Ctrl-C stops it.
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
@@ -39,9 +39,9 @@ const LIMITS = {
   JWT_SECRET: secret,
   // The refresh request comes 5 s before exp; the page has no token source, so it cannot answer it.
   AUTH_REFRESH_LEAD_MS: '5000',
-  // A peer that stops answering is dropped after 1 s + 1 s (the defaults: 20 s + 15 s).
-  PING_INTERVAL_MS: '1000',
-  PING_TIMEOUT_MS: '1000',
+  // A peer that stops answering is dropped within 2 s + 2 s (the defaults: 20 s + 15 s).
+  PING_INTERVAL_MS: '2000',
+  PING_TIMEOUT_MS: '2000',
   // Counter updates coalesce past 16 KiB unsent; past 64 KiB the connection is cut (defaults: 256 KiB, 1 MiB).
   SLOW_CONSUMER_HIGH_WATER_BYTES: '16384',
   SLOW_CONSUMER_LIMIT_BYTES: '65536',
@@ -67,20 +67,21 @@ Gateway with small limits is up.
   Metrics (internal port):        ${gateway.internalUrl}/metrics
 Commands: token <seconds> | flood | help. Ctrl-C stops it.`);
 
-/** The flood: five writers (the per-socket rate limit is 20/s with a burst of 40), 30 messages each. */
+/**
+ * The flood's five writers (the per-socket rate limit is 20/s with a burst of 40), connected now so a
+ * `flood` lands at once: 30 messages each.
+ */
+const writers: GatewayClient[] = [];
+for (let i = 0; i < 5; i += 1) {
+  const token = await mintToken({ secret, sub: `flood-${i}`, ttlSeconds: 86_400 });
+  writers.push(createGatewayClient({ url: gateway.url, token, transports: ['websocket'], directMessages: false }));
+}
+
 async function flood(): Promise<void> {
   const text = 'x'.repeat(2_000);
-  const writers: GatewayClient[] = [];
-  try {
-    for (let i = 0; i < 5; i += 1) {
-      writers.push(createGatewayClient({ url: gateway.url, token: await mintToken({ secret, sub: `flood-${i}`, ttlSeconds: 300 }), transports: ['websocket'], directMessages: false }));
-    }
-    const acks = await Promise.all(writers.map((writer) => Promise.all(Array.from({ length: 30 }, () => writer.sendChat(DEFAULT_CHAT_ROOM, text)))));
-    const seqs = acks.flat().map((ack) => ack.seq);
-    console.log(`flooded ${DEFAULT_CHAT_ROOM}: ${seqs.length} messages, ${Math.round((seqs.length * text.length) / 1024)} KiB, seqs ${Math.min(...seqs)}..${Math.max(...seqs)}`);
-  } finally {
-    for (const writer of writers) writer.close();
-  }
+  const acks = await Promise.all(writers.map((writer) => Promise.all(Array.from({ length: 30 }, () => writer.sendChat(DEFAULT_CHAT_ROOM, text)))));
+  const seqs = acks.flat().map((ack) => ack.seq);
+  console.log(`flooded ${DEFAULT_CHAT_ROOM}: ${seqs.length} messages, ${Math.round((seqs.length * text.length) / 1024)} KiB, seqs ${Math.min(...seqs)}..${Math.max(...seqs)}`);
 }
 
 let stopping = false;
@@ -88,6 +89,7 @@ async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   console.log(`\n${signal}: stopping the gateway ...`);
+  for (const writer of writers) writer.close();
   await stop();
   process.exit(0);
 }
