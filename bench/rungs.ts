@@ -5,7 +5,8 @@
 // are measured per rung; delivery latency is measured by the clients. Writes rungs.json and rungs.svg.
 //
 //   node bench/rungs.ts [--clients 10] [--seconds 60] [--rate 1] [--out bench/results]
-import { mkdirSync, writeFileSync } from 'node:fs';
+//   node bench/rungs.ts --chart-only   (redraws <out>/rungs.svg from <out>/rungs.json)
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, Socket } from 'node:net';
 import { parseArgs } from 'node:util';
 import { createGatewayClient, type GatewayClient } from '../app/client/index.ts';
@@ -18,6 +19,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '60' },
     rate: { type: 'string', default: '1' },
     out: { type: 'string', default: 'bench/results' },
+    'chart-only': { type: 'boolean', default: false },
   },
 });
 const bounded = (name: string, raw: string, min: number, max: number): number => {
@@ -173,13 +175,13 @@ const escape = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&l
 
 /** Two bar groups: requests per client-minute and KiB per client-minute, one bar per rung (log scale). */
 function renderRungsChart(report: RungsReport): string {
-  const W = 760;
-  const H = 330;
+  const W = 960;
+  const H = 350;
   const colours: Record<RungName, string> = { 'short poll': '#c0392b', 'long poll': '#b5651d', SSE: '#3465a4', WebSocket: '#2f8f4e' };
   const panels = [
     { title: 'HTTP requests per client-minute', value: (r: RungResult) => r.requestsPerClientMinute, fmt: (v: number) => v.toFixed(v < 10 ? 1 : 0) },
     { title: 'KiB on the wire per client-minute', value: (r: RungResult) => r.bytesPerClientMinute.total / 1024, fmt: (v: number) => v.toFixed(1) },
-    { title: 'delivery latency p50 (ms)', value: (r: RungResult) => r.latencyMs.p50 ?? 0, fmt: (v: number) => v.toFixed(0) },
+    { title: 'delivery latency, median (ms)', value: (r: RungResult) => r.latencyMs.p50 ?? 0, fmt: (v: number) => v.toFixed(0) },
   ];
   const parts: string[] = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, sans-serif" font-size="12">`);
@@ -188,12 +190,12 @@ function renderRungsChart(report: RungsReport): string {
     `<text x="20" y="24" font-size="14" font-weight="600">${escape(`The ladder's rungs: ${report.clientsPerRung} clients each, ${report.ratePerSecond} message/s for ${report.seconds} s`)}</text>`,
   );
   const panelW = (W - 40) / panels.length;
-  const top = 60;
+  const top = 84;
   const plotH = 200;
   panels.forEach((panel, i) => {
     const x0 = 20 + i * panelW;
     const max = Math.max(...report.results.map(panel.value), 1e-9);
-    parts.push(`<text x="${x0 + panelW / 2}" y="${top - 14}" text-anchor="middle" font-weight="600">${escape(panel.title)}</text>`);
+    parts.push(`<text x="${x0 + panelW / 2}" y="${top - 30}" text-anchor="middle" font-weight="600">${escape(panel.title)}</text>`);
     const barW = (panelW - 40) / report.results.length;
     report.results.forEach((result, j) => {
       const value = panel.value(result);
@@ -301,5 +303,10 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (args['chart-only']) {
+  writeFileSync(`${args.out}/rungs.svg`, renderRungsChart(JSON.parse(readFileSync(`${args.out}/rungs.json`, 'utf8')) as RungsReport));
+  console.log(`wrote ${args.out}/rungs.svg`);
+} else {
+  await main();
+}
 process.exit(0);

@@ -73,7 +73,8 @@ export class RateWindow {
     const first = this.#points[0]!;
     const base = now - first.at < 5_000 ? { at: this.#since, total: 0 } : first;
     const elapsed = now - base.at;
-    return elapsed < 2_000 ? null : ((total - base.total) * 60_000) / elapsed;
+    // The first seconds hold the handshake's requests: a rate from them would mislead.
+    return elapsed < 10_000 ? null : ((total - base.total) * 60_000) / elapsed;
   }
 }
 
