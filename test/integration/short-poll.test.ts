@@ -157,6 +157,7 @@ describe('short polling: GET /poll', () => {
     // A poll from before what the instance keeps in memory is answered from history, the same way.
     const fromHistory = (await (await poll(`room=${room}&after=${fresh.seq}&limit=2`)).json()) as PollBody;
     expect(fromHistory.envelopes).toEqual(listener.received.slice(0, 2));
+    close();
   });
 
   it('bounds an answer to 256 KiB whatever the limit, and pages the rest', async () => {
@@ -198,6 +199,14 @@ describe('short polling: GET /poll', () => {
     cleanups.push(() => void probe.disconnect());
     await probe.get('monitor-probe');
     await waitFor('MONITOR sees commands', () => seenByRedis.some((c) => c.includes('monitor-probe')));
+    // Start from silence: earlier tests' sockets may still be settling (member counts go through the adapter).
+    let seen = -1;
+    await waitFor('Redis quiet for 500 ms', async () => {
+      const quiet = seen === seenByRedis.length;
+      seen = seenByRedis.length;
+      if (!quiet) await new Promise((resolve) => setTimeout(resolve, 500));
+      return quiet;
+    }, 15_000);
     seenByRedis.length = 0;
 
     const etag = `"${sent.seq}"`;
