@@ -100,6 +100,28 @@ describe('the guided tour (docs/tour.md), steps 1–4', () => {
     expect(readFileSync(join(out, 'rungs.svg'), 'utf8')).toContain('<svg');
   });
 
+  it('step 2: where only plain requests get through, the page falls back to short polling', async () => {
+    const context = await browser.newContext();
+    // What the tour does with DevTools' request blocking: nothing under /socket.io/ gets through.
+    await context.route('**/socket.io/**', (route) => route.abort());
+    const blocked = await context.newPage();
+    await blocked.goto(dev.url);
+    await expect.poll(() => blocked.locator('#transport').textContent(), { timeout: 20_000 }).toBe('short-poll');
+    await blocked.locator('#state[data-state="connected"]').waitFor({ timeout: 10_000 });
+    await expect.poll(() => blocked.locator('#counter-value').textContent()).toMatch(/^\d+$/);
+    const before = await counterOf(blocked);
+    expect(await eventsOf(blocked)).toMatch(/state connected \(short-poll\)/);
+
+    // It reads: another tab's increment arrives within one Retry-After (at most 10 s).
+    const other = await openTab(browser, dev.url);
+    await other.click('#increment');
+    await expect.poll(() => counterOf(blocked), { timeout: 15_000 }).toBe(before + 1);
+    // It cannot write: short polling only reads.
+    await blocked.click('#increment');
+    await expect.poll(() => blocked.locator('#notice').textContent()).toMatch(/short polling/);
+    await Promise.all([context.close(), other.context().close()]);
+  });
+
   it('step 3: chat, kill a gateway mid-chat, watch the tab reconnect and resync by seq, with the fleet view', async () => {
     const [victim, other] = await tabsOnTwoPods(browser, dev.url);
     const doomed = (await victim.locator('#pod').textContent())!;
