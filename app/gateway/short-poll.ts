@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Counter } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import { controlEnvelope, type DurableEnvelope, type Envelope, ProtocolError, roomSchema, userRoom } from '../protocol/index.ts';
 import type { Authenticator, Identity } from './auth.ts';
 import type { Backplane } from './backplane/backplane.ts';
@@ -21,6 +21,11 @@ export const SHORT_POLL_LIMITS = {
   maxBodyBytes: 256 * 1024,
   /** Newest envelopes of a reset's snapshot, as for Socket.IO and SSE. */
   snapshotRecent: 50,
+  /** Rooms one instance follows for pollers; past it, polls read history. */
+  maxFollowedRooms: 1_000,
+  /** Newest envelopes kept in memory per followed room, and at most this many bytes of them. */
+  keptPerRoom: 100,
+  keptBytesPerRoom: 64 * 1024,
 } as const;
 
 const PARAMS = new Set(['room', 'after', 'limit', 'userId']);
@@ -38,11 +43,11 @@ export interface ShortPollOptions {
   readonly ratePerSecond: number;
   /** The bucket's size, as `RATE_LIMIT_BURST`. */
   readonly rateBurst: number;
-  /** Rooms this instance follows for pollers (one subscription each); past it polls read history. @default 1000 */
+  /** Rooms this instance follows for pollers (one subscription each); past it polls read history. @default SHORT_POLL_LIMITS.maxFollowedRooms */
   readonly maxFollowedRooms?: number;
   /** A followed room nobody polled for this long is left. @default 30000 */
   readonly followMs?: number;
-  /** Envelopes kept per followed room, so a poller a few seqs behind is answered from memory. @default 500 */
+  /** Envelopes kept per followed room, so a poller a few seqs behind is answered from memory. @default SHORT_POLL_LIMITS.keptPerRoom */
   readonly keptPerRoom?: number;
   /** The `Retry-After` hint: it starts here while the room is busy… @default 1000 */
   readonly minRetryMs?: number;
@@ -58,8 +63,9 @@ interface FollowedRoom {
   joined: Promise<void>;
   /** Null until the hub's join answered; polls read history meanwhile. */
   seq: number | null;
-  /** Contiguous, oldest first, ending at `seq`. */
+  /** Contiguous, oldest first, ending at `seq`; at most `keptPerRoom` of them and `keptBytesPerRoom` bytes. */
   recent: DurableEnvelope[];
+  recentBytes: number;
   lastActivityAt: number;
   lastPolledAt: number;
 }
@@ -96,7 +102,27 @@ export class ShortPoll {
   constructor(opts: ShortPollOptions) {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
-    this.#polls = new Counter({ name: 'rt_short_polls_total', help: 'GET /poll answers, by HTTP status.', labelNames: ['status'], registers: [opts.metrics.registry] });
+    const registers = [opts.metrics.registry];
+    this.#polls = new Counter({ name: 'rt_short_polls_total', help: 'GET /poll answers, by HTTP status.', labelNames: ['status'], registers });
+    const followed = this.#followed;
+    new Gauge({
+      name: 'rt_short_poll_followed_rooms',
+      help: 'Rooms this instance follows for short pollers (one subscription each).',
+      registers,
+      collect() {
+        this.set(followed.size);
+      },
+    });
+    new Gauge({
+      name: 'rt_short_poll_kept_bytes',
+      help: 'Bytes of envelopes kept in memory for short pollers, over every followed room.',
+      registers,
+      collect() {
+        let bytes = 0;
+        for (const room of followed.values()) bytes += room.recentBytes;
+        this.set(bytes);
+      },
+    });
     this.#sweeper = setInterval(() => this.#sweep(), Math.max(1_000, (opts.followMs ?? 30_000) / 2));
     this.#sweeper.unref();
   }
@@ -219,12 +245,25 @@ export class ShortPoll {
       followed.lastPolledAt = now;
       return followed;
     }
-    if (this.#followed.size >= (this.#opts.maxFollowedRooms ?? 1_000)) return null;
-    const kept = this.#opts.keptPerRoom ?? SHORT_POLL_LIMITS.maxLimit;
+    if (this.#followed.size >= (this.#opts.maxFollowedRooms ?? SHORT_POLL_LIMITS.maxFollowedRooms)) return null;
+    const kept = this.#opts.keptPerRoom ?? SHORT_POLL_LIMITS.keptPerRoom;
+    const sizes = new WeakMap<DurableEnvelope, number>();
+    const sizeOf = (envelope: DurableEnvelope): number => sizes.get(envelope) ?? JSON.stringify(envelope).length;
+    const keep = (envelope: DurableEnvelope): void => {
+      const size = sizeOf(envelope);
+      sizes.set(envelope, size);
+      entry.recent.push(envelope);
+      entry.recentBytes += size;
+      // Bounded in count and bytes, so a thousand followed rooms of large messages stay small.
+      while (entry.recent.length > kept || (entry.recent.length > 1 && entry.recentBytes > SHORT_POLL_LIMITS.keptBytesPerRoom)) {
+        entry.recentBytes -= sizeOf(entry.recent.shift()!);
+      }
+    };
     const entry: FollowedRoom = {
       joined: Promise.resolve(),
       seq: null,
       recent: [],
+      recentBytes: 0,
       lastActivityAt: now,
       lastPolledAt: now,
       member: {
@@ -233,15 +272,19 @@ export class ShortPoll {
           if (envelope.type === 'room:reset' && envelope.seq !== null) {
             const snapshot = (envelope.payload as { snapshot?: { recent?: DurableEnvelope[] } }).snapshot;
             entry.seq = envelope.seq;
-            entry.recent = contiguousTail(snapshot?.recent ?? [], envelope.seq).slice(-kept);
+            entry.recent = [];
+            entry.recentBytes = 0;
+            for (const recent of contiguousTail(snapshot?.recent ?? [], envelope.seq)) keep(recent);
             entry.lastActivityAt = entry.recent.at(-1)?.ts ?? entry.lastActivityAt;
             return;
           }
           if (envelope.seq === null || envelope.room !== room) return;
           // The hub delivers in seq order, each once; anything else starts the kept run afresh.
-          if (entry.seq === null || envelope.seq !== entry.seq + 1) entry.recent = [];
-          entry.recent.push(envelope as DurableEnvelope);
-          if (entry.recent.length > kept) entry.recent.shift();
+          if (entry.seq === null || envelope.seq !== entry.seq + 1) {
+            entry.recent = [];
+            entry.recentBytes = 0;
+          }
+          keep(envelope as DurableEnvelope);
           entry.seq = envelope.seq;
           entry.lastActivityAt = this.#now();
         },

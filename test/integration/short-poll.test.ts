@@ -6,6 +6,7 @@ import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.t
 import { waitFor } from '../../scripts/fleet/ports.ts';
 import { startRedis } from '../../scripts/fleet/redis.ts';
 import { connectClient } from '../helpers/clients.ts';
+import { metricValue } from '../helpers/process-memory.ts';
 import { startPublisher } from '../helpers/publisher.ts';
 import { hs256Token, TEST_SECRET, unsignedToken } from '../helpers/tokens.ts';
 
@@ -55,6 +56,38 @@ describe('short polling: GET /poll', () => {
     expect(body.ok).toBe(false);
     return body.error;
   };
+  /**
+   * Every command Redis runs from now on (MONITOR, script-inner commands included), starting from a quiet
+   * moment: earlier tests' sockets may still be settling (member counts go through the adapter).
+   * `settled()` returns what ran since, once a probe command of ours shows MONITOR has caught up.
+   */
+  async function watchRedis(): Promise<{ settled(): Promise<string[]> }> {
+    const monitor = new Redis(redisUrl);
+    const probe = new Redis(redisUrl);
+    cleanups.push(() => void monitor.disconnect(), () => void probe.disconnect());
+    const seen: string[] = [];
+    const feed = await monitor.monitor();
+    feed.on('monitor', (_time: string, args: string[]) => seen.push(args.join(' ')));
+    await probe.get('monitor-probe');
+    await waitFor('MONITOR sees commands', () => seen.some((c) => c.includes('monitor-probe')));
+    let count = -1;
+    await waitFor('Redis quiet for 500 ms', async () => {
+      const quiet = count === seen.length;
+      count = seen.length;
+      if (!quiet) await new Promise((resolve) => setTimeout(resolve, 500));
+      return quiet;
+    });
+    seen.length = 0;
+    return {
+      async settled() {
+        await probe.get('monitor-probe-end');
+        await waitFor('MONITOR caught up', () => seen.some((c) => c.includes('monitor-probe-end')));
+        const commands = seen.filter((c) => !c.includes('monitor-probe'));
+        seen.length = 0;
+        return commands;
+      },
+    };
+  }
   const chat = (room: string, text: string): Promise<DurableEnvelope> => publisher.publish({ room, type: 'chat:message', payload: { from: 'carol', text }, from: 'carol' });
 
   it('refuses a poll without a token, with a bad or expired token or another scheme, and a user room of someone else', async () => {
@@ -181,6 +214,8 @@ describe('short polling: GET /poll', () => {
     expect(after).toBe(fresh.seq + 200);
     expect(pages.length).toBeGreaterThan(1);
     expect(pages.reduce((a, b) => a + b, 0)).toBe(200);
+    // What the instance keeps for pollers stays bounded: 400 KiB went by in this room alone.
+    expect(await metricValue(gateway.internalUrl, 'rt_short_poll_kept_bytes')).toBeLessThan(128 * 1024);
   });
 
   it('answers an idle poll of a quiet room with 304 and no Redis command at all, and hints a longer Retry-After as the room stays quiet', async () => {
@@ -189,25 +224,7 @@ describe('short polling: GET /poll', () => {
     const sent = await chat(room, 'hello');
     await expect.poll(async () => ((await (await poll(`room=${room}&after=${first.next}`)).json()) as PollBody).envelopes).toEqual([sent]);
 
-    const monitor = new Redis(redisUrl);
-    cleanups.push(() => void monitor.disconnect());
-    const seenByRedis: string[] = [];
-    const feed = await monitor.monitor();
-    feed.on('monitor', (_time: string, args: string[]) => seenByRedis.push(args.join(' ')));
-    // MONITOR is on when it echoes a command of ours.
-    const probe = new Redis(redisUrl);
-    cleanups.push(() => void probe.disconnect());
-    await probe.get('monitor-probe');
-    await waitFor('MONITOR sees commands', () => seenByRedis.some((c) => c.includes('monitor-probe')));
-    // Start from silence: earlier tests' sockets may still be settling (member counts go through the adapter).
-    let seen = -1;
-    await waitFor('Redis quiet for 500 ms', async () => {
-      const quiet = seen === seenByRedis.length;
-      seen = seenByRedis.length;
-      if (!quiet) await new Promise((resolve) => setTimeout(resolve, 500));
-      return quiet;
-    }, 15_000);
-    seenByRedis.length = 0;
+    const redis = await watchRedis();
 
     const etag = `"${sent.seq}"`;
     for (let i = 0; i < 20; i += 1) {
@@ -222,9 +239,7 @@ describe('short polling: GET /poll', () => {
     const empty = await poll(`room=${room}&after=${sent.seq}`);
     expect(await empty.json()).toMatchObject({ ok: true, envelopes: [], next: sent.seq, more: false });
     const busyHint = ((await (await poll(`room=${room}&after=${sent.seq}`)).json()) as PollBody).retryAfterMs;
-    await probe.get('monitor-probe-end');
-    await waitFor('MONITOR caught up', () => seenByRedis.some((c) => c.includes('monitor-probe-end')));
-    expect(seenByRedis.filter((c) => !c.includes('monitor-probe'))).toEqual([]);
+    expect(await redis.settled()).toEqual([]);
 
     expect(busyHint).toBe(1_000);
     await new Promise((resolve) => setTimeout(resolve, 6_500));
@@ -248,5 +263,28 @@ describe('short polling: GET /poll', () => {
     await Promise.all(responses.filter((r) => r !== limited).map((r) => r.arrayBuffer()));
     // Another user is not affected.
     expect((await poll('room=chat:flood&after=1')).status).toBe(200);
+  });
+
+  it('follows at most 1000 rooms per instance for pollers; past that a poll is still answered, from history', async () => {
+    const users = await Promise.all(Array.from({ length: 26 }, (_, i) => hs256Token({ sub: `many-${i}` })));
+    const queries = Array.from({ length: 1_014 }, (_, i) => ({ room: `chat:many-${i}`, token: users[Math.floor(i / 39)]! }));
+    for (let i = 0; i < queries.length; i += 100) {
+      const batch = await Promise.all(queries.slice(i, i + 100).map(({ room, token }) => poll(`room=${room}`, { authorization: `Bearer ${token}` })));
+      expect(batch.map((r) => r.status)).toEqual(batch.map(() => 200));
+      await Promise.all(batch.map((r) => r.arrayBuffer()));
+    }
+    expect(await metricValue(gateway.internalUrl, 'rt_short_poll_followed_rooms')).toBe(1_000);
+    const past = (await (await poll('room=chat:one-more')).json()) as PollBody;
+    expect(past.envelopes[0]).toMatchObject({ type: 'room:reset', room: 'chat:one-more' });
+    expect(await metricValue(gateway.internalUrl, 'rt_short_poll_followed_rooms')).toBe(1_000);
+
+    // An idle poll of a room this instance does not follow: one history script, which reads one key.
+    const redis = await watchRedis();
+    const idle = await poll(`room=chat:one-more&after=${past.next}`, { authorization: `Bearer ${alice}`, 'if-none-match': `"${past.next}"` });
+    expect(idle.status).toBe(304);
+    const commands = await redis.settled();
+    expect(commands).toHaveLength(2);
+    expect(commands[0]).toMatch(/^evalsha \S+ 3 rt:\{chat:one-more\}:seq /);
+    expect(commands[1]).toBe('GET rt:{chat:one-more}:seq');
   });
 });
