@@ -127,14 +127,13 @@ export class ShortPoll {
     this.#sweeper.unref();
   }
 
-  /** Rooms followed for pollers right now (for tests and the fleet view). */
-  get followedRooms(): readonly string[] {
-    return [...this.#followed.keys()];
-  }
-
   async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const status = await this.#handle(req, res, url).catch((err: unknown) => {
       this.#opts.log.error({ err }, 'GET /poll failed');
+      if (res.headersSent) {
+        res.end();
+        return 500;
+      }
       return this.#fail(res, 500, new ProtocolError('internal', 'the poll failed; it was logged'));
     });
     this.#polls.inc({ status: String(status) });
@@ -173,7 +172,9 @@ export class ShortPoll {
     if (params.room.startsWith('user:') && params.room !== userRoom(identity.userId)) {
       return this.#fail(res, 403, new ProtocolError('forbidden', `${params.room} belongs to another user; you may only read ${userRoom(identity.userId)}`));
     }
-    const bucket = this.#bucket(this.#opts.auth.mode === 'jwt' ? `user:${identity.userId}` : `addr:${req.socket.remoteAddress ?? '?'}`);
+    // The token's subject; without auth the claimed user, or the address for anonymous pollers.
+    const anonymous = this.#opts.auth.mode === 'none' && params.userId === undefined;
+    const bucket = this.#bucket(anonymous ? `addr:${req.socket.remoteAddress ?? '?'}` : `user:${identity.userId}`);
     if (!bucket.tryTake()) {
       const retryAfterMs = Math.max(bucket.retryAfterMs(), 1);
       const { ratePerSecond, rateBurst } = this.#opts;
