@@ -1,11 +1,11 @@
 import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
 import type { ServerOptions } from 'socket.io';
+import { Adapter } from 'socket.io-adapter';
 import type { GatewayConfig } from './config.ts';
 import { createRedisClient, type RedisClient } from './backplane/redis-connection.ts';
 
 export interface SocketIoAdapter {
-  /** Undefined for the in-memory adapter (Socket.IO's default). */
-  readonly adapter: ServerOptions['adapter'] | undefined;
+  readonly adapter: ServerOptions['adapter'];
   /** The adapter's Redis connections, for readiness. */
   readonly clients: readonly RedisClient[];
   close(): Promise<void>;
@@ -16,7 +16,9 @@ export interface SocketIoAdapter {
  * other ephemeral broadcasts. Durable envelopes travel on the backplane's own ordered channels.
  */
 export function createSocketIoAdapter(config: GatewayConfig): SocketIoAdapter {
-  if (config.ADAPTER === 'memory') return { adapter: undefined, clients: [], close: async () => {} };
+  // Named even in memory: with connection state recovery on, Socket.IO's default would be its own
+  // session-aware adapter (offsets in one process's memory); recovery.ts supplies ours instead.
+  if (config.ADAPTER === 'memory') return { adapter: Adapter, clients: [], close: async () => {} };
   const cluster = config.ADAPTER === 'redis-cluster';
   // Adapter traffic is ephemeral (member counts), so it may queue across a short outage.
   const connection = { url: config.REDIS_URL, cluster, password: config.REDIS_PASSWORD, offlineQueue: true };

@@ -2,6 +2,7 @@ import type { Socket } from 'socket.io';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { controlEnvelope, type DurableEnvelope, type Envelope } from '../protocol/index.ts';
 import type { Logger } from './logger.ts';
+import type { OffsetSource } from './recovery.ts';
 import type { OutboundGate, RoomMember } from './room-hub.ts';
 
 /** Durable types for which only the latest value matters, so a congested socket may skip ahead. */
@@ -16,6 +17,8 @@ export interface BackpressureOptions {
   readonly log: Logger;
   /** How often sockets holding coalesced updates are checked for having drained. @default 50 */
   readonly drainCheckMs?: number;
+  /** Connection state recovery (recovery.ts): each envelope sent here carries the socket's offset. */
+  readonly offsets?: OffsetSource | null;
 }
 
 type EngineConnection = Socket['conn'];
@@ -117,7 +120,9 @@ export class Backpressure implements OutboundGate {
   /** Sends something the client asked for (replay, snapshot): its size raises the socket's limit. */
   sendDirect(socket: Socket, envelope: Envelope): void {
     const before = this.unsentBytes(socket);
-    socket.emit(envelope.type, envelope);
+    const offset = this.#opts.offsets?.deliver(socket, envelope) ?? null;
+    if (offset === null) socket.emit(envelope.type, envelope);
+    else socket.emit(envelope.type, envelope, offset);
     const added = this.unsentBytes(socket) - before;
     if (added > 0) this.#allowance.set(socket, (this.#allowance.get(socket) ?? 0) + added);
   }

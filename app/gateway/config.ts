@@ -85,6 +85,11 @@ export const SETTINGS = {
   DRAIN_RATE_PER_SECOND: setting(nonNegativeInt, '0', 'Socket closes per second while draining; 0 spreads them evenly over the window.'),
   DRAIN_JITTER_MS: setting(nonNegativeInt, '20000', 'Clients are told to reconnect after a delay in [0, this] (`server:draining`), capped at the drain window; SDK clients honour it, so it sets the reconnect rate the survivors see.'),
   SHUTDOWN_DEADLINE_MS: setting(positiveInt, '28000', 'Hard deadline from SIGTERM to exit; set below `terminationGracePeriodSeconds`.'),
+  RECOVERY_MAX_DISCONNECTION_MS: setting(
+    nonNegativeInt.max(86_400_000),
+    '120000',
+    'Socket.IO connection state recovery for stock clients, on any pod (docs/stock-clients.md): a client disconnected at most this long gets its rooms and every missed message back (`socket.recovered`); longer, or past the history, it resyncs. 0 turns recovery off.',
+  ),
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;

@@ -14,6 +14,7 @@ import { type ConnectionContext, dispatch, type EventGuard } from './handlers.ts
 import { installHardening } from './hardening.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { Recovery } from './recovery.ts';
 import { RoomHub, type RoomMember } from './room-hub.ts';
 import { ShortPoll } from './short-poll.ts';
 import { handleSse } from './sse.ts';
@@ -56,6 +57,8 @@ export interface Gateway {
   readonly hub: RoomHub;
   readonly backplane: Backplane;
   readonly auth: Authenticator;
+  /** Connection state recovery for stock clients; null when RECOVERY_MAX_DISCONNECTION_MS=0. */
+  readonly recovery: Recovery | null;
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly state: GatewayState;
@@ -200,9 +203,14 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     // Only handshakes are asked; sessions already open keep being served until close() ends them.
     allowRequest: (_req, callback) => callback(shuttingDown ? 'the pod is shutting down' : null, !shuttingDown),
     ...(config.CORS_ORIGIN ? { cors: { origin: config.CORS_ORIGIN } } : {}),
+    // Middlewares run for a recovered session too: auth, drain and admission are never skipped.
+    ...(config.RECOVERY_MAX_DISCONNECTION_MS > 0 ? { connectionStateRecovery: { maxDisconnectionDuration: config.RECOVERY_MAX_DISCONNECTION_MS, skipMiddlewares: false } } : {}),
   });
-  const hardening = installHardening({ config, io, metrics, log, handshakeGuards, eventGuards });
-  const hub = new RoomHub({ io, backplane, metrics, log, outbound: hardening.outbound });
+  const recovery =
+    config.RECOVERY_MAX_DISCONNECTION_MS > 0 ? new Recovery({ backplane, pod: config.POD_NAME, maxDisconnectionMs: config.RECOVERY_MAX_DISCONNECTION_MS, log, metrics }) : null;
+  recovery?.install(io.of('/'));
+  const hardening = installHardening({ config, io, metrics, log, handshakeGuards, eventGuards, offsets: recovery });
+  const hub = new RoomHub({ io, backplane, metrics, log, outbound: hardening.outbound, offsets: recovery });
   const shortPoll = new ShortPoll({ hub, backplane, auth, metrics, log, ratePerSecond: config.RATE_LIMIT_PER_SECOND, rateBurst: config.RATE_LIMIT_BURST });
 
   io.use((socket, next) => {
@@ -221,6 +229,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     auth.authenticate(credentials).then(
       (identity) => {
         socket.data.identity = identity;
+        recovery?.confirm(socket, identity.userId);
         next();
       },
       (err: unknown) => refuse(err instanceof ProtocolError ? err : new ProtocolError('auth_invalid', 'authentication failed')),
@@ -263,8 +272,15 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
         return next;
       },
       membersChanged,
+      ...(recovery ? { session: { beforeJoin: (room: string) => recovery.beforeJoin(socket, room), left: (room: string) => recovery.left(socket, room) } } : {}),
     };
-    socket.emit('server:hello', controlEnvelope('server:hello', null, { pod: config.POD_NAME, userId: ctx.identity().userId, transport }));
+    const attached = recovery?.attach(socket, ctx.identity().userId);
+    const hello = controlEnvelope('server:hello', null, { pod: config.POD_NAME, userId: ctx.identity().userId, transport });
+    // The offset rides on the hello too, so a stock client has one to send back before any room message.
+    const helloOffset = recovery?.offsetOf(socket) ?? null;
+    if (helloOffset === null) socket.emit('server:hello', hello);
+    else socket.emit('server:hello', hello, helloOffset);
+    if (attached) void rejoinRecovered(socket, member, attached);
     hardening.onConnection(socket, ctx.identity);
     socket.onAny((event: unknown, ...args: unknown[]) => void dispatch(ctx, event, args, { metrics, log, guards: eventGuards }));
     // By 'disconnect' Socket.IO has already emptied socket.rooms; 'disconnecting' still has them.
@@ -272,11 +288,34 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
       for (const room of socket.rooms) membersChanged(room);
     });
     socket.on('disconnect', (reason) => {
+      recovery?.disconnected(socket, reason);
       metrics.connectedSockets.dec();
       metrics.disconnections.inc({ reason });
       hub.leaveAll(member);
     });
   });
+
+  /**
+   * A recovered stock client is back in each of its rooms from its own position: the hub replays the
+   * gap from history, then live. When that fails (Redis away) the transport is closed, so the client
+   * reconnects and recovers again rather than sitting in fewer rooms than it believes.
+   */
+  async function rejoinRecovered(socket: Socket, member: RoomMember, attached: Promise<unknown>): Promise<void> {
+    try {
+      const restored = (await attached) as { rooms: readonly (string | null)[]; positions: readonly (number | null)[] } | null;
+      if (!restored) return;
+      await Promise.all(
+        restored.rooms.map(async (room, i) => {
+          if (room === null || !socket.connected) return;
+          await hub.join(member, room, restored.positions[i] ?? null);
+          membersChanged(room);
+        }),
+      );
+    } catch (err) {
+      log.warn({ err, socket: socket.id }, 'recovered session could not rejoin its rooms; closing the transport so the client recovers again');
+      socket.conn.close();
+    }
+  }
 
   let statsTimer: NodeJS.Timeout | null = null;
   async function writeFleetStat(): Promise<void> {
@@ -297,6 +336,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     hub,
     backplane,
     auth,
+    recovery,
     metrics,
     log,
     state,
@@ -329,6 +369,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     },
     async close() {
       drain?.stop();
+      recovery?.stop();
       listening = false;
       shuttingDown = true;
       if (statsTimer) clearInterval(statsTimer);

@@ -26,6 +26,8 @@ export interface ConnectionContext {
   refreshIdentity(token: string): Promise<Identity>;
   /** Chat member counts are recounted after joins and leaves. */
   membersChanged(room: string): void;
+  /** The connection-state-recovery session (recovery.ts), when on: it names each room before it is joined. */
+  readonly session?: { beforeJoin(room: string): Promise<void>; left(room: string): void };
 }
 
 type Handler<E extends ClientEventName> = (ctx: ConnectionContext, payload: ParsedClientEvent<E>) => Promise<AckBodies[E]>;
@@ -39,12 +41,14 @@ function assertOwnRoom(ctx: ConnectionContext, room: string): void {
 const handlers: { [E in ClientEventName]: Handler<E> } = {
   async 'room:join'(ctx, { room, lastSeq }) {
     assertOwnRoom(ctx, room);
+    await ctx.session?.beforeJoin(room);
     const result = await ctx.hub.join(ctx.member, room, lastSeq ?? null);
     ctx.membersChanged(room);
     return { room, ...result };
   },
   async 'room:leave'(ctx, { room }) {
     ctx.hub.leave(ctx.member, room);
+    ctx.session?.left(room);
     ctx.membersChanged(room);
     return { room };
   },

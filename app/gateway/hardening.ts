@@ -8,6 +8,7 @@ import type { EventGuard } from './handlers.ts';
 import { admissionGuard, engineConnectionCount, rateLimitGuard } from './limits.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
+import type { OffsetSource } from './recovery.ts';
 import { TokenExpiry } from './token-expiry.ts';
 
 export interface HardeningDeps {
@@ -17,6 +18,8 @@ export interface HardeningDeps {
   readonly log: Logger;
   readonly handshakeGuards: HandshakeGuard[];
   readonly eventGuards: EventGuard[];
+  /** Connection state recovery: what it sends directly (replays, resets) carries the socket's offset. */
+  readonly offsets?: OffsetSource | null;
 }
 
 /** The gateway's limits in one place (see docs/security.md): admission, inbound rate, outbound backpressure, token expiry. */
@@ -41,6 +44,7 @@ export function installHardening(deps: HardeningDeps): Hardening {
     limitBytes: config.SLOW_CONSUMER_LIMIT_BYTES,
     registry: metrics.registry,
     log,
+    offsets: deps.offsets ?? null,
   });
   const tokenExpiry = new TokenExpiry({ leadMs: config.AUTH_REFRESH_LEAD_MS, registry: metrics.registry, log });
   const protocolErrors = new Counter({

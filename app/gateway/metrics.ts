@@ -16,6 +16,12 @@ export function createMetrics() {
     resumes: new Counter({ name: 'rt_resumes_total', help: 'Room joins served, by how: replay, reset (gap older than history) or fresh.', labelNames: ['mode'], registers }),
     replayedEnvelopes: new Counter({ name: 'rt_replayed_envelopes_total', help: 'Envelopes sent from history to resuming clients.', registers }),
     historyMisses: new Counter({ name: 'rt_history_misses_total', help: 'Resumes whose gap was older than history (answered with room:reset).', registers }),
+    recoveries: new Counter({
+      name: 'rt_recovery_attempts_total',
+      help: 'Stock-client reconnects that asked for connection state recovery, by outcome: restored, or why not (malformed, unknown, expired, mismatch, history, unavailable, other_user).',
+      labelNames: ['outcome'],
+      registers,
+    }),
     sseStreams: new Gauge({ name: 'rt_sse_streams', help: 'Open SSE streams.', registers }),
     backplaneUp: new Gauge({ name: 'rt_backplane_up', help: '1 while every backplane connection is up.', registers }),
     ready: new Gauge({ name: 'rt_ready', help: '1 while /readyz answers 200.', registers }),

@@ -3,6 +3,7 @@ import { controlEnvelope, type DurableEnvelope, type Envelope, ProtocolError } f
 import type { Backplane } from './backplane/backplane.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
+import type { OffsetSource } from './recovery.ts';
 
 const RESYNC_SECOND_PASS_MS = 1_000;
 
@@ -33,6 +34,8 @@ export interface RoomHubOptions {
   /** Newest envelopes a reset snapshot carries. @default 50 */
   readonly snapshotRecent?: number;
   readonly outbound?: OutboundGate;
+  /** Connection state recovery (recovery.ts): each socket's copy carries its offset. */
+  readonly offsets?: OffsetSource | null;
 }
 
 interface RoomState {
@@ -208,9 +211,12 @@ export class RoomHub {
         if (member.socket && !skipped.has(member.id) && this.#opts.outbound.divert(member, envelope)) skipped.add(member.id);
       }
     }
-    let broadcast = io.local.to(envelope.room);
-    if (skipped.size > 0) broadcast = broadcast.except([...skipped]);
-    broadcast.emit(envelope.type, envelope);
+    if (this.#opts.offsets) this.#emitWithOffsets(state, envelope, skipped, this.#opts.offsets);
+    else {
+      let broadcast = io.local.to(envelope.room);
+      if (skipped.size > 0) broadcast = broadcast.except([...skipped]);
+      broadcast.emit(envelope.type, envelope);
+    }
     let recipients = 0;
     for (const member of state.members.values()) {
       if (skipped.has(member.id)) continue;
@@ -218,6 +224,27 @@ export class RoomHub {
       if (!member.socket) member.send(envelope);
     }
     metrics.messagesOut.inc({ type: envelope.type }, recipients);
+  }
+
+  /**
+   * With recovery on, a copy carries its recipient's offset (its position in each of its rooms).
+   * Recipients with the same offset — every socket that follows only this room, and any that follow
+   * the same rooms from the same positions — share one broadcast, encoded once.
+   */
+  #emitWithOffsets(state: RoomState, envelope: DurableEnvelope, skipped: ReadonlySet<string>, offsets: OffsetSource): void {
+    const groups = new Map<string | null, string[]>();
+    for (const member of state.members.values()) {
+      if (!member.socket || skipped.has(member.id)) continue;
+      const offset = offsets.deliver(member.socket, envelope);
+      const group = groups.get(offset);
+      if (group) group.push(member.id);
+      else groups.set(offset, [member.id]);
+    }
+    for (const [offset, ids] of groups) {
+      const broadcast = this.#opts.io.local.to(ids);
+      if (offset === null) broadcast.emit(envelope.type, envelope);
+      else broadcast.emit(envelope.type, envelope, offset);
+    }
   }
 
   /** Fills this instance's gap in `room` from history, then releases what arrived meanwhile. */

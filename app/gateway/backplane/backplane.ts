@@ -14,6 +14,21 @@ export interface PublishRequest {
   readonly from: string;
 }
 
+/**
+ * A stock client's connection-state-recovery session (docs/stock-clients.md), keyed by its Socket.IO
+ * `pid`: written at connect and on each join or leave, so it survives the pod that held it.
+ */
+export interface SessionRecord {
+  /** The socket id that wrote it last; only that socket's disconnect may mark or delete it. */
+  readonly sid: string;
+  readonly userId: string;
+  readonly pod: string;
+  /** Rooms by offset index, append-only; `null` where the room was left. */
+  readonly rooms: readonly (string | null)[];
+  /** When the holding socket disconnected, when its pod could say so (not after a SIGKILL). */
+  readonly disconnectedAt?: number;
+}
+
 export type BackplaneKind = 'memory' | 'redis' | 'redis-cluster';
 
 /**
@@ -50,6 +65,16 @@ export interface Backplane {
   readDrainPlan(pod: string): Promise<DrainPlan | null>;
   /** Stores a drain plan for `pod` with a TTL (the controller's side of the contract; also for tests). */
   writeDrainPlan(pod: string, plan: DrainPlan, ttlSeconds: number): Promise<void>;
+  /** Creates or replaces a recovery session (clears `disconnectedAt`), expiring after `ttlSeconds`. */
+  writeSession(pid: string, record: SessionRecord, ttlSeconds: number): Promise<void>;
+  /** The session of `pid`, or null when there is none (never written, expired, deleted). */
+  readSession(pid: string): Promise<SessionRecord | null>;
+  /** Marks the session disconnected (ttl from now), unless another socket has taken it over since. */
+  markSessionDisconnected(pid: string, sid: string, at: number, ttlSeconds: number): Promise<void>;
+  /** Deletes the session, unless another socket has taken it over since. */
+  deleteSession(pid: string, sid: string): Promise<void>;
+  /** Pushes back the expiry of the sessions of connected sockets. */
+  touchSessions(pids: readonly string[], ttlSeconds: number): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -1,6 +1,6 @@
 import { PROTOCOL_VERSION, type DurableEnvelope, type HistoryResult, MAX_REPLAY } from '../../protocol/index.ts';
 import { type DrainPlan, drainPlanSchema } from '../../protocol/drain-plan.ts';
-import { type Backplane, type FleetStat, type PublishRequest, seqOrigin } from './backplane.ts';
+import { type Backplane, type FleetStat, type PublishRequest, type SessionRecord, seqOrigin } from './backplane.ts';
 
 export interface MemoryBackplaneOptions {
   /** Envelopes kept per room. @default 1000 */
@@ -22,6 +22,12 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
   const envelopeListeners: ((e: DurableEnvelope) => void)[] = [];
   const fleet = new Map<string, FleetStat>();
   const drainPlans = new Map<string, { plan: DrainPlan; expiresAt: number }>();
+  const sessions = new Map<string, { record: SessionRecord; expiresAt: number }>();
+  const liveSession = (pid: string): { record: SessionRecord; expiresAt: number } | null => {
+    const entry = sessions.get(pid);
+    if (entry && entry.expiresAt <= Date.now()) sessions.delete(pid);
+    return sessions.get(pid) ?? null;
+  };
 
   function log(room: string): RoomLog {
     let entry = rooms.get(room);
@@ -92,6 +98,26 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
     },
     async writeDrainPlan(pod, plan, ttlSeconds) {
       drainPlans.set(pod, { plan: drainPlanSchema.parse(plan), expiresAt: Date.now() + ttlSeconds * 1000 });
+    },
+    async writeSession(pid, record, ttlSeconds) {
+      const { disconnectedAt: _, ...connected } = record;
+      sessions.set(pid, { record: connected, expiresAt: Date.now() + ttlSeconds * 1000 });
+    },
+    async readSession(pid) {
+      return liveSession(pid)?.record ?? null;
+    },
+    async markSessionDisconnected(pid, sid, at, ttlSeconds) {
+      const entry = liveSession(pid);
+      if (entry?.record.sid === sid) sessions.set(pid, { record: { ...entry.record, disconnectedAt: at }, expiresAt: Date.now() + ttlSeconds * 1000 });
+    },
+    async deleteSession(pid, sid) {
+      if (liveSession(pid)?.record.sid === sid) sessions.delete(pid);
+    },
+    async touchSessions(pids, ttlSeconds) {
+      for (const pid of pids) {
+        const entry = liveSession(pid);
+        if (entry) entry.expiresAt = Date.now() + ttlSeconds * 1000;
+      }
     },
     async close() {
       subscribed.clear();

@@ -1,7 +1,7 @@
 import { type DurableEnvelope, type HistoryResult, MAX_REPLAY, PROTOCOL_VERSION, ProtocolError } from '../../protocol/index.ts';
 import { fleetIndexKey, fleetStatKey } from '../../protocol/fleet.ts';
 import { drainPlanKey, drainPlanSchema, parseDrainPlan } from '../../protocol/drain-plan.ts';
-import type { Backplane, FleetStat, PublishRequest } from './backplane.ts';
+import type { Backplane, FleetStat, PublishRequest, SessionRecord } from './backplane.ts';
 import { createRedisClient, type RedisClient, trackReadiness } from './redis-connection.ts';
 
 export interface RedisBackplaneOptions {
@@ -68,7 +68,17 @@ local latest = tonumber(redis.call('GET', KEYS[1]) or '0')
 if latest == 0 then latest = origin(); redis.call('SET', KEYS[1], string.format('%d', latest), 'EX', ARGV[1]) end
 return {string.format('%d', latest), redis.call('GET', KEYS[2]) or '0'}`;
 
+// A session is marked or deleted only by the socket that wrote it last: after a blip, the old socket's
+// late disconnect on its pod must not overwrite the session its client has since recovered elsewhere.
+const SESSION_MARK_SCRIPT = `if redis.call('HGET', KEYS[1], 's') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'd', ARGV[2]); redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+return 0`;
+const SESSION_DELETE_SCRIPT = `if redis.call('HGET', KEYS[1], 's') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0`;
+
 type ScriptClient = RedisClient & {
+  rtSessionMark(key: string, sid: string, at: number, ttl: number): Promise<number>;
+  rtSessionDelete(key: string, sid: string): Promise<number>;
   rtPublish(...args: (string | number)[]): Promise<string>;
   rtHistory(...args: (string | number)[]): Promise<string[]>;
   rtReadCounter(...args: (string | number)[]): Promise<[string, string]>;
@@ -89,6 +99,8 @@ export function createRedisBackplane(opts: RedisBackplaneOptions): Backplane {
   commands.defineCommand('rtPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
   commands.defineCommand('rtHistory', { numberOfKeys: 3, lua: HISTORY_SCRIPT });
   commands.defineCommand('rtReadCounter', { numberOfKeys: 2, lua: READ_COUNTER_SCRIPT });
+  commands.defineCommand('rtSessionMark', { numberOfKeys: 1, lua: SESSION_MARK_SCRIPT });
+  commands.defineCommand('rtSessionDelete', { numberOfKeys: 1, lua: SESSION_DELETE_SCRIPT });
 
   // The hash tag keeps a room's keys and channel in one slot, as a script on Redis Cluster requires.
   const keys = (room: string): [string, string, string] => [`${prefix}:{${room}}:seq`, `${prefix}:{${room}}:hist`, `${prefix}:{${room}}:state`];
@@ -97,6 +109,7 @@ export function createRedisBackplane(opts: RedisBackplaneOptions): Backplane {
   const roomOfChannel = (channel: string): string => channel.slice(channelPrefix.length, -'}:env'.length);
   const fleetIndex = fleetIndexKey(prefix);
   const fleetKey = (pod: string): string => fleetStatKey(prefix, pod);
+  const sessionKey = (pid: string): string => `${prefix}:sess:{${pid}}`;
 
   const readyListeners: ((ready: boolean) => void)[] = [];
   const envelopeListeners: ((e: DurableEnvelope) => void)[] = [];
@@ -200,6 +213,41 @@ export function createRedisBackplane(opts: RedisBackplaneOptions): Backplane {
     async writeDrainPlan(pod, plan, ttlSeconds) {
       const valid = drainPlanSchema.parse(plan);
       await call('drain plan write', () => commands.set(drainPlanKey(prefix, pod), JSON.stringify(valid), 'EX', ttlSeconds));
+    },
+
+    async writeSession(pid, record, ttlSeconds) {
+      const key = sessionKey(pid);
+      await call('session write', () =>
+        commands
+          .multi()
+          .del(key)
+          .hset(key, { s: record.sid, u: record.userId, p: record.pod, r: JSON.stringify(record.rooms) })
+          .expire(key, ttlSeconds)
+          .exec(),
+      );
+    },
+    async readSession(pid) {
+      const fields = await call('session read', () => commands.hgetall(sessionKey(pid)));
+      if (!fields.s || !fields.u || !fields.r) return null;
+      let rooms: unknown;
+      try {
+        rooms = JSON.parse(fields.r);
+      } catch {
+        return null;
+      }
+      if (!Array.isArray(rooms) || !rooms.every((room) => room === null || typeof room === 'string')) return null;
+      const disconnectedAt = fields.d === undefined ? undefined : Number(fields.d);
+      return { sid: fields.s, userId: fields.u, pod: fields.p ?? '', rooms: rooms as (string | null)[], ...(disconnectedAt === undefined ? {} : { disconnectedAt }) };
+    },
+    async markSessionDisconnected(pid, sid, at, ttlSeconds) {
+      await call('session mark', () => commands.rtSessionMark(sessionKey(pid), sid, at, ttlSeconds));
+    },
+    async deleteSession(pid, sid) {
+      await call('session delete', () => commands.rtSessionDelete(sessionKey(pid), sid));
+    },
+    async touchSessions(pids, ttlSeconds) {
+      // One command each (a Redis Cluster pipeline must stay in one slot); ioredis writes them back to back.
+      await call('session touch', () => Promise.all(pids.map((pid) => commands.expire(sessionKey(pid), ttlSeconds))));
     },
 
     async close() {
