@@ -71,6 +71,8 @@ interface ScenarioSpec {
   readonly plan: DrainPlan | null;
   /** What the peak reconnect rate is expected to do against the budget. */
   readonly expectPeak: 'within-budget' | 'over-budget' | 'report-only';
+  /** Who the clients are: the SDK (default) or the stock socket.io-client with default options (docs/stock-clients.md). */
+  readonly population?: 'sdk' | 'stock';
 }
 
 export const SCENARIOS: readonly ScenarioSpec[] = [
@@ -97,6 +99,24 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     client: { honourDrainHint: false, backoff: { jitter: false } },
     plan: { v: 1, windowMs: 1, jitterMs: 0, issuedBy: 'chaos contrast run' },
     expectPeak: 'over-budget',
+  },
+  {
+    name: 'stock-graceful',
+    description: 'stock socket.io-client, default options: SIGTERM, paced drain; the clients ignore the hint and come back after their own backoff, restored by connection state recovery',
+    action: 'terminate',
+    population: 'stock',
+    client: {},
+    plan: null,
+    expectPeak: 'within-budget',
+  },
+  {
+    name: 'stock-sigkill',
+    description: 'stock socket.io-client, default options: immediate SIGKILL; restored on the survivors by connection state recovery from the session the dead pod left in Redis',
+    action: 'kill',
+    population: 'stock',
+    client: {},
+    plan: null,
+    expectPeak: 'report-only',
   },
   {
     name: 'rolling-update',
@@ -149,6 +169,8 @@ export interface ScenarioResult {
   readonly reconnectRate: [number, number][];
   /** Event-loop delay of the process running every client, from the action until all were back. */
   readonly loadGeneratorLagMs: { p50: number; p99: number; max: number };
+  /** Stock populations: reconnects Socket.IO reported recovered, and those the application had to resync. */
+  readonly stockRecovery?: { recovered: number; resynced: number };
   readonly failures: string[];
 }
 
@@ -240,6 +262,7 @@ async function loadedPopulation(target: ChaosTarget, spec: ScenarioSpec, setting
     publisherShare: settings.publisherShare,
     publishEveryMs: settings.publishEveryMs,
     client: spec.client,
+    kind: spec.population ?? 'sdk',
     connectRatePerSecond: 200,
     ...(target.getToken ? { getToken: target.getToken } : {}),
   });
@@ -363,6 +386,7 @@ async function runScenario(
     if (spec.action === 'terminate' && targetName === 'local') {
       if (exit.code !== 0 || exit.killedAfterGrace) failures.push(`${victim} did not exit 0 by itself within the grace period: ${JSON.stringify(exit)}`);
     }
+    if (spec.population === 'stock' && (stats.resynced ?? 0) > 0) failures.push(`${stats.resynced} stock-client reconnects were not recovered (the application had to resync)`);
     if (spec.expectPeak === 'within-budget' && peak > budgetPerSecond) failures.push(`peak reconnect rate ${peak}/s is over the budget of ${budgetPerSecond}/s`);
     if (spec.expectPeak === 'over-budget' && peak <= budgetPerSecond) {
       failures.push(`the contrast run did not show a storm (peak ${peak}/s within the budget ${budgetPerSecond}/s): the measurement cannot tell the runs apart`);
@@ -384,6 +408,7 @@ async function runScenario(
       notReconnected: victimRecords.length - reconnected,
       collateralReconnects: collateral,
       ...timings({ latencies, backAts, actionAt, peak, budgetPerSecond, lag }),
+      ...(spec.population === 'stock' ? { stockRecovery: { recovered: stats.recovered ?? 0, resynced: stats.resynced ?? 0 } } : {}),
       failures,
     };
   } finally {
@@ -470,6 +495,6 @@ export function summaryLine(s: ScenarioResult): string {
     `chaos[${s.name}]: ${s.failures.length === 0 ? 'PASS' : 'FAIL'} — lost ${s.delivery.lost}, duplicates ${s.delivery.duplicates}, ` +
     `reconnected ${s.reconnected}/${s.victimClients}, latency p50 ${lat.p50} ms p99 ${lat.p99} ms, ` +
     `peak ${s.peakReconnectsPerSecond}/s vs budget ${s.budgetPerSecond}/s, moved within ${s.movedWithinMs} ms, load-generator lag p99 ${s.loadGeneratorLagMs.p99} ms, ` +
-    `${s.published} published, ${s.delivered} delivered${s.failures.length ? `\n  ${s.failures.join('\n  ')}` : ''}`
+    `${s.published} published, ${s.delivered} delivered${s.stockRecovery ? `, recovered ${s.stockRecovery.recovered} resynced ${s.stockRecovery.resynced}` : ''}${s.failures.length ? `\n  ${s.failures.join('\n  ')}` : ''}`
   );
 }

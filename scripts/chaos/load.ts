@@ -1,5 +1,6 @@
-import { createGatewayClient, type GatewayClient, type GatewayClientOptions } from '../../app/client/index.ts';
+import { type ConnectionState, createGatewayClient, type GatewayClient, type GatewayClientOptions } from '../../app/client/index.ts';
 import { checkDeliveries, type DeliveryCheck } from './measure.ts';
+import { startStockClient } from './stock.ts';
 
 /**
  * The load: SDK clients over WebSocket and long-polling through the edge, each following a few
@@ -25,12 +26,27 @@ export interface PopulationOptions {
   readonly connectRatePerSecond: number;
   /** A JWT for a user id, when the gateways require one (AUTH_MODE=jwt); unset: each client sends its user id. */
   readonly getToken?: (userId: string) => Promise<string>;
+  /**
+   * `sdk` (default): the client SDK. `stock`: the plain `socket.io-client` with default options and
+   * no application code beyond joining its rooms when a connection is not recovered (scripts/chaos/stock.ts);
+   * the stream still comes from SDK clients, and stock clients do not publish.
+   */
+  readonly kind?: 'sdk' | 'stock';
+}
+
+/** What the chaos driver reads of a client, whichever kind it is. */
+export interface PopulationClient {
+  readonly state: ConnectionState;
+  readonly pod: string | null;
+  lastSeq(room: string): number | null;
+  sendChat: GatewayClient['sendChat'];
+  close(): void;
 }
 
 export interface ClientRecord {
   readonly id: number;
   readonly transport: 'websocket' | 'polling';
-  readonly client: GatewayClient;
+  readonly client: PopulationClient;
   readonly rooms: string[];
   /** Pod of each connection, with when it was made. */
   readonly connections: { pod: string; at: number }[];
@@ -39,12 +55,17 @@ export interface ClientRecord {
   readonly hints: { at: number; reconnectAfterMs: number }[];
   readonly deliveries: Map<string, { joinedAt: number | null; delivered: number[] }>;
   readonly errors: Map<string, number>;
+  /** Stock clients: reconnects Socket.IO reported recovered, and those after which the application joined again. */
+  readonly recovery?: { recovered: number; resynced: number };
 }
 
 export interface PopulationStats {
   readonly published: number;
   readonly publishFailures: number;
   readonly delivered: number;
+  /** Stock populations: reconnects recovered by Socket.IO's connection state recovery, and resyncs. */
+  readonly recovered?: number;
+  readonly resynced?: number;
 }
 
 export interface DeliveryReport extends DeliveryCheck {
@@ -81,7 +102,10 @@ export class Population {
   }
 
   get stats(): PopulationStats {
-    return { published: this.#published, publishFailures: this.#publishFailures, delivered: this.#delivered };
+    const base = { published: this.#published, publishFailures: this.#publishFailures, delivered: this.#delivered };
+    if (this.#opts.kind !== 'stock') return base;
+    const sum = (key: 'recovered' | 'resynced'): number => this.records.reduce((total, r) => total + (r.recovery?.[key] ?? 0), 0);
+    return { ...base, recovered: sum('recovered'), resynced: sum('resynced') };
   }
 
   /** Connects every client (half WebSocket, half long-polling) and joins its rooms. */
@@ -108,8 +132,56 @@ export class Population {
     return getToken ? { getToken: () => getToken(userId) } : { userId };
   }
 
+  #spawnStock(id: number, transport: 'websocket' | 'polling', rooms: string[]): ClientRecord {
+    const getToken = this.#opts.getToken;
+    const userId = `${this.#opts.roomPrefix}-${id}`;
+    const stock = startStockClient({
+      url: this.#opts.url,
+      transport,
+      rooms,
+      auth: getToken ? (cb) => void getToken(userId).then((token) => cb({ token })) : { userId },
+    });
+    const { socket } = stock;
+    const client: PopulationClient = {
+      get state() {
+        return socket.connected ? 'connected' : 'reconnecting';
+      },
+      get pod() {
+        const pod = stock.connections.at(-1)?.pod;
+        return pod === undefined || pod === '?' ? null : pod;
+      },
+      lastSeq: (room) => stock.deliveries.get(room)?.delivered.at(-1) ?? stock.deliveries.get(room)?.joinedAt ?? null,
+      sendChat: () => Promise.reject(new Error('stock clients in the chaos population do not publish')),
+      close: () => void socket.disconnect(),
+    };
+    const recovery = { recovered: 0, resynced: 0 };
+    const record: ClientRecord = {
+      id,
+      transport,
+      client,
+      rooms,
+      connections: stock.connections,
+      outages: [],
+      hints: [],
+      deliveries: stock.deliveries,
+      errors: new Map(),
+      recovery,
+    };
+    socket.on('server:draining', (e: { payload: { reconnectAfterMs: number } }) => record.hints.push({ at: Date.now(), reconnectAfterMs: e.payload.reconnectAfterMs }));
+    socket.on('disconnect', () => record.outages.push({ lostAt: Date.now(), backAt: null, drainHinted: record.hints.length > 0 }));
+    socket.on('connect', () => {
+      const open = record.outages.at(-1);
+      if (open && open.backAt === null) open.backAt = Date.now();
+      if (stock.connections.length > 1) recovery[socket.recovered ? 'recovered' : 'resynced'] += 1;
+    });
+    socket.on('connect_error', (err) => record.errors.set(err.message, (record.errors.get(err.message) ?? 0) + 1));
+    socket.on('chat:message', () => (this.#delivered += 1));
+    return record;
+  }
+
   #spawn(id: number, transport: 'websocket' | 'polling', rooms: string[]): ClientRecord {
     const o = this.#opts;
+    if (o.kind === 'stock') return this.#spawnStock(id, transport, rooms);
     const client = createGatewayClient({
       url: o.url,
       ...this.#identity(`${o.roomPrefix}-${id}`),
@@ -174,7 +246,7 @@ export class Population {
         this.#roomNames.forEach((room, i) => this.#publish(this.#streamClients[i % 2]!, room, `stream ${n}`));
       }, streamEvery),
     );
-    const publishers = this.records.filter((_, i) => i % Math.round(1 / o.publisherShare) === 0);
+    const publishers = o.kind === 'stock' || o.publisherShare <= 0 ? [] : this.records.filter((_, i) => i % Math.round(1 / o.publisherShare) === 0);
     publishers.forEach((record, k) => {
       // Spread publishers over the period so their messages do not come in bursts.
       const start = setTimeout(() => {
@@ -185,7 +257,7 @@ export class Population {
     });
   }
 
-  #publish(client: GatewayClient, room: string, text: string): void {
+  #publish(client: PopulationClient, room: string, text: string): void {
     if (client.state === 'closed') return;
     const p = client.sendChat(room, text).then(
       (ack) => {

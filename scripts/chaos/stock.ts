@@ -11,8 +11,8 @@ export interface StockClientOptions {
   readonly url: string;
   readonly transport: 'websocket' | 'polling';
   readonly rooms: readonly string[];
-  /** The handshake auth the application sends (`{token}` with JWTs, `{userId}` with AUTH_MODE=none). */
-  readonly auth: Record<string, string>;
+  /** The handshake auth the application sends (`{token}` with JWTs, `{userId}` with AUTH_MODE=none), or socket.io-client's auth callback. */
+  readonly auth: Record<string, string> | ((cb: (data: Record<string, string>) => void) => void);
 }
 
 export interface StockClient {
