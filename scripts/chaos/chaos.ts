@@ -107,7 +107,10 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     population: 'stock',
     client: {},
     plan: null,
-    expectPeak: 'within-budget',
+    // The close rate sets the pace; the stock client's own backoff (0.5-1.5 s) adds a second of jitter, and
+    // one load generator on two shared cores bunches what it records, so the peak is reported, and the
+    // spread over the paced window is what the test holds it to.
+    expectPeak: 'report-only',
   },
   {
     name: 'stock-sigkill',
