@@ -45,11 +45,4 @@ describe('chaos: stock socket.io-client populations (CI size)', () => {
     // The peak is reported (docs/chaos.md): one load generator on two shared cores records arrivals in bunches.
     console.log(`stock-graceful: peak ${s.peakReconnectsPerSecond}/s on the survivors for a close rate of ${drain.ratePerSecond}/s`);
   });
-    // Closed at the pod's paced rate, each client back after its own backoff: the last arrives no
-    // sooner than the paced window, and no one-second window holds anything like the whole pod.
-    const pacedWindowMs = drain.noticeMs + (s.victimClients / drain.ratePerSecond) * 1_000;
-    expect(s.movedWithinMs).toBeGreaterThanOrEqual(0.9 * pacedWindowMs);
-    expect(s.peakReconnectsPerSecond).toBeLessThanOrEqual(2 * s.budgetPerSecond);
-    expect(s.peakReconnectsPerSecond).toBeLessThan(s.victimClients / 2);
-  });
 });
