@@ -229,19 +229,30 @@ export class RoomHub {
   /**
    * With recovery on, a copy carries its recipient's offset (its position in each of its rooms).
    * Recipients with the same offset — every socket that follows only this room, and any that follow
-   * the same rooms from the same positions — share one broadcast, encoded once.
+   * the same rooms from the same positions — share one broadcast, encoded once. A socket alone with
+   * its offset gets the packet spliced from the envelope's JSON, encoded once for all of them, and its
+   * offset: Socket.IO's text encoding of an event is `2` + the JSON array of its arguments.
    */
   #emitWithOffsets(state: RoomState, envelope: DurableEnvelope, skipped: ReadonlySet<string>, offsets: OffsetSource): void {
-    const groups = new Map<string | null, string[]>();
+    const groups = new Map<string | null, Socket[]>();
     for (const member of state.members.values()) {
       if (!member.socket || skipped.has(member.id)) continue;
       const offset = offsets.deliver(member.socket, envelope);
       const group = groups.get(offset);
-      if (group) group.push(member.id);
-      else groups.set(offset, [member.id]);
+      if (group) group.push(member.socket);
+      else groups.set(offset, [member.socket]);
     }
-    for (const [offset, ids] of groups) {
-      const broadcast = this.#opts.io.local.to(ids);
+    let prefix: string | null = null;
+    for (const [offset, sockets] of groups) {
+      if (offset !== null && sockets.length === 1) {
+        const socket = sockets[0]!;
+        if (!socket.connected) continue;
+        prefix ??= `2[${JSON.stringify(envelope.type)},${JSON.stringify(envelope)},`;
+        // Offsets are [0-9a-z.] only (recovery.ts), so they need no escaping inside the quotes.
+        socket.conn.write(`${prefix}"${offset}"]`);
+        continue;
+      }
+      const broadcast = this.#opts.io.local.to(sockets.map((socket) => socket.id));
       if (offset === null) broadcast.emit(envelope.type, envelope);
       else broadcast.emit(envelope.type, envelope, offset);
     }

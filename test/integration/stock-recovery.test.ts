@@ -157,11 +157,19 @@ describe('stock clients: connection state recovery across pods', () => {
   it('beyond the history window: not recovered, the application resyncs', async () => {
     const { onPod, rooms } = await clientsOnOnePod('hist');
     const c = onPod[0]!;
-    c.socket.io.reconnectionDelay(1_500).reconnectionDelayMax(1_500).randomizationFactor(0);
+    // Held off until history has moved past it, then reconnected as its backoff would.
+    c.socket.io.reconnection(false);
     c.socket.io.engine.close();
+    await waitFor('the client disconnected', () => !c.socket.connected);
     for (let i = 0; i < HISTORY_SIZE + 20; i += 1) await publisher.publish({ room: rooms[0]!, type: 'chat:message', payload: { from: 's', text: 'x' }, from: 's' });
+    c.socket.io.reconnection(true);
+    c.socket.connect();
     await waitFor('the client back', () => c.socket.connected && c.connections.length === 2, 15_000);
     expect(c.connections[1]!.recovered).toBe(false);
+    // It did ask (pid and offset), and the gateway said why not.
+    let refusedForHistory = 0;
+    for (const p of await fleet.pods()) refusedForHistory += await metricValue(fleet.podInternalUrl(p.name), 'rt_recovery_attempts_total', { outcome: 'history' });
+    expect(refusedForHistory).toBeGreaterThanOrEqual(1);
   });
 
   it('hostile pid and offset in the handshake: connected without recovery, nothing crashes, nobody else’s session', async () => {
