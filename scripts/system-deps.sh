@@ -3,7 +3,8 @@
 # cluster), haproxy, chromium, openssl; for the real node's images (scripts/node/images.ts) gcc with the
 # static libc (the pause binary) and containerd + runc to import and run them; for the real node itself
 # (scripts/node/node.ts) the CNI plugins, iptables and nftables (kube-proxy, pod isolation), iproute2 and
-# conntrack. Idempotent: installs only what is missing.
+# conntrack; for the non-JavaScript stock-client example (examples/python) Debian's python-socketio and what
+# its client needs (python3-engineio, python3-websocket, python3-requests). Idempotent: installs only what is missing.
 set -euo pipefail
 
 declare -A wanted=([redis-server]=redis-server [redis-cli]=redis-tools [haproxy]=haproxy [chromium]=chromium [openssl]=openssl [shellcheck]=shellcheck
@@ -15,6 +16,10 @@ for bin in "${!wanted[@]}"; do
 done
 # gcc -static needs libc.a, which is in libc6-dev (gcc only recommends it).
 [[ "$(gcc -print-file-name=libc.a 2>/dev/null)" == /* ]] || missing+=(libc6-dev)
+# Python modules, not commands: examples/python/stock_client.py runs on Debian's /usr/bin/python3.
+for module in socketio:python3-socketio engineio:python3-engineio websocket:python3-websocket requests:python3-requests; do
+  /usr/bin/python3 -c "import ${module%%:*}" >/dev/null 2>&1 || missing+=("${module#*:}")
+done
 # The node's CNI plugins are files, not commands on PATH.
 [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
 [ ${#missing[@]} -eq 0 ] && { echo "system packages: all present"; exit 0; }

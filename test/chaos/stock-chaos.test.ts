@@ -41,7 +41,8 @@ describe('chaos: stock socket.io-client populations (CI size)', () => {
     // the last one arrives no sooner than the paced window, and none waits much past its backoff.
     const pacedWindowMs = drain.noticeMs + (s.victimClients / drain.ratePerSecond) * 1_000;
     expect(s.movedWithinMs).toBeGreaterThanOrEqual(0.9 * pacedWindowMs);
-    expect(s.reconnectLatencyMs.p99).toBeLessThan(5_000);
+    // What the load generator itself lagged (shared cores) delays when its clients record being back.
+    expect(s.reconnectLatencyMs.p99).toBeLessThan(5_000 + s.loadGeneratorLagMs.max);
     // The peak is reported (docs/chaos.md): one load generator on two shared cores records arrivals in bunches.
     console.log(`stock-graceful: peak ${s.peakReconnectsPerSecond}/s on the survivors for a close rate of ${drain.ratePerSecond}/s`);
   });
