@@ -89,7 +89,7 @@ charts: node_modules ## Generate the Helm chart in charts/ from the cdk8s constr
 ##@ Tools
 
 .PHONY: system-deps
-system-deps: ## Install the Debian packages tests run for real (redis-server, haproxy, chromium, containerd, runc, CNI plugins, nftables) if missing.
+system-deps: ## Install the Debian packages tests run for real (redis-server, haproxy, chromium, containerd, runc, CNI plugins, nftables, python3-socketio) if missing.
 	bash scripts/system-deps.sh
 
 .PHONY: tools

@@ -1,7 +1,7 @@
 import { type DurableEnvelope, type HistoryResult, MAX_REPLAY, PROTOCOL_VERSION, ProtocolError } from '../../protocol/index.ts';
 import { fleetIndexKey, fleetStatKey } from '../../protocol/fleet.ts';
 import { drainPlanKey, drainPlanSchema, parseDrainPlan } from '../../protocol/drain-plan.ts';
-import type { Backplane, FleetStat, PublishRequest, SessionRecord } from './backplane.ts';
+import type { Backplane, FleetStat, PublishRequest } from './backplane.ts';
 import { createRedisClient, type RedisClient, trackReadiness } from './redis-connection.ts';
 
 export interface RedisBackplaneOptions {
