@@ -244,7 +244,9 @@ export async function runChaos(opts: RunChaosOptions): Promise<ChaosReport> {
   };
   if (opts.outDir) {
     mkdirSync(opts.outDir, { recursive: true });
-    const base = join(opts.outDir, `chaos-${opts.size}-${opts.target}`);
+    // A run of the stock-client scenarios alone (test/chaos/stock-chaos.test.ts) keeps its own files.
+    const stockOnly = scenarios.length > 0 && scenarios.every((s) => s.stockRecovery !== undefined);
+    const base = join(opts.outDir, `chaos-${opts.size}-${opts.target}${stockOnly ? '-stock' : ''}`);
     writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
     writeFileSync(`${base}.svg`, renderChart(report));
     log(`chaos: wrote ${base}.json and ${base}.svg`);
