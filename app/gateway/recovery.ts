@@ -210,7 +210,9 @@ export class Recovery implements OffsetSource {
     };
     this.#sessions.set(socket, state);
     this.#live.set(pid, socket);
-    await this.#write(socket, state);
+    // Redis away: the connection goes on; without its record the session is simply not recoverable
+    // (a later reconnect finds none, or the previous one, which the offsets still match).
+    await this.#write(socket, state).catch((err: unknown) => this.#opts.log.debug({ err }, 'session write at connect failed'));
     return restored;
   }
 
