@@ -135,8 +135,11 @@ export class Recovery implements OffsetSource {
     clearInterval(this.#timer);
   }
 
-  #refuse(why: string): null {
+  #refuse(why: string, detail?: unknown): null {
     this.#opts.metrics.recoveries.inc({ outcome: why });
+    // Redis failing a recovery is worth a warning; the other outcomes are the client's doing.
+    if (why === 'unavailable') this.#opts.log.warn({ err: detail }, 'connection state recovery: Redis failed; the client connects without recovery');
+    else this.#opts.log.debug({ why }, 'connection state recovery refused');
     return null;
   }
 
@@ -148,15 +151,14 @@ export class Recovery implements OffsetSource {
     try {
       record = await this.#opts.backplane.readSession(pid);
     } catch (err) {
-      this.#opts.log.debug({ err }, 'session read failed; connecting without recovery');
-      return this.#refuse('unavailable');
+      return this.#refuse('unavailable', err);
     }
     if (!record) return this.#refuse('unknown');
     if (record.disconnectedAt !== undefined && Date.now() - record.disconnectedAt > this.#opts.maxDisconnectionMs) return this.#refuse('expired');
     if (positions.length > record.rooms.length) return this.#refuse('mismatch');
     const rooms: (string | null)[] = [...record.rooms];
     const restored: (number | null)[] = rooms.map(() => null);
-    const checks: Promise<boolean>[] = [];
+    const checks: Promise<'replay' | 'gone' | Error>[] = [];
     for (const [i, room] of rooms.entries()) {
       if (room === null) continue;
       const seq = positions[i];
@@ -165,12 +167,15 @@ export class Recovery implements OffsetSource {
       restored[i] = seq;
       checks.push(
         this.#opts.backplane.history(room, seq, 0).then(
-          (history) => history.mode === 'replay',
-          () => false,
+          (history) => (history.mode === 'replay' ? 'replay' : 'gone'),
+          (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
         ),
       );
     }
-    if (!(await Promise.all(checks)).every(Boolean)) return this.#refuse('history');
+    const outcomes = await Promise.all(checks);
+    const failed = outcomes.find((outcome) => outcome instanceof Error);
+    if (failed) return this.#refuse('unavailable', failed);
+    if (outcomes.includes('gone')) return this.#refuse('history');
     this.#opts.metrics.recoveries.inc({ outcome: 'restored' });
     const session: RestoredSession = { userId: record.userId, rooms, positions: restored };
     // A new sid: the old socket may still be open on its pod (a blip it has not noticed yet).

@@ -231,7 +231,8 @@ export class RoomHub {
    * Recipients with the same offset — every socket that follows only this room, and any that follow
    * the same rooms from the same positions — share one broadcast, encoded once. A socket alone with
    * its offset gets the packet spliced from the envelope's JSON, encoded once for all of them, and its
-   * offset: Socket.IO's text encoding of an event is `2` + the JSON array of its arguments.
+   * offset: Socket.IO's text encoding of an event in the main namespace (the gateway's only one) is
+   * `2` + the JSON array of its arguments.
    */
   #emitWithOffsets(state: RoomState, envelope: DurableEnvelope, skipped: ReadonlySet<string>, offsets: OffsetSource): void {
     const groups = new Map<string | null, Socket[]>();
