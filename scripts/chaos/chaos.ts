@@ -104,6 +104,8 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     name: 'stock-graceful',
     description: 'stock socket.io-client, default options: SIGTERM, paced drain; the clients ignore the hint and come back after their own backoff, restored by connection state recovery',
     action: 'terminate',
+    // The local fleet only, so far: the node and kind runs keep their size and time.
+    targets: ['local'],
     population: 'stock',
     client: {},
     plan: null,
@@ -116,6 +118,8 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     name: 'stock-sigkill',
     description: 'stock socket.io-client, default options: immediate SIGKILL; restored on the survivors by connection state recovery from the session the dead pod left in Redis',
     action: 'kill',
+    // The local fleet only, so far: the node and kind runs keep their size and time.
+    targets: ['local'],
     population: 'stock',
     client: {},
     plan: null,
