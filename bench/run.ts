@@ -1,265 +1,231 @@
-// Fan-out benchmark: one publisher, SUBSCRIBERS clients in one room, MESSAGES messages with WINDOW in
-// flight. The gateway (embedded and on Redis with two instances) runs side by side with its peers — raw
-// `ws`, a single Socket.IO process with the in-memory adapter, raw Redis pub/sub — in this process tree,
-// and results are reported as ratios. Writes bench/results/fanout.json and bench/results/fanout.svg.
+// `make bench`: the gateway beside its peers, every measure as a ratio from one run.
+//   node bench/run.ts [--size full|smoke] [--only idle,fanout,redis,drain] [--rounds N] [--out bench/results]
 //
-//   node bench/run.ts [--subscribers 100] [--messages 2000] [--window 16] [--rounds 3]
-import { type ChildProcess, fork } from 'node:child_process';
+// idle    memory per idle socket, handshake rate and server CPU per handshake (bench/idle.ts)
+// fanout  deliveries per server CPU-second and per second, latency at half saturation (bench/fanout.ts)
+// redis   redis-server CPU and commands per publish (bench/redis-cost.ts)
+// drain   a pod holding N sockets drained onto survivors: peak reconnects/s vs budget, time, loss (bench/drain.ts)
+//
+// Each writes <out>/<bench>.json and <out>/<bench>.svg; <out>/summary.json collects the ratios. The
+// machine's load average is sampled throughout and written beside every figure: on a shared machine
+// compare the CPU-per-work ratios, not wall-clock rates.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
-import { io as connect, type Socket } from 'socket.io-client';
-import { WebSocket } from 'ws';
-import { startGateway } from '../scripts/fleet/gateway.ts';
-import { freePort, waitFor } from '../scripts/fleet/ports.ts';
 import { startRedis } from '../scripts/fleet/redis.ts';
+import { type DrainResult, runDrain } from './drain.ts';
+import { type FanoutResult, runFanout } from './fanout.ts';
+import { type IdleResult, runIdle } from './idle.ts';
+import { barChart, loadSampler, machineLoad, redisPid, round } from './lib.ts';
+import { type RedisCostResult, runRedisCost } from './redis-cost.ts';
 
-const { values: args } = parseArgs({
-  options: {
-    subscribers: { type: 'string', default: '100' },
-    messages: { type: 'string', default: '2000' },
-    window: { type: 'string', default: '16' },
-    rounds: { type: 'string', default: '3' },
-    out: { type: 'string', default: 'bench/results' },
+const BENCHES = ['idle', 'fanout', 'redis', 'drain'] as const;
+type BenchName = (typeof BENCHES)[number];
+
+const SIZES = {
+  smoke: {
+    rounds: 1,
+    idle: { count: 60, concurrency: 20, settleMs: 300 },
+    fanout: { subscribers: 5, messages: 50, window: 16, latencyMessages: 20 },
+    redis: { publishes: 200, window: 16 },
+    drain: { sockets: 60, survivors: 2, windowMs: 2_000, budgetPerSecond: 200, messages: 30 },
   },
-});
-const SUBSCRIBERS = Number(args.subscribers);
-const MESSAGES = Number(args.messages);
-const WINDOW = Number(args.window);
-const ROUNDS = Number(args.rounds);
+  full: {
+    rounds: 3,
+    idle: { count: 5_000, concurrency: 100, settleMs: 2_000 },
+    fanout: { subscribers: 200, messages: 1_000, window: 16, latencyMessages: 300 },
+    redis: { publishes: 10_000, window: 16 },
+    drain: { sockets: 10_000, survivors: 2, windowMs: 20_000, budgetPerSecond: 1_000, messages: 200 },
+  },
+} as const;
 
-/** One system under test: subscribers receive `text`, the publisher sends it and resolves when accepted. */
-interface Target {
-  readonly name: string;
-  subscribe(onText: (text: string) => void): Promise<void>;
-  publish(text: string): Promise<void>;
-  close(): Promise<void>;
-}
-
-interface Result {
-  readonly target: string;
-  readonly deliveriesPerSecond: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  readonly delivered: number;
-  readonly expected: number;
-}
-
-const cleanups: (() => Promise<void> | void)[] = [];
-
-async function forkPeer(file: string): Promise<number> {
-  const port = await freePort();
-  const child: ChildProcess = fork(new URL(file, import.meta.url), { env: { ...process.env, PORT: String(port) }, stdio: 'inherit' });
-  cleanups.push(() => void child.kill('SIGKILL'));
-  await new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve());
-    child.once('exit', (code) => reject(new Error(`${file} exited with ${code}`)));
-  });
-  return port;
-}
-
-function socketIoTarget(name: string, urls: string[], join: (s: Socket) => Promise<unknown>, send: (s: Socket, text: string) => Promise<unknown>, events: string[], textOf: (m: unknown) => string): Target {
-  const sockets: Socket[] = [];
-  const open = async (url: string): Promise<Socket> => {
-    const socket = connect(url, { transports: ['websocket'], forceNew: true, auth: { userId: `bench-${sockets.length}` } });
-    sockets.push(socket);
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('connect_error', reject));
-    return socket;
-  };
-  let publisher: Socket | null = null;
-  return {
-    name,
-    async subscribe(onText) {
-      for (let i = 0; i < SUBSCRIBERS; i += 1) {
-        const socket = await open(urls[i % urls.length]!);
-        for (const event of events) socket.on(event, (m: unknown) => onText(textOf(m)));
-        await join(socket);
-      }
-      publisher = await open(urls[0]!);
-    },
-    publish: (text) => send(publisher!, text).then(() => undefined),
-    async close() {
-      for (const socket of sockets) socket.disconnect();
-    },
-  };
-}
-
-async function gatewayTarget(name: string, env: Record<string, string>, instances: number): Promise<Target> {
-  const urls: string[] = [];
-  for (let i = 0; i < instances; i += 1) {
-    const [gateway, stop] = await startGateway({ env: { LOG_LEVEL: 'error', RATE_LIMIT_PER_SECOND: '100000', RATE_LIMIT_BURST: '100000', ...env } });
-    cleanups.push(stop);
-    urls.push(gateway.url);
-  }
-  const room = 'chat:bench';
-  return socketIoTarget(
-    name,
-    urls,
-    (s) => s.emitWithAck('room:join', { room }),
-    (s, text) => s.emitWithAck('chat:send', { room, text }),
-    ['chat:message'],
-    (m) => (m as { payload: { text: string } }).payload.text,
-  );
-}
-
-async function targets(redisUrl: string): Promise<(() => Promise<Target>)[]> {
-  return [
-    async () => {
-      const port = await forkPeer('./peers/raw-ws.ts');
-      const sockets: WebSocket[] = [];
-      const open = async (): Promise<WebSocket> => {
-        const ws = new WebSocket(`ws://127.0.0.1:${port}`);
-        sockets.push(ws);
-        await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-        return ws;
-      };
-      let publisher: WebSocket;
-      return {
-        name: 'raw ws',
-        async subscribe(onText) {
-          for (let i = 0; i < SUBSCRIBERS; i += 1) (await open()).on('message', (data) => onText(data.toString()));
-          publisher = await open();
-        },
-        // ws has no acks: a send is accepted once written.
-        publish: (text) => new Promise((resolve, reject) => publisher.send(text, (err) => (err ? reject(err) : resolve()))),
-        async close() {
-          for (const ws of sockets) ws.terminate();
-        },
-      };
-    },
-    async () => {
-      const port = await forkPeer('./peers/socketio-memory.ts');
-      const room = 'bench';
-      return socketIoTarget(
-        'Socket.IO, 1 process',
-        [`http://127.0.0.1:${port}`],
-        (s) => s.emitWithAck('join', room),
-        (s, text) => s.emitWithAck('send', { room, text }),
-        ['message'],
-        (m) => (m as { text: string }).text,
-      );
-    },
-    async () => {
-      const subscribers: Redis[] = [];
-      const publisher = new Redis(redisUrl);
-      return {
-        name: 'raw Redis pub/sub',
-        async subscribe(onText) {
-          for (let i = 0; i < SUBSCRIBERS; i += 1) {
-            const sub = new Redis(redisUrl);
-            subscribers.push(sub);
-            sub.on('message', (_channel: string, message: string) => onText(message));
-            await sub.subscribe('bench');
-          }
-        },
-        publish: (text) => publisher.publish('bench', text).then(() => undefined),
-        async close() {
-          for (const sub of subscribers) sub.disconnect();
-          publisher.disconnect();
-        },
-      };
-    },
-    () => gatewayTarget('gateway, embedded', { ADAPTER: 'memory' }, 1),
-    () => gatewayTarget('gateway, 2 on Redis', { ADAPTER: 'redis', REDIS_URL: redisUrl }, 2),
-  ];
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
-
-async function measure(target: Target): Promise<Result> {
-  const latencies: number[] = [];
-  let delivered = 0;
-  await target.subscribe((text) => {
-    delivered += 1;
-    latencies.push(performance.now() - Number(text.slice(0, text.indexOf('|'))));
-  });
-  const expected = SUBSCRIBERS * MESSAGES;
-  const started = performance.now();
-  let next = 0;
-  const pad = 'x'.repeat(80);
-  await Promise.all(
-    Array.from({ length: WINDOW }, async () => {
-      while (next < MESSAGES) {
-        next += 1;
-        await target.publish(`${performance.now()}|${pad}`);
-      }
-    }),
-  );
-  await waitFor(`${target.name}: ${expected} deliveries`, () => delivered >= expected, 60_000, 5).catch(() => undefined);
-  const elapsed = (performance.now() - started) / 1000;
-  latencies.sort((x, y) => x - y);
-  await target.close();
-  return { target: target.name, deliveriesPerSecond: Math.round(delivered / elapsed), p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), delivered, expected };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
-
-function svgChart(results: Result[]): string {
-  const width = 720;
-  const barHeight = 26;
-  const left = 190;
-  const max = Math.max(...results.map((r) => r.deliveriesPerSecond));
-  const rows = results.map((r, i) => {
-    const y = 40 + i * (barHeight + 12);
-    const w = Math.max(2, ((width - left - 150) * r.deliveriesPerSecond) / max);
-    return `<text x="${left - 8}" y="${y + 18}" text-anchor="end">${r.target}</text>
-<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${r.target.startsWith('gateway') ? '#3a7bd5' : '#9aa5b8'}"/>
-<text x="${left + w + 6}" y="${y + 18}">${r.deliveriesPerSecond.toLocaleString('en')}/s · p99 ${r.p99Ms.toFixed(1)} ms</text>`;
-  });
-  const height = 60 + results.length * (barHeight + 12);
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13">
-<rect width="100%" height="100%" fill="white"/>
-<text x="12" y="22" font-weight="bold">Fan-out: ${SUBSCRIBERS} subscribers × ${MESSAGES} messages (deliveries per second, median of ${ROUNDS})</text>
-${rows.join('\n')}
-</svg>
-`;
-}
-
-async function main(): Promise<void> {
-  const [redis, stopRedis] = await startRedis();
-  cleanups.push(stopRedis);
-  const rounds = new Map<string, Result[]>();
-  const factories = await targets(redis.url);
-  for (let round = 1; round <= ROUNDS; round += 1) {
-    for (const factory of factories) {
-      const target = await factory();
-      const result = await measure(target);
-      console.log(`round ${round}/${ROUNDS} ${result.target.padEnd(22)} ${String(result.deliveriesPerSecond).padStart(8)}/s  p50 ${result.p50Ms.toFixed(1)} ms  p99 ${result.p99Ms.toFixed(1)} ms  (${result.delivered}/${result.expected})`);
-      rounds.set(result.target, [...(rounds.get(result.target) ?? []), result]);
-    }
-  }
-  const results: Result[] = [...rounds.values()].map((rs) => ({
-    target: rs[0]!.target,
-    deliveriesPerSecond: median(rs.map((r) => r.deliveriesPerSecond)),
-    p50Ms: median(rs.map((r) => r.p50Ms)),
-    p99Ms: median(rs.map((r) => r.p99Ms)),
-    delivered: Math.min(...rs.map((r) => r.delivered)),
-    expected: rs[0]!.expected,
-  }));
-  const byName = new Map(results.map((r) => [r.target, r]));
-  const ratio = (a: string, b: string): number => Number((byName.get(a)!.deliveriesPerSecond / byName.get(b)!.deliveriesPerSecond).toFixed(2));
-  const ratios = {
-    'gateway embedded / Socket.IO 1 process': ratio('gateway, embedded', 'Socket.IO, 1 process'),
-    'gateway 2 on Redis / Socket.IO 1 process': ratio('gateway, 2 on Redis', 'Socket.IO, 1 process'),
-    'gateway embedded / raw ws': ratio('gateway, embedded', 'raw ws'),
-    'gateway 2 on Redis / raw Redis pub/sub': ratio('gateway, 2 on Redis', 'raw Redis pub/sub'),
-  };
-  mkdirSync(args.out!, { recursive: true });
-  const report = { date: new Date().toISOString(), subscribers: SUBSCRIBERS, messages: MESSAGES, window: WINDOW, rounds: ROUNDS, results, ratios };
-  writeFileSync(`${args.out}/fanout.json`, `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(`${args.out}/fanout.svg`, svgChart(results));
-  console.table(results);
-  console.table(ratios);
-  console.log(`wrote ${args.out}/fanout.json and ${args.out}/fanout.svg`);
-}
-
+const usage = 'usage: node bench/run.ts [--size full|smoke] [--only idle,fanout,redis,drain] [--rounds N] [--out DIR]';
+let args;
 try {
-  await main();
-} finally {
-  for (const cleanup of cleanups.reverse()) await cleanup();
+  args = parseArgs({
+    options: {
+      size: { type: 'string', default: 'full' },
+      only: { type: 'string' },
+      rounds: { type: 'string' },
+      out: { type: 'string', default: 'bench/results' },
+      help: { type: 'boolean', default: false },
+    },
+  }).values;
+} catch (err) {
+  console.error(`${(err as Error).message}\n${usage}`);
+  process.exit(2);
 }
+if (args.help) {
+  console.log(usage);
+  process.exit(0);
+}
+if (args.size !== 'full' && args.size !== 'smoke') {
+  console.error(`--size must be full or smoke, got ${args.size}\n${usage}`);
+  process.exit(2);
+}
+const only = (args.only?.split(',').map((s) => s.trim()).filter(Boolean) ?? [...BENCHES]) as BenchName[];
+const unknown = only.filter((name) => !BENCHES.includes(name));
+if (unknown.length > 0) {
+  console.error(`unknown bench ${unknown.join(', ')}; known: ${BENCHES.join(', ')}\n${usage}`);
+  process.exit(2);
+}
+const size = SIZES[args.size];
+const rounds = args.rounds === undefined ? size.rounds : Number(args.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) {
+  console.error(`--rounds must be a positive integer, got ${args.rounds}`);
+  process.exit(2);
+}
+const out = args.out!;
+mkdirSync(out, { recursive: true });
+const log = (line: string): void => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
+const ratio = (a: number, b: number): number => round(a / b, 3);
+
+function write(name: string, report: unknown, svg: string): void {
+  writeFileSync(`${out}/${name}.json`, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(`${out}/${name}.svg`, svg);
+  log(`wrote ${out}/${name}.json and ${out}/${name}.svg`);
+}
+
+const started = Date.now();
+const summary: Record<string, unknown> = { date: new Date().toISOString(), size: args.size, rounds, machine: machineLoad() };
+const [redis, stopRedis] = await startRedis();
+try {
+  const pidOfRedis = await redisPid(redis.url);
+
+  if (only.includes('idle')) {
+    const load = loadSampler();
+    log(`idle: ${size.idle.count} sockets per contender, ${rounds} round(s)`);
+    const results = await runIdle({ ...size.idle, rounds, log });
+    const during = load.stop();
+    const by = new Map<string, IdleResult>(results.map((r) => [r.contender, r]));
+    const m = (name: string, key: 'bytesPerSocket' | 'cpuMsPerHandshake' | 'handshakesPerSecond'): number => by.get(name)![key].median;
+    const ratios = {
+      'memory per socket, gateway / Socket.IO': ratio(m('gateway', 'bytesPerSocket'), m('Socket.IO', 'bytesPerSocket')),
+      'memory per socket, gateway / raw ws': ratio(m('gateway', 'bytesPerSocket'), m('raw ws', 'bytesPerSocket')),
+      'CPU per handshake, gateway / Socket.IO': ratio(m('gateway', 'cpuMsPerHandshake'), m('Socket.IO', 'cpuMsPerHandshake')),
+      'CPU per handshake, gateway / raw ws': ratio(m('gateway', 'cpuMsPerHandshake'), m('raw ws', 'cpuMsPerHandshake')),
+      'handshakes per second, gateway / Socket.IO': ratio(m('gateway', 'handshakesPerSecond'), m('Socket.IO', 'handshakesPerSecond')),
+    };
+    summary.idle = ratios;
+    const panel = (title: string, key: 'bytesPerSocket' | 'cpuMsPerHandshake' | 'handshakesPerSecond', fmt: (v: number) => string) => ({
+      title,
+      bars: results.map((r) => ({ label: r.contender, value: r[key].median, min: r[key].min, max: r[key].max, text: fmt(r[key].median), ours: r.ours })),
+    });
+    write(
+      'idle',
+      { date: new Date().toISOString(), size: args.size, rounds, ...size.idle, load: during, results, ratios },
+      barChart(
+        `Idle sockets: ${size.idle.count} per server, median of ${rounds} (whiskers: min–max)`,
+        [
+          panel('memory per idle socket (server RSS delta) — lower is better', 'bytesPerSocket', (v) => `${(v / 1024).toFixed(1)} KB`),
+          panel('server CPU per handshake — lower is better', 'cpuMsPerHandshake', (v) => `${v.toFixed(3)} ms`),
+          panel('handshakes per second (wall clock, shared machine)', 'handshakesPerSecond', (v) => `${Math.round(v)}/s`),
+        ],
+        `load average (1 min) during the run: ${during.min}–${during.max} on ${machineLoad().cores} cores`,
+      ),
+    );
+  }
+
+  if (only.includes('fanout')) {
+    const load = loadSampler();
+    log(`fanout: ${size.fanout.subscribers} subscribers × ${size.fanout.messages} messages, ${rounds} round(s)`);
+    const results = await runFanout({ ...size.fanout, rounds, redisUrl: redis.url, redisPid: pidOfRedis, log });
+    const during = load.stop();
+    const by = new Map<string, FanoutResult>(results.map((r) => [r.contender, r]));
+    const cpu = (name: string): number => by.get(name)!.deliveriesPerCpuSecond.median;
+    const wall = (name: string): number => by.get(name)!.deliveriesPerSecond.median;
+    const p50 = (name: string): number => by.get(name)!.halfSaturation.p50Ms.median;
+    const ratios = {
+      'deliveries per CPU-second, gateway embedded / Socket.IO 1 process': ratio(cpu('gateway, embedded'), cpu('Socket.IO, 1 process')),
+      'deliveries per CPU-second, gateway 2 on Redis / Socket.IO + redis-adapter 2 (Redis CPU counted)': ratio(cpu('gateway, 2 on Redis'), cpu('Socket.IO + redis-adapter, 2')),
+      'deliveries per CPU-second, gateway embedded / raw ws': ratio(cpu('gateway, embedded'), cpu('raw ws')),
+      'deliveries per second, gateway embedded / Socket.IO 1 process': ratio(wall('gateway, embedded'), wall('Socket.IO, 1 process')),
+      'deliveries per second, gateway 2 on Redis / Socket.IO 1 process': ratio(wall('gateway, 2 on Redis'), wall('Socket.IO, 1 process')),
+      'deliveries per second, gateway 2 on Redis / gateway embedded': ratio(wall('gateway, 2 on Redis'), wall('gateway, embedded')),
+      'p50 at half saturation, gateway 2 on Redis − Socket.IO 1 process (ms)': round(p50('gateway, 2 on Redis') - p50('Socket.IO, 1 process')),
+      'p50 at half saturation, gateway 2 on Redis − Socket.IO + redis-adapter 2 (ms)': round(p50('gateway, 2 on Redis') - p50('Socket.IO + redis-adapter, 2')),
+    };
+    summary.fanout = ratios;
+    const bars = (pick: (r: FanoutResult) => { median: number; min: number; max: number }, fmt: (v: number) => string) =>
+      results.map((r) => ({ label: r.contender, value: pick(r).median, min: pick(r).min, max: pick(r).max, text: fmt(pick(r).median), ours: r.ours }));
+    write(
+      'fanout',
+      { date: new Date().toISOString(), size: args.size, rounds, ...size.fanout, load: during, results, ratios },
+      barChart(
+        `Fan-out: 1 room × ${size.fanout.subscribers} subscribers, ${size.fanout.messages} messages; median of ${rounds} (whiskers: min–max)`,
+        [
+          { title: 'deliveries per server CPU-second (Redis CPU counted where used) — higher is better', bars: bars((r) => r.deliveriesPerCpuSecond, (v) => Math.round(v).toLocaleString('en')) },
+          { title: 'deliveries per second (wall clock, shared machine)', bars: bars((r) => r.deliveriesPerSecond, (v) => Math.round(v).toLocaleString('en')) },
+          { title: 'p50 latency at half of saturation — lower is better', bars: bars((r) => r.halfSaturation.p50Ms, (v) => `${v.toFixed(1)} ms`) },
+          { title: 'p99 latency at half of saturation — lower is better', bars: bars((r) => r.halfSaturation.p99Ms, (v) => `${v.toFixed(1)} ms`) },
+        ],
+        `load average (1 min) during the run: ${during.min}–${during.max} on ${machineLoad().cores} cores`,
+      ),
+    );
+  }
+
+  if (only.includes('redis')) {
+    const load = loadSampler();
+    log(`redis: ${size.redis.publishes} publishes per contender, ${rounds} round(s)`);
+    const results = await runRedisCost({ ...size.redis, rounds, redisUrl: redis.url, redisPid: pidOfRedis, log });
+    const during = load.stop();
+    const by = new Map<string, RedisCostResult>(results.map((r) => [r.contender, r]));
+    const cpu = (name: string): number => by.get(name)!.redisCpuMsPer10k.median;
+    const ratios = {
+      'Redis CPU per publish, gateway / raw PUBLISH': ratio(cpu('gateway'), cpu('raw PUBLISH')),
+      'Redis CPU per publish, gateway / Socket.IO + redis-adapter': ratio(cpu('gateway'), cpu('Socket.IO + redis-adapter')),
+      'Redis commands per publish, gateway': by.get('gateway')!.commandsPerPublish.median,
+    };
+    summary.redis = ratios;
+    write(
+      'redis-cost',
+      { date: new Date().toISOString(), size: args.size, rounds, ...size.redis, load: during, results, ratios },
+      barChart(
+        `Redis per publish: ${size.redis.publishes} publishes, 1 subscriber; median of ${rounds} (whiskers: min–max)`,
+        [
+          {
+            title: 'redis-server CPU per 10k publishes — lower is better',
+            bars: results.map((r) => ({ label: r.contender, value: r.redisCpuMsPer10k.median, min: r.redisCpuMsPer10k.min, max: r.redisCpuMsPer10k.max, text: `${r.redisCpuMsPer10k.median.toFixed(0)} ms`, ours: r.ours })),
+          },
+          {
+            title: 'Redis commands per publish',
+            bars: results.map((r) => ({ label: r.contender, value: r.commandsPerPublish.median, text: `${r.commandsPerPublish.median.toFixed(2)} ${JSON.stringify(r.commands)}`, ours: r.ours })),
+          },
+        ],
+        `load average (1 min) during the run: ${during.min}–${during.max} on ${machineLoad().cores} cores`,
+      ),
+    );
+  }
+
+  if (only.includes('drain')) {
+    const load = loadSampler();
+    log(`drain: a pod holding ${size.drain.sockets} sockets, ${size.drain.survivors} survivors`);
+    const results: DrainResult[] = await runDrain({ ...size.drain, redisUrl: redis.url, log });
+    const during = load.stop();
+    summary.drain = Object.fromEntries(results.map((r) => [r.contender, { peakPerSecond: r.peakReconnectsPerSecond, budgetPerSecond: r.budgetPerSecond, drainMs: r.drainMs, lost: r.lost }]));
+    write(
+      'drain',
+      { date: new Date().toISOString(), size: args.size, ...size.drain, load: during, results },
+      barChart(
+        `Drain of a pod holding ${size.drain.sockets} sockets onto ${size.drain.survivors} survivors`,
+        [
+          {
+            title: `peak reconnects per second on the survivors (budget ${size.drain.budgetPerSecond}/s) — lower is better`,
+            bars: results.map((r) => ({ label: r.contender, value: r.peakReconnectsPerSecond, text: `${r.peakReconnectsPerSecond}/s`, ours: r.ours })),
+          },
+          {
+            title: 'time from SIGTERM to every socket back on a survivor',
+            bars: results.map((r) => ({ label: r.contender, value: r.drainMs, text: `${(r.drainMs / 1000).toFixed(1)} s · lost ${r.lost}`, ours: r.ours })),
+          },
+        ],
+        `load average (1 min) during the run: ${during.min}–${during.max} on ${machineLoad().cores} cores`,
+      ),
+    );
+  }
+} finally {
+  await stopRedis();
+}
+summary.durationSeconds = Math.round((Date.now() - started) / 1000);
+summary.machineAfter = machineLoad();
+writeFileSync(`${out}/summary.json`, `${JSON.stringify(summary, null, 2)}\n`);
+console.log(JSON.stringify(summary, null, 2));
+log(`done in ${summary.durationSeconds} s; wrote ${out}/summary.json`);

@@ -4,16 +4,52 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-// Keeps `make bench` working: a tiny run must deliver every message on every target and write its report.
+// Keeps `make bench` working: the smoke size of every bench must complete — every socket connected,
+// every message delivered, every drained client back with nothing lost — and write its JSON and SVG.
 // No timing is asserted here; the numbers live in docs/benchmarks.md.
-describe('make bench', () => {
-  it('runs every target side by side and writes JSON + SVG with ratios', () => {
-    const out = mkdtempSync(join(tmpdir(), 'rt-bench-'));
-    execFileSync(process.execPath, ['bench/run.ts', '--subscribers', '5', '--messages', '50', '--rounds', '1', '--out', out], { stdio: 'pipe', timeout: 120_000 });
-    const report = JSON.parse(readFileSync(join(out, 'fanout.json'), 'utf8')) as { results: { target: string; delivered: number; expected: number }[]; ratios: Record<string, number> };
-    expect(report.results.map((r) => r.target)).toEqual(['raw ws', 'Socket.IO, 1 process', 'raw Redis pub/sub', 'gateway, embedded', 'gateway, 2 on Redis']);
-    for (const result of report.results) expect(result.delivered, result.target).toBe(result.expected);
-    expect(Object.values(report.ratios).every((r) => r > 0)).toBe(true);
-    expect(readFileSync(join(out, 'fanout.svg'), 'utf8')).toContain('<svg');
+describe('make bench (smoke size)', () => {
+  const out = mkdtempSync(join(tmpdir(), 'rt-bench-'));
+  const read = <T>(name: string): T => JSON.parse(readFileSync(join(out, name), 'utf8')) as T;
+
+  it('runs every bench side by side and writes JSON + SVG with ratios and the machine load', { timeout: 150_000 }, () => {
+    execFileSync(process.execPath, ['bench/run.ts', '--size', 'smoke', '--out', out], { stdio: 'pipe', timeout: 140_000 });
+
+    const idle = read<{ count: number; load: { median: number }; results: { contender: string; connected: number; rounds: { failed: number; serverFds: number }[] }[] }>('idle.json');
+    expect(idle.results.map((r) => r.contender)).toEqual(['gateway', 'Socket.IO', 'raw ws']);
+    for (const r of idle.results) {
+      expect(r.connected, r.contender).toBe(idle.count);
+      // Every held connection is an open descriptor on the server: the sockets were really held.
+      expect(r.rounds[0]!.serverFds, r.contender).toBeGreaterThanOrEqual(idle.count);
+    }
+    expect(idle.load.median).toBeGreaterThanOrEqual(0);
+
+    const fanout = read<{ results: { contender: string; delivered: number; expected: number; latencyDelivered: number; latencyExpected: number; latencyFailed: number }[] }>('fanout.json');
+    expect(fanout.results.map((r) => r.contender)).toEqual([
+      'raw ws',
+      'Socket.IO, 1 process',
+      'Socket.IO + redis-adapter, 2',
+      'raw Redis pub/sub',
+      'gateway, embedded',
+      'gateway, 2 on Redis',
+    ]);
+    for (const r of fanout.results) {
+      expect(r.delivered, r.contender).toBe(r.expected);
+      expect(r.latencyDelivered, r.contender).toBe(r.latencyExpected);
+      expect(r.latencyFailed, r.contender).toBe(0);
+    }
+
+    const redis = read<{ publishes: number; results: { contender: string; received: number; commands: Record<string, number> }[] }>('redis-cost.json');
+    for (const r of redis.results) expect(r.received, r.contender).toBe(redis.publishes);
+    // Each contender's publishes really reached Redis as PUBLISH commands.
+    for (const r of redis.results) expect(r.commands.publish, r.contender).toBe(1);
+
+    const drain = read<{ sockets: number; results: { joined: number; backOnSurvivors: number; published: number; lost: number; duplicates: number; lateResets: number; victimExit: { code: number } }[] }>('drain.json');
+    const [drained] = drain.results;
+    expect(drained).toMatchObject({ joined: drain.sockets, backOnSurvivors: drain.sockets, lost: 0, duplicates: 0, lateResets: 0, victimExit: { code: 0 } });
+    expect(drained!.published).toBeGreaterThan(0);
+
+    const summary = read<{ machine: { loadavg1: number }; idle: object; fanout: object; redis: object; drain: object }>('summary.json');
+    expect(Object.keys(summary)).toEqual(expect.arrayContaining(['machine', 'idle', 'fanout', 'redis', 'drain']));
+    for (const name of ['idle', 'fanout', 'redis-cost', 'drain']) expect(readFileSync(join(out, `${name}.svg`), 'utf8')).toContain('<svg');
   });
 });
