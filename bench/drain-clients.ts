@@ -6,7 +6,7 @@
 // seqs: contiguous, no duplicates, no reset after the first join.
 //   parent → {cmd: 'connect', url, survivors, count, rooms, concurrency} → {cmd: 'connected', joined, failed}
 //   parent → {cmd: 'status'} → {cmd: 'status', onSurvivors, caughtUp(seqs)}
-//   parent → {cmd: 'report', finalSeqs} → {cmd: 'report', ...}
+//   parent → {cmd: 'report', finalSeqs} → {cmd: 'report', lost (seqs skipped), behind (clients short of their room's final seq), ...}
 import { readdirSync } from 'node:fs';
 import { io, type Socket } from 'socket.io-client';
 
@@ -107,10 +107,21 @@ process.on('message', (message: { cmd: string; url?: string; survivors?: string[
         while (next < count) {
           const client = clients[next]!;
           next += 1;
-          await open(client, message.url!, false).catch((err: unknown) => {
-            failed += 1;
-            firstError ??= (err as Error).message;
-          });
+          // A refused first join (a Redis timeout on a loaded machine) is retried, as the SDK would.
+          for (let attempt = 1; ; attempt += 1) {
+            try {
+              await open(client, message.url!, false);
+              break;
+            } catch (err) {
+              client.socket?.disconnect();
+              firstError ??= (err as Error).message;
+              if (attempt === 5) {
+                failed += 1;
+                break;
+              }
+              await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+            }
+          }
         }
       }),
     ).then(() => process.send!({ cmd: 'connected', joined: count - failed, failed, firstError, fds: readdirSync('/proc/self/fd').length }));
@@ -122,7 +133,7 @@ process.on('message', (message: { cmd: string; url?: string; survivors?: string[
     let behind = 0;
     for (const client of clients) {
       const final = finalSeqs[client.room];
-      if (final !== undefined && client.lastSeq !== null && client.lastSeq < final) behind += final - client.lastSeq;
+      if (final !== undefined && client.lastSeq !== null && client.lastSeq < final) behind += 1;
       lost += client.gaps;
     }
     process.send!({
@@ -130,7 +141,8 @@ process.on('message', (message: { cmd: string; url?: string; survivors?: string[
       clients: clients.length,
       onSurvivors: clients.filter((c) => c.onSurvivor && c.socket?.connected).length,
       reconnectTimes,
-      lost: lost + behind,
+      lost,
+      behind,
       duplicates: clients.reduce((sum, c) => sum + c.duplicates, 0),
       lateResets: clients.reduce((sum, c) => sum + c.lateResets, 0),
       joinFailures,

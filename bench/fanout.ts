@@ -9,7 +9,7 @@ import { io as connect, type Socket } from 'socket.io-client';
 import { WebSocket } from 'ws';
 import { startGateway } from '../scripts/fleet/gateway.ts';
 import { waitFor } from '../scripts/fleet/ports.ts';
-import { GATEWAY_BENCH_ENV } from './idle.ts';
+import { GATEWAY_BENCH_ENV, LEAN_NODE_OPTIONS } from './idle.ts';
 import { alternate, forkPeer, percentile, sleep, summarize, type Summary, totalCpu } from './lib.ts';
 
 export interface FanoutOptions {
@@ -25,7 +25,7 @@ export interface FanoutOptions {
 }
 
 /** One system under test: subscribers receive `text`, the publisher sends it and resolves when accepted. */
-interface Target {
+export interface Target {
   /** Server processes whose CPU this target costs (redis-server included when it uses Redis). */
   readonly pids: readonly number[];
   subscribe(onText: (text: string) => void): Promise<void>;
@@ -41,7 +41,7 @@ interface Contender {
   start(opts: FanoutOptions): Promise<Target>;
 }
 
-function socketIoTarget(
+export function socketIoTarget(
   pids: number[],
   urls: string[],
   subscribers: number,
@@ -74,21 +74,21 @@ function socketIoTarget(
   };
 }
 
-const gatewayProtocol = {
+export const gatewayProtocol = {
   join: (s: Socket) => s.emitWithAck('room:join', { room: 'chat:bench' }),
   send: (s: Socket, text: string) => s.emitWithAck('chat:send', { room: 'chat:bench', text }),
   event: 'chat:message',
   textOf: (m: unknown) => (m as { payload: { text: string } }).payload.text,
 };
 
-const socketIoProtocol = {
+export const socketIoProtocol = {
   join: (s: Socket) => s.emitWithAck('join', 'bench'),
   send: (s: Socket, text: string) => s.emitWithAck('send', { room: 'bench', text }),
   event: 'message',
   textOf: (m: unknown) => (m as { text: string }).text,
 };
 
-async function gatewayTarget(opts: FanoutOptions, env: Record<string, string>, instances: number, redis: boolean): Promise<Target> {
+export async function gatewayTarget(opts: Pick<FanoutOptions, 'subscribers' | 'redisPid'>, env: Record<string, string>, instances: number, redis: boolean): Promise<Target> {
   const urls: string[] = [];
   const pids: number[] = [];
   const stops: (() => Promise<void>)[] = [];
@@ -186,6 +186,12 @@ export function fanoutContenders(): Contender[] {
       },
     },
     { name: 'gateway, embedded', ours: true, redis: false, start: (opts) => gatewayTarget(opts, { ADAPTER: 'memory' }, 1, false) },
+    {
+      name: 'gateway, embedded, small young gen',
+      ours: true,
+      redis: false,
+      start: (opts) => gatewayTarget(opts, { ADAPTER: 'memory', NODE_OPTIONS: LEAN_NODE_OPTIONS }, 1, false),
+    },
     { name: 'gateway, 2 on Redis', ours: true, redis: true, start: (opts) => gatewayTarget(opts, { ADAPTER: 'redis', REDIS_URL: opts.redisUrl }, 2, true) },
   ];
 }
@@ -230,7 +236,7 @@ async function freshRecorder(target: Target): Promise<Recorder> {
   return recorder;
 }
 
-async function saturate(name: string, target: Target, opts: FanoutOptions): Promise<SaturationRound> {
+export async function saturate(name: string, target: Target, opts: Pick<FanoutOptions, 'subscribers' | 'messages' | 'window'>): Promise<SaturationRound> {
   const recorder = await freshRecorder(target);
   const expected = opts.subscribers * opts.messages;
   const cpuBefore = totalCpu(target.pids);

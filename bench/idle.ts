@@ -15,6 +15,8 @@ export interface IdleOptions {
   /** Wait after the last connect before reading RSS, so allocation settles. */
   readonly settleMs: number;
   readonly log: (line: string) => void;
+  /** Only these contenders (all when unset). */
+  readonly contenders?: readonly string[];
 }
 
 interface Server {
@@ -39,6 +41,9 @@ export const GATEWAY_BENCH_ENV = {
   RATE_LIMIT_BURST: '100000',
 } as const;
 
+/** The documented setting that trades a little CPU for less memory per socket (docs/benchmarks.md). */
+export const LEAN_NODE_OPTIONS = '--max-semi-space-size=4';
+
 export function idleContenders(): Contender[] {
   return [
     {
@@ -51,11 +56,31 @@ export function idleContenders(): Contender[] {
       },
     },
     {
+      name: 'gateway, small young generation',
+      kind: 'socket.io',
+      ours: true,
+      async start() {
+        const [gateway, stop] = await startGateway({
+          env: { ...GATEWAY_BENCH_ENV, ADAPTER: 'memory', FLEET_STATS_INTERVAL_MS: '2000', NODE_OPTIONS: LEAN_NODE_OPTIONS },
+        });
+        return { pid: gateway.child.pid!, url: gateway.url, stop };
+      },
+    },
+    {
       name: 'Socket.IO',
       kind: 'socket.io',
       ours: false,
       async start() {
         const peer = await forkPeer(new URL('./peers/socketio-memory.ts', import.meta.url));
+        return { pid: peer.pid, url: `http://127.0.0.1:${peer.port}`, stop: peer.stop };
+      },
+    },
+    {
+      name: 'Socket.IO, small young generation',
+      kind: 'socket.io',
+      ours: false,
+      async start() {
+        const peer = await forkPeer(new URL('./peers/socketio-memory.ts', import.meta.url), {}, [LEAN_NODE_OPTIONS]);
         return { pid: peer.pid, url: `http://127.0.0.1:${peer.port}`, stop: peer.stop };
       },
     },
@@ -159,7 +184,7 @@ async function measureOnce(contender: Contender, opts: IdleOptions): Promise<Idl
 }
 
 export async function runIdle(opts: IdleOptions): Promise<IdleResult[]> {
-  const contenders = idleContenders();
+  const contenders = idleContenders().filter((c) => !opts.contenders || opts.contenders.includes(c.name));
   const rounds = new Map<string, IdleRound[]>(contenders.map((c) => [c.name, []]));
   for (let r = 0; r < opts.rounds; r += 1) {
     for (const contender of alternate(contenders, r)) {

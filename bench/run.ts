@@ -31,8 +31,8 @@ const SIZES = {
   },
   full: {
     rounds: 3,
-    idle: { count: 5_000, concurrency: 100, settleMs: 2_000 },
-    fanout: { subscribers: 200, messages: 1_000, window: 16, latencyMessages: 300 },
+    idle: { count: 5_000, concurrency: 100, settleMs: 1_500 },
+    fanout: { subscribers: 200, messages: 500, window: 16, latencyMessages: 200 },
     redis: { publishes: 10_000, window: 16 },
     drain: { sockets: 10_000, survivors: 2, windowMs: 20_000, budgetPerSecond: 1_000, messages: 200 },
   },
@@ -101,6 +101,12 @@ try {
     const ratios = {
       'memory per socket, gateway / Socket.IO': ratio(m('gateway', 'bytesPerSocket'), m('Socket.IO', 'bytesPerSocket')),
       'memory per socket, gateway / raw ws': ratio(m('gateway', 'bytesPerSocket'), m('raw ws', 'bytesPerSocket')),
+      'memory per socket, gateway with --max-semi-space-size=4 / Socket.IO': ratio(m('gateway, small young generation', 'bytesPerSocket'), m('Socket.IO', 'bytesPerSocket')),
+      'memory per socket, both with --max-semi-space-size=4, gateway / Socket.IO': ratio(
+        m('gateway, small young generation', 'bytesPerSocket'),
+        m('Socket.IO, small young generation', 'bytesPerSocket'),
+      ),
+      'CPU per handshake, gateway with --max-semi-space-size=4 / gateway': ratio(m('gateway, small young generation', 'cpuMsPerHandshake'), m('gateway', 'cpuMsPerHandshake')),
       'CPU per handshake, gateway / Socket.IO': ratio(m('gateway', 'cpuMsPerHandshake'), m('Socket.IO', 'cpuMsPerHandshake')),
       'CPU per handshake, gateway / raw ws': ratio(m('gateway', 'cpuMsPerHandshake'), m('raw ws', 'cpuMsPerHandshake')),
       'handshakes per second, gateway / Socket.IO': ratio(m('gateway', 'handshakesPerSecond'), m('Socket.IO', 'handshakesPerSecond')),
@@ -138,6 +144,7 @@ try {
       'deliveries per CPU-second, gateway embedded / Socket.IO 1 process': ratio(cpu('gateway, embedded'), cpu('Socket.IO, 1 process')),
       'deliveries per CPU-second, gateway 2 on Redis / Socket.IO + redis-adapter 2 (Redis CPU counted)': ratio(cpu('gateway, 2 on Redis'), cpu('Socket.IO + redis-adapter, 2')),
       'deliveries per CPU-second, gateway embedded / raw ws': ratio(cpu('gateway, embedded'), cpu('raw ws')),
+      'deliveries per CPU-second, gateway embedded with --max-semi-space-size=4 / gateway embedded': ratio(cpu('gateway, embedded, small young gen'), cpu('gateway, embedded')),
       'deliveries per second, gateway embedded / Socket.IO 1 process': ratio(wall('gateway, embedded'), wall('Socket.IO, 1 process')),
       'deliveries per second, gateway 2 on Redis / Socket.IO 1 process': ratio(wall('gateway, 2 on Redis'), wall('Socket.IO, 1 process')),
       'deliveries per second, gateway 2 on Redis / gateway embedded': ratio(wall('gateway, 2 on Redis'), wall('gateway, embedded')),
@@ -201,7 +208,7 @@ try {
     log(`drain: a pod holding ${size.drain.sockets} sockets, ${size.drain.survivors} survivors`);
     const results: DrainResult[] = await runDrain({ ...size.drain, redisUrl: redis.url, log });
     const during = load.stop();
-    summary.drain = Object.fromEntries(results.map((r) => [r.contender, { peakPerSecond: r.peakReconnectsPerSecond, budgetPerSecond: r.budgetPerSecond, drainMs: r.drainMs, lost: r.lost }]));
+    summary.drain = Object.fromEntries(results.map((r) => [r.contender, { peakPerSecond: r.peakReconnectsPerSecond, budgetPerSecond: r.budgetPerSecond, drainMs: r.drainMs, lost: r.lost, behind: r.behind }]));
     write(
       'drain',
       { date: new Date().toISOString(), size: args.size, ...size.drain, load: during, results },
@@ -214,7 +221,7 @@ try {
           },
           {
             title: 'time from SIGTERM to every socket back on a survivor',
-            bars: results.map((r) => ({ label: r.contender, value: r.drainMs, text: `${(r.drainMs / 1000).toFixed(1)} s · lost ${r.lost}`, ours: r.ours })),
+            bars: results.map((r) => ({ label: r.contender, value: r.drainMs, text: `${(r.drainMs / 1000).toFixed(1)} s · lost ${r.lost} · not back ${r.behind}`, ours: r.ours })),
           },
         ],
         `load average (1 min) during the run: ${during.min}–${during.max} on ${machineLoad().cores} cores`,

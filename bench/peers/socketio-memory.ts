@@ -1,4 +1,5 @@
 // Peer: a single Socket.IO process with the in-memory adapter: join a room, broadcast to it, ack the sender.
+// SIGTERM/SIGINT close it the stock way (io.close()) and exit, so `--cpu-prof` can write its profile.
 import { createServer } from 'node:http';
 import { Server } from 'socket.io';
 
@@ -14,4 +15,5 @@ io.on('connection', (socket) => {
     ack();
   });
 });
+for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void io.close(() => process.exit(0)));
 http.listen(Number(process.env.PORT), '127.0.0.1', () => process.send?.('ready'));

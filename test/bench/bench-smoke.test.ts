@@ -15,7 +15,7 @@ describe('make bench (smoke size)', () => {
     execFileSync(process.execPath, ['bench/run.ts', '--size', 'smoke', '--out', out], { stdio: 'pipe', timeout: 140_000 });
 
     const idle = read<{ count: number; load: { median: number }; results: { contender: string; connected: number; rounds: { failed: number; serverFds: number }[] }[] }>('idle.json');
-    expect(idle.results.map((r) => r.contender)).toEqual(['gateway', 'Socket.IO', 'raw ws']);
+    expect(idle.results.map((r) => r.contender)).toEqual(['gateway', 'gateway, small young generation', 'Socket.IO', 'Socket.IO, small young generation', 'raw ws']);
     for (const r of idle.results) {
       expect(r.connected, r.contender).toBe(idle.count);
       // Every held connection is an open descriptor on the server: the sockets were really held.
@@ -30,6 +30,7 @@ describe('make bench (smoke size)', () => {
       'Socket.IO + redis-adapter, 2',
       'raw Redis pub/sub',
       'gateway, embedded',
+      'gateway, embedded, small young gen',
       'gateway, 2 on Redis',
     ]);
     for (const r of fanout.results) {
@@ -43,9 +44,9 @@ describe('make bench (smoke size)', () => {
     // Each contender's publishes really reached Redis as PUBLISH commands.
     for (const r of redis.results) expect(r.commands.publish, r.contender).toBe(1);
 
-    const drain = read<{ sockets: number; results: { joined: number; backOnSurvivors: number; published: number; lost: number; duplicates: number; lateResets: number; victimExit: { code: number } }[] }>('drain.json');
+    const drain = read<{ sockets: number; results: { joined: number; backOnSurvivors: number; published: number; lost: number; behind: number; duplicates: number; lateResets: number; victimExit: { code: number } }[] }>('drain.json');
     const [drained] = drain.results;
-    expect(drained).toMatchObject({ joined: drain.sockets, backOnSurvivors: drain.sockets, lost: 0, duplicates: 0, lateResets: 0, victimExit: { code: 0 } });
+    expect(drained).toMatchObject({ joined: drain.sockets, backOnSurvivors: drain.sockets, lost: 0, behind: 0, duplicates: 0, lateResets: 0, victimExit: { code: 0 } });
     expect(drained!.published).toBeGreaterThan(0);
 
     const summary = read<{ machine: { loadavg1: number }; idle: object; fanout: object; redis: object; drain: object }>('summary.json');

@@ -26,10 +26,12 @@ export interface RedisBackplaneOptions {
 // Numbers go through string.format('%d') because Lua's tostring drops digits past 14.
 const ORIGIN = `local function origin() local t = redis.call('TIME'); return tonumber(t[1]) * 1000000 + tonumber(t[2]) end`;
 
+// Commands are kept to what each publish needs (docs/benchmarks.md, "Redis per publish"): INCR creates
+// a missing seq key at 1, which the same script replaces by a new epoch; the history is trimmed only
+// once full; the state key (counters only) is only touched by counter publishes.
 const PUBLISH_SCRIPT = `${ORIGIN}
-local seq
-if redis.call('EXISTS', KEYS[1]) == 1 then seq = redis.call('INCR', KEYS[1])
-else seq = origin() + 1; redis.call('SET', KEYS[1], string.format('%d', seq)) end
+local seq = redis.call('INCR', KEYS[1])
+if seq == 1 then seq = origin() + 1; redis.call('SET', KEYS[1], string.format('%d', seq)) end
 local payload = ARGV[3]
 if ARGV[8] ~= '' then
   local value = redis.call('INCRBY', KEYS[3], ARGV[8])
@@ -39,9 +41,10 @@ local t = redis.call('TIME')
 local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local envelope = '{"v":${PROTOCOL_VERSION},"type":"' .. ARGV[1] .. '","room":' .. ARGV[2] .. ',"seq":' .. string.format('%d', seq) ..
   ',"payload":' .. payload .. ',"ts":' .. string.format('%d', ts) .. '}'
-redis.call('LPUSH', KEYS[2], envelope)
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
-for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+if redis.call('LPUSH', KEYS[2], envelope) > tonumber(ARGV[4]) then redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1) end
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+if ARGV[8] ~= '' then redis.call('EXPIRE', KEYS[3], ARGV[5]) end
 if ARGV[7] == '1' then redis.call('SPUBLISH', ARGV[6], envelope) else redis.call('PUBLISH', ARGV[6], envelope) end
 return envelope`;
 
