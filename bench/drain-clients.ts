@@ -15,6 +15,7 @@ interface Client {
   readonly room: string;
   socket: Socket | null;
   onSurvivor: boolean;
+  moving: boolean;
   lastSeq: number | null;
   joinedAt: number | null;
   duplicates: number;
@@ -25,8 +26,10 @@ interface Client {
 let survivors: string[] = [];
 let nextSurvivor = 0;
 const clients: Client[] = [];
-/** When each connection to a survivor was up (performance.now() of this process, ms since its origin). */
+/** When each client rejoined its room on a survivor (epoch ms): bunched when this process is starved of CPU. */
 const reconnectTimes: number[] = [];
+/** When each client left the victim to move (its hint's delay ran out, or its connection was closed), epoch ms. */
+const moveStarts: number[] = [];
 let joinFailures = 0;
 let firstError: string | null = null;
 
@@ -84,6 +87,8 @@ function open(client: Client, url: string, toSurvivor: boolean): Promise<void> {
 }
 
 function move(client: Client): void {
+  if (!client.onSurvivor && !client.moving) moveStarts.push(performance.now() + performance.timeOrigin);
+  client.moving = true;
   client.socket?.disconnect();
   client.socket = null;
   const url = survivors[nextSurvivor % survivors.length]!;
@@ -99,7 +104,7 @@ process.on('message', (message: { cmd: string; url?: string; survivors?: string[
   if (message.cmd === 'connect') {
     survivors = message.survivors!;
     const count = message.count!;
-    for (let i = 0; i < count; i += 1) clients.push({ index: i, room: `chat:drain-${i % message.rooms!}`, socket: null, onSurvivor: false, lastSeq: null, joinedAt: null, duplicates: 0, gaps: 0, lateResets: 0 });
+    for (let i = 0; i < count; i += 1) clients.push({ index: i, room: `chat:drain-${i % message.rooms!}`, socket: null, onSurvivor: false, moving: false, lastSeq: null, joinedAt: null, duplicates: 0, gaps: 0, lateResets: 0 });
     let next = 0;
     let failed = 0;
     void Promise.all(
@@ -141,6 +146,7 @@ process.on('message', (message: { cmd: string; url?: string; survivors?: string[
       clients: clients.length,
       onSurvivors: clients.filter((c) => c.onSurvivor && c.socket?.connected).length,
       reconnectTimes,
+      moveStarts,
       lost,
       behind,
       duplicates: clients.reduce((sum, c) => sum + c.duplicates, 0),

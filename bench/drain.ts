@@ -17,6 +17,8 @@ export interface DrainOptions {
   readonly survivors: number;
   readonly windowMs: number;
   readonly budgetPerSecond: number;
+  /** Processes the clients are spread over. */
+  readonly clientProcesses: number;
   /** Messages published across the drain, spread over the clients' rooms. */
   readonly messages: number;
   readonly redisUrl: string;
@@ -30,7 +32,12 @@ export interface DrainResult {
   readonly joined: number;
   readonly backOnSurvivors: number;
   readonly budgetPerSecond: number;
+  /** Handshakes the survivors accepted in the busiest second (their rt_connections_total, polled every 250 ms). */
   readonly peakReconnectsPerSecond: number;
+  /** Clients leaving the victim in the busiest second: the pace the drain's hints set. */
+  readonly peakMovesPerSecond: number;
+  /** Rejoins completed in the busiest second as the clients' process saw them (bunched when it is starved). */
+  readonly peakRejoinsSeenPerSecond: number;
   /** From SIGTERM until the last client rejoined its room on a survivor. */
   readonly drainMs: number;
   readonly victimExit: { code: number | null; signal: string | null; afterMs: number };
@@ -41,6 +48,8 @@ export interface DrainResult {
   readonly behind: number;
   readonly duplicates: number;
   readonly lateResets: number;
+  readonly clientProcesses: number;
+  /** Most open descriptors in one client process. */
   readonly clientFds: number;
 }
 
@@ -64,6 +73,44 @@ function ask<T>(child: ChildProcess, message: object, reply: string, timeoutMs: 
   });
 }
 
+/** Polls the survivors' accepted-connection counters every 250 ms: [epoch ms, total] samples. */
+function acceptSampler(metricsUrls: readonly string[]): { stop(): Promise<[number, number][]> } {
+  const samples: [number, number][] = [];
+  let running = true;
+  const poll = (async () => {
+    while (running) {
+      const at = Date.now();
+      const totals = await Promise.all(
+        metricsUrls.map(async (url) => {
+          const text = await (await fetch(url)).text();
+          return text
+            .split('\n')
+            .filter((line) => line.startsWith('rt_connections_total{'))
+            .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+        }),
+      ).catch(() => null);
+      if (totals) samples.push([at, totals.reduce((a, b) => a + b, 0)]);
+      await sleep(250);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await poll;
+      return samples;
+    },
+  };
+}
+
+/** The most a cumulative counter grew within any 1 s between samples. */
+function peakFromCumulative(samples: readonly [number, number][]): number {
+  let peak = 0;
+  for (let i = 0; i < samples.length; i += 1) {
+    for (let j = i + 1; j < samples.length && samples[j]![0] - samples[i]![0] <= 1_000; j += 1) peak = Math.max(peak, samples[j]![1] - samples[i]![1]);
+  }
+  return peak;
+}
+
 export async function runDrain(opts: DrainOptions): Promise<DrainResult[]> {
   const cleanups: (() => Promise<void>)[] = [];
   try {
@@ -78,26 +125,41 @@ export async function runDrain(opts: DrainOptions): Promise<DrainResult[]> {
       SHUTDOWN_DEADLINE_MS: String(NOTICE_MS + opts.windowMs + 10_000),
     };
     const survivors: string[] = [];
+    const survivorMetrics: string[] = [];
     for (let i = 0; i < opts.survivors; i += 1) {
       const [gateway, stop] = await startGateway({ env });
       cleanups.push(stop);
       survivors.push(gateway.url);
+      survivorMetrics.push(`${gateway.internalUrl}/metrics`);
     }
     const [victim, stopVictim] = await startGateway({ env });
     cleanups.push(stopVictim);
 
-    const clients = fork(new URL('./drain-clients.ts', import.meta.url), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    cleanups.push(() => stopChild(clients));
-    await new Promise<void>((resolve, reject) => {
-      clients.once('message', () => resolve());
-      clients.once('exit', (code) => reject(new Error(`bench/drain-clients.ts exited with ${code}`)));
-    });
-    const connected = await ask<{ joined: number; failed: number; firstError: string | null; fds: number }>(
-      clients,
-      { cmd: 'connect', url: victim.url, survivors, count: opts.sockets, rooms: ROOMS, concurrency: 25 },
+    // Clients are split over several processes, so each event loop fires its hint timers on time.
+    const clients: ChildProcess[] = [];
+    for (let i = 0; i < opts.clientProcesses; i += 1) {
+      const child = fork(new URL('./drain-clients.ts', import.meta.url), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      cleanups.push(() => stopChild(child));
+      await new Promise<void>((resolve, reject) => {
+        child.once('message', () => resolve());
+        child.once('exit', (code) => reject(new Error(`bench/drain-clients.ts exited with ${code}`)));
+      });
+      clients.push(child);
+    }
+    const askAll = <T>(message: (i: number) => object, reply: string, timeoutMs: number): Promise<T[]> =>
+      Promise.all(clients.map((child, i) => ask<T>(child, message(i), reply, timeoutMs)));
+    const shares = clients.map((_, i) => Math.floor(opts.sockets / clients.length) + (i < opts.sockets % clients.length ? 1 : 0));
+    const connectedEach = await askAll<{ joined: number; failed: number; firstError: string | null; fds: number }>(
+      (i) => ({ cmd: 'connect', url: victim.url, survivors, count: shares[i], rooms: ROOMS, concurrency: Math.max(5, Math.ceil(25 / clients.length)) }),
       'connected',
       60_000 + opts.sockets * 20,
     );
+    const connected = {
+      joined: connectedEach.reduce((sum, c) => sum + c.joined, 0),
+      failed: connectedEach.reduce((sum, c) => sum + c.failed, 0),
+      firstError: connectedEach.find((c) => c.firstError)?.firstError ?? null,
+      fds: Math.max(...connectedEach.map((c) => c.fds)),
+    };
     opts.log(`drain: ${connected.joined}/${opts.sockets} clients joined on the victim (${connected.failed} failed${connected.firstError ? `: ${connected.firstError}` : ''})`);
 
     const publisher: Socket = connect(survivors[0]!, { transports: ['websocket'], forceNew: true, auth: { userId: 'drain-publisher' } });
@@ -117,6 +179,7 @@ export async function runDrain(opts: DrainOptions): Promise<DrainResult[]> {
       }
     })();
 
+    const accepts = acceptSampler(survivorMetrics);
     const sigtermAt = performance.now() + performance.timeOrigin;
     const victimExit = victim.stop('SIGTERM').then((exit) => ({ ...exit, afterMs: Math.round(performance.now() + performance.timeOrigin - sigtermAt) }));
     let lastLog = 0;
@@ -124,7 +187,7 @@ export async function runDrain(opts: DrainOptions): Promise<DrainResult[]> {
       'every client back on a survivor',
       async () => {
         // A busy client process answers late; a late answer is a skipped poll, not a failure.
-        const status = await ask<{ onSurvivors: number }>(clients, { cmd: 'status' }, 'status', 30_000);
+        const status = { onSurvivors: (await askAll<{ onSurvivors: number }>(() => ({ cmd: 'status' }), 'status', 30_000)).reduce((sum, s) => sum + s.onSurvivors, 0) };
         if (Date.now() - lastLog > 2_000) {
           lastLog = Date.now();
           opts.log(`drain: ${status.onSurvivors}/${connected.joined} on survivors`);
@@ -136,23 +199,31 @@ export async function runDrain(opts: DrainOptions): Promise<DrainResult[]> {
     ).catch((err: unknown) => opts.log(`drain: ${(err as Error).message}`));
     await publishing;
     const exit = await victimExit;
+    const acceptSamples = accepts.stop();
     publisher.disconnect();
     // Let the last live envelopes arrive before the clients check their seqs.
     await waitFor(
       'every room caught up',
       async () => {
-        const status = await ask<{ lastSeqs: Record<string, number> }>(clients, { cmd: 'status' }, 'status', 10_000);
-        return Object.entries(finalSeqs).every(([room, seq]) => (status.lastSeqs[room] ?? -1) >= seq);
+        const each = await askAll<{ lastSeqs: Record<string, number> }>(() => ({ cmd: 'status' }), 'status', 10_000);
+        return Object.entries(finalSeqs).every(([room, seq]) => each.every((status) => (status.lastSeqs[room] ?? Infinity) >= seq));
       },
       15_000,
       200,
     ).catch(() => undefined);
-    const report = await ask<{ onSurvivors: number; reconnectTimes: number[]; lost: number; behind: number; duplicates: number; lateResets: number; fds: number }>(
-      clients,
-      { cmd: 'report', finalSeqs },
-      'report',
-      30_000,
-    );
+    type Report = { onSurvivors: number; reconnectTimes: number[]; moveStarts: number[]; lost: number; behind: number; duplicates: number; lateResets: number; fds: number };
+    const reports = await askAll<Report>(() => ({ cmd: 'report', finalSeqs }), 'report', 30_000);
+    const sum = (key: 'onSurvivors' | 'lost' | 'behind' | 'duplicates' | 'lateResets'): number => reports.reduce((total, r) => total + r[key], 0);
+    const report = {
+      onSurvivors: sum('onSurvivors'),
+      reconnectTimes: reports.flatMap((r) => r.reconnectTimes),
+      moveStarts: reports.flatMap((r) => r.moveStarts),
+      lost: sum('lost'),
+      behind: sum('behind'),
+      duplicates: sum('duplicates'),
+      lateResets: sum('lateResets'),
+      fds: Math.max(...reports.map((r) => r.fds)),
+    };
     const lastBack = report.reconnectTimes.length > 0 ? Math.max(...report.reconnectTimes) : sigtermAt;
     const result: DrainResult = {
       contender: 'gateway (paced drain, hinted clients)',
@@ -161,7 +232,9 @@ export async function runDrain(opts: DrainOptions): Promise<DrainResult[]> {
       joined: connected.joined,
       backOnSurvivors: report.onSurvivors,
       budgetPerSecond: opts.budgetPerSecond,
-      peakReconnectsPerSecond: peakInWindow(report.reconnectTimes).peak,
+      peakReconnectsPerSecond: peakFromCumulative(await acceptSamples),
+      peakMovesPerSecond: peakInWindow(report.moveStarts).peak,
+      peakRejoinsSeenPerSecond: peakInWindow(report.reconnectTimes).peak,
       drainMs: Math.round(lastBack - sigtermAt),
       victimExit: { code: exit.code, signal: exit.signal, afterMs: exit.afterMs },
       published,
@@ -169,10 +242,11 @@ export async function runDrain(opts: DrainOptions): Promise<DrainResult[]> {
       behind: report.behind,
       duplicates: report.duplicates,
       lateResets: report.lateResets,
+      clientProcesses: clients.length,
       clientFds: Math.max(connected.fds, report.fds),
     };
     opts.log(
-      `drain: ${result.backOnSurvivors}/${result.joined} back in ${(result.drainMs / 1000).toFixed(1)} s, peak ${result.peakReconnectsPerSecond}/s (budget ${opts.budgetPerSecond}/s), ` +
+      `drain: ${result.backOnSurvivors}/${result.joined} back in ${(result.drainMs / 1000).toFixed(1)} s, peak ${result.peakReconnectsPerSecond} handshakes/s on the survivors (budget ${opts.budgetPerSecond}/s; clients leaving ${result.peakMovesPerSecond}/s, rejoins seen ${result.peakRejoinsSeenPerSecond}/s), ` +
         `victim exit ${exit.code ?? exit.signal} after ${(exit.afterMs / 1000).toFixed(1)} s, published ${published}, lost ${result.lost}, behind ${result.behind}, duplicates ${result.duplicates}, late resets ${result.lateResets}`,
     );
     return [result];

@@ -3,6 +3,7 @@
 //   memory  each server in a child with --expose-gc: GC'd heap, external and RSS deltas per idle
 //           socket, and a heap-snapshot diff by constructor (objects and bytes per socket)
 //   node bench/profile.ts [--only cpu,memory] [--sockets 5000] [--subscribers 200] [--messages 3000] [--out bench/results/profile]
+// Writes <out>/profile-<only>.json.
 import { fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -271,6 +272,7 @@ if (args.child) {
   }
   if (only.includes('memory')) report.memory = await memoryProfiles();
   report.machineAfter = machineLoad();
-  writeFileSync(join(out, 'profile.json'), `${JSON.stringify(report, null, 2)}\n`);
-  console.log(`wrote ${join(out, 'profile.json')}`);
+  const file = join(out, `profile-${only.join('-')}.json`);
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`wrote ${file}`);
 }

@@ -9,7 +9,7 @@
 // Each writes <out>/<bench>.json and <out>/<bench>.svg; <out>/summary.json collects the ratios. The
 // machine's load average is sampled throughout and written beside every figure: on a shared machine
 // compare the CPU-per-work ratios, not wall-clock rates.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startRedis } from '../scripts/fleet/redis.ts';
 import { type DrainResult, runDrain } from './drain.ts';
@@ -27,14 +27,14 @@ const SIZES = {
     idle: { count: 60, concurrency: 20, settleMs: 300 },
     fanout: { subscribers: 5, messages: 50, window: 16, latencyMessages: 20 },
     redis: { publishes: 200, window: 16 },
-    drain: { sockets: 60, survivors: 2, windowMs: 2_000, budgetPerSecond: 200, messages: 30 },
+    drain: { sockets: 60, survivors: 2, windowMs: 2_000, budgetPerSecond: 200, messages: 30, clientProcesses: 2 },
   },
   full: {
     rounds: 3,
     idle: { count: 5_000, concurrency: 100, settleMs: 1_500 },
     fanout: { subscribers: 200, messages: 500, window: 16, latencyMessages: 200 },
     redis: { publishes: 10_000, window: 16 },
-    drain: { sockets: 10_000, survivors: 2, windowMs: 20_000, budgetPerSecond: 1_000, messages: 200 },
+    drain: { sockets: 10_000, survivors: 2, windowMs: 20_000, budgetPerSecond: 1_000, messages: 200, clientProcesses: 4 },
   },
 } as const;
 
@@ -86,7 +86,13 @@ function write(name: string, report: unknown, svg: string): void {
 }
 
 const started = Date.now();
-const summary: Record<string, unknown> = { date: new Date().toISOString(), size: args.size, rounds, machine: machineLoad() };
+// A partial run (--only) updates its own entries and keeps the others'.
+const previous = existsSync(`${out}/summary.json`) ? (JSON.parse(readFileSync(`${out}/summary.json`, 'utf8')) as Record<string, unknown>) : {};
+const summary: Record<string, unknown> = { ...previous, date: new Date().toISOString(), size: args.size, rounds, machine: machineLoad() };
+/** When each bench's entry was last written, so a partial run's summary says which figures are older. */
+const runAt: Record<string, string> = { ...((previous.runAt as Record<string, string> | undefined) ?? {}) };
+for (const name of only) runAt[name] = new Date().toISOString();
+summary.runAt = runAt;
 const [redis, stopRedis] = await startRedis();
 try {
   const pidOfRedis = await redisPid(redis.url);
@@ -208,20 +214,39 @@ try {
     log(`drain: a pod holding ${size.drain.sockets} sockets, ${size.drain.survivors} survivors`);
     const results: DrainResult[] = await runDrain({ ...size.drain, redisUrl: redis.url, log });
     const during = load.stop();
-    summary.drain = Object.fromEntries(results.map((r) => [r.contender, { peakPerSecond: r.peakReconnectsPerSecond, budgetPerSecond: r.budgetPerSecond, drainMs: r.drainMs, lost: r.lost, behind: r.behind }]));
+    summary.drain = Object.fromEntries(
+      results.map((r) => [
+        r.contender,
+        { peakReconnectsPerSecond: r.peakReconnectsPerSecond, peakMovesPerSecond: r.peakMovesPerSecond, budgetPerSecond: r.budgetPerSecond, victimExitMs: r.victimExit.afterMs, allBackMs: r.drainMs, lost: r.lost, behind: r.behind },
+      ]),
+    );
+    const [drained] = results;
     write(
       'drain',
       { date: new Date().toISOString(), size: args.size, ...size.drain, load: during, results },
       barChart(
-        `Drain of a pod holding ${size.drain.sockets} sockets onto ${size.drain.survivors} survivors`,
+        `Drain of a pod holding ${size.drain.sockets} sockets onto ${size.drain.survivors} survivors (DRAIN_WINDOW_MS ${size.drain.windowMs})`,
         [
           {
-            title: `peak reconnects per second on the survivors (budget ${size.drain.budgetPerSecond}/s) — lower is better`,
-            bars: results.map((r) => ({ label: r.contender, value: r.peakReconnectsPerSecond, text: `${r.peakReconnectsPerSecond}/s`, ours: r.ours })),
+            title: `busiest second (budget ${size.drain.budgetPerSecond}/s)`,
+            bars: [
+              { label: 'handshakes on the survivors', value: drained!.peakReconnectsPerSecond, text: `${drained!.peakReconnectsPerSecond}/s`, ours: true },
+              { label: 'clients leaving the pod', value: drained!.peakMovesPerSecond, text: `${drained!.peakMovesPerSecond}/s`, ours: true },
+              { label: 'rejoins seen by the clients', value: drained!.peakRejoinsSeenPerSecond, text: `${drained!.peakRejoinsSeenPerSecond}/s (client-bound)`, ours: false },
+              { label: 'budget', value: size.drain.budgetPerSecond, text: `${size.drain.budgetPerSecond}/s`, ours: false },
+            ],
           },
           {
-            title: 'time from SIGTERM to every socket back on a survivor',
-            bars: results.map((r) => ({ label: r.contender, value: r.drainMs, text: `${(r.drainMs / 1000).toFixed(1)} s · lost ${r.lost} · not back ${r.behind}`, ours: r.ours })),
+            title: 'seconds from SIGTERM',
+            bars: [
+              { label: 'pod exited', value: drained!.victimExit.afterMs / 1000, text: `${(drained!.victimExit.afterMs / 1000).toFixed(1)} s (exit ${drained!.victimExit.code})`, ours: true },
+              {
+                label: 'every client rejoined',
+                value: drained!.drainMs / 1000,
+                text: `${(drained!.drainMs / 1000).toFixed(1)} s · lost ${drained!.lost} · not back ${drained!.behind}`,
+                ours: true,
+              },
+            ],
           },
         ],
         `load average (1 min) during the run: ${during.min}–${during.max} on ${machineLoad().cores} cores`,

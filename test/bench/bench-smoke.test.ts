@@ -44,10 +44,12 @@ describe('make bench (smoke size)', () => {
     // Each contender's publishes really reached Redis as PUBLISH commands.
     for (const r of redis.results) expect(r.commands.publish, r.contender).toBe(1);
 
-    const drain = read<{ sockets: number; results: { joined: number; backOnSurvivors: number; published: number; lost: number; behind: number; duplicates: number; lateResets: number; victimExit: { code: number } }[] }>('drain.json');
+    const drain = read<{ sockets: number; results: { joined: number; backOnSurvivors: number; published: number; lost: number; behind: number; duplicates: number; lateResets: number; peakReconnectsPerSecond: number; victimExit: { code: number } }[] }>('drain.json');
     const [drained] = drain.results;
     expect(drained).toMatchObject({ joined: drain.sockets, backOnSurvivors: drain.sockets, lost: 0, behind: 0, duplicates: 0, lateResets: 0, victimExit: { code: 0 } });
     expect(drained!.published).toBeGreaterThan(0);
+    // The survivors' own counters saw the moved clients' handshakes (a count, not a rate bound).
+    expect(drained!.peakReconnectsPerSecond).toBeGreaterThan(0);
 
     const summary = read<{ machine: { loadavg1: number }; idle: object; fanout: object; redis: object; drain: object }>('summary.json');
     expect(Object.keys(summary)).toEqual(expect.arrayContaining(['machine', 'idle', 'fanout', 'redis', 'drain']));
