@@ -185,7 +185,10 @@ describe('graceful drain of a gateway process', () => {
     for (const c of clients.slice(0, 8)) expect(c.hint!.reconnectAfterMs).toBeLessThan(500);
 
     const badStatus = await drainStatus(bad);
-    expect(badStatus.schedule).toMatchObject({ source: 'config', sockets: 4, windowMs: 20_000 });
+    // The config's 20 s window, less the few ms between the notice and the schedule (more on a busy machine).
+    expect(badStatus.schedule).toMatchObject({ source: 'config', sockets: 4 });
+    expect(badStatus.schedule.windowMs).toBeGreaterThan(19_000);
+    expect(badStatus.schedule.windowMs).toBeLessThanOrEqual(20_000);
     await waitFor('the malformed plan to be logged', async () => bad.output().includes('does not match the contract in docs/drain.md'), 5_000);
   });
 
