@@ -19,6 +19,49 @@ export interface JoinResult {
   readonly seq: number;
   readonly resume: 'fresh' | 'replay' | 'reset';
   readonly replayed: number;
+  /** The replay was cut at `pageBytes`: the rest (after the last replayed seq) is for `history:fetch`. */
+  readonly more: boolean;
+}
+
+export interface JoinOptions {
+  /** Most bytes of envelopes the replay (or the snapshot's `recent`) carries. @default Infinity */
+  readonly pageBytes?: number;
+  /**
+   * What a member that cannot fetch pages (SSE) does when the replay does not fit: true stops after
+   * the page, out of the room (the caller ends the stream, the client resumes from its last id).
+   */
+  readonly stopAfterPage?: boolean;
+}
+
+/** Bytes an envelope takes on the wire (its JSON), for page bounds. */
+export function envelopeBytes(envelope: Envelope): number {
+  return Buffer.byteLength(JSON.stringify(envelope));
+}
+
+/** The longest prefix of `envelopes` within `pageBytes` (at least one, so a page always moves on). */
+export function pageOf<T extends Envelope>(envelopes: readonly T[], pageBytes: number): { page: readonly T[]; more: boolean } {
+  if (pageBytes === Infinity) return { page: envelopes, more: false };
+  let bytes = 0;
+  let count = 0;
+  for (const envelope of envelopes) {
+    bytes += envelopeBytes(envelope);
+    if (count > 0 && bytes > pageBytes) break;
+    count += 1;
+  }
+  return count === envelopes.length ? { page: envelopes, more: false } : { page: envelopes.slice(0, count), more: true };
+}
+
+/** The newest suffix of `envelopes` within `pageBytes` (a snapshot's `recent` keeps the latest). */
+export function newestWithin<T extends Envelope>(envelopes: readonly T[], pageBytes: number): readonly T[] {
+  if (pageBytes === Infinity) return envelopes;
+  let bytes = 0;
+  let start = envelopes.length;
+  while (start > 0) {
+    bytes += envelopeBytes(envelopes[start - 1]!);
+    if (bytes > pageBytes) break;
+    start -= 1;
+  }
+  return envelopes.slice(start);
 }
 
 /** Consulted before each live fan-out to a socket member (backpressure); true: skip it, handled. */
@@ -81,7 +124,8 @@ export class RoomHub {
   }
 
   /** Adds `member` to `room` and sends what it missed since `lastSeq` (or a snapshot), then live. */
-  async join(member: RoomMember, room: string, lastSeq: number | null): Promise<JoinResult> {
+  async join(member: RoomMember, room: string, lastSeq: number | null, opts: JoinOptions = {}): Promise<JoinResult> {
+    const pageBytes = opts.pageBytes ?? Infinity;
     const state = this.#state(room);
     if (state.excluded.get(member.id)?.held) throw new ProtocolError('bad_request', `a join of ${room} is already in progress on this connection`);
     const held: DurableEnvelope[] = [];
@@ -103,12 +147,20 @@ export class RoomHub {
     // From here to the end nothing awaits, so no live envelope can slip between replay and release.
     let last = history.seq;
     let replayed = 0;
+    let more = false;
     if (history.mode === 'replay') {
-      for (const envelope of history.envelopes) member.send(envelope);
-      replayed = history.envelopes.length;
+      const page = pageOf(history.envelopes, pageBytes);
+      for (const envelope of page.page) member.send(envelope);
+      replayed = page.page.length;
+      more = page.more;
       this.#opts.metrics.replayedEnvelopes.inc(replayed);
+      if (more && opts.stopAfterPage) {
+        this.leave(member, room);
+        return { seq: page.page.at(-1)?.seq ?? history.seq, resume: 'replay', replayed, more };
+      }
     } else {
-      member.send(controlEnvelope('room:reset', room, { snapshot: history.snapshot }, history.seq));
+      const snapshot = { ...history.snapshot, recent: newestWithin(history.snapshot.recent, pageBytes) };
+      member.send(controlEnvelope('room:reset', room, { snapshot }, history.seq));
       if (lastSeq !== null) this.#opts.metrics.historyMisses.inc();
     }
     for (const envelope of held) {
@@ -122,7 +174,7 @@ export class RoomHub {
     else state.excluded.delete(member.id);
     const resume = history.mode === 'reset' && lastSeq === null ? 'fresh' : history.mode;
     this.#opts.metrics.resumes.inc({ mode: resume });
-    return { seq: last, resume, replayed };
+    return { seq: last, resume, replayed, more };
   }
 
   leave(member: RoomMember, room: string): void {

@@ -53,12 +53,17 @@ export interface RoomSnapshot {
 }
 
 export type HistoryResult =
-  | { readonly mode: 'replay'; readonly seq: number; readonly envelopes: readonly DurableEnvelope[] }
+  /**
+   * `seq` is the room's latest seq. `more: true` when the envelopes stop short of it because one
+   * reply is bounded (`HISTORY_PAGE_BYTES`): fetch again after the last one.
+   */
+  | { readonly mode: 'replay'; readonly seq: number; readonly envelopes: readonly DurableEnvelope[]; readonly more?: boolean }
   | { readonly mode: 'reset'; readonly seq: number; readonly snapshot: RoomSnapshot };
 
 /** Success bodies of each ack (the `ok:true` side). */
 export interface AckBodies {
-  'room:join': { room: string; seq: number; resume: 'fresh' | 'replay' | 'reset'; replayed: number };
+  /** `more: true`: the replay was one page; `history:fetch` after the last replayed seq gets the rest (live envelopes already flow). */
+  'room:join': { room: string; seq: number; resume: 'fresh' | 'replay' | 'reset'; replayed: number; more?: boolean };
   'room:leave': { room: string };
   'history:fetch': HistoryResult;
   'counter:increment': { room: string; seq: number; value: number };

@@ -5,11 +5,17 @@ import { type Backplane, type FleetStat, type PublishRequest, type SessionRecord
 export interface MemoryBackplaneOptions {
   /** Envelopes kept per room. @default 1000 */
   readonly historySize?: number;
+  /** A room nobody follows is forgotten this long after its last message, as Redis expires it. @default 86400 */
+  readonly historyTtlSeconds?: number;
+  /** How often forgotten rooms are looked for. @default 60000 */
+  readonly sweepIntervalMs?: number;
 }
 
 interface RoomLog {
   seq: number;
   state: unknown;
+  /** Milliseconds since the epoch of the last publish (or creation). */
+  lastAt: number;
   /** Oldest first. */
   readonly history: DurableEnvelope[];
 }
@@ -29,10 +35,16 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
     return sessions.get(pid) ?? null;
   };
 
+  const ttlMs = (opts.historyTtlSeconds ?? 86_400) * 1000;
+  const sweeper = setInterval(() => {
+    const expired = Date.now() - ttlMs;
+    for (const [room, entry] of rooms) if (!subscribed.has(room) && entry.lastAt < expired) rooms.delete(room);
+  }, opts.sweepIntervalMs ?? 60_000).unref();
+
   function log(room: string): RoomLog {
     let entry = rooms.get(room);
     if (!entry) {
-      entry = { seq: seqOrigin(), state: null, history: [] };
+      entry = { seq: seqOrigin(), state: null, history: [], lastAt: Date.now() };
       rooms.set(room, entry);
     }
     return entry;
@@ -55,6 +67,7 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
       entry.seq += 1;
       const envelope: DurableEnvelope = { v: PROTOCOL_VERSION, type: req.type, room: req.room, seq: entry.seq, payload, ts: Date.now() };
       entry.history.push(envelope);
+      entry.lastAt = Date.now();
       if (entry.history.length > historySize) entry.history.shift();
       // Deliver after the caller's await resolves, as a real backplane would.
       if (subscribed.has(req.room)) queueMicrotask(() => envelopeListeners.forEach((l) => l(envelope)));
@@ -81,6 +94,8 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
     },
     async unsubscribe(room) {
       subscribed.delete(room);
+      // A room that never had a message holds nothing worth keeping (joining any name creates one).
+      if (rooms.get(room)?.history.length === 0) rooms.delete(room);
     },
     async writeFleetStat(stat) {
       fleet.set(stat.pod, stat);
@@ -120,6 +135,7 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
       }
     },
     async close() {
+      clearInterval(sweeper);
       subscribed.clear();
       envelopeListeners.length = 0;
     },
