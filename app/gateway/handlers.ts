@@ -8,6 +8,7 @@ import {
   ProtocolError,
   userRoom,
   type ErrorBody,
+  MAX_PAGE_ENVELOPES,
 } from '../protocol/index.ts';
 import type { Backplane } from './backplane/backplane.ts';
 import type { Identity } from './auth.ts';
@@ -60,9 +61,9 @@ const handlers: { [E in ClientEventName]: Handler<E> } = {
   },
   async 'history:fetch'(ctx, { room, afterSeq }) {
     assertOwnRoom(ctx, room);
-    const history = await ctx.backplane.history(room, afterSeq, 50);
+    const history = await ctx.backplane.history(room, afterSeq, 50, MAX_PAGE_ENVELOPES);
     if (history.mode === 'reset') return { ...history, snapshot: { ...history.snapshot, recent: newestWithin(history.snapshot.recent, ctx.limits.pageBytes) } };
-    const { page, more } = pageOf(history.envelopes, ctx.limits.pageBytes);
+    const { page, more } = pageOf(history.envelopes, ctx.limits.pageBytes, history.seq);
     return more ? { ...history, envelopes: page, more } : history;
   },
   async 'counter:increment'(ctx, { room, by }) {

@@ -1,5 +1,5 @@
 import type { Server, Socket } from 'socket.io';
-import { controlEnvelope, type DurableEnvelope, type Envelope, ProtocolError } from '../protocol/index.ts';
+import { controlEnvelope, type DurableEnvelope, type Envelope, MAX_PAGE_ENVELOPES, MAX_REPLAY, ProtocolError } from '../protocol/index.ts';
 import type { Backplane } from './backplane/backplane.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
@@ -38,17 +38,25 @@ export function envelopeBytes(envelope: Envelope): number {
   return Buffer.byteLength(JSON.stringify(envelope));
 }
 
-/** The longest prefix of `envelopes` within `pageBytes` (at least one, so a page always moves on). */
-export function pageOf<T extends Envelope>(envelopes: readonly T[], pageBytes: number): { page: readonly T[]; more: boolean } {
-  if (pageBytes === Infinity) return { page: envelopes, more: false };
-  let bytes = 0;
-  let count = 0;
-  for (const envelope of envelopes) {
-    bytes += envelopeBytes(envelope);
-    if (count > 0 && bytes > pageBytes) break;
-    count += 1;
+/**
+ * The longest prefix of a replay within `pageBytes` (at least one envelope, so a page always moves
+ * on); `more` when it stops short of `latestSeq`, the room's latest (the backplane already read at most
+ * `MAX_PAGE_ENVELOPES`).
+ */
+export function pageOf<T extends DurableEnvelope>(envelopes: readonly T[], pageBytes: number, latestSeq: number): { page: readonly T[]; more: boolean } {
+  let page = envelopes;
+  if (pageBytes !== Infinity) {
+    let bytes = 0;
+    let count = 0;
+    for (const envelope of envelopes) {
+      bytes += envelopeBytes(envelope);
+      if (count > 0 && bytes > pageBytes) break;
+      count += 1;
+    }
+    if (count < envelopes.length) page = envelopes.slice(0, count);
   }
-  return count === envelopes.length ? { page: envelopes, more: false } : { page: envelopes.slice(0, count), more: true };
+  const last = page.at(-1);
+  return { page, more: last !== undefined && last.seq < latestSeq };
 }
 
 /** The newest suffix of `envelopes` within `pageBytes` (a snapshot's `recent` keeps the latest). */
@@ -138,7 +146,7 @@ export class RoomHub {
     try {
       state.subscription ??= this.#subscribe(room, state);
       await state.subscription;
-      history = await this.#opts.backplane.history(room, lastSeq, this.#opts.snapshotRecent ?? 50);
+      history = await this.#opts.backplane.history(room, lastSeq, this.#opts.snapshotRecent ?? 50, pageBytes === Infinity ? MAX_REPLAY : MAX_PAGE_ENVELOPES);
     } catch (err) {
       if (current()) this.leave(member, room);
       throw err;
@@ -149,7 +157,7 @@ export class RoomHub {
     let replayed = 0;
     let more = false;
     if (history.mode === 'replay') {
-      const page = pageOf(history.envelopes, pageBytes);
+      const page = pageOf(history.envelopes, pageBytes, history.seq);
       for (const envelope of page.page) member.send(envelope);
       replayed = page.page.length;
       more = page.more;

@@ -8,6 +8,8 @@ import { roomSchema, userIdSchema } from './schemas.ts';
 export const MAX_TEXT_LENGTH = 2_000;
 /** Most envelopes one `history:fetch` or resume replays; a larger gap gets `room:reset`. */
 export const MAX_REPLAY = 1_000;
+/** Most envelopes one page (a `history:fetch` ack, a `room:join` replay) carries; `HISTORY_PAGE_BYTES` bounds its bytes. */
+export const MAX_PAGE_ENVELOPES = 200;
 
 const seqSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 const textSchema = z.string().min(1, 'text must not be empty').max(MAX_TEXT_LENGTH, `text must be at most ${MAX_TEXT_LENGTH} characters`);

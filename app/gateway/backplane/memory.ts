@@ -74,11 +74,12 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
       return envelope;
     },
 
-    async history(room, afterSeq, recent): Promise<HistoryResult> {
+    async history(room, afterSeq, recent, limit = MAX_REPLAY): Promise<HistoryResult> {
       const entry = log(room);
       const missing = afterSeq === null ? Infinity : entry.seq - afterSeq;
       if (missing >= 0 && missing <= Math.min(entry.history.length, MAX_REPLAY)) {
-        return { mode: 'replay', seq: entry.seq, envelopes: missing === 0 ? [] : entry.history.slice(-missing) };
+        const start = entry.history.length - missing;
+        return { mode: 'replay', seq: entry.seq, envelopes: missing === 0 ? [] : entry.history.slice(start, start + Math.min(missing, limit)) };
       }
       return { mode: 'reset', seq: entry.seq, snapshot: { state: entry.state, recent: recent > 0 ? entry.history.slice(-recent) : [] } };
     },
