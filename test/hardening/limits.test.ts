@@ -7,7 +7,7 @@ import { waitFor } from '../../scripts/fleet/ports.ts';
 import { metricValue } from '../helpers/process-memory.ts';
 import { connectRaw } from '../helpers/raw-socketio.ts';
 import { TEST_SECRET } from '../helpers/tokens.ts';
-import { refusalOfTransportError } from '../../app/client/index.ts';
+import { GatewayClient, refusalOfTransportError } from '../../app/client/index.ts';
 
 /**
  * Connects with the stock client over long-polling (whose transport error carries the HTTP body);
@@ -103,6 +103,23 @@ describe('per-instance limits', () => {
       stock.disconnect();
       await waitFor('the slot freed', async () => (await metricValue(gateway.internalUrl, 'rt_connections')) === 0);
     }
+  });
+
+  it('the SDK learns over_capacity and its retry hint from the transport refusal, waits at least the hint, and connects once a slot frees', async () => {
+    const [gateway, stop] = await startGateway({ env: { MAX_CONNECTIONS: '1' } });
+    cleanups.push(stop);
+    const [, closeOccupant] = await connectClient(gateway.url);
+    cleanups.push(closeOccupant);
+    const client = new GatewayClient({ url: gateway.url, backoff: { baseMs: 50, capMs: 100 } });
+    cleanups.push(() => client.close());
+    const errors: { code: string; retryable: boolean; retryAfterMs?: number; at: number }[] = [];
+    client.on('error', (err) => errors.push({ code: err.code, retryable: err.retryable, retryAfterMs: err.retryAfterMs, at: Date.now() }));
+    await waitFor('two refusals', () => errors.length >= 2);
+    expect(errors[0]).toMatchObject({ code: 'over_capacity', retryable: true, retryAfterMs: 1_000 });
+    // The backoff (50-100 ms here) is stretched to the server's hint.
+    expect(errors[1]!.at - errors[0]!.at).toBeGreaterThanOrEqual(950);
+    closeOccupant();
+    await waitFor('the SDK connected', () => client.state === 'connected', 10_000);
   });
 
   it('the stock client does not retry a final refusal (bad token): a CONNECT error, then the transport closes', async () => {
