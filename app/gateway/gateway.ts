@@ -278,6 +278,9 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     next();
   });
   io.engine.on('connection', (conn: Socket['conn']) => {
+    // Before authentication a polling body is read only up to the pre-auth frame size (the library
+    // allows it per polling transport; a WebSocket's maxPayload is per server, so the parser checks it).
+    setTransportBodyLimit(conn, PRE_AUTH_MAX_FRAME_BYTES);
     conn.once('close', () => {
       if (!connectedTransports.has(conn)) metrics.unauthenticatedCloses.inc();
     });
@@ -340,6 +343,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
 
   io.on('connection', (socket) => {
     connectedTransports.add(socket.conn);
+    setTransportBodyLimit(socket.conn, config.MAX_PAYLOAD_BYTES);
     (socket.client as unknown as { decoder: GuardedDecoder }).decoder.owner = socket;
     const transport = socket.conn.transport.name;
     metrics.connections.inc({ transport });
@@ -485,6 +489,12 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
   };
   drain = installDrain(gateway);
   return gateway;
+}
+
+/** The most bytes a long-polling transport reads from one POST body (Engine.IO sets it per transport at the handshake). */
+function setTransportBodyLimit(conn: Socket['conn'], bytes: number): void {
+  const transport = conn.transport as unknown as { name: string; maxHttpBufferSize?: number };
+  if (transport.name === 'polling') transport.maxHttpBufferSize = bytes;
 }
 
 /**

@@ -332,8 +332,12 @@ describe.each(['memory', 'redis'] as const)('resource abuse on the %s backplane'
     for (const ack of acks.filter((a) => !a.ok)) expect(ack.error?.code).toBe('rate_limited');
   });
 
-  it('a polling request with a huge body is refused without holding it', async () => {
+  it('a polling request with a huge body is refused without holding it; before CONNECT, anything over 16 KiB is', async () => {
     await duringAttack('huge polling bodies', async () => {
+      const open = await (await fetch(`${gateway.url}/socket.io/?EIO=4&transport=polling`)).text();
+      const sid = (JSON.parse(open.slice(1)) as { sid: string }).sid;
+      const preAuth = await fetch(`${gateway.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'POST', body: `40${JSON.stringify({ token: 'p'.repeat(20_000) })}` });
+      expect(preAuth.status).toBe(413);
       const body = 'x'.repeat(2 * MiB);
       for (let i = 0; i < 5; i += 1) {
         const open = await (await fetch(`${gateway.url}/socket.io/?EIO=4&transport=polling`)).text();
