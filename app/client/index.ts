@@ -475,8 +475,9 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
         }
       }
       const retryable = code ? RETRYABLE_CODES.has(code) || TOKEN_CODES.has(code) : true;
-      this.#fail(new GatewayClientError(code ?? 'connect_failed', `connection attempt failed: ${err.data?.message ?? err.message}`, { retryable, cause: err }));
-      this.#scheduleReconnect();
+      const retryAfterMs = typeof err.data?.retryAfterMs === 'number' ? err.data.retryAfterMs : undefined;
+      this.#fail(new GatewayClientError(code ?? 'connect_failed', `connection attempt failed: ${err.data?.message ?? err.message}`, { retryable, cause: err, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }));
+      this.#scheduleReconnect(retryAfterMs);
     });
     socket.on('disconnect', (reason: string) => {
       if (!current()) return;

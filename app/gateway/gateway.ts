@@ -13,7 +13,7 @@ import type { GatewayConfig } from './config.ts';
 import { type DrainController, installDrain } from './drain.ts';
 import { type ConnectionContext, dispatch, type EventGuard } from './handlers.ts';
 import { installHardening } from './hardening.ts';
-import { refuseHttp } from './limits.ts';
+import { refuseHttp, TokenBucket } from './limits.ts';
 import { createInboundParser, type GuardedDecoder } from './parser.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -54,6 +54,9 @@ export const CONNECTION_CLOSE_GRACE_MS = 1_000;
 /** A peer must have sent its whole request head by then (slowloris), and its whole request (a polling POST) by this. */
 const HTTP_HEADERS_TIMEOUT_MS = 10_000;
 const HTTP_REQUEST_TIMEOUT_MS = 30_000;
+/** Engine.IO control packets (pong, noop, upgrade probes) a connection may send: a few per heartbeat is normal. */
+const CONTROL_PACKETS_PER_SECOND = 5;
+const CONTROL_PACKET_BURST = 20;
 /** Largest frame before authentication: the CONNECT packet with its token (a JWT is far smaller). */
 const PRE_AUTH_MAX_FRAME_BYTES = 16 * 1024;
 
@@ -281,6 +284,14 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     // Before authentication a polling body is read only up to the pre-auth frame size (the library
     // allows it per polling transport; a WebSocket's maxPayload is per server, so the parser checks it).
     setTransportBodyLimit(conn, PRE_AUTH_MAX_FRAME_BYTES);
+    // Engine.IO's own packets (pongs, noops) never reach the parser: a peer gets a few per heartbeat, not a flood.
+    const controlPackets = new TokenBucket(CONTROL_PACKET_BURST, CONTROL_PACKETS_PER_SECOND);
+    conn.on('packet', (packet: { type: string }) => {
+      if (packet.type === 'message' || controlPackets.tryTake()) return;
+      metrics.inboundRefusals.inc({ why: 'packet_rate' });
+      log.info({ type: packet.type }, 'Engine.IO control packet flood; closing the connection');
+      conn.close(true);
+    });
     conn.once('close', () => {
       if (!connectedTransports.has(conn)) metrics.unauthenticatedCloses.inc();
     });

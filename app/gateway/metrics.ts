@@ -25,7 +25,7 @@ export function createMetrics() {
     sseStreams: new Gauge({ name: 'rt_sse_streams', help: 'Open SSE streams.', registers }),
     inboundRefusals: new Counter({
       name: 'rt_inbound_refusals_total',
-      help: 'Connections closed by the inbound parser, by why: binary (frames or attachments), pre_auth_size (a frame over 16 KiB before authentication), byte_rate (INBOUND_BYTES_PER_SECOND).',
+      help: 'Connections closed by the inbound parser, by why: binary (frames or attachments), pre_auth_size (a frame over 16 KiB before authentication), byte_rate (INBOUND_BYTES_PER_SECOND, each frame costing at least 256 bytes), packet_rate (more than 5 Engine.IO control packets a second, burst 20).',
       labelNames: ['why'],
       registers,
     }),

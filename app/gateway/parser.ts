@@ -7,7 +7,10 @@ import { TokenBucket } from './limits.ts';
 /** Socket.IO packet types that announce binary attachments (BINARY_EVENT, BINARY_ACK). */
 const BINARY_PACKET_TYPES: ReadonlySet<string> = new Set(['5', '6']);
 
-export type InboundRefusal = 'binary' | 'pre_auth_size' | 'byte_rate';
+/** What one frame costs the byte bucket at least (so at most INBOUND_BYTES_PER_SECOND / 256 frames a second). */
+export const MIN_FRAME_COST = 256;
+
+export type InboundRefusal = 'binary' | 'pre_auth_size' | 'byte_rate' | 'packet_rate';
 
 export interface InboundParserOptions {
   /** Inbound bytes per second per connection (token bucket refill). */
@@ -44,7 +47,8 @@ export function createInboundParser(opts: InboundParserOptions): { Encoder: type
       if (this.owner === null && frame.length > opts.preAuthMaxBytes) {
         return this.#refuse('pre_auth_size', `frames before authentication are limited to ${opts.preAuthMaxBytes} bytes`);
       }
-      if (!this.#bytes.tryTake(frame.length)) {
+      // A frame costs at least MIN_FRAME_COST: a flood of tiny frames is bounded like one of big ones.
+      if (!this.#bytes.tryTake(Math.max(frame.length, MIN_FRAME_COST))) {
         return this.#refuse('byte_rate', `more than ${opts.bytesPerSecond} bytes per second (burst ${opts.burstBytes}) on this connection`);
       }
       super.add(frame);

@@ -277,6 +277,27 @@ describe.each(['memory', 'redis'] as const)('resource abuse on the %s backplane'
     expect(closing?.payload.reason).toBe('rate_limited');
   });
 
+  it('floods of pongs nobody asked for, and of tiny frames, are cut (packet_rate, byte_rate: each frame costs at least 256 bytes)', async () => {
+    const packetBefore = await metricValue(gateway.internalUrl, 'rt_inbound_refusals_total', { why: 'packet_rate' });
+    const byteBefore = await metricValue(gateway.internalUrl, 'rt_inbound_refusals_total', { why: 'byte_rate' });
+    await duringAttack('pong and tiny-frame floods', async () => {
+      const ponger = await rawAuthenticated();
+      for (let i = 0; i < 2_000 && ponger.ws.readyState === ponger.ws.OPEN; i += 1) {
+        ponger.sendRaw('3');
+        if (i % 20 === 0) await sleep(1);
+      }
+      await ponger.closed;
+      const tiny = await rawAuthenticated();
+      for (let i = 0; i < 5_000 && tiny.ws.readyState === tiny.ws.OPEN; i += 1) {
+        tiny.sendRaw('42["x"]');
+        if (i % 50 === 0) await sleep(1);
+      }
+      await tiny.closed;
+    });
+    expect(await metricValue(gateway.internalUrl, 'rt_inbound_refusals_total', { why: 'packet_rate' })).toBe(packetBefore + 1);
+    expect(await metricValue(gateway.internalUrl, 'rt_inbound_refusals_total', { why: 'byte_rate' })).toBe(byteBefore + 1);
+  });
+
   it('SSE streams count against the same limits: one user gets too_many_connections (429) past MAX_CONNECTIONS_PER_USER, and /fleet counts them', async () => {
     const token = await tokenFor();
     const aborts: AbortController[] = [];
@@ -291,6 +312,7 @@ describe.each(['memory', 'redis'] as const)('resource abuse on the %s backplane'
         statuses.push(res.status);
         if (res.status !== 200) refusal = await res.json();
       }
+      expect(statuses.filter((s) => s === 200), `statuses ${statuses.join(',')}; refusal ${JSON.stringify(refusal)}`).toHaveLength(Number(LIMITS.MAX_CONNECTIONS_PER_USER));
       await waitFor('the streams in the connection count', async () => (await metricValue(gateway.internalUrl, 'rt_sse_streams')) === Number(LIMITS.MAX_CONNECTIONS_PER_USER));
       await waitFor('the streams in /fleet', async () => {
         const fleet = (await (await fetch(`${gateway.internalUrl}/fleet`)).json()) as { pods: { sseStreams?: number }[] };
