@@ -122,6 +122,20 @@ describe('per-instance limits', () => {
     await waitFor('the SDK connected', () => client.state === 'connected', 10_000);
   });
 
+  it('the stock client keeps retrying by itself against a draining pod (503 draining), and the SDK reads the code', async () => {
+    const adminToken = 'test-admin-token-0123456789';
+    const [gateway, stop] = await startGateway({ env: { ADMIN_TOKEN: adminToken, DRAIN_NOTICE_DELAY_MS: '0' } });
+    cleanups.push(stop);
+    expect((await fetch(`${gateway.internalUrl}/admin/drain`, { method: 'POST', headers: { authorization: `Bearer ${adminToken}` } })).status).toBe(202);
+    const stock = io(gateway.url, { forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 200 });
+    cleanups.push(() => stock.disconnect());
+    const codes: (string | undefined)[] = [];
+    stock.on('connect_error', (err) => codes.push(refusalOfTransportError(err)?.code));
+    await waitFor('three attempts the stock client made by itself', () => codes.length >= 3);
+    expect(new Set(codes)).toEqual(new Set(['draining']));
+    expect(stock.active).toBe(true); // still trying: the edge would send the next attempt to a ready pod
+  });
+
   it('the stock client does not retry a final refusal (bad token): a CONNECT error, then the transport closes', async () => {
     const [gateway, stop] = await startGateway({ env: { AUTH_MODE: 'jwt', JWT_SECRET: TEST_SECRET } });
     cleanups.push(stop);
