@@ -7,7 +7,12 @@ export interface MemoryBackplaneOptions {
   readonly historySize?: number;
   /** A room nobody follows is forgotten this long after its last message, as Redis expires it. @default 86400 */
   readonly historyTtlSeconds?: number;
-  /** How often forgotten rooms are looked for. @default 60000 */
+  /**
+   * A room that never had a message is forgotten this long after its last member left (joining any
+   * name creates one; a client reconnecting within it still resumes by replay). @default 60000
+   */
+  readonly emptyRoomGraceMs?: number;
+  /** How often forgotten rooms are looked for. @default 10000 */
   readonly sweepIntervalMs?: number;
 }
 
@@ -16,6 +21,8 @@ interface RoomLog {
   state: unknown;
   /** Milliseconds since the epoch of the last publish (or creation). */
   lastAt: number;
+  /** When the last subscriber left (null while followed). */
+  idleSince: number | null;
   /** Oldest first. */
   readonly history: DurableEnvelope[];
 }
@@ -36,15 +43,20 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
   };
 
   const ttlMs = (opts.historyTtlSeconds ?? 86_400) * 1000;
+  const emptyGraceMs = opts.emptyRoomGraceMs ?? 60_000;
   const sweeper = setInterval(() => {
-    const expired = Date.now() - ttlMs;
-    for (const [room, entry] of rooms) if (!subscribed.has(room) && entry.lastAt < expired) rooms.delete(room);
-  }, opts.sweepIntervalMs ?? 60_000).unref();
+    const now = Date.now();
+    for (const [room, entry] of rooms) {
+      if (subscribed.has(room)) continue;
+      const emptyAndLeft = entry.history.length === 0 && now - (entry.idleSince ?? entry.lastAt) > emptyGraceMs;
+      if (emptyAndLeft || now - entry.lastAt > ttlMs) rooms.delete(room);
+    }
+  }, opts.sweepIntervalMs ?? 10_000).unref();
 
   function log(room: string): RoomLog {
     let entry = rooms.get(room);
     if (!entry) {
-      entry = { seq: seqOrigin(), state: null, history: [], lastAt: Date.now() };
+      entry = { seq: seqOrigin(), state: null, history: [], lastAt: Date.now(), idleSince: null };
       rooms.set(room, entry);
     }
     return entry;
@@ -92,11 +104,13 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
 
     async subscribe(room) {
       subscribed.add(room);
+      const entry = rooms.get(room);
+      if (entry) entry.idleSince = null;
     },
     async unsubscribe(room) {
       subscribed.delete(room);
-      // A room that never had a message holds nothing worth keeping (joining any name creates one).
-      if (rooms.get(room)?.history.length === 0) rooms.delete(room);
+      const entry = rooms.get(room);
+      if (entry) entry.idleSince = Date.now();
     },
     async writeFleetStat(stat) {
       fleet.set(stat.pod, stat);
