@@ -45,6 +45,8 @@ const LIMITS = {
   // Counter updates coalesce past 16 KiB unsent; past 64 KiB the connection is cut (defaults: 256 KiB, 1 MiB).
   SLOW_CONSUMER_HIGH_WATER_BYTES: '16384',
   SLOW_CONSUMER_LIMIT_BYTES: '65536',
+  // One reply (a history page) must fit between the two (start-up refuses it otherwise).
+  HISTORY_PAGE_BYTES: '32768',
   LOG_LEVEL: 'warn',
 };
 

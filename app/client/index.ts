@@ -14,7 +14,7 @@ import type {
   RoomSnapshot,
 } from '../protocol/index.ts';
 import { CONTROL_TYPES, DURABLE_TYPES, PROTOCOL_VERSION } from '../protocol/envelope.ts';
-import { RETRYABLE_CODES } from '../protocol/errors.ts';
+import { ERROR_CODES, RETRYABLE_CODES } from '../protocol/errors.ts';
 import { DEFAULT_COUNTER_ROOM, userRoom } from '../protocol/rooms.ts';
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, resolveBackoff, type ResolvedBackoff } from './backoff.ts';
 import { TypedEmitter } from './emitter.ts';
@@ -183,6 +183,36 @@ export interface ClientStats {
 }
 
 type Ok<E extends ClientEventName> = { readonly ok: true } & AckBodies[E];
+
+/**
+ * The gateway's refusal of a new transport (HTTP 503/429 with `{ok:false, error}`), read from the
+ * stock client's transport error: long-polling hands over the XHR (`context`) with status and body.
+ * A WebSocket handshake exposes only the status (Node's `ws`: "Unexpected server response: 503"; a
+ * browser: nothing), so that case is reported as `over_capacity` without a hint — still retryable.
+ */
+export function refusalOfTransportError(err: { message?: string; description?: unknown; context?: unknown }): { code: ErrorCode; message: string; retryAfterMs?: number } | null {
+  const context = err.context as { status?: unknown; responseText?: unknown } | undefined;
+  const status = typeof err.description === 'number' ? err.description : typeof context?.status === 'number' ? context.status : null;
+  if ((status === 503 || status === 429) && typeof context?.responseText === 'string') {
+    try {
+      const body = JSON.parse(context.responseText) as { error?: { code?: unknown; message?: unknown; retryAfterMs?: unknown } };
+      const code = body.error?.code;
+      if (typeof code === 'string' && Object.hasOwn(ERROR_CODES, code)) {
+        const retryAfterMs = typeof body.error?.retryAfterMs === 'number' ? body.error.retryAfterMs : undefined;
+        return { code: code as ErrorCode, message: String(body.error?.message ?? code), ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
+      }
+    } catch {
+      // Not ours (an edge's own 503 page): the status alone decides below.
+    }
+  }
+  const wsStatus = (err.description as { message?: unknown } | undefined)?.message;
+  const upgradeStatus = typeof wsStatus === 'string' ? /Unexpected server response: (\d{3})/.exec(wsStatus)?.[1] : undefined;
+  const refusedStatus = status ?? (upgradeStatus ? Number(upgradeStatus) : null);
+  if (refusedStatus === 503 || refusedStatus === 429) {
+    return { code: 'over_capacity', message: `the server answered HTTP ${refusedStatus} to the handshake` };
+  }
+  return null;
+}
 
 const FATAL_HANDSHAKE_CODES: ReadonlySet<string> = new Set(['auth_required', 'auth_invalid', 'token_expired', 'forbidden', 'auth_subject_mismatch']);
 const TOKEN_CODES: ReadonlySet<string> = new Set(['auth_invalid', 'token_expired']);
@@ -420,10 +450,20 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
       // A 'state' or waiter callback may have called join() already; the gateway refuses a second join.
       for (const room of this.#tracker.rooms) if (this.#joinsInFlight.get(room)?.socket !== socket) void this.#sendJoin(socket, room);
     });
-    socket.on('connect_error', (err: Error & { data?: Partial<HandshakeRefusal> }) => {
+    socket.on('connect_error', (err: Error & { data?: Partial<HandshakeRefusal>; description?: unknown; context?: unknown }) => {
       if (!current()) return;
       this.#discard(socket);
       this.stats.connectFailures += 1;
+      // Retryable refusals (draining, over_capacity) come at the transport, as HTTP 503/429 with a JSON body.
+      const transportRefusal = err.data ? null : refusalOfTransportError(err);
+      if (transportRefusal) {
+        const { code, message, retryAfterMs } = transportRefusal;
+        this.#fail(
+          new GatewayClientError(code, `connection refused: ${message}`, { retryable: RETRYABLE_CODES.has(code), cause: err, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }),
+        );
+        this.#scheduleReconnect(retryAfterMs);
+        return;
+      }
       const code = err.data?.code;
       if (code && FATAL_HANDSHAKE_CODES.has(code)) {
         if (this.#opts.getToken && TOKEN_CODES.has(code)) {
@@ -435,8 +475,9 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
         }
       }
       const retryable = code ? RETRYABLE_CODES.has(code) || TOKEN_CODES.has(code) : true;
-      this.#fail(new GatewayClientError(code ?? 'connect_failed', `connection attempt failed: ${err.data?.message ?? err.message}`, { retryable, cause: err }));
-      this.#scheduleReconnect();
+      const retryAfterMs = typeof err.data?.retryAfterMs === 'number' ? err.data.retryAfterMs : undefined;
+      this.#fail(new GatewayClientError(code ?? 'connect_failed', `connection attempt failed: ${err.data?.message ?? err.message}`, { retryable, cause: err, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }));
+      this.#scheduleReconnect(retryAfterMs);
     });
     socket.on('disconnect', (reason: string) => {
       if (!current()) return;
@@ -459,7 +500,8 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
     socket.disconnect();
   }
 
-  #scheduleReconnect(): void {
+  /** `notBeforeMs`: the server's `retryAfterMs` — the backoff (with its jitter) is never shorter. */
+  #scheduleReconnect(notBeforeMs = 0): void {
     if (this.#state === 'closed') return;
     if (this.#fallBackToShortPolling()) return this.#startShortPolling();
     this.#clearTimer('reconnect');
@@ -468,7 +510,7 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
     if (this.#moveNotBefore > now) {
       delay = this.#moveNotBefore - now; // the pod's hint already carries the jitter
     } else {
-      delay = backoffDelay(this.#attempt, this.#backoff, this.#random);
+      delay = Math.max(backoffDelay(this.#attempt, this.#backoff, this.#random), notBeforeMs);
       this.#attempt += 1;
     }
     this.#setState(this.#everConnected ? 'reconnecting' : 'connecting');
@@ -633,7 +675,9 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
     if (this.#socket === socket) this.#joinedHere.set(room, joined);
     this.emit('joined', joined);
     this.#settleJoin(room, joined);
-    this.#checkBehind(room);
+    // A long resume comes one page in the join; the rest is fetched at once, not after the gap delay.
+    if (ack.more) void this.#fillGap(room);
+    else this.#checkBehind(room);
   }
 
   #cancelJoin(room: string): void {
@@ -695,9 +739,12 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
     const afterSeq = this.#tracker.behind(room);
     if (afterSeq === null || this.#gapFetching.has(room) || !this.#isUp()) return;
     this.#gapFetching.add(room);
+    let nextPage = false;
     try {
       const result: HistoryResult = await this.#emitOn(this.#socket as Socket, 'history:fetch', { room, afterSeq });
       this.stats.gapFetches += 1;
+      this.#tracker.noteSeq(room, result.seq);
+      nextPage = result.mode === 'replay' && result.more === true;
       if (result.mode === 'reset') {
         this.#applyReset(room, result.seq, result.snapshot);
       } else {
@@ -712,6 +759,8 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
     } finally {
       this.#gapFetching.delete(room);
     }
+    // One reply is one page (HISTORY_PAGE_BYTES): the next follows at once while the server has more.
+    if (nextPage && this.#isUp()) return void this.#fillGap(room);
     if (this.#isUp()) this.#checkBehind(room);
   }
 

@@ -2,7 +2,10 @@ import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { createLocalJWKSet, errors as joseErrors, importSPKI, jwtVerify, type JWTVerifyGetKey, type KeyObject } from 'jose';
 import { ProtocolError, userIdSchema } from '../protocol/index.ts';
-import type { GatewayConfig } from './config.ts';
+import { ConfigError, type GatewayConfig } from './config.ts';
+
+/** Longest token verified (a JWT with a few claims is well under 1 KiB). */
+export const MAX_TOKEN_LENGTH = 8_192;
 
 /** Who a connection is; `exp` (seconds since the epoch) is null when the identity does not expire. */
 export interface Identity {
@@ -41,6 +44,8 @@ export async function createAuthenticator(config: AuthConfig): Promise<Authentic
       if (typeof token !== 'string' || token.length === 0) {
         throw new ProtocolError('auth_required', 'a JWT is required: connect with auth: {token}');
       }
+      // Refused unread: verifying costs CPU in proportion to the size, and real tokens are far smaller.
+      if (token.length > MAX_TOKEN_LENGTH) throw new ProtocolError('auth_invalid', `the token is longer than ${MAX_TOKEN_LENGTH} characters`);
       try {
         const { payload } = await jwtVerify(token, key as Parameters<typeof jwtVerify>[1], {
           algorithms,
@@ -65,18 +70,42 @@ async function loadVerificationKey(config: AuthConfig): Promise<{ key: Uint8Arra
   const algorithms = config.JWT_ALGORITHMS?.split(',') ?? (config.JWT_SECRET ? ['HS256'] : ['RS256', 'ES256']);
   if (config.JWT_SECRET) {
     if (algorithms.some((a) => a !== 'HS256')) {
-      throw new Error(`JWT_ALGORITHMS=${algorithms.join(',')} cannot be used with JWT_SECRET: a shared secret only verifies HS256`);
+      throw new ConfigError(`JWT_ALGORITHMS=${algorithms.join(',')} cannot be used with JWT_SECRET: a shared secret only verifies HS256`);
     }
     return { key: new TextEncoder().encode(config.JWT_SECRET), algorithms };
   }
   if (algorithms.includes('HS256')) {
-    throw new Error('JWT_ALGORITHMS includes HS256 but JWT_SECRET is unset: HS256 needs the shared secret, public keys verify RS256/ES256');
+    throw new ConfigError('JWT_ALGORITHMS includes HS256 but JWT_SECRET is unset: HS256 needs the shared secret, public keys verify RS256/ES256');
   }
   if (config.JWT_JWKS_FILE) {
-    const jwks = JSON.parse(readFileSync(config.JWT_JWKS_FILE, 'utf8')) as Parameters<typeof createLocalJWKSet>[0];
-    return { key: createLocalJWKSet(jwks), algorithms };
+    const file = config.JWT_JWKS_FILE;
+    const jwks = asConfigError('JWT_JWKS_FILE', file, () => JSON.parse(readFileSync(file, 'utf8')) as Parameters<typeof createLocalJWKSet>[0]);
+    return { key: asConfigError('JWT_JWKS_FILE', file, () => createLocalJWKSet(jwks)), algorithms };
   }
-  const pem = readFileSync(config.JWT_PUBLIC_KEY_FILE!, 'utf8');
+  const file = config.JWT_PUBLIC_KEY_FILE!;
+  const pem = asConfigError('JWT_PUBLIC_KEY_FILE', file, () => readFileSync(file, 'utf8'));
+  return asConfigErrorAsync('JWT_PUBLIC_KEY_FILE', file, () => importPublicKey(pem, algorithms));
+}
+
+/** A key file that cannot be read or parsed is a start-up misconfiguration, named as such. */
+function asConfigError<T>(variable: string, file: string, load: () => T): T {
+  try {
+    return load();
+  } catch (err) {
+    throw new ConfigError(`${variable}=${file}: ${(err as Error).message}`);
+  }
+}
+
+async function asConfigErrorAsync<T>(variable: string, file: string, load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`${variable}=${file}: not a usable public key (${(err as Error).message}); expected a PEM (SPKI) RSA or EC public key`);
+  }
+}
+
+async function importPublicKey(pem: string, algorithms: string[]): Promise<{ key: KeyObject | CryptoKey; algorithms: string[] }> {
   const alg = algorithms[0]!;
   if (algorithms.length > 1) {
     // A PEM key has one type; pick the algorithm that matches it.

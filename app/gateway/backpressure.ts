@@ -1,6 +1,7 @@
+import type { ServerResponse } from 'node:http';
 import type { Socket } from 'socket.io';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { controlEnvelope, type DurableEnvelope, type Envelope } from '../protocol/index.ts';
+import { controlEnvelope, type DurableEnvelope, type Envelope, ProtocolError } from '../protocol/index.ts';
 import type { Logger } from './logger.ts';
 import type { OffsetSource } from './recovery.ts';
 import type { OutboundGate, RoomMember } from './room-hub.ts';
@@ -8,11 +9,16 @@ import type { OutboundGate, RoomMember } from './room-hub.ts';
 /** Durable types for which only the latest value matters, so a congested socket may skip ahead. */
 const COALESCIBLE_TYPES: ReadonlySet<string> = new Set(['counter:changed']);
 
+/** What `send_backlog` asks a client to wait, when nothing better is known. */
+const BACKLOG_RETRY_MS = 500;
+
 export interface BackpressureOptions {
-  /** Unsent bytes past which coalescible updates are coalesced for a socket. */
+  /** Unsent bytes past which coalescible updates are coalesced and requests refused with `send_backlog`. */
   readonly highWaterBytes: number;
-  /** Unsent bytes past which a socket is closed with `slow_consumer`. */
+  /** Unsent bytes past which a connection is closed with `slow_consumer`. */
   readonly limitBytes: number;
+  /** A connection with unsent bytes of which the peer took none for this long is closed. @default 30000 */
+  readonly stallMs?: number;
   readonly registry: Registry;
   readonly log: Logger;
   /** How often sockets holding coalesced updates are checked for having drained. @default 50 */
@@ -42,32 +48,60 @@ function packetBytes(packet: EnginePacket): number {
   return 1;
 }
 
+/** One connection's outbound account: what was queued for it, and when the peer last took any. */
+interface Account {
+  readonly kind: 'socket' | 'sse';
+  readonly id: string;
+  readonly userId: string | undefined;
+  /** Bytes queued for the peer since the connection opened. */
+  enqueued: number;
+  /** `enqueued - unsent` at the last time the peer was seen taking bytes. */
+  consumedMark: number;
+  progressAt: number;
+  closing: boolean;
+  unsent(): number;
+  /** Closes the connection as a slow consumer; `stalled`: the peer is not reading at all. */
+  cut(stalled: boolean): void;
+}
+
+/** A stream's side of the budget: every SSE write goes through `write`. */
+export interface StreamBudget {
+  /** Writes `text` unless that would pass the hard limit (then the stream is cut); false when not written. */
+  write(text: string): boolean;
+}
+
 /**
- * Outbound backpressure. Engine.IO's write buffer is unbounded (socketio/engine.io#420), so a socket
- * that stops reading would grow the process until it dies. This bounds it:
+ * The outbound budget of every connection — Socket.IO sockets and SSE streams. Engine.IO's write
+ * buffer is unbounded (socketio/engine.io#420), and a reply is as big as what the client asks for, so
+ * every byte queued for a peer is counted and bounded here:
  *
- * - unsent bytes = Engine.IO's write buffer (counted as packets enter and leave it) plus what the
- *   WebSocket transport has handed to `ws` but the kernel has not taken (`ws.bufferedAmount`);
+ * - unsent bytes = Engine.IO's write buffer (counted as packets enter and leave it — every packet,
+ *   whoever writes it: live fan-out, acks, replays, control messages, heartbeats) plus what the
+ *   WebSocket transport handed to `ws` that the kernel has not taken; for SSE, the response's buffer;
  * - past the high-water mark, coalescible updates (the counter) are withheld from the socket, and
- *   once it drains it gets one `room:reset` carrying the latest value and its seq — the protocol's
- *   way of saying "continue from here", so the client's seq bookkeeping has no gap to fetch;
+ *   once it drains it gets one `room:reset` carrying the latest value and its seq; requests are
+ *   refused with `send_backlog` (`admit`), so a client cannot grow its own backlog by asking;
  * - past the hard limit, the socket gets `connection:closing {reason: slow_consumer, reconnect:
  *   true}` and its transport is closed after what is already queued (nothing more is queued), so
- *   the client receives a contiguous prefix, reconnects and resumes from its last seq.
+ *   the client receives a contiguous prefix, reconnects and resumes from its last seq; an SSE stream
+ *   is destroyed (the browser resumes with `Last-Event-ID`);
+ * - a connection holding unsent bytes of which the peer has taken none for `stallMs` is cut at once,
+ *   whatever its heartbeats say (a peer can answer pings, or send unsolicited pongs, and never read).
  *
- * Replays and snapshots a client asked for (`sendDirect`) raise that socket's limit by their size
- * until it drains below the high-water mark, so a large resume is not mistaken for a slow consumer.
+ * Replies are bounded by pages (`HISTORY_PAGE_BYTES` ≤ limit − high-water), so a request admitted
+ * below the high-water mark never pushes its connection past the limit by itself.
  */
 export class Backpressure implements OutboundGate {
   readonly #opts: BackpressureOptions;
   readonly #engineBytes = new WeakMap<EngineConnection, number>();
-  readonly #allowance = new WeakMap<Socket, number>();
-  readonly #closing = new WeakSet<Socket>();
+  readonly #accounts = new Map<object, Account>();
   /** Sockets holding withheld updates: the latest envelope per room. */
   readonly #withheld = new Map<Socket, Map<string, DurableEnvelope>>();
   #drainTimer: NodeJS.Timeout | null = null;
+  readonly #stallTimer: NodeJS.Timeout;
   readonly #coalesced: Counter;
   readonly #slowConsumers: Counter;
+  readonly #backlogRefusals: Counter;
 
   constructor(opts: BackpressureOptions) {
     if (opts.limitBytes <= opts.highWaterBytes) throw new RangeError('the slow-consumer limit must be above the high-water mark');
@@ -80,7 +114,13 @@ export class Backpressure implements OutboundGate {
     });
     this.#slowConsumers = new Counter({
       name: 'rt_slow_consumer_disconnections_total',
-      help: 'Sockets closed with slow_consumer because their unsent bytes passed the hard limit.',
+      help: 'Connections closed as slow consumers: unsent bytes past the hard limit (`limit`) or not falling for SLOW_CONSUMER_STALL_MS (`stalled`), by kind (socket, sse).',
+      labelNames: ['kind', 'why'],
+      registers,
+    });
+    this.#backlogRefusals = new Counter({
+      name: 'rt_send_backlog_refusals_total',
+      help: 'Requests refused with send_backlog because their connection was over the high-water mark.',
       registers,
     });
     const withheld = this.#withheld;
@@ -92,21 +132,94 @@ export class Backpressure implements OutboundGate {
         this.set(withheld.size);
       },
     });
+    const accounts = this.#accounts;
+    new Gauge({
+      name: 'rt_outbound_unsent_bytes',
+      help: 'Bytes queued for all connections of this instance that their peers have not taken yet.',
+      registers,
+      collect() {
+        let total = 0;
+        for (const account of accounts.values()) total += account.unsent();
+        this.set(total);
+      },
+    });
+    const stallMs = opts.stallMs ?? 30_000;
+    this.#stallTimer = setInterval(() => this.#checkStalls(stallMs), Math.min(1_000, Math.max(100, stallMs / 4))).unref();
   }
 
-  /** Starts counting a socket's Engine.IO write buffer; call once, right after it connects. */
+  /** Starts counting a socket's outbound bytes; call once, right after it connects. */
   track(socket: Socket): void {
     const conn = socket.conn;
     this.#engineBytes.set(conn, 0);
+    const account: Account = {
+      kind: 'socket',
+      id: socket.id,
+      userId: (socket.data.identity as { userId?: string } | undefined)?.userId,
+      enqueued: 0,
+      consumedMark: 0,
+      progressAt: performance.now(),
+      closing: false,
+      unsent: () => this.unsentBytes(socket),
+      cut: (stalled) => this.#closeSlowConsumer(socket, account, stalled),
+    };
+    this.#accounts.set(socket, account);
     conn.on('packetCreate', (packet: EnginePacket) => {
-      this.#engineBytes.set(conn, (this.#engineBytes.get(conn) ?? 0) + packetBytes(packet));
+      const bytes = packetBytes(packet);
+      account.enqueued += bytes;
+      this.#engineBytes.set(conn, (this.#engineBytes.get(conn) ?? 0) + bytes);
+      // The backstop for every writer that does not ask first (acks, broadcasts, control messages):
+      // the packet being created still goes out, the cut follows right after it, in order.
+      if (!account.closing && this.unsentBytes(socket) > this.#opts.limitBytes) {
+        account.closing = true;
+        queueMicrotask(() => this.#closeSlowConsumer(socket, account, false));
+      }
     });
     conn.on('flush', (flushed: readonly EnginePacket[]) => {
       let bytes = 0;
       for (const packet of flushed) bytes += packetBytes(packet);
       this.#engineBytes.set(conn, Math.max(0, (this.#engineBytes.get(conn) ?? 0) - bytes));
     });
-    socket.once('disconnect', () => this.#withheld.delete(socket));
+    socket.once('disconnect', () => {
+      this.#withheld.delete(socket);
+      this.#accounts.delete(socket);
+    });
+  }
+
+  /** Starts the account of an SSE stream; every write to it goes through the returned budget. */
+  trackStream(res: ServerResponse, id: string, userId: string): StreamBudget {
+    const account: Account = {
+      kind: 'sse',
+      id,
+      userId,
+      enqueued: 0,
+      consumedMark: 0,
+      progressAt: performance.now(),
+      closing: false,
+      unsent: () => res.writableLength,
+      cut: (stalled) => {
+        if (account.closing && !stalled) return;
+        account.closing = true;
+        this.#slowConsumers.inc({ kind: 'sse', why: stalled ? 'stalled' : 'limit' });
+        this.#opts.log.warn({ stream: id, userId, unsent: res.writableLength, limit: this.#opts.limitBytes, stalled }, 'slow consumer: ending the SSE stream; the browser resumes with Last-Event-ID');
+        // end() would wait for a reader that stopped reading; destroy frees the buffer now.
+        res.destroy();
+      },
+    };
+    this.#accounts.set(res, account);
+    res.once('close', () => this.#accounts.delete(res));
+    return {
+      write: (text) => {
+        if (account.closing || res.writableEnded || res.destroyed) return false;
+        const bytes = Buffer.byteLength(text);
+        if (res.writableLength + bytes > this.#opts.limitBytes) {
+          account.cut(false);
+          return false;
+        }
+        account.enqueued += bytes;
+        res.write(text);
+        return true;
+      },
+    };
   }
 
   /** Bytes queued for `socket` that the peer has not taken yet. */
@@ -117,25 +230,38 @@ export class Backpressure implements OutboundGate {
     return (this.#engineBytes.get(conn) ?? 0) + inTransport;
   }
 
-  /** Sends something the client asked for (replay, snapshot): its size raises the socket's limit. */
+  /**
+   * Asked before a request is served: over the high-water mark it is refused with the retryable
+   * `send_backlog`, so what a client asks for cannot grow a backlog it is not reading.
+   */
+  admit(socket: Socket): void {
+    const unsent = this.unsentBytes(socket);
+    if (unsent <= this.#opts.highWaterBytes) return;
+    this.#backlogRefusals.inc();
+    throw new ProtocolError(
+      'send_backlog',
+      `${unsent} bytes are waiting to be sent to this connection (high-water mark ${this.#opts.highWaterBytes}); read them, then retry after ${BACKLOG_RETRY_MS} ms`,
+      BACKLOG_RETRY_MS,
+    );
+  }
+
+  /** Sends something the client asked for (replay page, snapshot) — unless the socket is being cut. */
   sendDirect(socket: Socket, envelope: Envelope): void {
-    const before = this.unsentBytes(socket);
+    if (this.#accounts.get(socket)?.closing) return;
     const offset = this.#opts.offsets?.deliver(socket, envelope) ?? null;
     if (offset === null) socket.emit(envelope.type, envelope);
     else socket.emit(envelope.type, envelope, offset);
-    const added = this.unsentBytes(socket) - before;
-    if (added > 0) this.#allowance.set(socket, (this.#allowance.get(socket) ?? 0) + added);
   }
 
   /** The hub asks before each live fan-out; true means "skip this socket, handled here". */
   divert(member: RoomMember, envelope: DurableEnvelope): boolean {
     const socket = member.socket;
     if (!socket) return false;
-    if (this.#closing.has(socket)) return true;
+    const account = this.#accounts.get(socket);
+    if (account?.closing) return true;
     const unsent = this.unsentBytes(socket);
-    if (unsent <= this.#opts.highWaterBytes) this.#allowance.delete(socket);
-    if (unsent > this.#opts.limitBytes + (this.#allowance.get(socket) ?? 0)) {
-      this.#closeSlowConsumer(socket, unsent);
+    if (unsent > this.#opts.limitBytes) {
+      if (account) this.#closeSlowConsumer(socket, account, false);
       return true;
     }
     if (!COALESCIBLE_TYPES.has(envelope.type)) return false;
@@ -159,6 +285,7 @@ export class Backpressure implements OutboundGate {
   stop(): void {
     if (this.#drainTimer) clearInterval(this.#drainTimer);
     this.#drainTimer = null;
+    clearInterval(this.#stallTimer);
     this.#withheld.clear();
   }
 
@@ -171,7 +298,7 @@ export class Backpressure implements OutboundGate {
 
   #releaseDrained(): void {
     for (const [socket, withheld] of this.#withheld) {
-      if (!socket.connected || this.#closing.has(socket)) {
+      if (!socket.connected || this.#accounts.get(socket)?.closing) {
         this.#withheld.delete(socket);
       } else if (this.unsentBytes(socket) <= this.#opts.highWaterBytes) {
         this.#withheld.delete(socket);
@@ -184,11 +311,39 @@ export class Backpressure implements OutboundGate {
     }
   }
 
-  #closeSlowConsumer(socket: Socket, unsent: number): void {
-    this.#closing.add(socket);
+  /** The peer took bytes since the last look (or has nothing waiting): progress; else, past `stallMs`, cut. */
+  #checkStalls(stallMs: number): void {
+    const now = performance.now();
+    for (const account of this.#accounts.values()) {
+      const unsent = account.unsent();
+      const consumed = account.enqueued - unsent;
+      if (unsent === 0 || consumed > account.consumedMark) {
+        account.consumedMark = consumed;
+        account.progressAt = now;
+      } else if (now - account.progressAt > stallMs) {
+        account.progressAt = now;
+        account.cut(true);
+      }
+    }
+  }
+
+  #closeSlowConsumer(socket: Socket, account: Account, stalled: boolean): void {
+    const alreadyClosing = account.closing;
+    account.closing = true;
     this.#withheld.delete(socket);
-    this.#slowConsumers.inc();
-    this.#opts.log.warn({ socket: socket.id, userId: (socket.data.identity as { userId?: string } | undefined)?.userId, unsent, limit: this.#opts.limitBytes }, 'slow consumer: closing the connection; the client resumes by seq');
+    const unsent = this.unsentBytes(socket);
+    if (stalled) {
+      this.#slowConsumers.inc({ kind: 'socket', why: 'stalled' });
+      this.#opts.log.warn({ socket: socket.id, userId: account.userId, unsent }, 'slow consumer: the peer took nothing for SLOW_CONSUMER_STALL_MS; dropping the connection');
+      forceClose(socket.conn);
+      return;
+    }
+    // The backstop in packetCreate marks the account first and cuts a moment later.
+    if (alreadyClosing && this.#cutSockets.has(socket)) return;
+    this.#cutSockets.add(socket);
+    this.#slowConsumers.inc({ kind: 'socket', why: 'limit' });
+    this.#opts.log.warn({ socket: socket.id, userId: account.userId, unsent, limit: this.#opts.limitBytes }, 'slow consumer: closing the connection; the client resumes by seq');
+    // Engine.IO still accepts this one packet: the account is closing, nothing else is queued.
     socket.emit(
       'connection:closing',
       controlEnvelope('connection:closing', null, {
@@ -198,8 +353,21 @@ export class Backpressure implements OutboundGate {
       }),
     );
     // Not discarded: what is queued (a contiguous prefix of every room) still goes out, then the
-    // transport closes; Engine.IO queues nothing more meanwhile, so memory stays at the limit.
-    // A peer that never reads again is dropped by the heartbeat (pingInterval + pingTimeout).
+    // transport closes; Engine.IO queues nothing more meanwhile, so memory stays at the limit. A peer
+    // that never reads again is dropped by the stall check (SLOW_CONSUMER_STALL_MS).
     socket.conn.close();
   }
+
+  readonly #cutSockets = new WeakSet<Socket>();
+}
+
+/** Drops a connection now, buffers and all (a stalled peer would never let a graceful close finish). */
+function forceClose(conn: EngineConnection): void {
+  const transport = conn.transport as unknown as { name: string; socket?: { terminate?: () => void } };
+  if (transport.name === 'websocket' && transport.socket?.terminate) {
+    transport.socket.terminate();
+    return;
+  }
+  // Engine.IO's own "transport is gone" path: clears the write buffer and closes the socket.
+  (conn as unknown as { onClose(reason: string): void }).onClose('forced close');
 }

@@ -77,7 +77,16 @@ export const SETTINGS = {
   MAX_CONNECTIONS: setting(positiveInt, '10000', 'Connections one instance holds (Engine.IO connections); past it handshakes are refused with the retryable `over_capacity`.'),
   MAX_CONNECTIONS_PER_SECOND: setting(positiveInt, '500', 'New handshakes per second one instance accepts (token bucket of the same size); past it: `over_capacity`.'),
   SLOW_CONSUMER_HIGH_WATER_BYTES: setting(positiveInt, '262144', 'Unsent bytes past which a socket gets coalesced counter updates: only the latest value, as a `room:reset` at its seq once it drains.'),
-  SLOW_CONSUMER_LIMIT_BYTES: setting(positiveInt, '1048576', 'Unsent bytes past which a socket is closed with `slow_consumer` (it reconnects and resumes).'),
+  SLOW_CONSUMER_LIMIT_BYTES: setting(positiveInt, '1048576', 'Unsent bytes past which a connection (socket or SSE stream) is closed with `slow_consumer` (it reconnects and resumes). Past `SLOW_CONSUMER_HIGH_WATER_BYTES`, requests are refused with `send_backlog`.'),
+  SLOW_CONSUMER_STALL_MS: setting(positiveInt.min(1000), '30000', 'A connection with unsent bytes of which the peer has taken none for this long is closed as `slow_consumer`, heartbeats or not.'),
+  HISTORY_PAGE_BYTES: setting(positiveInt.min(4096), '131072', 'Most bytes of envelopes one `history:fetch` ack or one `room:join` replay carries; the rest comes in further pages (`more: true`). At most `SLOW_CONSUMER_LIMIT_BYTES - SLOW_CONSUMER_HIGH_WATER_BYTES`.'),
+  CONNECT_TIMEOUT_MS: setting(positiveInt.min(500), '10000', 'A transport that has not completed its Socket.IO CONNECT and authentication within this long is closed.'),
+  MAX_CONNECTIONS_PER_USER: setting(positiveInt, '50', 'Sockets and SSE streams one user (token `sub`) may hold on one instance; past it: `too_many_connections`.'),
+  USER_RATE_LIMIT_PER_SECOND: setting(positiveInt, '60', 'Inbound events per second of one user across all its sockets on one instance (token bucket); past it: `rate_limited`.'),
+  USER_RATE_LIMIT_BURST: setting(positiveInt, '120', 'Per-user token bucket size.'),
+  INBOUND_BYTES_PER_SECOND: setting(positiveInt, '131072', 'Inbound bytes per second one connection may send (token bucket, counted before a frame is decoded); past it the connection is closed.'),
+  INBOUND_BYTES_BURST: setting(positiveInt, '524288', 'Per-connection inbound byte bucket size; at least `MAX_PAYLOAD_BYTES`.'),
+  MAX_ROOMS_PER_CONNECTION: setting(positiveInt, '100', 'Rooms one socket may follow at once; past it `room:join` is refused with `room_limit`.'),
 
   ADMIN_TOKEN: setting(z.string().min(16, 'must be at least 16 characters').optional(), undefined, 'Bearer token for `GET`/`POST /admin/drain` on the internal port. Unset: the admin endpoint is disabled.'),
   DRAIN_NOTICE_DELAY_MS: setting(nonNegativeInt, '2000', 'After a drain starts (not ready), keep serving this long so the edge stops routing here.'),
@@ -145,6 +154,17 @@ function crossChecks(c: GatewayConfig): string[] {
   }
   if (c.SLOW_CONSUMER_LIMIT_BYTES <= c.SLOW_CONSUMER_HIGH_WATER_BYTES) {
     problems.push(`SLOW_CONSUMER_LIMIT_BYTES=${c.SLOW_CONSUMER_LIMIT_BYTES} must be above SLOW_CONSUMER_HIGH_WATER_BYTES=${c.SLOW_CONSUMER_HIGH_WATER_BYTES}`);
+  }
+  if (c.HISTORY_PAGE_BYTES > c.SLOW_CONSUMER_LIMIT_BYTES - c.SLOW_CONSUMER_HIGH_WATER_BYTES) {
+    problems.push(
+      `HISTORY_PAGE_BYTES=${c.HISTORY_PAGE_BYTES} must be at most SLOW_CONSUMER_LIMIT_BYTES - SLOW_CONSUMER_HIGH_WATER_BYTES = ${c.SLOW_CONSUMER_LIMIT_BYTES - c.SLOW_CONSUMER_HIGH_WATER_BYTES}, so one page never cuts a connection that asked for it below the high-water mark`,
+    );
+  }
+  if (c.USER_RATE_LIMIT_BURST < c.USER_RATE_LIMIT_PER_SECOND) {
+    problems.push(`USER_RATE_LIMIT_BURST=${c.USER_RATE_LIMIT_BURST} must be at least USER_RATE_LIMIT_PER_SECOND=${c.USER_RATE_LIMIT_PER_SECOND}`);
+  }
+  if (c.INBOUND_BYTES_BURST < c.MAX_PAYLOAD_BYTES) {
+    problems.push(`INBOUND_BYTES_BURST=${c.INBOUND_BYTES_BURST} must be at least MAX_PAYLOAD_BYTES=${c.MAX_PAYLOAD_BYTES}, or a message of the allowed size could never be received`);
   }
   if (c.PORT !== 0 && c.PORT === c.INTERNAL_PORT) {
     problems.push(`INTERNAL_PORT=${c.INTERNAL_PORT} must differ from PORT=${c.PORT}: the internal port must be one no route exposes`);

@@ -5,6 +5,7 @@ import { controlEnvelope, ProtocolError } from '../protocol/index.ts';
 import type { DrainPlan } from '../protocol/drain-plan.ts';
 import type { Gateway } from './gateway.ts';
 import { formatSse } from './sse.ts';
+import { AdmissionRefusal } from './limits.ts';
 
 /**
  * Graceful drain (contract 3 of DESIGN.md, docs/drain.md):
@@ -177,9 +178,10 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
   const remaining = (): number => io.of('/').sockets.size + gateway.sseStreams.size;
   const latestEnd = (): number => (deadlineAt === null ? Infinity : deadlineAt - closeReserveMs(config.SHUTDOWN_DEADLINE_MS));
 
-  gateway.handshakeGuards.push(() => {
+  // At the transport (HTTP 503 + Retry-After): the stock client retries by itself, the SDK reads the code.
+  gateway.admissionGuards.push(() => {
     if (phase === 'closing' || phase === 'drained') {
-      throw new ProtocolError('draining', `pod ${pod} is draining; connect again (the edge sends you to another pod)`);
+      throw new AdmissionRefusal(503, 'draining', `pod ${pod} is draining; connect again (the edge sends you to another pod)`, 1_000);
     }
   });
   // Checked with no await before the stream is registered, so no stream slips in after the plan is made.

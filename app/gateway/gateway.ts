@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Gauge } from 'prom-client';
 import { Server, type Socket } from 'socket.io';
 import { controlEnvelope, type HandshakeRefusal, ProtocolError, RETRYABLE_CODES, type Envelope } from '../protocol/index.ts';
 import { createSocketIoAdapter } from './adapter.ts';
@@ -12,6 +13,8 @@ import type { GatewayConfig } from './config.ts';
 import { type DrainController, installDrain } from './drain.ts';
 import { type ConnectionContext, dispatch, type EventGuard } from './handlers.ts';
 import { installHardening } from './hardening.ts';
+import { refuseHttp, TokenBucket } from './limits.ts';
+import { createInboundParser, type GuardedDecoder } from './parser.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { Recovery } from './recovery.ts';
@@ -20,8 +23,14 @@ import { ShortPoll } from './short-poll.ts';
 import { handleSse } from './sse.ts';
 import { serveFleetView, serveWeb } from './web.ts';
 
-/** A check before a handshake is accepted (auth, admission, drain); throws `ProtocolError` to refuse. */
+/** A check before a Socket.IO CONNECT is accepted (after admission); throws `ProtocolError` to refuse. */
 export type HandshakeGuard = (socket: Socket) => void;
+/**
+ * A check before a new connection is accepted at the transport (an Engine.IO handshake, a `GET /sse`),
+ * before anything of it is kept or authenticated (capacity, rate, drain): throws `ProtocolError` (an
+ * `AdmissionRefusal` for its HTTP status) to refuse it with HTTP 503/429, `Retry-After` and the code.
+ */
+export type AdmissionGuard = () => void;
 /** A check just before an authenticated `GET /sse` stream opens (drain); throws `ProtocolError` to refuse. */
 export type SseGuard = () => void;
 
@@ -41,6 +50,15 @@ export interface GatewayUrls {
  * ones are closed at once; see `closeServer`.
  */
 export const CONNECTION_CLOSE_GRACE_MS = 1_000;
+
+/** A peer must have sent its whole request head by then (slowloris), and its whole request (a polling POST) by this. */
+const HTTP_HEADERS_TIMEOUT_MS = 10_000;
+const HTTP_REQUEST_TIMEOUT_MS = 30_000;
+/** Engine.IO control packets (pong, noop, upgrade probes) a connection may send: a few per heartbeat is normal. */
+const CONTROL_PACKETS_PER_SECOND = 5;
+const CONTROL_PACKET_BURST = 20;
+/** Largest frame before authentication: the CONNECT packet with its token (a JWT is far smaller). */
+const PRE_AUTH_MAX_FRAME_BYTES = 16 * 1024;
 
 export interface GatewayState {
   /** Set by the drain sequence: readiness fails and handshakes are refused. */
@@ -62,7 +80,8 @@ export interface Gateway {
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly state: GatewayState;
-  /** Extension points for hardening and drain: run before each handshake / each event. */
+  /** Extension points for hardening and drain: run before each new connection / each CONNECT / each event. */
+  readonly admissionGuards: AdmissionGuard[];
   readonly handshakeGuards: HandshakeGuard[];
   readonly eventGuards: EventGuard[];
   readonly sseGuards: SseGuard[];
@@ -84,7 +103,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
   const auth = await createAuthenticator(config);
   const backplane =
     config.ADAPTER === 'memory'
-      ? createMemoryBackplane({ historySize: config.HISTORY_SIZE })
+      ? createMemoryBackplane({ historySize: config.HISTORY_SIZE, historyTtlSeconds: config.HISTORY_TTL_SECONDS })
       : createRedisBackplane({
           url: config.REDIS_URL,
           cluster: config.ADAPTER === 'redis-cluster',
@@ -99,6 +118,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
   const state: GatewayState = { draining: false };
   const sseStreams = new Set<ServerResponse>();
   const internalRoutes: HttpRoute[] = [];
+  const admissionGuards: AdmissionGuard[] = [];
   const handshakeGuards: HandshakeGuard[] = [];
   const eventGuards: EventGuard[] = [];
   const sseGuards: SseGuard[] = [];
@@ -146,11 +166,23 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
 
   // Public: only what clients use. /metrics, /fleet and /admin/* are not here, so they answer 404.
   const http: HttpServer = createServer(
+    // A peer trickling its headers or body (slowloris) is cut after these, checked every second.
+    { headersTimeout: HTTP_HEADERS_TIMEOUT_MS, requestTimeout: HTTP_REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1_000 },
     serve(async (req, res, url): Promise<void> => {
       if (url.pathname.startsWith('/socket.io/')) return; // Socket.IO's own listener answers these.
       if (probe(res, url)) return;
       if (url.pathname === '/sse') {
-        return handleSse(req, res, url, { hub, auth, metrics, maxBufferedBytes: config.SLOW_CONSUMER_LIMIT_BYTES, streams: sseStreams, guards: sseGuards });
+        return handleSse(req, res, url, {
+          hub,
+          auth,
+          metrics,
+          outbound: hardening.outbound,
+          pageBytes: config.HISTORY_PAGE_BYTES,
+          streams: sseStreams,
+          admission: admissionGuards,
+          guards: sseGuards,
+          reserveUser: (userId, stream) => hardening.userConnections.reserve(userId, (release) => stream.once('close', release)),
+        });
       }
       if (url.pathname === '/poll') return shortPoll.handle(req, res, url);
       if (config.SERVE_WEB && serveWeb(url.pathname, res)) return;
@@ -199,6 +231,17 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     pingInterval: config.PING_INTERVAL_MS,
     pingTimeout: config.PING_TIMEOUT_MS,
     maxHttpBufferSize: config.MAX_PAYLOAD_BYTES,
+    // A transport that has not completed CONNECT and authentication by then is closed.
+    connectTimeout: config.CONNECT_TIMEOUT_MS,
+    parser: createInboundParser({
+      bytesPerSecond: config.INBOUND_BYTES_PER_SECOND,
+      burstBytes: config.INBOUND_BYTES_BURST,
+      preAuthMaxBytes: PRE_AUTH_MAX_FRAME_BYTES,
+      onRefused: (why, socket) => {
+        metrics.inboundRefusals.inc({ why });
+        log.info({ why, socket: socket?.id, userId: (socket?.data.identity as Identity | undefined)?.userId }, 'inbound frame refused; closing the connection');
+      },
+    }),
     serveClient: false,
     // Only handshakes are asked; sessions already open keep being served until close() ends them.
     allowRequest: (_req, callback) => callback(shuttingDown ? 'the pod is shutting down' : null, !shuttingDown),
@@ -209,17 +252,69 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
   const recovery =
     config.RECOVERY_MAX_DISCONNECTION_MS > 0 ? new Recovery({ backplane, pod: config.POD_NAME, maxDisconnectionMs: config.RECOVERY_MAX_DISCONNECTION_MS, log, metrics }) : null;
   recovery?.install(io.of('/'));
-  const hardening = installHardening({ config, io, metrics, log, handshakeGuards, eventGuards, offsets: recovery });
+  const connectionCount = (): number => io.engine.clientsCount + sseStreams.size;
+  new Gauge({
+    name: 'rt_connections',
+    help: 'Connections held, as MAX_CONNECTIONS counts them: Engine.IO transports (from their handshake, before CONNECT) plus SSE streams.',
+    registers: [metrics.registry],
+    collect() {
+      this.set(connectionCount());
+    },
+  });
+  const hardening = installHardening({ config, io, metrics, log, admissionGuards, handshakeGuards, eventGuards, connectionCount, offsets: recovery });
   const hub = new RoomHub({ io, backplane, metrics, log, outbound: hardening.outbound, offsets: recovery });
   const shortPoll = new ShortPoll({ hub, backplane, auth, metrics, log, ratePerSecond: config.RATE_LIMIT_PER_SECOND, rateBurst: config.RATE_LIMIT_BURST });
 
+
+  // Admission at the transport, before Engine.IO keeps anything: a refusal here is an HTTP 503/429
+  // with Retry-After, which the stock client treats as a transport failure and retries with its own
+  // backoff, and whose JSON body tells our SDK the code and the hint (docs/security.md).
+  io.engine.use((req: IncomingMessage & { _query?: Record<string, string> }, res: ServerResponse, next: (err?: unknown) => void) => {
+    if (req._query?.sid) return next(); // a request of a session already admitted (poll, upgrade)
+    try {
+      for (const guard of admissionGuards) guard();
+    } catch (err) {
+      const refusal = err instanceof ProtocolError ? err : new ProtocolError('internal', 'admission check failed');
+      metrics.handshakeRefusals.inc({ code: refusal.code });
+      return refuseHttp(res, refusal);
+    }
+    next();
+  });
+  io.engine.on('connection', (conn: Socket['conn']) => {
+    // Before authentication a polling body is read only up to the pre-auth frame size (the library
+    // allows it per polling transport; a WebSocket's maxPayload is per server, so the parser checks it).
+    setTransportBodyLimit(conn, PRE_AUTH_MAX_FRAME_BYTES);
+    // Engine.IO's own packets (pongs, noops) never reach the parser: a peer gets a few per heartbeat, not a flood.
+    const controlPackets = new TokenBucket(CONTROL_PACKET_BURST, CONTROL_PACKETS_PER_SECOND);
+    conn.on('packet', (packet: { type: string }) => {
+      if (packet.type === 'message' || controlPackets.tryTake()) return;
+      metrics.inboundRefusals.inc({ why: 'packet_rate' });
+      log.info({ type: packet.type }, 'Engine.IO control packet flood; closing the connection');
+      conn.close(true);
+    });
+    conn.once('close', () => {
+      if (!connectedTransports.has(conn)) metrics.unauthenticatedCloses.inc();
+    });
+  });
+
+  /** Transports that sent a CONNECT (one socket per transport) / that completed it. */
+  const connectingTransports = new WeakSet<object>();
+  const connectedTransports = new WeakSet<object>();
   io.use((socket, next) => {
+    const conn = socket.conn;
+    // A refused CONNECT closes its transport: the client cannot spend the instance's checks in a loop.
     const refuse = (err: ProtocolError): void => {
       metrics.handshakeRefusals.inc({ code: err.code });
       const refusal = new Error(err.message) as Error & { data: HandshakeRefusal };
-      refusal.data = { code: err.code, message: err.message, retryable: RETRYABLE_CODES.has(err.code) };
+      refusal.data = { code: err.code, message: err.message, retryable: RETRYABLE_CODES.has(err.code), ...(err.retryAfterMs === undefined ? {} : { retryAfterMs: err.retryAfterMs }) };
       next(refusal);
+      // Socket.IO writes the CONNECT error on the next tick; the close (after it is flushed) comes after that.
+      setImmediate(() => conn.close());
     };
+    if (connectingTransports.has(conn)) {
+      return refuse(new ProtocolError('bad_request', 'this transport already sent a CONNECT: one Socket.IO connection per transport'));
+    }
+    connectingTransports.add(conn);
     try {
       for (const guard of handshakeGuards) guard(socket);
     } catch (err) {
@@ -228,6 +323,12 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     const credentials = (socket.handshake.auth ?? {}) as { token?: unknown; userId?: unknown };
     auth.authenticate(credentials).then(
       (identity) => {
+        if (conn.readyState !== 'open') return next(new Error('the transport closed during authentication'));
+        try {
+          hardening.userConnections.reserve(identity.userId, (release) => conn.once('close', release));
+        } catch (err) {
+          return refuse(err as ProtocolError);
+        }
         socket.data.identity = identity;
         recovery?.confirm(socket, identity.userId);
         next();
@@ -252,6 +353,9 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
   }
 
   io.on('connection', (socket) => {
+    connectedTransports.add(socket.conn);
+    setTransportBodyLimit(socket.conn, config.MAX_PAYLOAD_BYTES);
+    (socket.client as unknown as { decoder: GuardedDecoder }).decoder.owner = socket;
     const transport = socket.conn.transport.name;
     metrics.connections.inc({ transport });
     metrics.connectedSockets.inc();
@@ -273,6 +377,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
       },
       membersChanged,
       ...(recovery ? { session: { beforeJoin: (room: string) => recovery.beforeJoin(socket, room), left: (room: string) => recovery.left(socket, room) } } : {}),
+      limits: { pageBytes: config.HISTORY_PAGE_BYTES, maxRooms: config.MAX_ROOMS_PER_CONNECTION },
     };
     const attached = recovery?.attach(socket, ctx.identity().userId);
     const hello = controlEnvelope('server:hello', null, { pod: config.POD_NAME, userId: ctx.identity().userId, transport });
@@ -320,7 +425,15 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
   let statsTimer: NodeJS.Timeout | null = null;
   async function writeFleetStat(): Promise<void> {
     await backplane
-      .writeFleetStat({ pod: config.POD_NAME, sockets: io.engine.clientsCount, ready: isReady(), draining: state.draining, updatedAt: Date.now() })
+      .writeFleetStat({
+        pod: config.POD_NAME,
+        sockets: connectionCount(),
+        sseStreams: sseStreams.size,
+        pending: Math.max(0, io.engine.clientsCount - io.of('/').sockets.size),
+        ready: isReady(),
+        draining: state.draining,
+        updatedAt: Date.now(),
+      })
       .catch((err: unknown) => log.debug({ err }, 'fleet stats write failed'));
   }
 
@@ -340,6 +453,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     metrics,
     log,
     state,
+    admissionGuards,
     handshakeGuards,
     eventGuards,
     sseGuards,
@@ -386,6 +500,12 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
   };
   drain = installDrain(gateway);
   return gateway;
+}
+
+/** The most bytes a long-polling transport reads from one POST body (Engine.IO sets it per transport at the handshake). */
+function setTransportBodyLimit(conn: Socket['conn'], bytes: number): void {
+  const transport = conn.transport as unknown as { name: string; maxHttpBufferSize?: number };
+  if (transport.name === 'polling') transport.maxHttpBufferSize = bytes;
 }
 
 /**

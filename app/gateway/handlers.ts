@@ -8,12 +8,13 @@ import {
   ProtocolError,
   userRoom,
   type ErrorBody,
+  MAX_PAGE_ENVELOPES,
 } from '../protocol/index.ts';
 import type { Backplane } from './backplane/backplane.ts';
 import type { Identity } from './auth.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import type { RoomHub, RoomMember } from './room-hub.ts';
+import { newestWithin, pageOf, type RoomHub, type RoomMember } from './room-hub.ts';
 
 /** What a handler may touch for one connection. */
 export interface ConnectionContext {
@@ -28,6 +29,8 @@ export interface ConnectionContext {
   membersChanged(room: string): void;
   /** The connection-state-recovery session (recovery.ts), when on: it names each room before it is joined. */
   readonly session?: { beforeJoin(room: string): Promise<void>; left(room: string): void };
+  /** Most bytes of envelopes one reply carries (HISTORY_PAGE_BYTES), and rooms one socket follows. */
+  readonly limits: { readonly pageBytes: number; readonly maxRooms: number };
 }
 
 type Handler<E extends ClientEventName> = (ctx: ConnectionContext, payload: ParsedClientEvent<E>) => Promise<AckBodies[E]>;
@@ -41,10 +44,14 @@ function assertOwnRoom(ctx: ConnectionContext, room: string): void {
 const handlers: { [E in ClientEventName]: Handler<E> } = {
   async 'room:join'(ctx, { room, lastSeq }) {
     assertOwnRoom(ctx, room);
+    // socket.rooms includes the socket's own id room.
+    if (!ctx.socket.rooms.has(room) && ctx.socket.rooms.size - 1 >= ctx.limits.maxRooms) {
+      throw new ProtocolError('room_limit', `this connection already follows ${ctx.limits.maxRooms} rooms (MAX_ROOMS_PER_CONNECTION); leave one first`);
+    }
     await ctx.session?.beforeJoin(room);
-    const result = await ctx.hub.join(ctx.member, room, lastSeq ?? null);
+    const { more, ...result } = await ctx.hub.join(ctx.member, room, lastSeq ?? null, { pageBytes: ctx.limits.pageBytes });
     ctx.membersChanged(room);
-    return { room, ...result };
+    return more ? { room, ...result, more } : { room, ...result };
   },
   async 'room:leave'(ctx, { room }) {
     ctx.hub.leave(ctx.member, room);
@@ -54,7 +61,10 @@ const handlers: { [E in ClientEventName]: Handler<E> } = {
   },
   async 'history:fetch'(ctx, { room, afterSeq }) {
     assertOwnRoom(ctx, room);
-    return ctx.backplane.history(room, afterSeq, 50);
+    const history = await ctx.backplane.history(room, afterSeq, 50, MAX_PAGE_ENVELOPES);
+    if (history.mode === 'reset') return { ...history, snapshot: { ...history.snapshot, recent: newestWithin(history.snapshot.recent, ctx.limits.pageBytes) } };
+    const { page, more } = pageOf(history.envelopes, ctx.limits.pageBytes, history.seq);
+    return more ? { ...history, envelopes: page, more } : history;
   },
   async 'counter:increment'(ctx, { room, by }) {
     const envelope = await ctx.backplane.publish({ room, type: 'counter:changed', counterBy: by, from: ctx.identity().userId });

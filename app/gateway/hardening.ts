@@ -3,9 +3,9 @@ import { Counter } from 'prom-client';
 import type { Identity } from './auth.ts';
 import { Backpressure } from './backpressure.ts';
 import type { GatewayConfig } from './config.ts';
-import type { HandshakeGuard } from './gateway.ts';
+import type { AdmissionGuard, HandshakeGuard } from './gateway.ts';
 import type { EventGuard } from './handlers.ts';
-import { admissionGuard, engineConnectionCount, rateLimitGuard } from './limits.ts';
+import { admissionGuard, rateLimitGuard, UserConnections, userRateLimitGuard } from './limits.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import type { OffsetSource } from './recovery.ts';
@@ -16,16 +16,21 @@ export interface HardeningDeps {
   readonly io: Server;
   readonly metrics: Metrics;
   readonly log: Logger;
+  readonly admissionGuards: AdmissionGuard[];
   readonly handshakeGuards: HandshakeGuard[];
   readonly eventGuards: EventGuard[];
   /** Connection state recovery: what it sends directly (replays, resets) carries the socket's offset. */
   readonly offsets?: OffsetSource | null;
+  /** Connections held: Engine.IO transports (from their handshake) plus SSE streams. */
+  readonly connectionCount: () => number;
 }
 
-/** The gateway's limits in one place (see docs/security.md): admission, inbound rate, outbound backpressure, token expiry. */
+/** The gateway's limits in one place (see docs/security.md): admission, inbound rate, outbound budget, token expiry. */
 export interface Hardening {
-  /** The hub's outbound gate; also sends replays so their size does not count as slowness. */
+  /** Every connection's outbound budget; also the hub's gate for live fan-out. */
   readonly outbound: Backpressure;
+  /** Sockets and SSE streams per user on this instance. */
+  readonly userConnections: UserConnections;
   /** Per-connection set-up: buffer accounting, `exp` enforcement, protocol-error logging. */
   onConnection(socket: Socket, identity: () => Identity): void;
   /** After a successful `auth:refresh`. */
@@ -34,27 +39,42 @@ export interface Hardening {
 }
 
 export function installHardening(deps: HardeningDeps): Hardening {
-  const { config, io, metrics, log } = deps;
-  deps.handshakeGuards.push(
-    admissionGuard({ maxConnections: config.MAX_CONNECTIONS, maxPerSecond: config.MAX_CONNECTIONS_PER_SECOND, connectionCount: engineConnectionCount(io) }),
+  const { config, metrics, log } = deps;
+  deps.admissionGuards.push(
+    admissionGuard({ maxConnections: config.MAX_CONNECTIONS, maxPerSecond: config.MAX_CONNECTIONS_PER_SECOND, connectionCount: deps.connectionCount }),
   );
-  deps.eventGuards.push(rateLimitGuard({ perSecond: config.RATE_LIMIT_PER_SECOND, burst: config.RATE_LIMIT_BURST }));
   const outbound = new Backpressure({
     highWaterBytes: config.SLOW_CONSUMER_HIGH_WATER_BYTES,
     limitBytes: config.SLOW_CONSUMER_LIMIT_BYTES,
+    stallMs: config.SLOW_CONSUMER_STALL_MS,
     registry: metrics.registry,
     log,
     offsets: deps.offsets ?? null,
   });
+  deps.eventGuards.push(
+    rateLimitGuard({ perSecond: config.RATE_LIMIT_PER_SECOND, burst: config.RATE_LIMIT_BURST }),
+    userRateLimitGuard({
+      perSecond: config.USER_RATE_LIMIT_PER_SECOND,
+      burst: config.USER_RATE_LIMIT_BURST,
+      userOf: (socket) => (socket.data.identity as Identity).userId,
+    }),
+    // Asked after the rate limits, so a refused request costs the client its tokens too. Leaving a
+    // room and refreshing the token only lighten the connection, so they always pass.
+    (ctx, event) => {
+      if (event !== 'room:leave' && event !== 'auth:refresh') outbound.admit(ctx.socket);
+    },
+  );
+  const userConnections = new UserConnections(config.MAX_CONNECTIONS_PER_USER);
   const tokenExpiry = new TokenExpiry({ leadMs: config.AUTH_REFRESH_LEAD_MS, registry: metrics.registry, log });
   const protocolErrors = new Counter({
     name: 'rt_protocol_errors_total',
-    help: 'Connections closed because a client sent a frame Socket.IO could not decode.',
+    help: 'Connections closed because a client sent a frame Socket.IO could not decode (or the inbound parser refused).',
     registers: [metrics.registry],
   });
 
   return {
     outbound,
+    userConnections,
     onConnection(socket, identity) {
       outbound.track(socket);
       tokenExpiry.watch(socket, identity);

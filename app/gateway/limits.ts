@@ -1,6 +1,7 @@
-import type { Server, Socket } from 'socket.io';
+import { ServerResponse, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'socket.io';
 import { ProtocolError } from '../protocol/index.ts';
-import type { HandshakeGuard } from './gateway.ts';
 import type { EventGuard } from './handlers.ts';
 
 /**
@@ -31,11 +32,11 @@ export class TokenBucket {
     return this.#tokens;
   }
 
-  /** Spends one token when there is one; false means "over the limit, refuse". */
-  tryTake(): boolean {
+  /** Spends `count` tokens (default one) when there are as many; false means "over the limit, refuse". */
+  tryTake(count = 1): boolean {
     this.#refill();
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
+    if (this.#tokens < count) return false;
+    this.#tokens -= count;
     return true;
   }
 
@@ -79,36 +80,131 @@ export function rateLimitGuard(opts: InboundLimitOptions): EventGuard {
   };
 }
 
+/**
+ * Per-user inbound rate limit across all of a user's sockets on this instance (per instance: a
+ * fleet-wide bucket would cost a Redis round trip per event). Same refusal as the per-socket one.
+ */
+export function userRateLimitGuard(opts: InboundLimitOptions & { readonly userOf: (socket: Socket) => string }): EventGuard {
+  const buckets = new Map<string, { bucket: TokenBucket; sockets: number }>();
+  const counted = new WeakSet<Socket>();
+  return (ctx) => {
+    const user = opts.userOf(ctx.socket);
+    let entry = buckets.get(user);
+    if (!entry) {
+      entry = { bucket: new TokenBucket(opts.burst, opts.perSecond, opts.now), sockets: 0 };
+      buckets.set(user, entry);
+    }
+    if (!counted.has(ctx.socket)) {
+      // Forget the user's bucket once its last socket is gone, so the map holds only connected users.
+      counted.add(ctx.socket);
+      entry.sockets += 1;
+      const held = entry;
+      ctx.socket.once?.('disconnect', () => {
+        held.sockets -= 1;
+        if (held.sockets === 0 && buckets.get(user) === held) buckets.delete(user);
+      });
+    }
+    if (!entry.bucket.tryTake()) {
+      const retryAfterMs = entry.bucket.retryAfterMs();
+      throw new ProtocolError('rate_limited', `more than ${opts.perSecond} events per second (burst ${opts.burst}) from user ${user} across its connections; retry after ${retryAfterMs} ms`, retryAfterMs);
+    }
+  };
+}
+
 export interface AdmissionOptions {
-  /** Connections this instance holds at most (Engine.IO connections, including the one asking). */
+  /** Connections this instance holds at most: Engine.IO transports (from their handshake) and SSE streams. */
   readonly maxConnections: number;
-  /** New handshakes per second this instance accepts (a token bucket of the same size). */
+  /** New connections per second this instance accepts (a token bucket of the same size). */
   readonly maxPerSecond: number;
-  /** Current Engine.IO connections, including the handshaking one. */
+  /** Connections held now, not counting the one asking. */
   readonly connectionCount: () => number;
   readonly now?: () => number;
 }
 
 /**
- * Admission as a handshake guard: past the connection limit, or faster than the connection rate,
- * the handshake is refused with the retryable `over_capacity`, so the client and the edge try
- * again (elsewhere) after a backoff instead of piling onto this instance.
+ * Admission of a new connection (an Engine.IO transport or an SSE stream), before anything of it is
+ * kept: past the connection limit, or faster than the connection rate, it is refused with the
+ * retryable `over_capacity` and a `retryAfterMs`, so the client and the edge try again (elsewhere)
+ * after a backoff instead of piling onto this instance.
  */
-export function admissionGuard(opts: AdmissionOptions): HandshakeGuard {
+export function admissionGuard(opts: AdmissionOptions): () => void {
   const rate = new TokenBucket(opts.maxPerSecond, opts.maxPerSecond, opts.now);
   return () => {
     const count = opts.connectionCount();
-    if (count > opts.maxConnections) {
-      throw new ProtocolError('over_capacity', `this instance is at its connection limit (${opts.maxConnections}); retry after a backoff, another instance may take you`, 1_000);
+    if (count >= opts.maxConnections) {
+      throw new AdmissionRefusal(503, 'over_capacity', `this instance is at its connection limit (${opts.maxConnections}); retry after a backoff, another instance may take you`, 1_000);
     }
     if (!rate.tryTake()) {
       const retryAfterMs = Math.max(rate.retryAfterMs(), 100);
-      throw new ProtocolError('over_capacity', `this instance accepts at most ${opts.maxPerSecond} new connections per second; retry after a backoff`, retryAfterMs);
+      throw new AdmissionRefusal(429, 'over_capacity', `this instance accepts at most ${opts.maxPerSecond} new connections per second; retry after a backoff`, retryAfterMs);
     }
   };
 }
 
-/** Engine.IO connections of `io`, for `admissionGuard`. */
-export function engineConnectionCount(io: Server): () => number {
-  return () => io.engine.clientsCount;
+/** A retryable refusal of a new connection, with the HTTP status it is answered with (503 full or draining, 429 too fast). */
+export class AdmissionRefusal extends ProtocolError {
+  readonly status: 429 | 503;
+
+  constructor(status: 429 | 503, code: ConstructorParameters<typeof ProtocolError>[0], message: string, retryAfterMs: number) {
+    super(code, message, retryAfterMs);
+    this.status = status;
+  }
+}
+
+/**
+ * Connections per user on this instance (sockets and SSE streams): `reserve` refuses past the limit
+ * with `too_many_connections`; the reservation lasts until `release` runs (the transport's close).
+ */
+export class UserConnections {
+  readonly #max: number;
+  readonly #counts = new Map<string, number>();
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  count(userId: string): number {
+    return this.#counts.get(userId) ?? 0;
+  }
+
+  /** Takes a slot for `userId` or throws; `onRelease` is given the function that gives it back. */
+  reserve(userId: string, onRelease: (release: () => void) => void): void {
+    const count = this.count(userId);
+    if (count >= this.#max) {
+      throw new ProtocolError('too_many_connections', `user ${userId} already holds ${this.#max} connections on this instance (MAX_CONNECTIONS_PER_USER); close one, or retry later`, 5_000);
+    }
+    this.#counts.set(userId, count + 1);
+    let released = false;
+    onRelease(() => {
+      if (released) return;
+      released = true;
+      const left = this.count(userId) - 1;
+      if (left > 0) this.#counts.set(userId, left);
+      else this.#counts.delete(userId);
+    });
+  }
+}
+
+/**
+ * Answers a refused new connection: a polling handshake gets a normal HTTP response; a WebSocket
+ * upgrade gets the same response written on the raw socket (Engine.IO's upgrade response object
+ * writes nothing). Either way: the status, `Retry-After` in seconds, and `{ok:false, error}` as JSON.
+ */
+export function refuseHttp(res: ServerResponse, refusal: ProtocolError): void {
+  const status = refusal instanceof AdmissionRefusal ? refusal.status : 503;
+  const body = JSON.stringify({ ok: false, error: refusal.toBody() });
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'retry-after': String(Math.max(1, Math.ceil((refusal.retryAfterMs ?? 1_000) / 1_000))),
+    'cache-control': 'no-store',
+  };
+  if (res instanceof ServerResponse) {
+    res.writeHead(status, { ...headers, connection: 'close' }).end(body);
+    return;
+  }
+  const socket = (res as unknown as { socket: Duplex }).socket;
+  const head = Object.entries({ ...headers, 'content-length': String(Buffer.byteLength(body)), connection: 'close' })
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${head}\r\n${body}`);
 }

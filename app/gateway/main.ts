@@ -10,7 +10,15 @@ try {
   process.exit(2);
 }
 
-const gateway = await createGateway(config);
+let gateway: Awaited<ReturnType<typeof createGateway>>;
+try {
+  gateway = await createGateway(config);
+} catch (err) {
+  // Key files and algorithm lists are checked while the gateway is built: still a misconfiguration.
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(`gateway: invalid configuration: ${err.message}\nSee the configuration table in README.md.`);
+  process.exit(2);
+}
 let urls: Awaited<ReturnType<typeof gateway.listen>>;
 try {
   urls = await gateway.listen();

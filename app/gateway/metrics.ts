@@ -23,6 +23,17 @@ export function createMetrics() {
       registers,
     }),
     sseStreams: new Gauge({ name: 'rt_sse_streams', help: 'Open SSE streams.', registers }),
+    inboundRefusals: new Counter({
+      name: 'rt_inbound_refusals_total',
+      help: 'Connections closed by the inbound parser, by why: binary (frames or attachments), pre_auth_size (a frame over 16 KiB before authentication), byte_rate (INBOUND_BYTES_PER_SECOND, each frame costing at least 256 bytes), packet_rate (more than 5 Engine.IO control packets a second, burst 20).',
+      labelNames: ['why'],
+      registers,
+    }),
+    unauthenticatedCloses: new Counter({
+      name: 'rt_unauthenticated_transport_closes_total',
+      help: 'Engine.IO transports that closed without a Socket.IO connection: CONNECT_TIMEOUT_MS passed, the CONNECT was refused, or the peer left first.',
+      registers,
+    }),
     backplaneUp: new Gauge({ name: 'rt_backplane_up', help: '1 while every backplane connection is up.', registers }),
     ready: new Gauge({ name: 'rt_ready', help: '1 while /readyz answers 200.', registers }),
     drainInProgress: new Gauge({ name: 'rt_drain_in_progress', help: '1 from the start of a drain (SIGTERM or POST /admin/drain) until the process exits.', registers }),

@@ -1,5 +1,5 @@
 import type { Server, Socket } from 'socket.io';
-import { controlEnvelope, type DurableEnvelope, type Envelope, ProtocolError } from '../protocol/index.ts';
+import { controlEnvelope, type DurableEnvelope, type Envelope, MAX_PAGE_ENVELOPES, MAX_REPLAY, ProtocolError } from '../protocol/index.ts';
 import type { Backplane } from './backplane/backplane.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
@@ -19,6 +19,57 @@ export interface JoinResult {
   readonly seq: number;
   readonly resume: 'fresh' | 'replay' | 'reset';
   readonly replayed: number;
+  /** The replay was cut at `pageBytes`: the rest (after the last replayed seq) is for `history:fetch`. */
+  readonly more: boolean;
+}
+
+export interface JoinOptions {
+  /** Most bytes of envelopes the replay (or the snapshot's `recent`) carries. @default Infinity */
+  readonly pageBytes?: number;
+  /**
+   * What a member that cannot fetch pages (SSE) does when the replay does not fit: true stops after
+   * the page, out of the room (the caller ends the stream, the client resumes from its last id).
+   */
+  readonly stopAfterPage?: boolean;
+}
+
+/** Bytes an envelope takes on the wire (its JSON), for page bounds. */
+export function envelopeBytes(envelope: Envelope): number {
+  return Buffer.byteLength(JSON.stringify(envelope));
+}
+
+/**
+ * The longest prefix of a replay within `pageBytes` (at least one envelope, so a page always moves
+ * on); `more` when it stops short of `latestSeq`, the room's latest (the backplane already read at most
+ * `MAX_PAGE_ENVELOPES`).
+ */
+export function pageOf<T extends DurableEnvelope>(envelopes: readonly T[], pageBytes: number, latestSeq: number): { page: readonly T[]; more: boolean } {
+  let page = envelopes;
+  if (pageBytes !== Infinity) {
+    let bytes = 0;
+    let count = 0;
+    for (const envelope of envelopes) {
+      bytes += envelopeBytes(envelope);
+      if (count > 0 && bytes > pageBytes) break;
+      count += 1;
+    }
+    if (count < envelopes.length) page = envelopes.slice(0, count);
+  }
+  const last = page.at(-1);
+  return { page, more: last !== undefined && last.seq < latestSeq };
+}
+
+/** The newest suffix of `envelopes` within `pageBytes` (a snapshot's `recent` keeps the latest). */
+export function newestWithin<T extends Envelope>(envelopes: readonly T[], pageBytes: number): readonly T[] {
+  if (pageBytes === Infinity) return envelopes;
+  let bytes = 0;
+  let start = envelopes.length;
+  while (start > 0) {
+    bytes += envelopeBytes(envelopes[start - 1]!);
+    if (bytes > pageBytes) break;
+    start -= 1;
+  }
+  return envelopes.slice(start);
 }
 
 /** Consulted before each live fan-out to a socket member (backpressure); true: skip it, handled. */
@@ -81,7 +132,8 @@ export class RoomHub {
   }
 
   /** Adds `member` to `room` and sends what it missed since `lastSeq` (or a snapshot), then live. */
-  async join(member: RoomMember, room: string, lastSeq: number | null): Promise<JoinResult> {
+  async join(member: RoomMember, room: string, lastSeq: number | null, opts: JoinOptions = {}): Promise<JoinResult> {
+    const pageBytes = opts.pageBytes ?? Infinity;
     const state = this.#state(room);
     if (state.excluded.get(member.id)?.held) throw new ProtocolError('bad_request', `a join of ${room} is already in progress on this connection`);
     const held: DurableEnvelope[] = [];
@@ -94,7 +146,7 @@ export class RoomHub {
     try {
       state.subscription ??= this.#subscribe(room, state);
       await state.subscription;
-      history = await this.#opts.backplane.history(room, lastSeq, this.#opts.snapshotRecent ?? 50);
+      history = await this.#opts.backplane.history(room, lastSeq, this.#opts.snapshotRecent ?? 50, pageBytes === Infinity ? MAX_REPLAY : MAX_PAGE_ENVELOPES);
     } catch (err) {
       if (current()) this.leave(member, room);
       throw err;
@@ -103,12 +155,20 @@ export class RoomHub {
     // From here to the end nothing awaits, so no live envelope can slip between replay and release.
     let last = history.seq;
     let replayed = 0;
+    let more = false;
     if (history.mode === 'replay') {
-      for (const envelope of history.envelopes) member.send(envelope);
-      replayed = history.envelopes.length;
+      const page = pageOf(history.envelopes, pageBytes, history.seq);
+      for (const envelope of page.page) member.send(envelope);
+      replayed = page.page.length;
+      more = page.more;
       this.#opts.metrics.replayedEnvelopes.inc(replayed);
+      if (more && opts.stopAfterPage) {
+        this.leave(member, room);
+        return { seq: page.page.at(-1)?.seq ?? history.seq, resume: 'replay', replayed, more };
+      }
     } else {
-      member.send(controlEnvelope('room:reset', room, { snapshot: history.snapshot }, history.seq));
+      const snapshot = { ...history.snapshot, recent: newestWithin(history.snapshot.recent, pageBytes) };
+      member.send(controlEnvelope('room:reset', room, { snapshot }, history.seq));
       if (lastSeq !== null) this.#opts.metrics.historyMisses.inc();
     }
     for (const envelope of held) {
@@ -122,7 +182,7 @@ export class RoomHub {
     else state.excluded.delete(member.id);
     const resume = history.mode === 'reset' && lastSeq === null ? 'fresh' : history.mode;
     this.#opts.metrics.resumes.inc({ mode: resume });
-    return { seq: last, resume, replayed };
+    return { seq: last, resume, replayed, more };
   }
 
   leave(member: RoomMember, room: string): void {

@@ -29,8 +29,17 @@ export const ERROR_CODES = {
   draining: 'draining',
   /** The backplane (Redis) is unreachable; nothing was published. Retry after it is back. */
   backplane_unavailable: 'backplane_unavailable',
-  /** The socket's outbound buffer passed the hard limit; reconnect and resume. */
+  /** The socket's outbound buffer passed the hard limit, or stopped draining; reconnect and resume. */
   slow_consumer: 'slow_consumer',
+  /**
+   * The connection has more unsent bytes than the high-water mark: read what is queued, then retry
+   * after `retryAfterMs`. Nothing was done.
+   */
+  send_backlog: 'send_backlog',
+  /** The connection already follows the most rooms one connection may follow; leave one first. */
+  room_limit: 'room_limit',
+  /** The user already holds the most connections one user may hold on this instance. */
+  too_many_connections: 'too_many_connections',
   /** Anything else; the gateway logged it. */
   internal: 'internal',
 } as const;
@@ -44,6 +53,8 @@ export const RETRYABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'draining',
   'backplane_unavailable',
   'slow_consumer',
+  'send_backlog',
+  'too_many_connections',
 ]);
 
 export interface ErrorBody {
@@ -82,4 +93,15 @@ export interface HandshakeRefusal {
   readonly code: ErrorCode;
   readonly message: string;
   readonly retryable: boolean;
+  readonly retryAfterMs?: number;
+}
+
+/**
+ * The body of an HTTP refusal of a new connection (an Engine.IO handshake or `GET /sse`): status 503
+ * (full, draining) or 429 (too fast) with `Retry-After`. The stock client sees a transport error and
+ * retries with its backoff; the SDK reads this body from the polling error to learn code and hint.
+ */
+export interface HttpRefusal {
+  readonly ok: false;
+  readonly error: ErrorBody;
 }

@@ -8,6 +8,8 @@ import { roomSchema, userIdSchema } from './schemas.ts';
 export const MAX_TEXT_LENGTH = 2_000;
 /** Most envelopes one `history:fetch` or resume replays; a larger gap gets `room:reset`. */
 export const MAX_REPLAY = 1_000;
+/** Most envelopes one page (a `history:fetch` ack, a `room:join` replay) carries; `HISTORY_PAGE_BYTES` bounds its bytes. */
+export const MAX_PAGE_ENVELOPES = 200;
 
 const seqSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 const textSchema = z.string().min(1, 'text must not be empty').max(MAX_TEXT_LENGTH, `text must be at most ${MAX_TEXT_LENGTH} characters`);
@@ -53,12 +55,17 @@ export interface RoomSnapshot {
 }
 
 export type HistoryResult =
-  | { readonly mode: 'replay'; readonly seq: number; readonly envelopes: readonly DurableEnvelope[] }
+  /**
+   * `seq` is the room's latest seq. `more: true` when the envelopes stop short of it because one
+   * reply is bounded (`HISTORY_PAGE_BYTES`): fetch again after the last one.
+   */
+  | { readonly mode: 'replay'; readonly seq: number; readonly envelopes: readonly DurableEnvelope[]; readonly more?: boolean }
   | { readonly mode: 'reset'; readonly seq: number; readonly snapshot: RoomSnapshot };
 
 /** Success bodies of each ack (the `ok:true` side). */
 export interface AckBodies {
-  'room:join': { room: string; seq: number; resume: 'fresh' | 'replay' | 'reset'; replayed: number };
+  /** `more: true`: the replay was one page; `history:fetch` after the last replayed seq gets the rest (live envelopes already flow). */
+  'room:join': { room: string; seq: number; resume: 'fresh' | 'replay' | 'reset'; replayed: number; more?: boolean };
   'room:leave': { room: string };
   'history:fetch': HistoryResult;
   'counter:increment': { room: string; seq: number; value: number };

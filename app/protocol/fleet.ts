@@ -8,7 +8,15 @@
  */
 export interface FleetStat {
   readonly pod: string;
+  /**
+   * Connections the instance holds — what `MAX_CONNECTIONS` counts and autoscaling divides: every
+   * Engine.IO transport (from its handshake, before Socket.IO CONNECT) plus every SSE stream.
+   */
   readonly sockets: number;
+  /** Of `sockets`, the SSE streams (absent from gateways older than this field). */
+  readonly sseStreams?: number;
+  /** Of `sockets`, transports that have not completed CONNECT and authentication yet (absent from older gateways). */
+  readonly pending?: number;
   readonly ready: boolean;
   readonly draining: boolean;
   /** Milliseconds since the epoch. */

@@ -101,4 +101,35 @@ describe('SDK against a real gateway', () => {
     expect(inbox.map((e) => (e.payload as { text: string }).text)).toEqual(['one', 'two', 'three']);
     expect(inbox.every((e) => e.room === 'user:bob' && (e.payload as { from: string }).from === 'carol')).toBe(true);
   });
+
+  it('resumes a long gap in pages (join replay, then history:fetch while more: true): everything once, in order', async () => {
+    const env = {
+      ADAPTER: 'redis', REDIS_URL: redis.url, AUTH_MODE: 'none',
+      RATE_LIMIT_PER_SECOND: '10000', RATE_LIMIT_BURST: '10000', USER_RATE_LIMIT_PER_SECOND: '10000', USER_RATE_LIMIT_BURST: '10000',
+      INBOUND_BYTES_PER_SECOND: '100000000', INBOUND_BYTES_BURST: '100000000',
+    };
+    const [a, stopA] = await startGateway({ env });
+    const [b, stopB] = await startGateway({ env });
+    cleanups.push(stopA, stopB);
+    const room = 'chat:long-gap';
+    const reader = track(createGatewayClient({ url: b.url, userId: 'reader', rooms: [room], backoff: { baseMs: 200, capMs: 1_000 } }));
+    const writer = track(createGatewayClient({ url: a.url, userId: 'writer', transports: ['websocket'] }));
+    const got: DurableEnvelope[] = [];
+    reader.on('message', (e) => e.room === room && got.push(e));
+    await waitFor('the reader in the room', () => reader.lastSeq(room) !== null);
+    await writer.sendChat(room, 'before');
+    await waitFor('the first message', () => got.length === 1);
+
+    // 600 messages of 2000 characters (~1.3 MB, 200 envelopes a page at most) while the reader's gateway is down.
+    await b.stop('SIGKILL');
+    for (let i = 0; i < 600; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => writer.sendChat(room, `${i + j}`.padEnd(2_000, '.'))));
+    const fetchesBefore = reader.stats.gapFetches;
+    const [b2, stopB2] = await startGateway({ env, port: b.port, pod: `${b.pod}-again` });
+    cleanups.push(stopB2);
+    await waitFor('all 601 messages', () => got.length === 601, 30_000);
+    const seqs = got.map((e) => e.seq);
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
+    expect(reader.stats.gapFetches - fetchesBefore).toBeGreaterThanOrEqual(3);
+    expect(reader.pod).toBe(b2.pod);
+  });
 });

@@ -1,3 +1,5 @@
+import { refusalOfTransportError } from '../../app/client/index.ts';
+import { RETRYABLE_CODES } from '../../app/protocol/index.ts';
 import { Redis } from 'ioredis';
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,13 +30,19 @@ async function connectObserved(url: string, transport: 'websocket' | 'polling' =
   return observed;
 }
 
-/** A handshake's outcome: 'connected', or the refusal's data. */
-async function tryHandshake(url: string): Promise<'connected' | { code?: string; retryable?: boolean }> {
-  const socket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true });
+/**
+ * A handshake's outcome: 'connected', or the refusal — read, as the SDK does, from the HTTP 503 the
+ * draining gateway answers the transport with (long-polling exposes its body).
+ */
+async function tryHandshake(url: string): Promise<'connected' | { code?: string; retryable?: boolean; status?: unknown }> {
+  const socket = io(url, { transports: ['polling'], reconnection: false, forceNew: true });
   try {
     return await new Promise((resolve) => {
       socket.once('connect', () => resolve('connected'));
-      socket.once('connect_error', (err: Error & { data?: { code?: string; retryable?: boolean } }) => resolve(err.data ?? { code: `no data: ${err.message}` }));
+      socket.once('connect_error', (err: Error & { description?: unknown; data?: { code?: string; retryable?: boolean } }) => {
+        const refusal = refusalOfTransportError(err);
+        resolve(refusal ? { code: refusal.code, retryable: RETRYABLE_CODES.has(refusal.code), status: err.description } : (err.data ?? { code: `no data: ${err.message}` }));
+      });
     });
   } finally {
     socket.disconnect();
@@ -96,7 +104,7 @@ describe('graceful drain of a gateway process', () => {
 
     // 3. After it, handshakes are refused with the retryable `draining` code.
     await waitFor('hints to arrive', () => clients.every((c) => c.hint !== null), NOTICE + 2_000, 20);
-    expect(await tryHandshake(gateway.url)).toEqual(expect.objectContaining({ code: 'draining', retryable: true }));
+    expect(await tryHandshake(gateway.url)).toEqual(expect.objectContaining({ code: 'draining', retryable: true, status: 503 }));
 
     // 4. Every socket got the hint, on the even grid over [0, jitter), each value once.
     const hints = clients.map((c) => c.hint!.reconnectAfterMs).sort((a, b) => a - b);

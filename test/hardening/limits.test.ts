@@ -6,14 +6,22 @@ import { startGateway } from '../../scripts/fleet/gateway.ts';
 import { waitFor } from '../../scripts/fleet/ports.ts';
 import { metricValue } from '../helpers/process-memory.ts';
 import { connectRaw } from '../helpers/raw-socketio.ts';
+import { TEST_SECRET } from '../helpers/tokens.ts';
+import { GatewayClient, refusalOfTransportError } from '../../app/client/index.ts';
 
-/** Connects with the stock client; resolves `true` when accepted, or the refusal's data. */
-async function tryConnect(url: string, cleanups: (() => unknown)[]): Promise<true | HandshakeRefusal> {
-  const socket = io(url, { auth: {}, transports: ['websocket'], reconnection: false, forceNew: true });
+/**
+ * Connects with the stock client over long-polling (whose transport error carries the HTTP body);
+ * resolves `true` when accepted, else the refusal as the SDK reads it, with the HTTP status.
+ */
+async function tryConnect(url: string, cleanups: (() => unknown)[]): Promise<true | { code: string; status: unknown; retryAfterMs?: number; retryAfterHeader?: unknown }> {
+  const socket = io(url, { auth: {}, transports: ['polling'], reconnection: false, forceNew: true });
   cleanups.push(() => socket.disconnect());
   return new Promise((resolve) => {
     socket.once('connect', () => resolve(true));
-    socket.once('connect_error', (err) => resolve((err as Error & { data: HandshakeRefusal }).data));
+    socket.once('connect_error', (err: Error & { description?: unknown; context?: { getResponseHeader?: (name: string) => unknown } }) => {
+      const refusal = refusalOfTransportError(err);
+      resolve({ code: refusal?.code ?? `not refused at the transport: ${err.message}`, status: err.description, retryAfterMs: refusal?.retryAfterMs, retryAfterHeader: err.context?.getResponseHeader?.('retry-after') });
+    });
   });
 }
 
@@ -46,28 +54,102 @@ describe('per-instance limits', () => {
     expect(await metricValue(gateway.internalUrl, 'rt_messages_in_total', { outcome: 'rate_limited' })).toBe(limited.length);
   });
 
-  it('refuses handshakes past the connection limit with a retryable over_capacity, and admits again after a leave', async () => {
+  it('refuses new transports past the connection limit with HTTP 503 over_capacity + Retry-After, counting transports that never sent CONNECT, and admits again after a leave', async () => {
     const [gateway, stop] = await startGateway({ env: { MAX_CONNECTIONS: '3' } });
     cleanups.push(stop);
-    const admitted = [];
-    for (let i = 0; i < 3; i += 1) admitted.push(await connectClient(gateway.url));
-    cleanups.push(...admitted.map(([, close]) => close));
-    expect(await tryConnect(gateway.url, cleanups)).toMatchObject({ code: 'over_capacity', retryable: true });
-    admitted[0]![1]();
-    await waitFor('a slot after a client left', async () => (await tryConnect(gateway.url, cleanups)) === true);
+    const [admitted, closeAdmitted] = await connectClient(gateway.url);
+    cleanups.push(closeAdmitted);
+    // Two raw transports that never send CONNECT hold the other two slots.
+    const idle = await Promise.all([0, 1].map(() => connectRaw(gateway.url, { connect: false })));
+    cleanups.push(...idle.map((r) => r.close));
+    expect(await tryConnect(gateway.url, cleanups)).toMatchObject({ code: 'over_capacity', status: 503, retryAfterMs: 1_000, retryAfterHeader: '1' });
+    await waitFor('the fleet stat to count every transport', async () => {
+      const body = (await (await fetch(`${gateway.internalUrl}/fleet`)).json()) as { sockets: number; pods: { sockets: number; pending?: number }[] };
+      return body.sockets === 3 && body.pods[0]?.pending === 2;
+    });
+    idle[0]!.close();
+    await waitFor('a slot after a transport left', async () => (await tryConnect(gateway.url, cleanups)) === true);
+    expect(admitted.socket.connected).toBe(true);
     expect(await metricValue(gateway.internalUrl, 'rt_handshake_refusals_total', { code: 'over_capacity' })).toBeGreaterThanOrEqual(1);
   });
 
-  it('refuses handshakes faster than the connection rate with a retryable over_capacity', async () => {
+  it('refuses new transports faster than the connection rate with HTTP 429 over_capacity and a retry hint', async () => {
     const [gateway, stop] = await startGateway({ env: { MAX_CONNECTIONS_PER_SECOND: '2' } });
     cleanups.push(stop);
     const results = await Promise.all(Array.from({ length: 15 }, () => tryConnect(gateway.url, cleanups)));
-    const refused = results.filter((r): r is HandshakeRefusal => r !== true);
+    const refused = results.filter((r) => r !== true);
     expect(results.filter((r) => r === true).length).toBeGreaterThanOrEqual(2);
     expect(refused.length).toBeGreaterThanOrEqual(5);
-    for (const r of refused) expect(r).toMatchObject({ code: 'over_capacity', retryable: true });
+    for (const r of refused) expect(r).toMatchObject({ code: 'over_capacity', status: 429, retryAfterMs: expect.any(Number) });
     await new Promise((r) => setTimeout(r, 1_100));
     expect(await tryConnect(gateway.url, cleanups)).toBe(true);
+  });
+
+  it('the stock client with default options reconnects by itself after a transport refusal (full, then a slot frees up), on polling and WebSocket', async () => {
+    const [gateway, stop] = await startGateway({ env: { MAX_CONNECTIONS: '1' } });
+    cleanups.push(stop);
+    for (const transports of [undefined, ['websocket'] as ['websocket']]) {
+      const [occupant, closeOccupant] = await connectClient(gateway.url);
+      cleanups.push(closeOccupant);
+      const stock = io(gateway.url, { forceNew: true, reconnectionDelay: 200, reconnectionDelayMax: 400, ...(transports ? { transports } : {}) });
+      cleanups.push(() => stock.disconnect());
+      const refusals: unknown[] = [];
+      stock.on('connect_error', (err: Error & { description?: unknown }) => refusals.push(err.description));
+      await waitFor('two refusals the stock client retried by itself', () => refusals.length >= 2 && stock.active);
+      expect(stock.connected).toBe(false);
+      closeOccupant();
+      expect(occupant.socket.connected).toBe(false);
+      await waitFor('the stock client connected by itself', () => stock.connected, 10_000);
+      stock.disconnect();
+      await waitFor('the slot freed', async () => (await metricValue(gateway.internalUrl, 'rt_connections')) === 0);
+    }
+  });
+
+  it('the SDK learns over_capacity and its retry hint from the transport refusal, waits at least the hint, and connects once a slot frees', async () => {
+    const [gateway, stop] = await startGateway({ env: { MAX_CONNECTIONS: '1' } });
+    cleanups.push(stop);
+    const [, closeOccupant] = await connectClient(gateway.url);
+    cleanups.push(closeOccupant);
+    const client = new GatewayClient({ url: gateway.url, backoff: { baseMs: 50, capMs: 100 } });
+    cleanups.push(() => client.close());
+    const errors: { code: string; retryable: boolean; retryAfterMs?: number; at: number }[] = [];
+    client.on('error', (err) => errors.push({ code: err.code, retryable: err.retryable, retryAfterMs: err.retryAfterMs, at: Date.now() }));
+    await waitFor('two refusals', () => errors.length >= 2);
+    expect(errors[0]).toMatchObject({ code: 'over_capacity', retryable: true, retryAfterMs: 1_000 });
+    // The backoff (50-100 ms here) is stretched to the server's hint.
+    expect(errors[1]!.at - errors[0]!.at).toBeGreaterThanOrEqual(950);
+    closeOccupant();
+    await waitFor('the SDK connected', () => client.state === 'connected', 10_000);
+  });
+
+  it('the stock client keeps retrying by itself against a draining pod (503 draining), and the SDK reads the code', async () => {
+    const adminToken = 'test-admin-token-0123456789';
+    const [gateway, stop] = await startGateway({ env: { ADMIN_TOKEN: adminToken, DRAIN_NOTICE_DELAY_MS: '0' } });
+    cleanups.push(stop);
+    expect((await fetch(`${gateway.internalUrl}/admin/drain`, { method: 'POST', headers: { authorization: `Bearer ${adminToken}` } })).status).toBe(202);
+    const stock = io(gateway.url, { forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 200 });
+    cleanups.push(() => stock.disconnect());
+    const codes: (string | undefined)[] = [];
+    stock.on('connect_error', (err) => codes.push(refusalOfTransportError(err)?.code));
+    await waitFor('three attempts the stock client made by itself', () => codes.length >= 3);
+    expect(new Set(codes)).toEqual(new Set(['draining']));
+    expect(stock.active).toBe(true); // still trying: the edge would send the next attempt to a ready pod
+  });
+
+  it('the stock client does not retry a final refusal (bad token): a CONNECT error, then the transport closes', async () => {
+    const [gateway, stop] = await startGateway({ env: { AUTH_MODE: 'jwt', JWT_SECRET: TEST_SECRET } });
+    cleanups.push(stop);
+    const stock = io(gateway.url, { forceNew: true, auth: { token: 'not-a-jwt' }, reconnectionDelay: 100, reconnectionDelayMax: 200 });
+    cleanups.push(() => stock.disconnect());
+    const errors: (HandshakeRefusal | undefined)[] = [];
+    stock.on('connect_error', (err: Error & { data?: HandshakeRefusal }) => errors.push(err.data));
+    await waitFor('the refusal', () => errors.length === 1);
+    expect(errors[0]).toMatchObject({ code: 'auth_invalid', retryable: false });
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(errors).toHaveLength(1);
+    expect(stock.active).toBe(false);
+    // The refused CONNECT closed its transport: nothing is held for it.
+    await waitFor('no transport left', async () => (await metricValue(gateway.internalUrl, 'rt_connections')) === 0);
   });
 
   it('closes only the connection that sends a frame over MAX_PAYLOAD_BYTES', async () => {

@@ -1,7 +1,8 @@
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backplane } from '../../app/gateway/backplane/backplane.ts';
 import type { DurableEnvelope } from '../../app/protocol/index.ts';
-import { connectClient } from '../helpers/clients.ts';
+import { connectClient, resumeRoom } from '../helpers/clients.ts';
 import type { GatewayProcess } from '../../scripts/fleet/gateway.ts';
 import { waitFor } from '../../scripts/fleet/ports.ts';
 import { metricValue, processMemory } from '../helpers/process-memory.ts';
@@ -76,8 +77,10 @@ describe('a slow consumer', () => {
     // It resumes from the last seq it saw: exactly the rest, in order.
     const [resumed, closeResumed] = await connectClient(gateway.url, { userId: 'slow' });
     cleanups.push(closeResumed);
-    expect(await resumed.request('room:join', { room, lastSeq: firstRun.at(-1) })).toMatchObject({ ok: true, resume: 'replay' });
-    const secondRun = resumed.received.filter((e) => e.room === room).map((e) => e.seq);
+    // In pages if the rest is more than one reply carries (docs/protocol.md, "Pages").
+    const resume = await resumeRoom(resumed, room, firstRun.at(-1)!);
+    expect(resume.join).toMatchObject({ ok: true, resume: 'replay' });
+    const secondRun = resume.envelopes.map((e) => e.seq);
     const everything = [...firstRun, ...secondRun];
     expect(everything.length).toBe(published);
     expect(everything).toEqual(everything.map((_, i) => firstSeq + i));
@@ -125,5 +128,39 @@ describe('a slow consumer', () => {
     expect(await metricValue(gateway.internalUrl, 'rt_slow_consumer_disconnections_total')).toBe(cutsBefore);
     expect(lagging.ws.readyState).toBe(lagging.ws.OPEN);
     expect((await lagging.request('counter:read', { room: counter }))[0]).toMatchObject({ ok: true, seq: latest.seq });
+  });
+
+  it('an SSE stream that stops reading is ended at the limit, counted and logged, while memory stays bounded', async () => {
+    const room = 'chat:sse-flood';
+    const text = 's'.repeat(2_000);
+    const cutsBefore = await metricValue(gateway.internalUrl, 'rt_slow_consumer_disconnections_total', { kind: 'sse' });
+    // A raw TCP reader, so nothing (no fetch buffer) reads for it once it pauses.
+    const reader = connect(Number(new URL(gateway.url).port), '127.0.0.1');
+    cleanups.push(() => reader.destroy());
+    let received = '';
+    reader.on('data', (chunk: Buffer) => (received += chunk.toString()));
+    const ended = new Promise<void>((resolve) => reader.once('close', () => resolve()));
+    reader.on('error', () => {});
+    reader.write(`GET /sse?room=${room}&userId=sse-reader HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n`);
+    await waitFor('the stream to open', () => received.includes(': stream open'));
+    const baseline = processMemory(gateway.child.pid!).rss;
+    reader.pause();
+    let published = 0;
+    let cut = false;
+    while (!cut && published < FLOOD_CAP) {
+      await Promise.all(Array.from({ length: 100 }, () => publisher.publish({ room, type: 'chat:message', payload: { from: 'flood', text }, from: 'flood' })));
+      published += 100;
+      cut = (await metricValue(gateway.internalUrl, 'rt_slow_consumer_disconnections_total', { kind: 'sse' })) > cutsBefore;
+    }
+    const { peakRss } = processMemory(gateway.child.pid!);
+    expect(cut, `no SSE slow_consumer cut after ${published} messages`).toBe(true);
+    expect(peakRss - baseline, `peak RSS ${Math.round(peakRss / MiB)} MiB vs baseline ${Math.round(baseline / MiB)} MiB`).toBeLessThan(RSS_HEADROOM);
+    await waitFor('the cut in the log', () => gateway.output().includes('slow consumer: ending the SSE stream'));
+    reader.resume();
+    await ended;
+    // What it got is a contiguous prefix (ids are seqs): it resumes from the last one with Last-Event-ID.
+    const ids = [...received.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    expect(ids.length).toBeGreaterThan(0);
+    expect(ids).toEqual(ids.map((_, i) => ids[0]! + i));
   });
 });

@@ -19,11 +19,19 @@ describe('gateway start-up', () => {
     [{ PORT: 'eighty' }, 'PORT="eighty"'],
     [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL="localhost:6379": must start with redis:// or rediss://'],
     [{ AUTH_MODE: 'jwt' }, 'AUTH_MODE=jwt needs one of JWT_SECRET, JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE'],
+    [{ HISTORY_PAGE_BYTES: '900000' }, 'HISTORY_PAGE_BYTES=900000 must be at most SLOW_CONSUMER_LIMIT_BYTES - SLOW_CONSUMER_HIGH_WATER_BYTES'],
+    [{ MAX_PAYLOAD_BYTES: '1048576' }, 'INBOUND_BYTES_BURST=524288 must be at least MAX_PAYLOAD_BYTES=1048576'],
+    // Checked while the authenticator is built, after the variables parse: still exit 2, no stack trace.
+    [{ AUTH_MODE: 'jwt', JWT_PUBLIC_KEY_FILE: '/nonexistent/key.pem' }, 'JWT_PUBLIC_KEY_FILE=/nonexistent/key.pem: ENOENT'],
+    [{ AUTH_MODE: 'jwt', JWT_PUBLIC_KEY_FILE: MAIN }, 'JWT_PUBLIC_KEY_FILE='],
+    [{ AUTH_MODE: 'jwt', JWT_JWKS_FILE: MAIN }, 'JWT_JWKS_FILE='],
+    [{ AUTH_MODE: 'jwt', JWT_SECRET: 'x'.repeat(32), JWT_ALGORITHMS: 'RS256' }, 'JWT_ALGORITHMS=RS256 cannot be used with JWT_SECRET'],
   ])('refuses bad configuration %j with exit code 2 and a message naming the variable', (env, message) => {
     const result = spawnSync(process.execPath, [MAIN], { env: { PATH: process.env.PATH, AUTH_MODE: 'none', ...env }, encoding: 'utf8', timeout: 20_000 });
     expect(result.status).toBe(2);
     expect(result.stderr).toContain(message);
     expect(result.stderr).toContain('README.md');
+    expect(result.stderr).not.toMatch(/\n\s+at /); // no stack trace
   });
 
   it('answers /readyz 503 while Redis is unreachable at start-up, and 200 once it is up', async () => {

@@ -131,20 +131,75 @@ describe('Backpressure', () => {
     expect(await metric('rt_slow_consumer_disconnections_total')).toBe(1);
   });
 
-  it('does not count a replay the client asked for as slowness, until the socket has drained', () => {
-    const { socket, conn, member } = fakeSocket('s1', ['chat:a']);
+  it('cuts a connection that any write pushes past the limit (acks, replies, control messages), right after that write', async () => {
+    const { socket, conn, sent } = fakeSocket('s1', ['chat:a']);
     backpressure.track(socket);
-    const replay: Envelope = { ...chatMessage('chat:a'), payload: { from: 'u', text: 'r'.repeat(LIMIT * 2) } };
-    backpressure.sendDirect(socket, replay);
-    expect(backpressure.unsentBytes(socket)).toBeGreaterThan(LIMIT * 2);
-    expect(backpressure.divert(member, chatMessage('chat:a'))).toBe(false);
-    expect(conn.closed).toBe(false);
-
-    // Once drained below the high-water mark the allowance is spent: a real backlog is cut again.
-    conn.emit('flush', [{ data: `42${JSON.stringify(['x', replay])}` }]);
-    expect(backpressure.divert(member, chatMessage('chat:a'))).toBe(false);
-    conn.transport.socket.bufferedAmount = LIMIT + 1;
-    expect(backpressure.divert(member, chatMessage('chat:a'))).toBe(true);
+    const reply: Envelope = { ...chatMessage('chat:a'), payload: { from: 'u', text: 'r'.repeat(LIMIT * 2) } };
+    backpressure.sendDirect(socket, reply);
+    expect(conn.closed).toBe(false); // the write in progress goes out first, in order
+    await Promise.resolve();
     expect(conn.closed).toBe(true);
+    expect(sent.map((e) => e.type)).toEqual(['chat:message', 'connection:closing']);
+    backpressure.sendDirect(socket, chatMessage('chat:a'));
+    expect(sent).toHaveLength(2); // nothing more is queued for it
+    expect(await metric('rt_slow_consumer_disconnections_total')).toBe(1);
+  });
+
+  it('refuses requests over the high-water mark with the retryable send_backlog, never below it', async () => {
+    const { socket, conn } = fakeSocket('s1', []);
+    backpressure.track(socket);
+    expect(() => backpressure.admit(socket)).not.toThrow();
+    conn.transport.socket.bufferedAmount = HIGH_WATER + 1;
+    expect(() => backpressure.admit(socket)).toThrow(expect.objectContaining({ code: 'send_backlog', retryAfterMs: expect.any(Number) }));
+    expect(await metric('rt_send_backlog_refusals_total')).toBe(1);
+  });
+
+  it('drops a connection whose unsent bytes the peer has not touched for stallMs, heartbeats or not', async () => {
+    backpressure.stop();
+    backpressure = new Backpressure({ highWaterBytes: HIGH_WATER, limitBytes: LIMIT, stallMs: 2_000, registry: new Registry(), log: pino({ level: 'silent' }) });
+    const stalled = fakeSocket('stalled', []);
+    const reading = fakeSocket('reading', []);
+    let terminated = 0;
+    Object.assign(stalled.conn.transport.socket, { terminate: () => (terminated += 1) });
+    Object.assign(reading.conn.transport.socket, { terminate: () => (terminated += 100) });
+    backpressure.track(stalled.socket);
+    backpressure.track(reading.socket);
+    for (const { conn } of [stalled, reading]) {
+      conn.emit('packetCreate', { data: 'x'.repeat(800) });
+      conn.emit('flush', [{ data: 'x'.repeat(800) }]);
+      conn.transport.socket.bufferedAmount = 801;
+    }
+    // The reader takes a little every second (while more keeps coming); the stalled peer takes nothing.
+    for (let second = 0; second < 4; second += 1) {
+      reading.conn.emit('packetCreate', { data: 'y'.repeat(99) });
+      reading.conn.emit('flush', [{ data: 'y'.repeat(99) }]);
+      reading.conn.transport.socket.bufferedAmount += 100 - 50;
+      vi.advanceTimersByTime(1_000);
+    }
+    expect(terminated).toBe(1);
+  });
+
+  it('bounds an SSE stream by the same budget: past the limit it is destroyed and counted', async () => {
+    const res = Object.assign(new EventEmitter(), {
+      writableLength: 0,
+      writableEnded: false,
+      destroyed: false,
+      written: [] as string[],
+      write(text: string) {
+        this.written.push(text);
+        this.writableLength += text.length;
+        return true;
+      },
+      destroy() {
+        this.destroyed = true;
+      },
+    });
+    const budget = backpressure.trackStream(res as never, 'sse-1', 'u1');
+    expect(budget.write('a'.repeat(LIMIT - 10))).toBe(true);
+    expect(budget.write('b'.repeat(20))).toBe(false);
+    expect(res.destroyed).toBe(true);
+    expect(budget.write('c')).toBe(false);
+    expect(res.written).toHaveLength(1);
+    expect(await metric('rt_slow_consumer_disconnections_total')).toBe(1);
   });
 });

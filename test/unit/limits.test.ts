@@ -84,23 +84,23 @@ describe('rateLimitGuard', () => {
 });
 
 describe('admissionGuard', () => {
-  it('refuses past the connection limit (the count includes the handshaking connection)', () => {
-    let count = 3;
+  it('refuses past the connection limit (the count is of connections held, not the one asking) with 503', () => {
+    let count = 2;
     const guard = admissionGuard({ maxConnections: 3, maxPerSecond: 100, connectionCount: () => count });
-    expect(refusalOf(() => guard({} as Socket))).toBeNull();
-    count = 4;
-    expect(refusalOf(() => guard({} as Socket))).toMatchObject({ code: 'over_capacity' });
+    expect(refusalOf(() => guard())).toBeNull();
+    count = 3;
+    expect(refusalOf(() => guard())).toMatchObject({ code: 'over_capacity', status: 503, retryAfterMs: 1_000 });
   });
 
   it('refuses handshakes faster than the connection rate, and admits again as the bucket refills', () => {
     const clock = fakeClock();
     const guard = admissionGuard({ maxConnections: 1_000, maxPerSecond: 2, connectionCount: () => 1, now: clock.now });
-    expect(refusalOf(() => guard({} as Socket))).toBeNull();
-    expect(refusalOf(() => guard({} as Socket))).toBeNull();
-    const refused = refusalOf(() => guard({} as Socket));
-    expect(refused).toMatchObject({ code: 'over_capacity' });
+    expect(refusalOf(() => guard())).toBeNull();
+    expect(refusalOf(() => guard())).toBeNull();
+    const refused = refusalOf(() => guard());
+    expect(refused).toMatchObject({ code: 'over_capacity', status: 429 });
     expect(refused?.retryAfterMs).toBeGreaterThan(0);
     clock.advance(500);
-    expect(refusalOf(() => guard({} as Socket))).toBeNull();
+    expect(refusalOf(() => guard())).toBeNull();
   });
 });

@@ -51,9 +51,11 @@ export interface Backplane {
   publish(request: PublishRequest): Promise<DurableEnvelope>;
   /**
    * What a client at `afterSeq` missed: a replay when history still holds all of it, else a reset
-   * with the room's state and the `recent` newest envelopes. `afterSeq: null` always resets.
+   * with the room's state and the `recent` newest envelopes. `afterSeq: null` always resets. A replay
+   * carries the oldest `limit` (default `MAX_REPLAY`) missing envelopes — one page — and `seq` is
+   * still the room's latest, so the caller sees whether more follow.
    */
-  history(room: string, afterSeq: number | null, recent: number): Promise<HistoryResult>;
+  history(room: string, afterSeq: number | null, recent: number, limit?: number): Promise<HistoryResult>;
   /** Current value of a counter room, with the seq it is valid at. */
   readCounter(room: string): Promise<{ value: number; seq: number }>;
   subscribe(room: string): Promise<void>;

@@ -5,11 +5,24 @@ import { type Backplane, type FleetStat, type PublishRequest, type SessionRecord
 export interface MemoryBackplaneOptions {
   /** Envelopes kept per room. @default 1000 */
   readonly historySize?: number;
+  /** A room nobody follows is forgotten this long after its last message, as Redis expires it. @default 86400 */
+  readonly historyTtlSeconds?: number;
+  /**
+   * A room that never had a message is forgotten this long after its last member left (joining any
+   * name creates one; a client reconnecting within it still resumes by replay). @default 60000
+   */
+  readonly emptyRoomGraceMs?: number;
+  /** How often forgotten rooms are looked for. @default 10000 */
+  readonly sweepIntervalMs?: number;
 }
 
 interface RoomLog {
   seq: number;
   state: unknown;
+  /** Milliseconds since the epoch of the last publish (or creation). */
+  lastAt: number;
+  /** When the last subscriber left (null while followed). */
+  idleSince: number | null;
   /** Oldest first. */
   readonly history: DurableEnvelope[];
 }
@@ -29,10 +42,21 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
     return sessions.get(pid) ?? null;
   };
 
+  const ttlMs = (opts.historyTtlSeconds ?? 86_400) * 1000;
+  const emptyGraceMs = opts.emptyRoomGraceMs ?? 60_000;
+  const sweeper = setInterval(() => {
+    const now = Date.now();
+    for (const [room, entry] of rooms) {
+      if (subscribed.has(room)) continue;
+      const emptyAndLeft = entry.history.length === 0 && now - (entry.idleSince ?? entry.lastAt) > emptyGraceMs;
+      if (emptyAndLeft || now - entry.lastAt > ttlMs) rooms.delete(room);
+    }
+  }, opts.sweepIntervalMs ?? 10_000).unref();
+
   function log(room: string): RoomLog {
     let entry = rooms.get(room);
     if (!entry) {
-      entry = { seq: seqOrigin(), state: null, history: [] };
+      entry = { seq: seqOrigin(), state: null, history: [], lastAt: Date.now(), idleSince: null };
       rooms.set(room, entry);
     }
     return entry;
@@ -55,17 +79,19 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
       entry.seq += 1;
       const envelope: DurableEnvelope = { v: PROTOCOL_VERSION, type: req.type, room: req.room, seq: entry.seq, payload, ts: Date.now() };
       entry.history.push(envelope);
+      entry.lastAt = Date.now();
       if (entry.history.length > historySize) entry.history.shift();
       // Deliver after the caller's await resolves, as a real backplane would.
       if (subscribed.has(req.room)) queueMicrotask(() => envelopeListeners.forEach((l) => l(envelope)));
       return envelope;
     },
 
-    async history(room, afterSeq, recent): Promise<HistoryResult> {
+    async history(room, afterSeq, recent, limit = MAX_REPLAY): Promise<HistoryResult> {
       const entry = log(room);
       const missing = afterSeq === null ? Infinity : entry.seq - afterSeq;
       if (missing >= 0 && missing <= Math.min(entry.history.length, MAX_REPLAY)) {
-        return { mode: 'replay', seq: entry.seq, envelopes: missing === 0 ? [] : entry.history.slice(-missing) };
+        const start = entry.history.length - missing;
+        return { mode: 'replay', seq: entry.seq, envelopes: missing === 0 ? [] : entry.history.slice(start, start + Math.min(missing, limit)) };
       }
       return { mode: 'reset', seq: entry.seq, snapshot: { state: entry.state, recent: recent > 0 ? entry.history.slice(-recent) : [] } };
     },
@@ -78,9 +104,13 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
 
     async subscribe(room) {
       subscribed.add(room);
+      const entry = rooms.get(room);
+      if (entry) entry.idleSince = null;
     },
     async unsubscribe(room) {
       subscribed.delete(room);
+      const entry = rooms.get(room);
+      if (entry) entry.idleSince = Date.now();
     },
     async writeFleetStat(stat) {
       fleet.set(stat.pod, stat);
@@ -120,6 +150,7 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
       }
     },
     async close() {
+      clearInterval(sweeper);
       subscribed.clear();
       envelopeListeners.length = 0;
     },

@@ -64,7 +64,8 @@ if after > latest then return reset() end
 local missing = latest - after
 if missing == 0 then return {'replay', seq, ''} end
 if missing > tonumber(ARGV[2]) or missing > redis.call('LLEN', KEYS[2]) then return reset() end
-return {'replay', seq, '', unpack(redis.call('LRANGE', KEYS[2], 0, missing - 1))}`;
+local oldest = missing - math.min(missing, tonumber(ARGV[5]))
+return {'replay', seq, '', unpack(redis.call('LRANGE', KEYS[2], oldest, missing - 1))}`;
 
 const READ_COUNTER_SCRIPT = `${ORIGIN}
 local latest = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -165,9 +166,9 @@ export function createRedisBackplane(opts: RedisBackplaneOptions): Backplane {
       return JSON.parse(raw) as DurableEnvelope;
     },
 
-    async history(room, afterSeq, recent): Promise<HistoryResult> {
+    async history(room, afterSeq, recent, limit = MAX_REPLAY): Promise<HistoryResult> {
       const [mode, seq, state, ...newestFirst] = await call('history read', () =>
-        commands.rtHistory(...keys(room), afterSeq === null ? '' : String(afterSeq), MAX_REPLAY, recent, ttl),
+        commands.rtHistory(...keys(room), afterSeq === null ? '' : String(afterSeq), MAX_REPLAY, recent, ttl, limit),
       );
       const envelopes = newestFirst.reverse().map((raw) => JSON.parse(raw) as DurableEnvelope);
       if (mode === 'replay') return { mode, seq: Number(seq), envelopes };
