@@ -1,3 +1,4 @@
+import { LIMITS } from './limits.ts';
 /**
  * How long a gateway pod takes to go away, end to end:
  *
@@ -70,7 +71,8 @@ export const DRAIN_DEFAULTS = {
   marginSeconds: 5,
 } as const;
 
-function checkInteger(prop: string, value: number, min: number): number {
+function checkInteger(prop: keyof typeof LIMITS.drain, value: number): number {
+  const min = LIMITS.drain[prop].minimum;
   if (!Number.isInteger(value) || value < min) {
     throw new Error(`drain.${prop}=${value} must be an integer >= ${min}`);
   }
@@ -78,12 +80,12 @@ function checkInteger(prop: string, value: number, min: number): number {
 }
 
 export function resolveDrainTiming(props: DrainProps = {}): DrainTiming {
-  const preStopSeconds = checkInteger('preStopSeconds', props.preStopSeconds ?? DRAIN_DEFAULTS.preStopSeconds, 0);
-  const noticeDelayMs = checkInteger('noticeDelayMs', props.noticeDelayMs ?? DRAIN_DEFAULTS.noticeDelayMs, 0);
-  const windowMs = checkInteger('windowMs', props.windowMs ?? DRAIN_DEFAULTS.windowMs, 1);
-  const ratePerSecond = checkInteger('ratePerSecond', props.ratePerSecond ?? DRAIN_DEFAULTS.ratePerSecond, 0);
-  const jitterMs = checkInteger('jitterMs', props.jitterMs ?? DRAIN_DEFAULTS.jitterMs, 0);
-  const marginSeconds = checkInteger('marginSeconds', props.marginSeconds ?? DRAIN_DEFAULTS.marginSeconds, 2);
+  const preStopSeconds = checkInteger('preStopSeconds', props.preStopSeconds ?? DRAIN_DEFAULTS.preStopSeconds);
+  const noticeDelayMs = checkInteger('noticeDelayMs', props.noticeDelayMs ?? DRAIN_DEFAULTS.noticeDelayMs);
+  const windowMs = checkInteger('windowMs', props.windowMs ?? DRAIN_DEFAULTS.windowMs);
+  const ratePerSecond = checkInteger('ratePerSecond', props.ratePerSecond ?? DRAIN_DEFAULTS.ratePerSecond);
+  const jitterMs = checkInteger('jitterMs', props.jitterMs ?? DRAIN_DEFAULTS.jitterMs);
+  const marginSeconds = checkInteger('marginSeconds', props.marginSeconds ?? DRAIN_DEFAULTS.marginSeconds);
   const minimumGracePeriodSeconds = preStopSeconds + Math.ceil((noticeDelayMs + windowMs) / 1000) + marginSeconds;
   const requested = props.terminationGracePeriodSeconds;
   if (requested !== undefined && (!Number.isInteger(requested) || requested < minimumGracePeriodSeconds)) {

@@ -4,6 +4,7 @@ import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s
 import type { IListener } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Listener';
 import { addObject } from './api-object.ts';
 import { objectLabels, type AppIdentity } from './labels.ts';
+import { COOKIE_NAME_PATTERN } from './limits.ts';
 
 /** The Gateway API version whose experimental channel the entry needs (`sessionPersistence`, GEP-1619). */
 export const GATEWAY_API_VERSION = 'v1.6.1';
@@ -65,7 +66,7 @@ export class GatewayApiEntry extends Construct {
     const tls = props.tlsSecretName !== undefined;
     this.listenerPort = props.listenerPort ?? (tls ? 443 : 8080);
     const cookieName = props.cookieName ?? 'rtgw-affinity';
-    if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/.test(cookieName)) {
+    if (!new RegExp(COOKIE_NAME_PATTERN).test(cookieName)) {
       throw new Error(`cookieName=${JSON.stringify(cookieName)} is not a valid cookie name (1-128 token characters)`);
     }
     const metadata = { name: this.name, labels: objectLabels(props.app, 'entry') };

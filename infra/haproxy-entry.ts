@@ -7,6 +7,7 @@ import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequire
 import { addObject, HARDENED_CONTAINER_SECURITY_CONTEXT } from './api-object.ts';
 import type { EntryBackend } from './gateway-api-entry.ts';
 import { objectLabels, selectorLabels, type AppIdentity } from './labels.ts';
+import { LIMITS } from './limits.ts';
 
 export interface HaproxyEntryProps {
   readonly app: AppIdentity;
@@ -79,12 +80,12 @@ export class HaproxyEntry extends Construct {
     if (props.nodePort !== undefined && serviceType !== 'NodePort') {
       throw new Error(`nodePort=${props.nodePort} needs serviceType=NodePort (serviceType=${serviceType})`);
     }
-    if (props.nodePort !== undefined && (props.nodePort < 30000 || props.nodePort > 32767)) {
-      throw new Error(`nodePort=${props.nodePort} is outside the default NodePort range 30000-32767`);
+    if (props.nodePort !== undefined && (props.nodePort < LIMITS.nodePort.minimum || props.nodePort > LIMITS.nodePort.maximum)) {
+      throw new Error(`nodePort=${props.nodePort} is outside the default NodePort range ${LIMITS.nodePort.minimum}-${LIMITS.nodePort.maximum}`);
     }
     const maxServers = props.maxServers ?? 32;
-    if (!Number.isInteger(maxServers) || maxServers < 1 || maxServers > 1000) {
-      throw new Error(`maxServers=${maxServers} must be an integer from 1 to 1000`);
+    if (!Number.isInteger(maxServers) || maxServers < LIMITS.haproxyMaxServers.minimum || maxServers > LIMITS.haproxyMaxServers.maximum) {
+      throw new Error(`maxServers=${maxServers} must be an integer from ${LIMITS.haproxyMaxServers.minimum} to ${LIMITS.haproxyMaxServers.maximum}`);
     }
     const maxConnections = props.maxConnections ?? 8000;
     const podsService = `${this.name}-pods`;

@@ -9,6 +9,7 @@ import {
   type ScalingBehaviorProps,
 } from './horizontal-autoscaler.ts';
 import { objectLabels, type AppIdentity } from './labels.ts';
+import { LIMITS } from './limits.ts';
 
 export interface KedaAutoscalerProps extends ReplicaRange, ScalingBehaviorProps {
   readonly app: AppIdentity;
@@ -41,7 +42,7 @@ export class KedaAutoscaler extends Construct {
     super(scope, id);
     const range = checkReplicaRange(props);
     const socketsPerPod = props.socketsPerPod ?? 1000;
-    if (!Number.isInteger(socketsPerPod) || socketsPerPod < 1) throw new Error(`socketsPerPod=${socketsPerPod} must be an integer >= 1`);
+    if (!Number.isInteger(socketsPerPod) || socketsPerPod < LIMITS.socketsPerPod.minimum) throw new Error(`socketsPerPod=${socketsPerPod} must be an integer >= ${LIMITS.socketsPerPod.minimum}`);
     addObject(
       this,
       'Resource',

@@ -12,6 +12,7 @@ import { addObject, HARDENED_CONTAINER_SECURITY_CONTEXT } from './api-object.ts'
 import type { RedisConnection } from './gateway.ts';
 import type { ScaleTarget } from './horizontal-autoscaler.ts';
 import { objectLabels, selectorLabels, type AppIdentity } from './labels.ts';
+import { LIMITS } from './limits.ts';
 
 /** The drain policy of the SocketGateway (docs/controller.md); unset fields take the CRD's defaults. */
 export interface DrainPolicyProps {
@@ -132,10 +133,10 @@ export class ScaleDownController extends Construct {
     const metricsPort = props.metricsPort ?? 8080;
     const leaseDuration = props.leaseDurationSeconds ?? 15;
     const keyPrefix = props.keyPrefix ?? 'rt';
-    if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`replicas=${replicas} must be an integer >= 1`);
+    if (!Number.isInteger(replicas) || replicas < LIMITS.replicas.minimum) throw new Error(`replicas=${replicas} must be an integer >= ${LIMITS.replicas.minimum}`);
     if (!Number.isInteger(metricsPort) || metricsPort < 1 || metricsPort > 65_535) throw new Error(`metricsPort=${metricsPort} must be an integer in 1-65535`);
-    if (!Number.isInteger(leaseDuration) || leaseDuration < 3) {
-      throw new Error(`leaseDurationSeconds=${leaseDuration} must be an integer >= 3 (the controller derives its renew deadline and retry period from it)`);
+    if (!Number.isInteger(leaseDuration) || leaseDuration < LIMITS.leaseDurationSeconds.minimum) {
+      throw new Error(`leaseDurationSeconds=${leaseDuration} must be an integer >= ${LIMITS.leaseDurationSeconds.minimum} (the controller derives its renew deadline and retry period from it)`);
     }
     if (!/^[A-Za-z0-9:_-]{1,32}$/.test(keyPrefix)) throw new Error(`keyPrefix=${JSON.stringify(keyPrefix)} must be 1-32 letters, digits, ":", "_" or "-"`);
     if (!props.adminToken.secretName || !props.adminToken.key) {
@@ -150,11 +151,11 @@ export class ScaleDownController extends Construct {
       }
     };
     atLeast('gatewayReplicas', props.gatewayReplicas, 0);
-    atLeast('minReadyPods', props.minReadyPods, 0);
-    atLeast('drain.reconnectBudgetPerSecond', props.drain?.reconnectBudgetPerSecond, 0.2, false);
-    atLeast('drain.windowSeconds', props.drain?.windowSeconds, 1);
+    atLeast('minReadyPods', props.minReadyPods, LIMITS.minReadyPods.minimum);
+    atLeast('drain.reconnectBudgetPerSecond', props.drain?.reconnectBudgetPerSecond, LIMITS.reconnectBudgetPerSecond.minimum, false);
+    atLeast('drain.windowSeconds', props.drain?.windowSeconds, LIMITS.controllerDrainWindowSeconds.minimum);
     atLeast('drain.hintBoundSeconds', props.drain?.hintBoundSeconds, 0);
-    atLeast('drain.marginSeconds', props.drain?.marginSeconds, 0);
+    atLeast('drain.marginSeconds', props.drain?.marginSeconds, LIMITS.controllerDrainMarginSeconds.minimum);
     const drain = Object.fromEntries(Object.entries(props.drain ?? {}).filter(([, v]) => v !== undefined));
     const spec = {
       deploymentName: props.deploymentName,

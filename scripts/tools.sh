@@ -16,6 +16,7 @@
 set -euo pipefail
 
 HELM_VERSION=v3.22.0
+HELM_STAMP=$HELM_VERSION-ldflags   # -ldflags: the build sets its version and default Kubernetes version (older stamps rebuild)
 KUBERNETES_VERSION=v1.37.2
 ETCD_VERSION=v3.7.3          # Kubernetes 1.37 is tested against etcd 3.7.0 and needs >= 3.5.24; Debian ships 3.4.
 GATEWAY_API_VERSION=v1.6.1   # the version Envoy Gateway 1.9 bundles (experimental channel: sessionPersistence)
@@ -53,13 +54,26 @@ stamp() {
 elapsed() { echo "$(( $(date +%s) - $1 ))s"; }
 
 # --- helm --------------------------------------------------------------------------------------------
-if installed helm "$HELM_VERSION" "$LOCALBIN/helm"; then
+if installed helm "$HELM_STAMP" "$LOCALBIN/helm"; then
   echo "helm $HELM_VERSION: up to date"
 else
   echo "installing helm $HELM_VERSION (first build takes ~2 min)..."
   start=$(date +%s)
-  GOBIN=$LOCALBIN go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-  stamp helm "$HELM_VERSION"
+  # The ldflags helm's own Makefile sets: its version, and the Kubernetes version it assumes without a
+  # cluster (`helm template`, `helm lint`) from its client-go minor, so charts with a kubeVersion render plainly.
+  # Built into a temp dir and moved over the old binary, so a concurrent user never runs a half-written one.
+  helm_gomod=$(cd "${TMPDIR:-/tmp}" && go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+  k8s_minor=$(sed -n 's/^[[:space:]]*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$helm_gomod")
+  [[ -n "$k8s_minor" ]] || { echo "tools.sh: cannot read helm's client-go version from $helm_gomod" >&2; exit 1; }
+  helm_ldflags="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  for pkg in pkg/chartutil pkg/lint/rules; do
+    helm_ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$k8s_minor"
+  done
+  helm_tmp=$(mktemp -d "$LOCALBIN/.helm-build.XXXXXX")
+  GOBIN=$helm_tmp go install -ldflags "$helm_ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  mv -f "$helm_tmp/helm" "$LOCALBIN/helm"
+  rmdir "$helm_tmp"
+  stamp helm "$HELM_STAMP"
   echo "helm $HELM_VERSION: installed in $(elapsed "$start")"
 fi
 

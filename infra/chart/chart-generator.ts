@@ -5,6 +5,7 @@ import { resolveDrainTiming } from '../drain-timing.ts';
 import { OWNED_SETTINGS } from '../gateway.ts';
 import { RealtimeGateway } from '../realtime-gateway.ts';
 import type { Manifest } from '../synth.ts';
+import { VALUE_ENUMS } from './schema.ts';
 import { CHART_NAME, DEFAULT_VALUES, identityFor, propsFromValues, type ChartIdentity, type ChartValues, type HelmContext } from './values.ts';
 
 /**
@@ -45,21 +46,21 @@ interface Dimension {
 const DIMENSIONS: readonly Dimension[] = [
   {
     key: 'autoscaling.mode',
-    options: ['hpa', 'keda', 'none'],
+    options: VALUE_ENUMS['autoscaling.mode']!,
     enumerated: true,
     apply: (v, o) => (v.autoscaling.mode = o as ChartValues['autoscaling']['mode']),
     condition: (o) => `eq $.Values.autoscaling.mode "${o}"`,
   },
   {
     key: 'entry.kind',
-    options: ['gatewayApi', 'ingress', 'haproxy'],
+    options: VALUE_ENUMS['entry.kind']!,
     enumerated: true,
     apply: (v, o) => (v.entry.kind = o as ChartValues['entry']['kind']),
     condition: (o) => `eq $.Values.entry.kind "${o}"`,
   },
   {
     key: 'entry.ingress.controller',
-    options: ['nginx', 'traefik'],
+    options: VALUE_ENUMS['entry.ingress.controller']!,
     enumerated: true,
     onlyWhen: (a) => a['entry.kind'] === 'ingress',
     apply: (v, o) => (v.entry.ingress.controller = o as ChartValues['entry']['ingress']['controller']),
@@ -73,7 +74,7 @@ const DIMENSIONS: readonly Dimension[] = [
   },
   {
     key: 'entry.haproxy.serviceType',
-    options: ['ClusterIP', 'NodePort', 'LoadBalancer'],
+    options: VALUE_ENUMS['entry.haproxy.serviceType']!,
     enumerated: true,
     onlyWhen: (a) => a['entry.kind'] === 'haproxy',
     apply: (v, o) => (v.entry.haproxy.serviceType = o as ChartValues['entry']['haproxy']['serviceType']),
@@ -100,7 +101,7 @@ const DIMENSIONS: readonly Dimension[] = [
   },
   {
     key: 'redis.mode',
-    options: ['internal', 'external'],
+    options: VALUE_ENUMS['redis.mode']!,
     enumerated: true,
     apply: (v, o) => (v.redis.mode = o as ChartValues['redis']['mode']),
     condition: (o) => `eq $.Values.redis.mode "${o}"`,
@@ -154,6 +155,22 @@ const REQUIRED_LEAVES: Record<string, string> = {
   'redis.external.secretName': 'redis.external.secretName is required with redis.mode=external',
   'entry.tls.secretName': 'entry.tls.secretName is required with entry.tls.enabled=true',
 };
+
+/** Leaves rendered through more than `$.Values.<path>`. */
+const LEAF_EXPRESSIONS: Record<string, string> = {
+  'image.tag': 'default $.Chart.AppVersion $.Values.image.tag',
+};
+
+/**
+ * Value relations JSON Schema cannot state (values.schema.json checks each value alone): validate.yaml
+ * fails the render with the construct's message.
+ */
+const CROSS_CHECKS: readonly { readonly when: string; readonly fail: string }[] = [
+  {
+    when: 'and (ne $.Values.autoscaling.mode "none") (gt (int $.Values.autoscaling.minReplicas) (int $.Values.autoscaling.maxReplicas))',
+    fail: 'printf "autoscaling.maxReplicas=%v must be >= autoscaling.minReplicas (%v)" $.Values.autoscaling.maxReplicas $.Values.autoscaling.minReplicas',
+  },
+];
 
 /**
  * Numeric leaves a construct bounds from above, which the usual sentinels (9_100_000 + index) would break.
@@ -239,7 +256,7 @@ function sentinelValues(): { values: ChartValues; table: SentinelTable } {
         if (typeof value === 'boolean') continue;
         const sentinel = `__HV_V${index++}__`;
         node[key] = sentinel;
-        const expression = REQUIRED_LEAVES[path] ? `required "${REQUIRED_LEAVES[path]}" $.Values.${path}` : `$.Values.${path}`;
+        const expression = REQUIRED_LEAVES[path] ? `required "${REQUIRED_LEAVES[path]}" $.Values.${path}` : (LEAF_EXPRESSIONS[path] ?? `$.Values.${path}`);
         table.strings.set(sentinel, expression);
         table.paths.set(sentinel, path);
       } else if (typeof value === 'number') {
@@ -575,6 +592,7 @@ export function generateTemplates(): GeneratedTemplates {
       '{{- end }}',
     );
   }
+  for (const check of CROSS_CHECKS) checks.push(`{{- if ${check.when} }}`, `{{- fail (${check.fail}) }}`, '{{- end }}');
   // Value combinations the constructs refuse fail the render with the constructs' own message.
   const byMessage = new Map<string, number[]>();
   assignments.forEach((_, i) => {

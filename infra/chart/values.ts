@@ -7,7 +7,7 @@ import { APP_VERSION } from '../profiles/common.ts';
 export const CHART_NAME = 'realtime-gateway';
 export const CHART_VERSION = APP_VERSION;
 
-/** The chart's values. Defaults equal the kind profile (tested), documented in VALUE_DOCS. */
+/** The chart's values. Defaults equal the kind profile but for `image.tag` (tested), documented in VALUE_DOCS. */
 export interface ChartValues {
   nameOverride: string;
   fullnameOverride: string;
@@ -76,7 +76,7 @@ export interface ChartValues {
 export const DEFAULT_VALUES: ChartValues = {
   nameOverride: '',
   fullnameOverride: '',
-  image: { repository: 'realtime-gateway', tag: 'dev', pullPolicy: 'IfNotPresent' },
+  image: { repository: 'realtime-gateway', tag: '', pullPolicy: 'IfNotPresent' },
   replicaCount: 2,
   autoscaling: {
     mode: 'hpa',
@@ -139,7 +139,7 @@ export const VALUE_DOCS: Record<string, string> = {
   fullnameOverride: 'Replaces the whole base name of every object (default: the release name, or `<release>-realtime-gateway`).',
   image: 'The image of the gateway and of the scale-down controller (one image, two entry points).',
   'image.repository': 'Image repository. `make up` builds and loads `realtime-gateway:dev` into kind.',
-  'image.tag': 'Image tag.',
+  'image.tag': 'Image tag (a string: quote tags like 1.10). Empty: the chart\'s `appVersion`. For the image `make up` builds, `--set image.tag=dev`.',
   'image.pullPolicy': 'Image pull policy.',
   replicaCount: 'Gateway replicas when `autoscaling.mode` is `none`; ignored otherwise (the autoscaler owns the count).',
   autoscaling: 'Autoscaling: up fast, down one pod at a time (each removed pod makes its clients reconnect).',
@@ -272,7 +272,7 @@ export function propsFromValues(
       extraLabels: { 'helm.sh/chart': id.chartLabel },
     },
     name: id.fullname,
-    image: `${v.image.repository}:${v.image.tag}`,
+    image: `${v.image.repository}:${v.image.tag || id.version}`,
     imagePullPolicy: v.image.pullPolicy,
     replicas: v.autoscaling.mode === 'none' ? v.replicaCount : undefined,
     autoscaling: {
