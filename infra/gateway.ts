@@ -13,6 +13,7 @@ import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequire
 import { SETTINGS, type SettingName } from '../app/gateway/config.ts';
 import { addObject, HARDENED_CONTAINER_SECURITY_CONTEXT } from './api-object.ts';
 import { resolveDrainTiming, type DrainProps, type DrainTiming } from './drain-timing.ts';
+import { checkExtraEnv, isSet, listOf, mergeExtra, schedulingFields, type PodExtensions } from './pod-extensions.ts';
 import { objectLabels, selectorLabels, type AppIdentity } from './labels.ts';
 
 /** Where the gateway finds Redis: always a Secret, so in-cluster and external Redis look the same to it. */
@@ -111,6 +112,16 @@ export interface GatewayProps {
    * @default 1
    */
   readonly maxUnavailableDuringEviction?: number;
+  /**
+   * What a platform team adds to the pods: scheduling, annotations, labels, extra env, envFrom, volumes and mounts.
+   * @default - none
+   */
+  readonly pod?: PodExtensions;
+  /**
+   * Annotations of the ServiceAccount (e.g. a cloud IAM role binding).
+   * @default - none
+   */
+  readonly serviceAccountAnnotations?: Readonly<Record<string, string>>;
 }
 
 /** Settings the construct owns; passing them in `settings` would be ambiguous. */
@@ -146,6 +157,9 @@ export class Gateway extends Construct {
   readonly deployment: ApiObject;
   readonly service: ApiObject;
   readonly networkPolicy: ApiObject;
+  readonly serviceAccount: ApiObject;
+  readonly configMap: ApiObject;
+  readonly podDisruptionBudget: ApiObject;
   private internalPeerCount = 0;
 
   constructor(scope: Construct, id: string, props: GatewayProps) {
@@ -204,8 +218,17 @@ export class Gateway extends Construct {
       { name: 'ADMIN_TOKEN', valueFrom: { secretKeyRef: { name: props.auth.secretName, key: props.auth.adminTokenKey ?? 'admin-token' } } },
     ];
 
-    addObject(this, 'ServiceAccount', new ServiceAccount({ metadata, automountServiceAccountToken: false }));
-    addObject(this, 'ConfigMap', new ConfigMap({ metadata, data: config }));
+    const pod = props.pod ?? {};
+    checkExtraEnv(pod.env, [...OWNED_SETTINGS, ...secretEnv.map((e) => e.name)]);
+    this.serviceAccount = addObject(
+      this,
+      'ServiceAccount',
+      new ServiceAccount({
+        metadata: { ...metadata, ...(isSet(props.serviceAccountAnnotations) ? { annotations: { ...props.serviceAccountAnnotations } } : {}) },
+        automountServiceAccountToken: false,
+      }),
+    );
+    this.configMap = addObject(this, 'ConfigMap', new ConfigMap({ metadata, data: config }));
 
     const http = 'http';
     // The kubelet asks the internal port: probes are cluster traffic, and edge checks keep the public one.
@@ -224,14 +247,20 @@ export class Gateway extends Construct {
           strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
           template: {
             metadata: {
-              labels,
+              labels: mergeExtra(labels, pod.labels, 'pod.labels'),
               // Pods roll when the configuration changes (envFrom alone would not restart them).
-              annotations: {
-                'checksum/config': createHash('sha256').update(JSON.stringify(config)).digest('hex'),
-                ...(scrape ? { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(this.internalPort), 'prometheus.io/path': '/metrics' } : {}),
-              },
+              annotations: mergeExtra(
+                {
+                  'checksum/config': createHash('sha256').update(JSON.stringify(config)).digest('hex'),
+                  ...(scrape ? { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(this.internalPort), 'prometheus.io/path': '/metrics' } : {}),
+                },
+                pod.annotations,
+                'pod.annotations',
+              ),
             },
             spec: {
+              ...schedulingFields(pod),
+              ...(isSet(pod.affinity) ? { affinity: structuredClone(pod.affinity) } : {}),
               serviceAccountName: this.name,
               automountServiceAccountToken: false,
               terminationGracePeriodSeconds: this.drain.terminationGracePeriodSeconds,
@@ -261,8 +290,8 @@ export class Gateway extends Construct {
                     { name: http, containerPort: this.port, protocol: 'TCP' },
                     { name: INTERNAL_PORT_NAME, containerPort: this.internalPort, protocol: 'TCP' },
                   ],
-                  envFrom: [{ configMapRef: { name: this.name } }],
-                  env: secretEnv,
+                  envFrom: [{ configMapRef: { name: this.name } }, ...listOf(pod.envFrom)],
+                  env: [...secretEnv, ...listOf(pod.env)],
                   startupProbe: { ...probe('/healthz'), periodSeconds: 1, failureThreshold: 30 },
                   livenessProbe: { ...probe('/healthz'), periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
                   // Fails at once when a drain starts, so the endpoint goes away within a couple of seconds.
@@ -273,10 +302,10 @@ export class Gateway extends Construct {
                     limits: { memory: '512Mi' },
                   },
                   securityContext: HARDENED_CONTAINER_SECURITY_CONTEXT,
-                  volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+                  volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }, ...listOf(pod.volumeMounts)],
                 },
               ],
-              volumes: [{ name: 'tmp', emptyDir: { sizeLimit: '64Mi' } }],
+              volumes: [{ name: 'tmp', emptyDir: { sizeLimit: '64Mi' } }, ...listOf(pod.volumes)],
             },
           },
         },
@@ -300,7 +329,7 @@ export class Gateway extends Construct {
       }),
     );
 
-    addObject(
+    this.podDisruptionBudget = addObject(
       this,
       'PodDisruptionBudget',
       new PodDisruptionBudget({

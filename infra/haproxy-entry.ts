@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
@@ -8,6 +9,7 @@ import { addObject, HARDENED_CONTAINER_SECURITY_CONTEXT } from './api-object.ts'
 import type { EntryBackend } from './gateway-api-entry.ts';
 import { objectLabels, selectorLabels, type AppIdentity } from './labels.ts';
 import { LIMITS } from './limits.ts';
+import { schedulingFields, type PodScheduling } from './pod-extensions.ts';
 
 export interface HaproxyEntryProps {
   readonly app: AppIdentity;
@@ -54,6 +56,11 @@ export interface HaproxyEntryProps {
   readonly clusterDomain?: string;
   /** @default - 50m CPU and 64Mi requested, 256Mi limit */
   readonly resources?: IResourceRequirements;
+  /**
+   * Node selector, tolerations, priority class and image pull secrets of the HAProxy pods.
+   * @default - none
+   */
+  readonly scheduling?: PodScheduling;
 }
 
 const HAPROXY_UID = 99; // the `haproxy` user of the official image
@@ -69,6 +76,9 @@ export class HaproxyEntry extends Construct {
   readonly name: string;
   readonly port: number;
   readonly podSelector: Record<string, string>;
+  readonly deployment: ApiObject;
+  readonly service: ApiObject;
+  readonly configMap: ApiObject;
 
   constructor(scope: Construct, id: string, props: HaproxyEntryProps) {
     super(scope, id);
@@ -110,9 +120,9 @@ export class HaproxyEntry extends Construct {
       maxServers,
       maxConnections,
     });
-    addObject(this, 'Config', new ConfigMap({ metadata: { name: this.name, labels }, data: { 'haproxy.cfg': config } }));
+    this.configMap = addObject(this, 'Config', new ConfigMap({ metadata: { name: this.name, labels }, data: { 'haproxy.cfg': config } }));
 
-    addObject(this, 'Deployment', new Deployment({
+    this.deployment = addObject(this, 'Deployment', new Deployment({
       metadata: { name: this.name, labels },
       spec: {
         replicas: props.replicas ?? 1,
@@ -124,6 +134,7 @@ export class HaproxyEntry extends Construct {
             annotations: { 'checksum/config': createHash('sha256').update(config).digest('hex') },
           },
           spec: {
+            ...schedulingFields(props.scheduling),
             automountServiceAccountToken: false,
             securityContext: { runAsNonRoot: true, runAsUser: HAPROXY_UID, runAsGroup: HAPROXY_UID, seccompProfile: { type: 'RuntimeDefault' } },
             containers: [{
@@ -152,7 +163,7 @@ export class HaproxyEntry extends Construct {
       },
     }));
 
-    addObject(this, 'Service', new Service({
+    this.service = addObject(this, 'Service', new Service({
       metadata: { name: this.name, labels },
       spec: {
         type: serviceType,

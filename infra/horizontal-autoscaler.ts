@@ -1,3 +1,4 @@
+import type { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
 import type { IHorizontalPodAutoscalerBehavior } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscalerBehavior';
@@ -103,6 +104,9 @@ export interface HorizontalAutoscalerProps extends ReplicaRange, ScalingBehavior
 
 /** An `autoscaling/v2` HPA on CPU and memory with a scale-up-fast, scale-down-slowly behavior. */
 export class HorizontalAutoscaler extends Construct {
+  /** The HorizontalPodAutoscaler, for patches (e.g. `addJsonPatch` of more metrics). */
+  readonly resource: ApiObject;
+
   constructor(scope: Construct, id: string, props: HorizontalAutoscalerProps) {
     super(scope, id);
     const range = checkReplicaRange(props);
@@ -112,7 +116,7 @@ export class HorizontalAutoscaler extends Construct {
       type: 'Resource' as const,
       resource: { name, target: { type: 'Utilization' as const, averageUtilization } },
     });
-    addObject(
+    this.resource = addObject(
       this,
       'Resource',
       new HorizontalPodAutoscaler({

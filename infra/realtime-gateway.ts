@@ -11,6 +11,9 @@ import { HorizontalAutoscaler, type ReplicaRange, type ScalingBehaviorProps } fr
 import { IngressEntry } from './ingress-entry.ts';
 import { KedaAutoscaler } from './keda-autoscaler.ts';
 import type { AppIdentity } from './labels.ts';
+import type { PodExtensions, PodScheduling } from './pod-extensions.ts';
+import type { IParentReference } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ParentReference';
+import type { ApiObject } from 'cdk8s';
 import { Redis, type ExternalRedis } from './redis.ts';
 import { ScaleDownController, type DrainPolicyProps } from './scale-down-controller.ts';
 
@@ -26,6 +29,11 @@ export interface GatewayApiEntryOptions {
   readonly listenerPort?: number;
   /** @default 'rtgw-affinity' */
   readonly cookieName?: string;
+  /**
+   * Attach the route to existing shared Gateways (no Gateway of its own); see GatewayApiEntryProps.
+   * @default - a Gateway of its own
+   */
+  readonly parentRefs?: readonly IParentReference[];
 }
 
 export interface IngressEntryOptions {
@@ -42,6 +50,8 @@ export interface IngressEntryOptions {
   readonly cookieName?: string;
   /** @default 3600 */
   readonly timeoutSeconds?: number;
+  /** More Ingress annotations (not the construct's own). @default - none */
+  readonly annotations?: Readonly<Record<string, string>>;
 }
 
 export interface HaproxyEntryOptions {
@@ -186,6 +196,8 @@ export interface RealtimeGatewayProps {
     readonly external?: ExternalRedis;
     /** @default '1Gi' */
     readonly storageSize?: string;
+    /** @default - the cluster's default StorageClass */
+    readonly storageClass?: string;
     /** @default - generated */
     readonly password?: string;
     /** @default 'redis:8.2.1-alpine' */
@@ -199,6 +211,15 @@ export interface RealtimeGatewayProps {
   readonly controller?: ControllerOptions;
   /** @default - port 9090, reachable by the controller (and KEDA) only */
   readonly internal?: InternalPortOptions;
+  /**
+   * Platform extension points. `nodeSelector`, `tolerations`, `priorityClassName` and `imagePullSecrets`
+   * apply to every pod (gateway, controller, Redis, HAProxy); `affinity`, `annotations`, `labels`, `env`,
+   * `envFrom`, `volumes` and `volumeMounts` to the gateway pods.
+   * @default - none
+   */
+  readonly pod?: PodExtensions;
+  /** Annotations of the gateway's ServiceAccount (e.g. a cloud IAM role). @default - none */
+  readonly serviceAccountAnnotations?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -211,6 +232,8 @@ export class RealtimeGateway extends Construct {
   readonly entry: GatewayApiEntry | IngressEntry | HaproxyEntry;
   /** Undefined when `controller.enabled` is false. */
   readonly controller?: ScaleDownController;
+  /** The HorizontalPodAutoscaler or ScaledObject; undefined with `autoscaling.mode=none`. */
+  readonly autoscaler?: ApiObject;
 
   constructor(scope: Construct, id: string, props: RealtimeGatewayProps) {
     super(scope, id);
@@ -242,7 +265,18 @@ export class RealtimeGateway extends Construct {
       throw new Error(`auth.generatedValues conflicts with auth.existingSecret=${props.auth.existingSecret}: nothing is generated`);
     }
 
-    this.redis = new Redis(this, 'Redis', { app, name: props.redis?.external ? undefined : `${name}-redis`, ...props.redis });
+    const scheduling: PodScheduling = {
+      nodeSelector: props.pod?.nodeSelector,
+      tolerations: props.pod?.tolerations,
+      priorityClassName: props.pod?.priorityClassName,
+      imagePullSecrets: props.pod?.imagePullSecrets,
+    };
+    this.redis = new Redis(this, 'Redis', {
+      app,
+      name: props.redis?.external ? undefined : `${name}-redis`,
+      ...props.redis,
+      scheduling: props.redis?.external ? undefined : scheduling,
+    });
     this.gateway = new Gateway(this, 'Gateway', {
       app,
       name,
@@ -257,6 +291,8 @@ export class RealtimeGateway extends Construct {
       redis: this.redis.connection,
       auth: { secretName: authSecretName },
       internalPort: props.internal?.port,
+      pod: props.pod,
+      serviceAccountAnnotations: props.serviceAccountAnnotations,
     });
     this.redis.allowFrom(this.gateway.podSelector);
 
@@ -273,6 +309,7 @@ export class RealtimeGateway extends Construct {
             tlsSecretName: entry.tlsSecretName,
             listenerPort: entry.listenerPort,
             cookieName: entry.cookieName,
+            parentRefs: entry.parentRefs,
           })
         : entry.kind === 'haproxy'
           ? new HaproxyEntry(this, 'Entry', {
@@ -291,6 +328,7 @@ export class RealtimeGateway extends Construct {
               maxConnections: entry.maxConnections,
               clusterDomain: entry.clusterDomain,
               resources: entry.resources,
+              scheduling,
             })
           : new IngressEntry(this, 'Entry', {
             app,
@@ -303,6 +341,7 @@ export class RealtimeGateway extends Construct {
             tlsSecretName: entry.tlsSecretName,
             cookieName: entry.cookieName,
             timeoutSeconds: entry.timeoutSeconds,
+            annotations: entry.annotations,
           });
 
     if (controllerOn) {
@@ -323,6 +362,7 @@ export class RealtimeGateway extends Construct {
         leaseDurationSeconds: c.leaseDurationSeconds,
         includeCrd: c.includeCrd,
         internalPortName: this.gateway.internalPortName,
+        scheduling,
       });
       this.redis.allowFrom(this.controller.podSelector);
       this.gateway.allowInternalFrom({ podSelector: { matchLabels: { ...this.controller.podSelector } } });
@@ -331,12 +371,12 @@ export class RealtimeGateway extends Construct {
     // The autoscaler scales the SocketGateway when the controller is on, else the Deployment.
     const target = this.controller?.scaleTarget ?? { apiVersion: 'apps/v1', kind: 'Deployment', name: this.gateway.name };
     if (autoscaling.mode === 'hpa') {
-      new HorizontalAutoscaler(this, 'Autoscaler', { app, target, ...autoscaling });
+      this.autoscaler = new HorizontalAutoscaler(this, 'Autoscaler', { app, target, ...autoscaling }).resource;
     } else if (autoscaling.mode === 'keda') {
       const namespace = Chart.of(this).namespace ?? 'default';
       // /fleet is on the internal port only: KEDA's operator polls it there, and is let in.
       const socketsUrl = `http://${this.gateway.name}.${namespace}.svc:${this.gateway.internalPort}${autoscaling.socketsPath ?? '/fleet'}`;
-      new KedaAutoscaler(this, 'Autoscaler', { app, target, socketsUrl, ...autoscaling });
+      this.autoscaler = new KedaAutoscaler(this, 'Autoscaler', { app, target, socketsUrl, ...autoscaling }).resource;
       this.gateway.allowInternalFrom(namespacePeer(props.internal?.kedaNamespace ?? 'keda', { app: 'keda-operator' }));
     }
     if (props.internal?.metricsNamespace) this.gateway.allowInternalFrom(namespacePeer(props.internal.metricsNamespace));

@@ -8,6 +8,7 @@ import { addObject, HARDENED_CONTAINER_SECURITY_CONTEXT } from './api-object.ts'
 import { GeneratedSecret } from './generated-secret.ts';
 import type { RedisConnection } from './gateway.ts';
 import { objectLabels, selectorLabels, type AppIdentity } from './labels.ts';
+import { isSet, schedulingFields, type PodScheduling } from './pod-extensions.ts';
 
 /** A Redis (or Redis Cluster) outside the cluster, reached through a Secret the platform team provides. */
 export interface ExternalRedis {
@@ -53,9 +54,19 @@ export interface RedisProps {
    */
   readonly storageSize?: string;
   /**
+   * StorageClass of the in-cluster Redis data volume.
+   * @default - the cluster's default StorageClass
+   */
+  readonly storageClass?: string;
+  /**
    * @default - requests 50m CPU / 64Mi, limit 256Mi memory
    */
   readonly resources?: IResourceRequirements;
+  /**
+   * Node selector, tolerations, priority class and image pull secrets of the in-cluster Redis pod.
+   * @default - none
+   */
+  readonly scheduling?: PodScheduling;
   /**
    * Fixed password instead of a generated one (tests and the chart generator use this).
    * @default - generated
@@ -88,7 +99,7 @@ export class Redis extends Construct {
     super(scope, id);
     const app = props.app;
     if (props.external) {
-      for (const prop of ['image', 'storageSize', 'resources', 'password', 'name'] as const) {
+      for (const prop of ['image', 'storageSize', 'storageClass', 'resources', 'password', 'name', 'scheduling'] as const) {
         if (props[prop] !== undefined) {
           throw new Error(`${prop}=${JSON.stringify(props[prop])} only applies to the in-cluster Redis, but external is set`);
         }
@@ -145,6 +156,7 @@ export class Redis extends Construct {
           template: {
             metadata: { labels: metadata.labels },
             spec: {
+              ...schedulingFields(props.scheduling),
               automountServiceAccountToken: false,
               securityContext: {
                 runAsNonRoot: true,
@@ -175,7 +187,11 @@ export class Redis extends Construct {
           volumeClaimTemplates: [
             {
               metadata: { name: 'data' },
-              spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: props.storageSize ?? '1Gi' } } },
+              spec: {
+                accessModes: ['ReadWriteOnce'],
+                ...(isSet(props.storageClass) ? { storageClassName: props.storageClass } : {}),
+                resources: { requests: { storage: props.storageSize ?? '1Gi' } },
+              },
             },
           ],
         },

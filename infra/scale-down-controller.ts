@@ -13,6 +13,7 @@ import type { RedisConnection } from './gateway.ts';
 import type { ScaleTarget } from './horizontal-autoscaler.ts';
 import { objectLabels, selectorLabels, type AppIdentity } from './labels.ts';
 import { LIMITS } from './limits.ts';
+import { schedulingFields, type PodScheduling } from './pod-extensions.ts';
 
 /** The drain policy of the SocketGateway (docs/controller.md); unset fields take the CRD's defaults. */
 export interface DrainPolicyProps {
@@ -106,6 +107,11 @@ export interface ScaleDownControllerProps {
    * @default true
    */
   readonly includeCrd?: boolean;
+  /**
+   * Node selector, tolerations, priority class and image pull secrets of the pods.
+   * @default - none
+   */
+  readonly scheduling?: PodScheduling;
 }
 
 export const CONTROLLER_COMPONENT = 'controller';
@@ -123,6 +129,7 @@ export class ScaleDownController extends Construct {
   /** What an HPA or ScaledObject scales: the SocketGateway's /scale subresource. */
   readonly scaleTarget: ScaleTarget;
   readonly leaseName: string;
+  readonly deployment: ApiObject;
 
   constructor(scope: Construct, id: string, props: ScaleDownControllerProps) {
     super(scope, id);
@@ -204,7 +211,7 @@ export class ScaleDownController extends Construct {
       { name: 'ADMIN_TOKEN', valueFrom: { secretKeyRef: { name: props.adminToken.secretName, key: props.adminToken.key } } },
     ];
     const probe = (path: string) => ({ httpGet: { path, port: 'metrics' } });
-    addObject(
+    this.deployment = addObject(
       this,
       'Deployment',
       new Deployment({
@@ -216,6 +223,7 @@ export class ScaleDownController extends Construct {
           template: {
             metadata: { labels },
             spec: {
+              ...schedulingFields(props.scheduling),
               serviceAccountName: this.name,
               // The one pod of the blueprint that talks to the API server. Its token is declared here, not
               // automounted: the same projected volume the kubelet would inject (short-lived, audience-bound).

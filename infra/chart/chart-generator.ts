@@ -100,6 +100,15 @@ const DIMENSIONS: readonly Dimension[] = [
     condition: (o) => (o === 'set' ? '$.Values.entry.host' : 'not $.Values.entry.host'),
   },
   {
+    key: 'entry.gatewayApi.parentRefs',
+    options: ['empty', 'set'],
+    onlyWhen: (a) => a['entry.kind'] === 'gatewayApi',
+    apply: (v, o) => {
+      if (o === 'empty') v.entry.gatewayApi.parentRefs = [];
+    },
+    condition: (o) => (o === 'set' ? '$.Values.entry.gatewayApi.parentRefs' : 'not $.Values.entry.gatewayApi.parentRefs'),
+  },
+  {
     key: 'redis.mode',
     options: VALUE_ENUMS['redis.mode']!,
     enumerated: true,
@@ -138,11 +147,20 @@ const DIMENSIONS: readonly Dimension[] = [
 ];
 
 /** Values that are passed whole (`toYaml`), not leaf by leaf. */
-const BLOCK_VALUES = ['resources', 'redis.internal.resources', 'controller.resources', 'entry.haproxy.resources'];
+const BLOCK_VALUES = ['resources', 'redis.internal.resources', 'controller.resources', 'entry.haproxy.resources', 'entry.gatewayApi.parentRefs'];
+/**
+ * Extension points (pod-extensions.ts) whose field is left out when the value is empty: rendered
+ * `{{- with $.Values.<path> }} <field>: {{ toYaml . }} {{- end }}`.
+ */
+const OPTIONAL_BLOCK_VALUES = ['nodeSelector', 'tolerations', 'affinity', 'priorityClassName', 'imagePullSecrets', 'serviceAccount.annotations', 'redis.internal.storageClass'];
+/** Lists appended to the constructs' own items (one stand-in item in the synth, the user's items in the render). */
+const LIST_MERGE_VALUES = ['extraEnv', 'extraEnvFrom', 'extraVolumes', 'extraVolumeMounts'];
+/** Maps merged into the constructs' own (one stand-in key in the synth, the user's keys in the render). */
+const MAP_MERGE_VALUES = ['podAnnotations', 'podLabels', 'entry.ingress.annotations'];
 /** Numeric leaves that may be fractional: rendered as they are, not through `| int`. */
 const FRACTIONAL_LEAVES = new Set(['controller.drain.reconnectBudgetPerSecond']);
 /** Empty/set dimensions whose value, when set, is a sentinel like any other leaf. */
-const PRESENCE_DIMENSIONS = new Set(['entry.host', 'auth.existingSecret', 'internal.metricsNamespace', 'entry.haproxy.nodePort']);
+const PRESENCE_DIMENSIONS = new Set(['entry.host', 'auth.existingSecret', 'internal.metricsNamespace', 'entry.haproxy.nodePort', 'entry.gatewayApi.parentRefs']);
 /** Leaves set by dimensions or handled specially. */
 const NON_SENTINEL_LEAVES = new Set([
   ...DIMENSIONS.map((d) => d.key).filter((k) => !PRESENCE_DIMENSIONS.has(k)),
@@ -225,6 +243,12 @@ const HAS_NUMBER_SENTINEL = new RegExp(NUMBER_SENTINEL_SOURCE);
 /** Every sentinel in a string, text or number. */
 const ANY_SENTINEL_PATTERN = new RegExp(`__HV_[A-Z0-9]+__|${NUMBER_SENTINEL_SOURCE}`, 'g');
 const BLOCK_KEY = 'helmGeneratorBlock';
+const encodePath = (path: string) => path.replaceAll('.', 'DOT');
+const decodePath = (encoded: string) => encoded.replaceAll('DOT', '.');
+const mapMarker = (path: string) => `HELMMAP${encodePath(path)}X`;
+const MAP_MARKER_PATTERN = /^HELMMAP(\w+)X$/;
+/** Joins the lines of a `{{- with }}` block into one unit, so merging variants never splits it (see mergeUnits). */
+const UNIT_NEWLINE = '\u0000';
 const SETTINGS_MARKER = 'HELMSETTINGSX';
 
 interface SentinelTable {
@@ -248,8 +272,10 @@ function sentinelValues(): { values: ChartValues; table: SentinelTable } {
         table.numbers.set(bounded.standIn, expression);
         table.numberStrings.set(String(bounded.standIn), expression);
         table.paths.set(String(bounded.standIn), path);
-      } else if (BLOCK_VALUES.includes(path)) {
+      } else if (BLOCK_VALUES.includes(path) || OPTIONAL_BLOCK_VALUES.includes(path) || LIST_MERGE_VALUES.includes(path)) {
         node[key] = { [BLOCK_KEY]: path };
+      } else if (MAP_MERGE_VALUES.includes(path)) {
+        node[key] = { [mapMarker(path)]: 'x' };
       } else if (NON_SENTINEL_LEAVES.has(path) || path === 'settings') {
         continue;
       } else if (typeof value === 'string' || typeof value === 'boolean') {
@@ -304,16 +330,30 @@ class Markers {
     return `HELMTPL${String(i).padStart(4, '0')}X`;
   }
   block(path: string): string {
-    return `HELMBLK${path.replaceAll('.', 'DOT')}X`;
+    return `HELMBLK${encodePath(path)}X`;
+  }
+  optionalBlock(path: string): string {
+    return `HELMOPT${encodePath(path)}X`;
   }
   finish(yamlText: string): string {
     let out = yamlText.replace(/^( *)(- )?([^:\n]+): HELMBLK(\w+)X$/gm, (_m, indent: string, dash: string | undefined, key: string, path: string) => {
       const column = indent.length + (dash ? 2 : 0);
-      const valuePath = path.replaceAll('DOT', '.');
-      return `${indent}${dash ?? ''}${key}:\n${' '.repeat(column + 2)}{{- toYaml $.Values.${valuePath} | nindent ${column + 2} }}`;
+      return `${indent}${dash ?? ''}${key}:\n${' '.repeat(column + 2)}{{- toYaml $.Values.${decodePath(path)} | nindent ${column + 2} }}`;
     });
+    // An extension point alone in its field: the field exists only when the value is set.
+    out = out.replace(/^( *)([^:\n -][^:\n]*): HELMOPT(\w+)X$/gm, (_m, indent: string, key: string, path: string) =>
+      [`${indent}{{- with $.Values.${decodePath(path)} }}`, `${indent}${key}:`, `${indent}  {{- toYaml . | nindent ${indent.length + 2} }}`, `${indent}{{- end }}`].join(UNIT_NEWLINE),
+    );
+    // Items and keys appended to the constructs' own.
+    out = out.replace(/^( *)- HELMBLK(\w+)X$/gm, (_m, indent: string, path: string) =>
+      [`${indent}{{- with $.Values.${decodePath(path)} }}`, `${indent}{{- toYaml . | nindent ${indent.length} }}`, `${indent}{{- end }}`].join(UNIT_NEWLINE),
+    );
+    out = out.replace(/^( *)HELMMAP(\w+)X: x$/gm, (_m, indent: string, path: string) =>
+      [`${indent}{{- with $.Values.${decodePath(path)} }}`, `${indent}{{- toYaml . | nindent ${indent.length} }}`, `${indent}{{- end }}`].join(UNIT_NEWLINE),
+    );
+    if (/HELM(BLK|OPT|MAP)\w+X/.test(out)) throw new Error(`a value marker was left in a template: ${/.*HELM(BLK|OPT|MAP)\w+X.*/.exec(out)![0]}`);
     out = out.replace(new RegExp(`^( *)${SETTINGS_MARKER}: x$`, 'gm'), (_m, indent: string) =>
-      [`${indent}{{- range $key, $value := $.Values.settings }}`, `${indent}{{ $key }}: {{ $value | quote }}`, `${indent}{{- end }}`].join('\n'),
+      [`${indent}{{- range $key, $value := $.Values.settings }}`, `${indent}{{ $key }}: {{ $value | quote }}`, `${indent}{{- end }}`].join(UNIT_NEWLINE),
     );
     return out.replace(/HELMTPL(\d{4})X/g, (_m, i: string) => this.texts[Number(i)]!);
   }
@@ -352,7 +392,11 @@ function templatize(node: unknown, table: SentinelTable, markers: Markers, confi
   if (Array.isArray(node)) return node.map((item) => templatize(item, table, markers, configTemplate));
   if (node && typeof node === 'object') {
     const record = node as Record<string, unknown>;
-    if (typeof record[BLOCK_KEY] === 'string') return markers.block(record[BLOCK_KEY]);
+    const block = record[BLOCK_KEY];
+    if (typeof block === 'string') return OPTIONAL_BLOCK_VALUES.includes(block) ? markers.optionalBlock(block) : markers.block(block);
+    const keys = Object.keys(record);
+    const onlyMarker = keys.length === 1 ? MAP_MARKER_PATTERN.exec(keys[0]!) : null;
+    if (onlyMarker) return markers.optionalBlock(decodePath(onlyMarker[1]!));
     return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, templatize(v, table, markers, configTemplate, k)]));
   }
   return node;
@@ -572,7 +616,7 @@ export function generateTemplates(): GeneratedTemplates {
     // Fix the irrelevant dimensions to a valid assignment's values; vary only the relevant ones.
     const base = Object.fromEntries(DIMENSIONS.filter((d) => !relevant.includes(d)).map((d) => [d.key, validAssignments[0]![d.key]!]));
     const body = (build(relevant, base) ?? []).join('\n');
-    files[`${key}.yaml`] = `${header}${body}\n`;
+    files[`${key}.yaml`] = `${header}${body.replaceAll(UNIT_NEWLINE, '\n')}\n`;
   }
 
   const checks: string[] = [];
@@ -592,6 +636,24 @@ export function generateTemplates(): GeneratedTemplates {
       '{{- end }}',
     );
   }
+  for (const [path, keys] of Object.entries(reservedKeys(sentinels))) {
+    const list = keys.map((k) => JSON.stringify(k)).join(' ');
+    checks.push(
+      `{{- range $key, $_ := $.Values.${path} }}`,
+      `{{- if has $key (list ${list}) }}`,
+      `{{- fail (printf ${JSON.stringify(`${path}.%s is set by the chart itself; leave it out`)} $key) }}`,
+      '{{- end }}',
+      '{{- end }}',
+    );
+  }
+  const ownedEnv = [...new Set([...OWNED_SETTINGS, ...gatewayEnvNames(sentinels)])].sort().map((k) => JSON.stringify(k)).join(' ');
+  checks.push(
+    '{{- range $.Values.extraEnv }}',
+    `{{- if has .name (list ${ownedEnv}) }}`,
+    '{{- fail (printf "extraEnv %s is set by the chart itself; use its value (or settings) instead" .name) }}',
+    '{{- end }}',
+    '{{- end }}',
+  );
   for (const check of CROSS_CHECKS) checks.push(`{{- if ${check.when} }}`, `{{- fail (${check.fail}) }}`, '{{- end }}');
   // Value combinations the constructs refuse fail the render with the constructs' own message.
   const byMessage = new Map<string, number[]>();
@@ -622,6 +684,36 @@ function failCondition(group: readonly number[], space: ReturnType<typeof assign
     projected.set(JSON.stringify(a), a);
   }
   return conditionText(minimize([...projected.values()], dims), dims);
+}
+
+/**
+ * Keys the constructs set themselves in the maps a value is merged into (pod labels and annotations,
+ * nginx's Ingress annotations): a user key among them would appear twice in the YAML.
+ */
+function reservedKeys(sentinels: ChartValues): Record<string, string[]> {
+  const values = structuredClone(sentinels);
+  values.entry.kind = 'ingress';
+  values.entry.ingress.controller = 'nginx';
+  const objects = synthChartObjects(values, { release: '__HV_RELEASE__', namespace: '__HV_NAMESPACE__' }, SENTINEL_IDENTITY, SENTINEL_GENERATED);
+  const gateway = objects.find((o) => o.kind === 'Deployment' && o.metadata.labels?.['app.kubernetes.io/component'] === 'gateway') as unknown as {
+    spec: { template: { metadata: { labels: Record<string, string>; annotations: Record<string, string> } } };
+  };
+  const ingress = objects.find((o) => o.kind === 'Ingress')!;
+  const own = (map: Record<string, string> | undefined) => Object.keys(map ?? {}).filter((k) => !MAP_MARKER_PATTERN.test(k)).sort();
+  return {
+    podLabels: own(gateway.spec.template.metadata.labels),
+    podAnnotations: own(gateway.spec.template.metadata.annotations),
+    'entry.ingress.annotations': own(ingress.metadata.annotations),
+  };
+}
+
+/** Names of the gateway container's own env entries. */
+function gatewayEnvNames(sentinels: ChartValues): string[] {
+  const objects = synthChartObjects(sentinels, { release: '__HV_RELEASE__', namespace: '__HV_NAMESPACE__' }, SENTINEL_IDENTITY, SENTINEL_GENERATED);
+  const gateway = objects.find((o) => o.kind === 'Deployment' && o.metadata.labels?.['app.kubernetes.io/component'] === 'gateway') as unknown as {
+    spec: { template: { spec: { containers: { env: { name?: string }[] }[] } } };
+  };
+  return gateway.spec.template.spec.containers[0]!.env.flatMap((e) => (e.name ? [e.name] : []));
 }
 
 /** A bounded leaf's stand-in must not occur in the objects by itself (with the leaf set to something else). */

@@ -21,6 +21,9 @@ const pullPolicy: Schema = { type: 'string', enum: ['Always', 'IfNotPresent', 'N
 const quantity: Schema = { type: ['string', 'number'], pattern: '^[0-9]+(\\.[0-9]+)?(m|[kMGTPE]i?|[KMGTPE])?$' };
 const quantities: Schema = { type: 'object', additionalProperties: quantity };
 /** A container's `resources` (requests, limits). */
+const stringMap: Schema = { type: 'object', additionalProperties: { type: 'string' } };
+/** Kubernetes objects the API server validates (items of env, volumes, tolerations, ...). */
+const objects: Schema = { type: 'array', items: { type: 'object' } };
 const resources: Schema = {
   type: 'object',
   additionalProperties: false,
@@ -54,6 +57,21 @@ const LEAF_SCHEMAS: Record<string, Schema> = {
   'autoscaling.keda.socketsPath': { type: 'string', pattern: '^/' },
   'autoscaling.keda.operatorNamespace': nonEmpty,
   resources,
+  imagePullSecrets: { type: 'array', items: { type: 'object', required: ['name'], properties: { name: nonEmpty } } },
+  podAnnotations: stringMap,
+  podLabels: stringMap,
+  nodeSelector: stringMap,
+  tolerations: objects,
+  affinity: { type: 'object' },
+  priorityClassName: { type: 'string' },
+  extraEnv: { type: 'array', items: { type: 'object', required: ['name'], properties: { name: nonEmpty } } },
+  extraEnvFrom: objects,
+  extraVolumes: { type: 'array', items: { type: 'object', required: ['name'], properties: { name: nonEmpty } } },
+  extraVolumeMounts: { type: 'array', items: { type: 'object', required: ['name', 'mountPath'], properties: { name: nonEmpty, mountPath: { type: 'string', pattern: '^/' } } } },
+  'serviceAccount.annotations': stringMap,
+  'entry.gatewayApi.parentRefs': { type: 'array', items: { type: 'object', required: ['name'], properties: { name: nonEmpty } } },
+  'entry.ingress.annotations': stringMap,
+  'redis.internal.storageClass': { type: 'string' },
   'internal.port': integer(LIMITS.port),
   'entry.cookieName': { type: 'string', pattern: COOKIE_NAME_PATTERN },
   'entry.gatewayApi.listenerPort': integer(LIMITS.port),
@@ -96,7 +114,9 @@ const REQUIRED_WHEN: readonly RequiredWhen[] = [
   { when: { 'redis.mode': 'external' }, require: 'redis.external.secretName', schema: nonEmpty },
   { when: { 'entry.tls.enabled': true }, require: 'entry.tls.secretName', schema: nonEmpty },
   { when: { 'entry.kind': 'ingress', 'entry.tls.enabled': true }, require: 'entry.host', schema: nonEmpty },
-  { when: { 'entry.kind': 'gatewayApi' }, require: 'entry.className', schema: nonEmpty },
+  { when: { 'entry.kind': 'gatewayApi', 'entry.gatewayApi.parentRefs': { minItems: 0, maxItems: 0 } }, require: 'entry.className', schema: nonEmpty },
+  // A shared Gateway terminates TLS itself.
+  { when: { 'entry.kind': 'gatewayApi', 'entry.gatewayApi.parentRefs': { minItems: 1 } }, require: 'entry.tls.enabled', schema: { const: false } },
   { when: { 'entry.kind': 'ingress' }, require: 'entry.className', schema: nonEmpty },
   // HAProxy serves plain HTTP: TLS is terminated in front of it.
   { when: { 'entry.kind': 'haproxy' }, require: 'entry.tls.enabled', schema: { const: false } },
@@ -138,7 +158,7 @@ export function valuesSchema(): Schema {
   // An umbrella chart passes `global` to its subcharts.
   (root.properties as Record<string, Schema>).global = { type: 'object', description: 'Values an umbrella chart shares with its subcharts (unused here).' };
   const conditions = REQUIRED_WHEN.map(({ when, require, schema }) => ({
-    if: allOf(Object.entries(when).map(([path, value]) => atPath(path, { const: value }))),
+    if: allOf(Object.entries(when).map(([path, value]) => atPath(path, value !== null && typeof value === 'object' ? (value as Schema) : { const: value }))),
     then: atPath(require, schema),
   }));
   return {

@@ -1,7 +1,16 @@
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
+import type { IAffinity } from 'kubernetes-models/v1/Affinity';
+import type { IEnvFromSource } from 'kubernetes-models/v1/EnvFromSource';
+import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
+import type { ILocalObjectReference } from 'kubernetes-models/v1/LocalObjectReference';
+import type { IToleration } from 'kubernetes-models/v1/Toleration';
+import type { IVolume } from 'kubernetes-models/v1/Volume';
+import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
+import type { IParentReference } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ParentReference';
+import { isSet } from '../pod-extensions.ts';
 import type { SettingName } from '../../app/gateway/config.ts';
 import { DRAIN_DEFAULTS } from '../drain-timing.ts';
-import type { HaproxyEntryOptions, RealtimeGatewayProps } from '../realtime-gateway.ts';
+import type { GatewayApiEntryOptions, HaproxyEntryOptions, RealtimeGatewayProps } from '../realtime-gateway.ts';
 import { APP_VERSION } from '../profiles/common.ts';
 
 export const CHART_NAME = 'realtime-gateway';
@@ -25,6 +34,18 @@ export interface ChartValues {
     keda: { socketsPerPod: number; socketsPath: string; operatorNamespace: string };
   };
   resources: IResourceRequirements;
+  imagePullSecrets: ILocalObjectReference[];
+  podAnnotations: Record<string, string>;
+  podLabels: Record<string, string>;
+  nodeSelector: Record<string, string>;
+  tolerations: IToleration[];
+  affinity: IAffinity;
+  priorityClassName: string;
+  extraEnv: IEnvVar[];
+  extraEnvFrom: IEnvFromSource[];
+  extraVolumes: IVolume[];
+  extraVolumeMounts: IVolumeMount[];
+  serviceAccount: { annotations: Record<string, string> };
   internal: { port: number; metricsNamespace: string };
   entry: {
     kind: 'gatewayApi' | 'ingress' | 'haproxy';
@@ -32,8 +53,8 @@ export interface ChartValues {
     host: string;
     cookieName: string;
     tls: { enabled: boolean; secretName: string };
-    gatewayApi: { listenerPort: number };
-    ingress: { controller: 'nginx' | 'traefik'; timeoutSeconds: number };
+    gatewayApi: { listenerPort: number; parentRefs: IParentReference[] };
+    ingress: { controller: 'nginx' | 'traefik'; timeoutSeconds: number; annotations: Record<string, string> };
     haproxy: {
       image: { repository: string; tag: string; pullPolicy: 'Always' | 'IfNotPresent' | 'Never' };
       replicas: number;
@@ -49,7 +70,7 @@ export interface ChartValues {
   };
   redis: {
     mode: 'internal' | 'external';
-    internal: { image: string; storageSize: string; resources: IResourceRequirements };
+    internal: { image: string; storageSize: string; storageClass: string; resources: IResourceRequirements };
     external: { secretName: string; urlKey: string; passwordKey: string; cluster: boolean };
   };
   drain: {
@@ -90,6 +111,18 @@ export const DEFAULT_VALUES: ChartValues = {
     keda: { socketsPerPod: 1000, socketsPath: '/fleet', operatorNamespace: 'keda' },
   },
   resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+  imagePullSecrets: [],
+  podAnnotations: {},
+  podLabels: {},
+  nodeSelector: {},
+  tolerations: [],
+  affinity: {},
+  priorityClassName: '',
+  extraEnv: [],
+  extraEnvFrom: [],
+  extraVolumes: [],
+  extraVolumeMounts: [],
+  serviceAccount: { annotations: {} },
   internal: { port: 9090, metricsNamespace: '' },
   entry: {
     kind: 'gatewayApi',
@@ -97,8 +130,8 @@ export const DEFAULT_VALUES: ChartValues = {
     host: '',
     cookieName: 'rtgw-affinity',
     tls: { enabled: false, secretName: '' },
-    gatewayApi: { listenerPort: 8080 },
-    ingress: { controller: 'nginx', timeoutSeconds: 3600 },
+    gatewayApi: { listenerPort: 8080, parentRefs: [] },
+    ingress: { controller: 'nginx', timeoutSeconds: 3600, annotations: {} },
     haproxy: {
       image: { repository: 'haproxy', tag: '3.2', pullPolicy: 'IfNotPresent' },
       replicas: 1,
@@ -116,6 +149,7 @@ export const DEFAULT_VALUES: ChartValues = {
     internal: {
       image: 'redis:8.2.1-alpine',
       storageSize: '1Gi',
+      storageClass: '',
       resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
     },
     external: { secretName: '', urlKey: 'url', passwordKey: 'password', cluster: false },
@@ -156,6 +190,19 @@ export const VALUE_DOCS: Record<string, string> = {
   'autoscaling.keda.socketsPath': "Path of the gateway's JSON fleet endpoint KEDA polls on the internal port (total sockets at `sockets`; 503 when Redis cannot be read, never an empty fleet).",
   'autoscaling.keda.operatorNamespace': "Namespace of KEDA's operator (pods labelled `app: keda-operator`); the gateway's NetworkPolicy lets it reach the internal port.",
   resources: 'Gateway container resources. No CPU limit by default: throttling delays heartbeats and drains.',
+  imagePullSecrets: 'Secrets for pulling images from a private registry (`[{name: regcred}]`): every pod of the release (gateway, controller, Redis, HAProxy).',
+  podAnnotations: 'More annotations of the gateway pods (besides `checksum/config` and `prometheus.io/*`).',
+  podLabels: 'More labels of the gateway pods (never part of the selector).',
+  nodeSelector: 'Node selector of every pod of the release.',
+  tolerations: 'Tolerations of every pod of the release.',
+  affinity: 'Affinity of the gateway pods (they already spread over nodes with a topology spread constraint).',
+  priorityClassName: 'PriorityClass of every pod of the release. Empty: none.',
+  extraEnv: 'More environment variables of the gateway container (Kubernetes `env` items: `value` or `valueFrom`). Names the chart sets are refused; prefer `settings` for gateway settings.',
+  extraEnvFrom: 'More `envFrom` sources of the gateway container (ConfigMaps or Secrets), after the chart\'s ConfigMap.',
+  extraVolumes: 'More volumes of the gateway pods (e.g. a ConfigMap with a config file, a Secret with a JWKS).',
+  extraVolumeMounts: 'More volume mounts of the gateway container (read-only root: mount what the gateway reads).',
+  serviceAccount: "The gateway pods' ServiceAccount (`<fullname>`; no API token is mounted).",
+  'serviceAccount.annotations': 'Annotations of that ServiceAccount, e.g. a cloud IAM role (`eks.amazonaws.com/role-arn`, `iam.gke.io/gcp-service-account`).',
   internal: "The gateway's internal port: `/metrics`, `/fleet`, `/admin/drain`, probes. No route or Ingress exposes it; a NetworkPolicy admits only the drain controller, KEDA's operator (`autoscaling.mode=keda`) and `metricsNamespace`. The public port serves only what clients use.",
   'internal.port': '`INTERNAL_PORT`: container port and Service port named `internal` (the kubelet probes it; pods carry `prometheus.io/*` annotations for it).',
   'internal.metricsNamespace': "A namespace whose pods may reach the internal port — your Prometheus'. Empty: none besides the controller and KEDA.",
@@ -169,9 +216,11 @@ export const VALUE_DOCS: Record<string, string> = {
   'entry.tls.secretName': 'Secret (type kubernetes.io/tls) with the certificate.',
   'entry.gatewayApi': 'Gateway API settings.',
   'entry.gatewayApi.listenerPort': 'Listener port of the Gateway (use 443 with TLS in production).',
+  'entry.gatewayApi.parentRefs': 'Attach the HTTPRoute to existing shared Gateways (`[{name: shared, namespace: gateways, sectionName: https}]`) instead of creating a Gateway (and with Envoy Gateway, a proxy and load balancer) per release. Their listeners must allow routes from this namespace; `className`, `listenerPort` and TLS are then theirs (`entry.tls.enabled` must be false).',
   'entry.ingress': 'Ingress settings.',
   'entry.ingress.controller': '`nginx` (nginx-compatible annotations: persistent cookie affinity, long proxy timeouts) or `traefik` (sticky cookie on the Service; set long timeouts on the entryPoint).',
   'entry.ingress.timeoutSeconds': '`nginx`: proxy read/send timeout, long enough for WebSockets and 25 s long-polls.',
+  'entry.ingress.annotations': 'More Ingress annotations (cert-manager issuer, auth, ...). The chart\'s own nginx affinity and timeout annotations are refused here: use `entry.cookieName` and `entry.ingress.timeoutSeconds`.',
   'entry.haproxy': 'HAProxy entry (`entry.kind=haproxy`): a Deployment `<fullname>-entry` and its Service, a ConfigMap with haproxy.cfg, and the headless Service `<fullname>-entry-pods` over the gateway pods (it keeps not-ready pods, so draining pods stay reachable for their sessions).',
   'entry.haproxy.image': 'HAProxy image, 2.6 or newer. The pod runs it as UID 99, the official image\'s `haproxy` user.',
   'entry.haproxy.image.repository': 'Image repository.',
@@ -190,6 +239,7 @@ export const VALUE_DOCS: Record<string, string> = {
   'redis.internal': 'In-release Redis (`redis.mode=internal`).',
   'redis.internal.image': 'Redis image.',
   'redis.internal.storageSize': 'Size of the Redis data volume (append-only file).',
+  'redis.internal.storageClass': 'StorageClass of the Redis data volume. Empty: the cluster\'s default.',
   'redis.internal.resources': 'Redis container resources.',
   'redis.external': 'External Redis (`redis.mode=external`): a Secret you create, holding the URL and optionally the password.',
   'redis.external.secretName': 'Name of that Secret (required with `redis.mode=external`).',
@@ -289,6 +339,20 @@ export function propsFromValues(
     },
     internal: { port: v.internal.port, metricsNamespace: v.internal.metricsNamespace || undefined, kedaNamespace: v.autoscaling.keda.operatorNamespace },
     resources: v.resources,
+    pod: {
+      nodeSelector: v.nodeSelector,
+      tolerations: v.tolerations,
+      affinity: v.affinity,
+      priorityClassName: v.priorityClassName || undefined,
+      imagePullSecrets: v.imagePullSecrets,
+      annotations: v.podAnnotations,
+      labels: v.podLabels,
+      env: v.extraEnv,
+      envFrom: v.extraEnvFrom,
+      volumes: v.extraVolumes,
+      volumeMounts: v.extraVolumeMounts,
+    },
+    serviceAccountAnnotations: v.serviceAccount.annotations,
     drain: {
       preStopSeconds: v.drain.preStopSeconds,
       noticeDelayMs: v.drain.noticeDelayMs,
@@ -302,14 +366,7 @@ export function propsFromValues(
       v.entry.kind === 'haproxy'
         ? haproxyEntryOptions(v)
         : v.entry.kind === 'gatewayApi'
-        ? {
-            kind: 'gatewayApi',
-            className: v.entry.className,
-            host,
-            tlsSecretName,
-            listenerPort: v.entry.gatewayApi.listenerPort,
-            cookieName: v.entry.cookieName,
-          }
+        ? gatewayApiEntryOptions(v, host, tlsSecretName)
         : {
             kind: 'ingress',
             controller: v.entry.ingress.controller,
@@ -318,12 +375,14 @@ export function propsFromValues(
             tlsSecretName,
             cookieName: v.entry.cookieName,
             timeoutSeconds: v.entry.ingress.timeoutSeconds,
+            annotations: v.entry.ingress.annotations,
           },
     redis:
       v.redis.mode === 'internal'
         ? {
             image: v.redis.internal.image,
             storageSize: v.redis.internal.storageSize,
+            storageClass: v.redis.internal.storageClass || undefined,
             resources: v.redis.internal.resources,
             password: generated?.redisPassword,
           }
@@ -349,6 +408,17 @@ export function propsFromValues(
         }
       : { enabled: false },
   };
+}
+
+function gatewayApiEntryOptions(v: ChartValues, host: string | undefined, tlsSecretName: string | undefined): GatewayApiEntryOptions {
+  const cookieName = v.entry.cookieName;
+  if (isSet(v.entry.gatewayApi.parentRefs)) {
+    if (v.entry.tls.enabled) {
+      throw new Error('entry.tls.enabled=true does not apply with entry.gatewayApi.parentRefs: the shared Gateway terminates TLS; set entry.tls.enabled=false');
+    }
+    return { kind: 'gatewayApi', host, cookieName, parentRefs: v.entry.gatewayApi.parentRefs };
+  }
+  return { kind: 'gatewayApi', className: v.entry.className, host, tlsSecretName, listenerPort: v.entry.gatewayApi.listenerPort, cookieName };
 }
 
 function haproxyEntryOptions(v: ChartValues): HaproxyEntryOptions {

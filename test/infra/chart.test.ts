@@ -12,6 +12,7 @@ import { synthProfile } from '../../infra/synth.ts';
 import { App, Chart } from 'cdk8s';
 import { RealtimeGateway, type RealtimeGatewayProps } from '../../infra/realtime-gateway.ts';
 import { CHART, helm, helmTemplate, NAMESPACE, RELEASE, requireHelm } from './helm.ts';
+import { PLATFORM_VALUES } from './platform-values.ts';
 import { validateManifest } from './validate-models.ts';
 import { parseAllDocuments } from 'yaml';
 import { CRD_NAME, socketGatewayCrd } from '../../app/controller/socket-gateway.ts';
@@ -58,6 +59,7 @@ function merge<T>(base: T, override: unknown): T {
 }
 
 const context = { release: RELEASE, namespace: NAMESPACE };
+
 
 describe('the generated chart', () => {
   beforeAll(() => {
@@ -155,6 +157,17 @@ describe('the generated chart', () => {
     'haproxy behind a LoadBalancer, external Redis, a host that it ignores': {
       entry: { kind: 'haproxy', host: 'rt.example.com', haproxy: { serviceType: 'LoadBalancer' } },
       redis: { mode: 'external', external: { secretName: 'redis-ext' } },
+    },
+    'every platform extension point (internal Redis, Gateway API, controller on)': PLATFORM_VALUES,
+    'platform extension points with the HAProxy entry, KEDA and the controller off': { ...PLATFORM_VALUES, entry: { kind: 'haproxy' }, autoscaling: { mode: 'keda' }, controller: { enabled: false } },
+    'nginx Ingress with more annotations': {
+      entry: { kind: 'ingress', ingress: { annotations: { 'cert-manager.io/cluster-issuer': 'letsencrypt', 'nginx.ingress.kubernetes.io/proxy-body-size': '1m' } } },
+    },
+    'traefik Ingress with annotations of its own only': {
+      entry: { kind: 'ingress', className: 'traefik', ingress: { controller: 'traefik', annotations: { 'traefik.ingress.kubernetes.io/router.middlewares': 'auth@kubernetescrd' } } },
+    },
+    'the route attached to a shared Gateway (no Gateway of its own)': {
+      entry: { host: 'rt.example.com', gatewayApi: { parentRefs: [{ name: 'shared', namespace: 'gateways', sectionName: 'https' }] } },
     },
     'name overrides, image and resources': {
       fullnameOverride: 'rt',
