@@ -10,6 +10,7 @@ import { HaproxyEntry } from './haproxy-entry.ts';
 import { HorizontalAutoscaler, type ReplicaRange, type ScalingBehaviorProps } from './horizontal-autoscaler.ts';
 import { IngressEntry } from './ingress-entry.ts';
 import { KedaAutoscaler } from './keda-autoscaler.ts';
+import { GatewayMonitoring } from './monitoring.ts';
 import type { AppIdentity } from './labels.ts';
 import type { PodExtensions, PodScheduling } from './pod-extensions.ts';
 import type { IParentReference } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ParentReference';
@@ -220,6 +221,25 @@ export interface RealtimeGatewayProps {
   readonly pod?: PodExtensions;
   /** Annotations of the gateway's ServiceAccount (e.g. a cloud IAM role). @default - none */
   readonly serviceAccountAnnotations?: Readonly<Record<string, string>>;
+  /**
+   * Prometheus Operator objects (needs its CRDs): a ServiceMonitor and a PrometheusRule with the alerts of
+   * docs/operations.md. Admit Prometheus to the internal port with `internal.metricsNamespace`.
+   * @default - none
+   */
+  readonly monitoring?: MonitoringOptions;
+}
+
+export interface MonitoringOptions {
+  /** @default false */
+  readonly serviceMonitor?: boolean;
+  /** @default '30s' */
+  readonly interval?: string;
+  /** Labels your Prometheus selects ServiceMonitors by. @default - none */
+  readonly serviceMonitorLabels?: Readonly<Record<string, string>>;
+  /** @default false */
+  readonly prometheusRule?: boolean;
+  /** Labels your Prometheus selects PrometheusRules by. @default - none */
+  readonly prometheusRuleLabels?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -234,6 +254,8 @@ export class RealtimeGateway extends Construct {
   readonly controller?: ScaleDownController;
   /** The HorizontalPodAutoscaler or ScaledObject; undefined with `autoscaling.mode=none`. */
   readonly autoscaler?: ApiObject;
+  /** ServiceMonitor and PrometheusRule; undefined unless `monitoring` asks for one. */
+  readonly monitoring?: GatewayMonitoring;
 
   constructor(scope: Construct, id: string, props: RealtimeGatewayProps) {
     super(scope, id);
@@ -380,5 +402,22 @@ export class RealtimeGateway extends Construct {
       this.gateway.allowInternalFrom(namespacePeer(props.internal?.kedaNamespace ?? 'keda', { app: 'keda-operator' }));
     }
     if (props.internal?.metricsNamespace) this.gateway.allowInternalFrom(namespacePeer(props.internal.metricsNamespace));
+
+    const monitoring = props.monitoring ?? {};
+    if (monitoring.serviceMonitor || monitoring.prometheusRule) {
+      this.monitoring = new GatewayMonitoring(this, 'Monitoring', {
+        app,
+        name: this.gateway.name,
+        serviceSelector: this.gateway.podSelector,
+        metricsPortName: this.gateway.internalPortName,
+        namespace: Chart.of(this).namespace ?? 'default',
+        terminationGracePeriodSeconds: this.gateway.drain.terminationGracePeriodSeconds,
+        serviceMonitor: monitoring.serviceMonitor ?? false,
+        interval: monitoring.interval,
+        serviceMonitorLabels: monitoring.serviceMonitorLabels,
+        prometheusRule: monitoring.prometheusRule ?? false,
+        prometheusRuleLabels: monitoring.prometheusRuleLabels,
+      });
+    }
   }
 }

@@ -8,6 +8,7 @@
 #   kubectl                   go build from k8s.io/kubernetes@KUBERNETES_VERSION via tools/kubernetes/go.mod
 #   etcd                      go build from go.etcd.io/etcd/server/v3@ETCD_VERSION via tools/etcd/go.mod
 #   crds/                     Gateway API experimental-channel CRDs and KEDA CRDs, copied from their Go modules
+#   crds-optional/            Envoy Gateway and Prometheus Operator CRDs, for the tests that install them
 #   coredns, metrics-server   go install ...@COREDNS_VERSION / @METRICS_SERVER_VERSION with CGO_ENABLED=0: the static
 #                             binaries of the real node's cluster add-on images (scripts/node/images.ts)
 #
@@ -21,6 +22,8 @@ KUBERNETES_VERSION=v1.37.2
 ETCD_VERSION=v3.7.3          # Kubernetes 1.37 is tested against etcd 3.7.0 and needs >= 3.5.24; Debian ships 3.4.
 GATEWAY_API_VERSION=v1.6.1   # the version Envoy Gateway 1.9 bundles (experimental channel: sessionPersistence)
 KEDA_VERSION=v2.21.0         # the CRDs the tests use and the KEDA chart `WITH_KEDA=true make up` installs (scripts/up.sh reads it here)
+ENVOY_GATEWAY_VERSION=v1.9.1 # the entry's controller (`make up`); its CRDs validate the Envoy policies (crds-optional/)
+PROMETHEUS_OPERATOR_VERSION=v0.85.0  # ServiceMonitor and PrometheusRule CRDs (crds-optional/)
 COREDNS_VERSION=v1.14.7      # newest v1.14.x; v1.13.1 builds too (docs/real-node.md)
 METRICS_SERVER_VERSION=v0.9.0
 
@@ -124,6 +127,32 @@ else
   dir=$(module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")
   copy_crds "$dir/config/crd/bases" "$LOCALBIN/crds/keda"
   stamp crds-keda "$KEDA_VERSION"
+fi
+
+# CRDs some tests install on their own plane (not every control plane: the Envoy Gateway ones are large).
+# LOCALBIN/crds-optional/<name>; test/cluster/platform-crds.test.ts applies them.
+if installed crds-envoy-gateway "$ENVOY_GATEWAY_VERSION" "$LOCALBIN/crds-optional/envoy-gateway"; then
+  echo "Envoy Gateway $ENVOY_GATEWAY_VERSION CRDs: up to date"
+else
+  echo "fetching Envoy Gateway $ENVOY_GATEWAY_VERSION CRDs..."
+  dir=$(module_dir "github.com/envoyproxy/gateway@$ENVOY_GATEWAY_VERSION")
+  copy_crds "$dir/charts/gateway-helm/charts/crds/crds/generated" "$LOCALBIN/crds-optional/envoy-gateway"
+  stamp crds-envoy-gateway "$ENVOY_GATEWAY_VERSION"
+fi
+
+if installed crds-prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" "$LOCALBIN/crds-optional/prometheus-operator"; then
+  echo "Prometheus Operator $PROMETHEUS_OPERATOR_VERSION CRDs: up to date"
+else
+  echo "fetching Prometheus Operator $PROMETHEUS_OPERATOR_VERSION CRDs (ServiceMonitor, PrometheusRule)..."
+  dir=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
+  mkdir -p "$LOCALBIN/crds-optional/.prometheus-operator"
+  rm -f "$LOCALBIN/crds-optional/.prometheus-operator/"*
+  cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
+     "$dir/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" "$LOCALBIN/crds-optional/.prometheus-operator/"
+  chmod u+w "$LOCALBIN/crds-optional/.prometheus-operator/"*
+  copy_crds "$LOCALBIN/crds-optional/.prometheus-operator" "$LOCALBIN/crds-optional/prometheus-operator"
+  rm -rf "$LOCALBIN/crds-optional/.prometheus-operator"
+  stamp crds-prometheus-operator "$PROMETHEUS_OPERATOR_VERSION"
 fi
 
 # --- etcd ----------------------------------------------------------------------------------------------

@@ -146,6 +146,15 @@ const DIMENSIONS: readonly Dimension[] = [
   },
 ];
 
+/**
+ * Booleans that only add objects of their own (they change nothing else): rendered on in every variant,
+ * and each object they add is wrapped in their condition, instead of doubling the variants.
+ */
+const SWITCHES: readonly { readonly key: string; set(values: ChartValues, on: boolean): void; readonly condition: string }[] = [
+  { key: 'metrics.serviceMonitor.enabled', set: (v, on) => (v.metrics.serviceMonitor.enabled = on), condition: '$.Values.metrics.serviceMonitor.enabled' },
+  { key: 'metrics.prometheusRule.enabled', set: (v, on) => (v.metrics.prometheusRule.enabled = on), condition: '$.Values.metrics.prometheusRule.enabled' },
+];
+
 /** Values that are passed whole (`toYaml`), not leaf by leaf. */
 const BLOCK_VALUES = ['resources', 'redis.internal.resources', 'controller.resources', 'entry.haproxy.resources', 'entry.gatewayApi.parentRefs'];
 /**
@@ -156,7 +165,7 @@ const OPTIONAL_BLOCK_VALUES = ['nodeSelector', 'tolerations', 'affinity', 'prior
 /** Lists appended to the constructs' own items (one stand-in item in the synth, the user's items in the render). */
 const LIST_MERGE_VALUES = ['extraEnv', 'extraEnvFrom', 'extraVolumes', 'extraVolumeMounts'];
 /** Maps merged into the constructs' own (one stand-in key in the synth, the user's keys in the render). */
-const MAP_MERGE_VALUES = ['podAnnotations', 'podLabels', 'entry.ingress.annotations'];
+const MAP_MERGE_VALUES = ['podAnnotations', 'podLabels', 'entry.ingress.annotations', 'metrics.serviceMonitor.labels', 'metrics.prometheusRule.labels'];
 /** Numeric leaves that may be fractional: rendered as they are, not through `| int`. */
 const FRACTIONAL_LEAVES = new Set(['controller.drain.reconnectBudgetPerSecond']);
 /** Empty/set dimensions whose value, when set, is a sentinel like any other leaf. */
@@ -304,6 +313,8 @@ function sentinelValues(): { values: ChartValues; table: SentinelTable } {
   const drain = resolveDrainTiming({ ...values.drain, terminationGracePeriodSeconds: undefined });
   table.numbers.set(drain.terminationGracePeriodSeconds, 'include "realtime-gateway.terminationGracePeriodSeconds" $ | int');
   table.numberStrings.set(String(drain.shutdownDeadlineMs), 'include "realtime-gateway.shutdownDeadlineMs" $');
+  // The drain-stuck alert waits for one grace period.
+  table.strings.set(`${drain.terminationGracePeriodSeconds}s`, 'printf "%ds" (include "realtime-gateway.terminationGracePeriodSeconds" $ | int)');
   return { values, table };
 }
 
@@ -373,6 +384,10 @@ function templatize(node: unknown, table: SentinelTable, markers: Markers, confi
     if (whole) return markers.inline(`{{ ${whole} | quote }}`);
     const numeric = table.numberStrings.get(node);
     if (numeric) return markers.inline(`{{ ${numeric} | quote }}`);
+    if (!/__HV_[A-Z0-9]+__/.test(node) && !HAS_NUMBER_SENTINEL.test(node) && /\{\{|\}\}/.test(node)) {
+      // Text with Go template braces of its own (Prometheus alert annotations): a string literal for Helm.
+      return markers.inline(`{{ ${JSON.stringify(node)} | quote }}`);
+    }
     if (/__HV_[A-Z0-9]+__/.test(node) || HAS_NUMBER_SENTINEL.test(node)) {
       // One double-quoted YAML scalar: the text between sentinels escaped (a config file has quotes and
       // newlines), each sentinel an expression — a number inside a string too, e.g. a port in a URL.
@@ -539,17 +554,26 @@ export function generateTemplates(): GeneratedTemplates {
   const rendered = new Map<string, Map<string, string>>(); // canonical assignment → object key → text
   const invalid = new Map<string, string>(); // canonical assignment → error
   const objectTexts = new Map<string, string>(); // the same object in many variants is templated once
-  const render = (id: string, a: Assignment) => {
-    if (rendered.has(id) || invalid.has(id)) return;
+  const valuesFor = (a: Assignment, switches: Record<string, boolean> = {}) => {
     const values = structuredClone(sentinels);
     for (const d of DIMENSIONS) d.apply(values, a[d.key]!);
+    for (const s of SWITCHES) s.set(values, switches[s.key] ?? true);
+    return values;
+  };
+  const synth = (values: ChartValues) =>
+    synthChartObjects(values, { release: '__HV_RELEASE__', namespace: '__HV_NAMESPACE__' }, SENTINEL_IDENTITY, SENTINEL_GENERATED);
+  const render = (id: string, a: Assignment) => {
+    if (rendered.has(id) || invalid.has(id)) return;
     let manifests: Manifest[];
     try {
-      manifests = synthChartObjects(values, { release: '__HV_RELEASE__', namespace: '__HV_NAMESPACE__' }, SENTINEL_IDENTITY, SENTINEL_GENERATED);
+      manifests = synth(valuesFor(a));
     } catch (error) {
       invalid.set(id, (error as Error).message.replace(ANY_SENTINEL_PATTERN, (s) => table.paths.get(s) ?? s));
       return;
     }
+    rendered.set(id, textsOf(manifests));
+  };
+  const textsOf = (manifests: readonly Manifest[]) => {
     const texts = new Map<string, string>();
     for (const m of manifests) {
       const key = objectKey(m);
@@ -566,7 +590,7 @@ export function generateTemplates(): GeneratedTemplates {
       }
       texts.set(key, text);
     }
-    rendered.set(id, texts);
+    return texts;
   };
   const space = assignmentSpace();
   const assignments = Array.from({ length: space.count }, (_, i) => space.at(i));
@@ -617,6 +641,20 @@ export function generateTemplates(): GeneratedTemplates {
     const base = Object.fromEntries(DIMENSIONS.filter((d) => !relevant.includes(d)).map((d) => [d.key, validAssignments[0]![d.key]!]));
     const body = (build(relevant, base) ?? []).join('\n');
     files[`${key}.yaml`] = `${header}${body.replaceAll(UNIT_NEWLINE, '\n')}\n`;
+  }
+
+  // A switch only adds objects of its own: they are rendered with it on, and wrapped in its condition.
+  for (const s of SWITCHES) {
+    const base = canonical(validAssignments[0]!);
+    const on = textsOf(synth(valuesFor(base)));
+    const off = textsOf(synth(valuesFor(base, { [s.key]: false })));
+    for (const [key, text] of on) {
+      if (!off.has(key)) {
+        files[`${key}.yaml`] = files[`${key}.yaml`]!.replace(header, `${header}{{- if ${s.condition} }}\n`) + '{{- end }}\n';
+      } else if (off.get(key) !== text) {
+        throw new Error(`${s.key} changes ${key}, not only objects of its own: make it a dimension`);
+      }
+    }
   }
 
   const checks: string[] = [];
@@ -694,6 +732,7 @@ function reservedKeys(sentinels: ChartValues): Record<string, string[]> {
   const values = structuredClone(sentinels);
   values.entry.kind = 'ingress';
   values.entry.ingress.controller = 'nginx';
+  for (const s of SWITCHES) s.set(values, true);
   const objects = synthChartObjects(values, { release: '__HV_RELEASE__', namespace: '__HV_NAMESPACE__' }, SENTINEL_IDENTITY, SENTINEL_GENERATED);
   const gateway = objects.find((o) => o.kind === 'Deployment' && o.metadata.labels?.['app.kubernetes.io/component'] === 'gateway') as unknown as {
     spec: { template: { metadata: { labels: Record<string, string>; annotations: Record<string, string> } } };
@@ -704,6 +743,8 @@ function reservedKeys(sentinels: ChartValues): Record<string, string[]> {
     podLabels: own(gateway.spec.template.metadata.labels),
     podAnnotations: own(gateway.spec.template.metadata.annotations),
     'entry.ingress.annotations': own(ingress.metadata.annotations),
+    'metrics.serviceMonitor.labels': own(objects.find((o) => o.kind === 'ServiceMonitor')!.metadata.labels),
+    'metrics.prometheusRule.labels': own(objects.find((o) => o.kind === 'PrometheusRule')!.metadata.labels),
   };
 }
 

@@ -84,6 +84,10 @@ export interface ChartValues {
   };
   auth: { existingSecret: string };
   settings: Partial<Record<SettingName, string>>;
+  metrics: {
+    serviceMonitor: { enabled: boolean; interval: string; labels: Record<string, string> };
+    prometheusRule: { enabled: boolean; labels: Record<string, string> };
+  };
   controller: {
     enabled: boolean;
     replicas: number;
@@ -157,6 +161,10 @@ export const DEFAULT_VALUES: ChartValues = {
   drain: { ...DRAIN_DEFAULTS, terminationGracePeriodSeconds: null },
   auth: { existingSecret: '' },
   settings: {},
+  metrics: {
+    serviceMonitor: { enabled: false, interval: '30s', labels: {} },
+    prometheusRule: { enabled: false, labels: {} },
+  },
   controller: {
     enabled: true,
     replicas: 2,
@@ -257,6 +265,14 @@ export const VALUE_DOCS: Record<string, string> = {
   auth: 'Gateway secrets: `jwt-secret` (HS256 key, `AUTH_MODE=jwt`) and `admin-token` (drain admin endpoint).',
   'auth.existingSecret': 'Use this Secret (keys `jwt-secret`, `admin-token`) instead of generating `<fullname>-auth` (generated values survive upgrades).',
   settings: 'More gateway settings as environment variables, e.g. `LOG_LEVEL: debug` (names: the configuration table in README.md). Settings the chart sets itself are refused.',
+  metrics: 'Prometheus Operator objects (need its CRDs). Prometheus scrapes the internal port: admit its namespace with `internal.metricsNamespace`.',
+  'metrics.serviceMonitor': 'A ServiceMonitor for the gateway Service\'s `internal` port (`/metrics`).',
+  'metrics.serviceMonitor.enabled': 'Create it.',
+  'metrics.serviceMonitor.interval': 'Scrape interval.',
+  'metrics.serviceMonitor.labels': 'Labels your Prometheus selects ServiceMonitors by (e.g. `release: kube-prometheus-stack`).',
+  'metrics.prometheusRule': 'A PrometheusRule with the alerts of docs/operations.md: backplane down, over capacity, ping timeouts, rate limiting, slow consumers, a drain outliving the grace period, event-loop lag.',
+  'metrics.prometheusRule.enabled': 'Create it.',
+  'metrics.prometheusRule.labels': 'Labels your Prometheus selects PrometheusRules by.',
   controller: 'The scale-down controller (docs/controller.md): the autoscaler scales a SocketGateway; the controller drains the emptiest pod before the ReplicaSet deletes it, and paces every draining pod within one fleet reconnect budget. Its CRD is in the chart\'s crds/.',
   'controller.enabled': 'Run it. `false`: the autoscaler scales the gateway Deployment directly and pods drain on SIGTERM with their local `drain.*` settings.',
   'controller.replicas': 'Controller replicas: one leads (a coordination.k8s.io Lease), the others stand by.',
@@ -396,6 +412,13 @@ export function propsFromValues(
           },
     auth: v.auth.existingSecret ? { existingSecret: v.auth.existingSecret } : { generatedValues: generated?.auth },
     settings: v.settings,
+    monitoring: {
+      serviceMonitor: v.metrics.serviceMonitor.enabled,
+      interval: v.metrics.serviceMonitor.interval,
+      serviceMonitorLabels: v.metrics.serviceMonitor.labels,
+      prometheusRule: v.metrics.prometheusRule.enabled,
+      prometheusRuleLabels: v.metrics.prometheusRule.labels,
+    },
     controller: v.controller.enabled
       ? {
           replicas: v.controller.replicas,

@@ -1,12 +1,14 @@
 // The extension points a platform team expects of a chart (as the centrifugo chart offers them), each
 // rendered and found where it belongs; the constructs expose the same points and handles on what users patch.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { App, Chart, JsonPatch } from 'cdk8s';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { synthChartObjects } from '../../infra/chart/chart-generator.ts';
 import { DEFAULT_VALUES, type ChartValues } from '../../infra/chart/values.ts';
 import { RealtimeGateway } from '../../infra/realtime-gateway.ts';
 import { PLATFORM_VALUES } from './platform-values.ts';
-import { helmTemplate, NAMESPACE, RELEASE, requireHelm } from './helm.ts';
+import { helmTemplate, NAMESPACE, RELEASE, requireHelm, ROOT } from './helm.ts';
 import { validateManifest } from './validate-models.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- rendered objects are read as plain JSON */
@@ -97,6 +99,42 @@ describe('chart extension points', () => {
     expect(() => helmTemplate({ entry: { tls: { enabled: true, secretName: 't' }, gatewayApi: { parentRefs } } }, undefined, ['--skip-schema-validation'])).toThrow(
       /entry\.tls\.enabled=true does not apply with entry\.gatewayApi\.parentRefs/,
     );
+  });
+
+  it('a ServiceMonitor on the internal port and a PrometheusRule with the alerts of docs/operations.md', () => {
+    expect([...render({}).keys()].filter((k) => k.startsWith('ServiceMonitor/') || k.startsWith('PrometheusRule/'))).toEqual([]);
+    const objects = render({ metrics: { serviceMonitor: { enabled: true, labels: { release: 'kps' } }, prometheusRule: { enabled: true } } });
+    const monitor = objects.get(`ServiceMonitor/${FULLNAME}`)!;
+    expect(monitor.metadata.labels.release).toBe('kps');
+    expect(monitor.spec.endpoints).toEqual([{ port: 'internal', path: '/metrics', interval: '30s' }]);
+    // It selects the gateway Service, and only it.
+    const services = [...objects.values()].filter((o) => o.kind === 'Service');
+    const selected = services.filter((svc) => Object.entries(monitor.spec.selector.matchLabels).every(([k, v]) => svc.metadata.labels[k] === v));
+    expect(selected.map((svc) => svc.metadata.name)).toEqual([FULLNAME]);
+    expect(selected[0]!.spec.ports.map((p: Obj) => p.name)).toContain('internal');
+    const rules = objects.get(`PrometheusRule/${FULLNAME}`)!.spec.groups[0].rules as Obj[];
+    expect(rules.map((r) => r.alert)).toEqual([
+      'RealtimeGatewayBackplaneDown',
+      'RealtimeGatewayOverCapacity',
+      'RealtimeGatewayPingTimeouts',
+      'RealtimeGatewayRateLimited',
+      'RealtimeGatewaySlowConsumers',
+      'RealtimeGatewayDrainStuck',
+      'RealtimeGatewayEventLoopLag',
+    ]);
+    const operations = readFileSync(join(ROOT, 'docs', 'operations.md'), 'utf8');
+    for (const metric of ['rt_backplane_up', 'rt_handshake_refusals_total', 'rt_disconnections_total', 'rt_slow_consumer_disconnections_total', 'rt_drain_in_progress']) {
+      expect(operations).toContain(metric);
+      expect(rules.some((r) => r.expr.includes(metric)), metric).toBe(true);
+    }
+    for (const rule of rules) expect(rule.expr).toContain(`namespace="${NAMESPACE}", job="${FULLNAME}"`);
+    // Prometheus' own template text reaches it untouched by Helm.
+    expect(rules[0]!.annotations.description).toMatch(/^\{\{ \$labels\.pod \}\}: /);
+    // A drain is stuck once it outlives the pods' grace period (derived from the drain values).
+    const grace = objects.get(`Deployment/${FULLNAME}`)!.spec.template.spec.terminationGracePeriodSeconds;
+    expect(rules.find((r) => r.alert === 'RealtimeGatewayDrainStuck')!.for).toBe(`${grace}s`);
+    expect(() => helmTemplate({ metrics: { serviceMonitor: { enabled: true, labels: { 'app.kubernetes.io/name': 'x' } } } })).toThrow(/metrics\.serviceMonitor\.labels\.app\.kubernetes\.io\/name is set by the chart itself/);
+    expect(() => helmTemplate({ metrics: { serviceMonitor: { interval: 'often' } } })).toThrow(/\/metrics\/serviceMonitor\/interval': 'often' does not match pattern/);
   });
 
   it('refuses keys and names the chart sets itself, naming them', () => {

@@ -169,6 +169,11 @@ describe('the generated chart', () => {
     'the route attached to a shared Gateway (no Gateway of its own)': {
       entry: { host: 'rt.example.com', gatewayApi: { parentRefs: [{ name: 'shared', namespace: 'gateways', sectionName: 'https' }] } },
     },
+    'ServiceMonitor and PrometheusRule with the labels a Prometheus selects by': {
+      metrics: { serviceMonitor: { enabled: true, interval: '15s', labels: { release: 'kps' } }, prometheusRule: { enabled: true, labels: { release: 'kps' } } },
+      internal: { metricsNamespace: 'monitoring' },
+      drain: { windowMs: 40_000 },
+    },
     'name overrides, image and resources': {
       fullnameOverride: 'rt',
       image: { repository: 'registry.example.com/rt', tag: '1.2.3', pullPolicy: 'Always' },

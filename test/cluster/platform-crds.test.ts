@@ -1,0 +1,50 @@
+// Objects of other projects' APIs the chart and constructs render — the Prometheus Operator's ServiceMonitor
+// and PrometheusRule — applied to a real kube-apiserver that serves their CRDs (./bin/crds-optional, from
+// the pinned Go modules: `make tools`), so a field their schema does not know is an error here, not in a
+// platform team's cluster. Run `make tools` first.
+import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { defaultBinDir, repoRoot, startControlPlane, type ControlPlane, type StopControlPlane } from '../../scripts/cluster/control-plane.ts';
+import { dryRunThenApply, readBack, renderChart, lostFields, describeObject } from './manifests.ts';
+import { validateManifest } from '../infra/validate-models.ts';
+
+const OPTIONAL_CRDS = join(defaultBinDir, 'crds-optional');
+const helm = join(defaultBinDir, 'helm');
+const chartDir = join(repoRoot, 'charts', 'realtime-gateway');
+
+let plane: ControlPlane;
+let stop: StopControlPlane | undefined;
+
+beforeAll(async () => {
+  [plane, stop] = await startControlPlane();
+  const dirs = readdirSync(OPTIONAL_CRDS).map((d) => join(OPTIONAL_CRDS, d));
+  await plane.kubectl(['apply', '--server-side', ...dirs.flatMap((d) => ['-f', d])]);
+  await plane.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
+}, 180_000);
+
+afterAll(async () => {
+  await stop?.();
+});
+
+describe('objects of the Prometheus Operator API', () => {
+  test('the ServiceMonitor and PrometheusRule pass server-side dry-run and are stored whole', async () => {
+    const namespace = 'monitoring-objects';
+    const rendered = await renderChart(helm, chartDir, namespace, {
+      metrics: { serviceMonitor: { enabled: true, labels: { release: 'kps' } }, prometheusRule: { enabled: true } },
+    });
+    const objects = rendered.objects.filter((o) => o.apiVersion === 'monitoring.coreos.com/v1');
+    expect(objects.map((o) => o.kind).sort()).toEqual(['PrometheusRule', 'ServiceMonitor']);
+    const report = await dryRunThenApply(plane, { ...rendered, objects }, namespace);
+    expect(report.warnings).toEqual([]);
+    const stored = await readBack(plane, objects, namespace);
+    for (const object of objects) expect(lostFields(object, stored.get(describeObject(object))), describeObject(object)).toEqual([]);
+  }, 120_000);
+
+  test('the offline check (validate-models.ts) reads the same CRDs and refuses what they refuse', () => {
+    const monitor = { apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', metadata: { name: 'm' }, spec: { selector: {}, endpoints: 'internal' } };
+    expect(() => validateManifest(monitor)).toThrow(/ServiceMonitor\/m fails its CRD's schema/);
+    const ok = { ...monitor, spec: { selector: {}, endpoints: [{ port: 'internal' }] } };
+    expect(() => validateManifest(ok)).not.toThrow();
+  });
+});
