@@ -28,10 +28,39 @@ export interface RedisConnection {
   readonly passwordKey: string;
 }
 
+/**
+ * Public keys for RS256/ES256 tokens, mounted from a ConfigMap (public keys are not secret): a JWKS
+ * (`JWT_JWKS_FILE`) or one PEM SPKI key (`JWT_PUBLIC_KEY_FILE`).
+ */
+export interface JwtPublicKeySource {
+  /** `RS256` or `ES256` (`JWT_ALGORITHMS`). */
+  readonly algorithm: 'RS256' | 'ES256';
+  /** ConfigMap holding the keys. */
+  readonly configMapName: string;
+  /**
+   * Key of the file in the ConfigMap.
+   * @default 'jwks.json'
+   */
+  readonly key?: string;
+  /**
+   * @default 'jwks'
+   */
+  readonly format?: 'jwks' | 'pem';
+}
+
+/** Where the gateway mounts `JwtPublicKeySource` (read-only). */
+export const JWT_KEYS_MOUNT_PATH = '/etc/realtime-gateway/jwt';
+
 /** Where the gateway finds its secrets. */
 export interface GatewayAuthSecret {
   /** Secret name. */
   readonly secretName: string;
+  /**
+   * Verify RS256/ES256 tokens with these public keys; `JWT_SECRET` is then not injected (it would win:
+   * the gateway verifies HS256 whenever it is set).
+   * @default - HS256 with `jwtSecretKey` of the Secret
+   */
+  readonly publicKey?: JwtPublicKeySource;
   /**
    * Key of `JWT_SECRET` (HS256 shared secret).
    * @default 'jwt-secret'
@@ -127,6 +156,7 @@ export interface GatewayProps {
 /** Settings the construct owns; passing them in `settings` would be ambiguous. */
 export const OWNED_SETTINGS: readonly SettingName[] = [
   'PORT', 'INTERNAL_PORT', 'HOST', 'POD_NAME', 'ADAPTER', 'REDIS_URL', 'REDIS_PASSWORD', 'AUTH_MODE', 'JWT_SECRET', 'ADMIN_TOKEN',
+  'JWT_ALGORITHMS', 'JWT_JWKS_FILE', 'JWT_PUBLIC_KEY_FILE',
   'DRAIN_NOTICE_DELAY_MS', 'DRAIN_WINDOW_MS', 'DRAIN_RATE_PER_SECOND', 'DRAIN_JITTER_MS', 'SHUTDOWN_DEADLINE_MS',
 ];
 
@@ -207,6 +237,7 @@ export class Gateway extends Construct {
       SHUTDOWN_DEADLINE_MS: String(this.drain.shutdownDeadlineMs),
       ...props.settings,
     };
+    const publicKey = props.auth.publicKey;
     const secretEnv: IEnvVar[] = [
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: props.redis.secretName, key: props.redis.urlKey } } },
@@ -214,7 +245,12 @@ export class Gateway extends Construct {
         name: 'REDIS_PASSWORD',
         valueFrom: { secretKeyRef: { name: props.redis.secretName, key: props.redis.passwordKey, optional: true } },
       },
-      { name: 'JWT_SECRET', valueFrom: { secretKeyRef: { name: props.auth.secretName, key: props.auth.jwtSecretKey ?? 'jwt-secret' } } },
+      ...(publicKey
+        ? [
+            { name: 'JWT_ALGORITHMS', value: publicKey.algorithm },
+            { name: publicKey.format === 'pem' ? 'JWT_PUBLIC_KEY_FILE' : 'JWT_JWKS_FILE', value: `${JWT_KEYS_MOUNT_PATH}/${publicKey.key ?? 'jwks.json'}` },
+          ]
+        : [{ name: 'JWT_SECRET', valueFrom: { secretKeyRef: { name: props.auth.secretName, key: props.auth.jwtSecretKey ?? 'jwt-secret' } } }]),
       { name: 'ADMIN_TOKEN', valueFrom: { secretKeyRef: { name: props.auth.secretName, key: props.auth.adminTokenKey ?? 'admin-token' } } },
     ];
 
@@ -302,10 +338,18 @@ export class Gateway extends Construct {
                     limits: { memory: '512Mi' },
                   },
                   securityContext: HARDENED_CONTAINER_SECURITY_CONTEXT,
-                  volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }, ...listOf(pod.volumeMounts)],
+                  volumeMounts: [
+                    { name: 'tmp', mountPath: '/tmp' },
+                    ...(publicKey ? [{ name: 'jwt-keys', mountPath: JWT_KEYS_MOUNT_PATH, readOnly: true }] : []),
+                    ...listOf(pod.volumeMounts),
+                  ],
                 },
               ],
-              volumes: [{ name: 'tmp', emptyDir: { sizeLimit: '64Mi' } }, ...listOf(pod.volumes)],
+              volumes: [
+                { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+                ...(publicKey ? [{ name: 'jwt-keys', configMap: { name: publicKey.configMapName } }] : []),
+                ...listOf(pod.volumes),
+              ],
             },
           },
         },

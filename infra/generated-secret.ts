@@ -22,7 +22,12 @@ export interface GeneratedSecretProps {
    * Values to use instead of random ones (tests and the chart generator pass these).
    * @default - random
    */
-  readonly values?: Readonly<Record<string, string>>;
+  readonly values?: Readonly<Record<string, string | undefined>>;
+  /**
+   * More annotations, e.g. `helm.sh/resource-policy: keep` (Helm never deletes it, so values survive a reinstall).
+   * @default - none
+   */
+  readonly annotations?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -48,7 +53,7 @@ export class GeneratedSecret extends Construct {
         metadata: {
           name: props.name,
           labels: objectLabels(props.app, props.component),
-          annotations: { [GENERATED_SECRET_ANNOTATION]: 'true' },
+          annotations: { ...props.annotations, [GENERATED_SECRET_ANNOTATION]: 'true' },
         },
         type: 'Opaque',
         stringData,

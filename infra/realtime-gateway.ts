@@ -3,7 +3,7 @@ import { Construct } from 'constructs';
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
 import type { SettingName } from '../app/gateway/config.ts';
 import type { DrainProps } from './drain-timing.ts';
-import { Gateway, namespacePeer } from './gateway.ts';
+import { Gateway, namespacePeer, type JwtPublicKeySource } from './gateway.ts';
 import { GatewayApiEntry } from './gateway-api-entry.ts';
 import { GeneratedSecret } from './generated-secret.ts';
 import { HaproxyEntry } from './haproxy-entry.ts';
@@ -152,15 +152,25 @@ export interface ControllerOptions {
 
 export interface AuthOptions {
   /**
-   * Secret with `jwt-secret` and `admin-token` keys, managed outside these manifests.
+   * Secret with `admin-token` (and with HS256, `jwt-secret`) keys, managed outside these manifests.
    * @default - a generated Secret `<name>-auth`
    */
   readonly existingSecret?: string;
   /**
-   * Fixed values for the generated Secret (tests and the chart generator).
+   * Verify RS256/ES256 tokens with public keys from a ConfigMap instead of an HS256 shared secret.
+   * @default - HS256
+   */
+  readonly publicKey?: JwtPublicKeySource;
+  /**
+   * Fixed values for the generated Secret (tests and the chart generator); no `jwt-secret` with `publicKey`.
    * @default - random
    */
-  readonly generatedValues?: { readonly 'jwt-secret': string; readonly 'admin-token': string };
+  readonly generatedValues?: { readonly 'jwt-secret'?: string; readonly 'admin-token': string };
+  /**
+   * Annotations of the generated Secrets (the chart adds `helm.sh/resource-policy: keep`).
+   * @default - none
+   */
+  readonly generatedSecretAnnotations?: Readonly<Record<string, string>>;
 }
 
 export interface RealtimeGatewayProps {
@@ -205,6 +215,8 @@ export interface RealtimeGatewayProps {
     readonly image?: string;
     /** @default - see Redis */
     readonly resources?: IResourceRequirements;
+    /** Annotations of the generated password Secret. @default - none */
+    readonly secretAnnotations?: Readonly<Record<string, string>>;
   };
   /** @default - generated auth Secret */
   readonly auth?: AuthOptions;
@@ -280,8 +292,9 @@ export class RealtimeGateway extends Construct {
         app,
         component: 'gateway',
         name: authSecretName,
-        randomKeys: ['jwt-secret', 'admin-token'],
+        randomKeys: props.auth?.publicKey ? ['admin-token'] : ['jwt-secret', 'admin-token'],
         values: props.auth?.generatedValues,
+        annotations: props.auth?.generatedSecretAnnotations,
       });
     } else if (props.auth.generatedValues !== undefined) {
       throw new Error(`auth.generatedValues conflicts with auth.existingSecret=${props.auth.existingSecret}: nothing is generated`);
@@ -311,7 +324,7 @@ export class RealtimeGateway extends Construct {
       drain: props.drain,
       settings: props.settings,
       redis: this.redis.connection,
-      auth: { secretName: authSecretName },
+      auth: { secretName: authSecretName, publicKey: props.auth?.publicKey },
       internalPort: props.internal?.port,
       pod: props.pod,
       serviceAccountAnnotations: props.serviceAccountAnnotations,

@@ -73,6 +73,11 @@ export interface RedisProps {
    */
   readonly password?: string;
   /**
+   * Annotations of the generated password Secret.
+   * @default - none
+   */
+  readonly secretAnnotations?: Readonly<Record<string, string>>;
+  /**
    * Pod selectors allowed to reach the in-cluster Redis (the gateway's, later the drain controller's).
    * More can be added with `allowFrom`.
    * @default - none; at least one is required by synth time
@@ -99,7 +104,7 @@ export class Redis extends Construct {
     super(scope, id);
     const app = props.app;
     if (props.external) {
-      for (const prop of ['image', 'storageSize', 'storageClass', 'resources', 'password', 'name', 'scheduling'] as const) {
+      for (const prop of ['image', 'storageSize', 'storageClass', 'resources', 'password', 'name', 'scheduling', 'secretAnnotations'] as const) {
         if (props[prop] !== undefined) {
           throw new Error(`${prop}=${JSON.stringify(props[prop])} only applies to the in-cluster Redis, but external is set`);
         }
@@ -127,6 +132,7 @@ export class Redis extends Construct {
       randomKeys: ['password'],
       fixedValues: { url: `redis://${name}:${REDIS_PORT}` },
       values: props.password === undefined ? undefined : { password: props.password },
+      annotations: props.secretAnnotations,
     });
     this.connection = { adapter: 'redis', secretName: name, urlKey: 'url', passwordKey: 'password' };
 

@@ -123,6 +123,23 @@ const DIMENSIONS: readonly Dimension[] = [
     condition: (o) => (o === 'true' ? '$.Values.redis.external.cluster' : 'not $.Values.redis.external.cluster'),
   },
   {
+    // HS256 or a public-key algorithm (RS256, ES256: the mode's value itself is JWT_ALGORITHMS).
+    key: 'auth.mode',
+    options: ['HS256', 'publicKey'],
+    apply: (v, o) => {
+      if (o === 'HS256') v.auth.mode = 'HS256';
+    },
+    condition: (o) => (o === 'HS256' ? 'eq $.Values.auth.mode "HS256"' : 'ne $.Values.auth.mode "HS256"'),
+  },
+  {
+    key: 'auth.publicKey.format',
+    options: VALUE_ENUMS['auth.publicKey.format']!,
+    enumerated: true,
+    onlyWhen: (a) => a['auth.mode'] === 'publicKey',
+    apply: (v, o) => (v.auth.publicKey.format = o as ChartValues['auth']['publicKey']['format']),
+    condition: (o) => `eq $.Values.auth.publicKey.format "${o}"`,
+  },
+  {
     key: 'controller.enabled',
     options: ['true', 'false'],
     apply: (v, o) => (v.controller.enabled = o === 'true'),
@@ -169,11 +186,15 @@ const MAP_MERGE_VALUES = ['podAnnotations', 'podLabels', 'entry.ingress.annotati
 /** Numeric leaves that may be fractional: rendered as they are, not through `| int`. */
 const FRACTIONAL_LEAVES = new Set(['controller.drain.reconnectBudgetPerSecond']);
 /** Empty/set dimensions whose value, when set, is a sentinel like any other leaf. */
-const PRESENCE_DIMENSIONS = new Set(['entry.host', 'auth.existingSecret', 'internal.metricsNamespace', 'entry.haproxy.nodePort', 'entry.gatewayApi.parentRefs']);
+const PRESENCE_DIMENSIONS = new Set(['entry.host', 'auth.existingSecret', 'internal.metricsNamespace', 'entry.haproxy.nodePort', 'entry.gatewayApi.parentRefs', 'auth.mode']);
 /** Leaves set by dimensions or handled specially. */
 const NON_SENTINEL_LEAVES = new Set([
   ...DIMENSIONS.map((d) => d.key).filter((k) => !PRESENCE_DIMENSIONS.has(k)),
   'drain.terminationGracePeriodSeconds',
+  // Read by the generatedValue helper only.
+  'auth.jwtSecret',
+  'auth.adminToken',
+  'redis.internal.password',
   'nameOverride',
   'fullnameOverride',
 ]);
@@ -193,6 +214,14 @@ const LEAF_EXPRESSIONS: Record<string, string> = {
  * fails the render with the construct's message.
  */
 const CROSS_CHECKS: readonly { readonly when: string; readonly fail: string }[] = [
+  {
+    when: `not (has (toString $.Values.auth.mode) (list ${VALUE_ENUMS['auth.mode']!.map((m) => JSON.stringify(m)).join(' ')}))`,
+    fail: `printf "auth.mode=%v must be one of ${VALUE_ENUMS['auth.mode']!.join(', ')}" $.Values.auth.mode`,
+  },
+  {
+    when: 'and (ne $.Values.auth.mode "HS256") (not $.Values.auth.publicKey.configMapName)',
+    fail: 'printf "auth.publicKey.configMapName is required with auth.mode=%v: the ConfigMap holding the public keys" $.Values.auth.mode',
+  },
   {
     when: 'and (ne $.Values.autoscaling.mode "none") (gt (int $.Values.autoscaling.minReplicas) (int $.Values.autoscaling.maxReplicas))',
     fail: 'printf "autoscaling.maxReplicas=%v must be >= autoscaling.minReplicas (%v)" $.Values.autoscaling.maxReplicas $.Values.autoscaling.minReplicas',
@@ -237,13 +266,14 @@ const CONTEXT_SENTINELS: Record<string, string> = {
   __HV_APPVERSION__: '$.Chart.AppVersion',
   __HV_SERVICE__: '$.Release.Service',
   __HV_CHART__: 'include "realtime-gateway.chart" $',
-  __HV_GENREDISPASSWORD__: generatedValue('-redis', 'password'),
-  __HV_GENJWTSECRET__: generatedValue('-auth', 'jwt-secret'),
-  __HV_GENADMINTOKEN__: generatedValue('-auth', 'admin-token'),
+  __HV_GENREDISPASSWORD__: generatedValue('-redis', 'password', 'redis.internal.password'),
+  __HV_GENJWTSECRET__: generatedValue('-auth', 'jwt-secret', 'auth.jwtSecret'),
+  __HV_GENADMINTOKEN__: generatedValue('-auth', 'admin-token', 'auth.adminToken'),
 };
 
-function generatedValue(suffix: string, key: string): string {
-  return `include "realtime-gateway.generatedValue" (dict "context" $ "secret" (printf "%s${suffix}" (include "realtime-gateway.fullname" $)) "key" "${key}")`;
+/** An explicit value, else the existing Secret's (lookup), else random (generateSecrets) or a failed render. */
+function generatedValue(suffix: string, key: string, valuePath: string): string {
+  return `include "realtime-gateway.generatedValue" (dict "context" $ "secret" (printf "%s${suffix}" (include "realtime-gateway.fullname" $)) "key" "${key}" "value" $.Values.${valuePath} "valueName" "${valuePath}")`;
 }
 
 /** Number sentinels are 9_100_000 + index (see sentinelValues), or a bounded leaf's stand-in. */
@@ -697,7 +727,10 @@ export function generateTemplates(): GeneratedTemplates {
   const byMessage = new Map<string, number[]>();
   assignments.forEach((_, i) => {
     const message = invalid.get(ids[i]!);
-    if (message) byMessage.set(message, [...(byMessage.get(message) ?? []), i]);
+    if (!message) return;
+    const group = byMessage.get(message);
+    if (group) group.push(i);
+    else byMessage.set(message, [i]);
   });
   for (const [message, group] of byMessage) {
     checks.push(`{{- if ${failCondition(group, space)} }}`, `{{- fail ${JSON.stringify(message)} }}`, '{{- end }}');
@@ -803,13 +836,21 @@ export function helpersTemplate(drainHelpers: string): string {
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* A generated secret value: the existing one on upgrade (lookup), else a new random one. */}}
+{{/*
+A generated Secret's value: the explicit value, else the existing Secret's (lookup, on upgrade), else a
+new random one - unless generateSecrets=false (GitOps: lookup sees nothing under helm template / Argo CD,
+so a random value would change on every render): then the render fails naming the value to set.
+*/}}
 {{- define "realtime-gateway.generatedValue" -}}
 {{- $existing := lookup "v1" "Secret" .context.Release.Namespace .secret -}}
-{{- if and $existing $existing.data (hasKey $existing.data .key) -}}
+{{- if .value -}}
+{{- .value -}}
+{{- else if and $existing $existing.data (hasKey $existing.data .key) -}}
 {{- index $existing.data .key | b64dec -}}
-{{- else -}}
+{{- else if .context.Values.generateSecrets -}}
 {{- randAlphaNum 43 -}}
+{{- else -}}
+{{- fail (printf "generateSecrets=false and the Secret %s has no %s to keep (or helm cannot look it up: helm template, Argo CD): set %s, or use an existing Secret (see docs/infrastructure.md, GitOps)" .secret .key .valueName) -}}
 {{- end -}}
 {{- end -}}
 

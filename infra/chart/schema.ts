@@ -37,6 +37,8 @@ export const VALUE_ENUMS: Record<string, readonly string[]> = {
   'entry.ingress.controller': ['nginx', 'traefik'],
   'entry.haproxy.serviceType': ['ClusterIP', 'NodePort', 'LoadBalancer'],
   'redis.mode': ['internal', 'external'],
+  'auth.mode': ['HS256', 'RS256', 'ES256'],
+  'auth.publicKey.format': ['jwks', 'pem'],
 };
 
 /** Leaves whose schema is more than their default's type. */
@@ -72,6 +74,10 @@ const LEAF_SCHEMAS: Record<string, Schema> = {
   'entry.gatewayApi.parentRefs': { type: 'array', items: { type: 'object', required: ['name'], properties: { name: nonEmpty } } },
   'entry.ingress.annotations': stringMap,
   'redis.internal.storageClass': { type: 'string' },
+  'redis.internal.password': { type: 'string' },
+  'auth.jwtSecret': { type: 'string', anyOf: [{ maxLength: 0 }, { minLength: 32 }] },
+  'auth.adminToken': { type: 'string', anyOf: [{ maxLength: 0 }, { minLength: 16 }] },
+  'auth.publicKey.key': { type: 'string', pattern: '^[-._a-zA-Z0-9]+$' },
   'metrics.serviceMonitor.interval': { type: 'string', pattern: '^[0-9]+(ms|s|m|h)$' },
   'metrics.serviceMonitor.labels': stringMap,
   'metrics.prometheusRule.labels': stringMap,
@@ -121,6 +127,7 @@ const REQUIRED_WHEN: readonly RequiredWhen[] = [
   // A shared Gateway terminates TLS itself.
   { when: { 'entry.kind': 'gatewayApi', 'entry.gatewayApi.parentRefs': { minItems: 1 } }, require: 'entry.tls.enabled', schema: { const: false } },
   { when: { 'entry.kind': 'ingress' }, require: 'entry.className', schema: nonEmpty },
+  { when: { 'auth.mode': { enum: ['RS256', 'ES256'] } }, require: 'auth.publicKey.configMapName', schema: nonEmpty },
   // HAProxy serves plain HTTP: TLS is terminated in front of it.
   { when: { 'entry.kind': 'haproxy' }, require: 'entry.tls.enabled', schema: { const: false } },
 ];

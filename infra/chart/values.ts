@@ -10,7 +10,7 @@ import type { IParentReference } from '@kubernetes-models/gateway-api/gateway.ne
 import { isSet } from '../pod-extensions.ts';
 import type { SettingName } from '../../app/gateway/config.ts';
 import { DRAIN_DEFAULTS } from '../drain-timing.ts';
-import type { GatewayApiEntryOptions, HaproxyEntryOptions, RealtimeGatewayProps } from '../realtime-gateway.ts';
+import type { AuthOptions, GatewayApiEntryOptions, HaproxyEntryOptions, RealtimeGatewayProps } from '../realtime-gateway.ts';
 import { APP_VERSION } from '../profiles/common.ts';
 
 export const CHART_NAME = 'realtime-gateway';
@@ -70,7 +70,7 @@ export interface ChartValues {
   };
   redis: {
     mode: 'internal' | 'external';
-    internal: { image: string; storageSize: string; storageClass: string; resources: IResourceRequirements };
+    internal: { image: string; storageSize: string; storageClass: string; password: string; resources: IResourceRequirements };
     external: { secretName: string; urlKey: string; passwordKey: string; cluster: boolean };
   };
   drain: {
@@ -82,7 +82,14 @@ export interface ChartValues {
     marginSeconds: number;
     terminationGracePeriodSeconds: number | null;
   };
-  auth: { existingSecret: string };
+  generateSecrets: boolean;
+  auth: {
+    mode: 'HS256' | 'RS256' | 'ES256';
+    existingSecret: string;
+    jwtSecret: string;
+    adminToken: string;
+    publicKey: { configMapName: string; key: string; format: 'jwks' | 'pem' };
+  };
   settings: Partial<Record<SettingName, string>>;
   metrics: {
     serviceMonitor: { enabled: boolean; interval: string; labels: Record<string, string> };
@@ -154,12 +161,20 @@ export const DEFAULT_VALUES: ChartValues = {
       image: 'redis:8.2.1-alpine',
       storageSize: '1Gi',
       storageClass: '',
+      password: '',
       resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
     },
     external: { secretName: '', urlKey: 'url', passwordKey: 'password', cluster: false },
   },
   drain: { ...DRAIN_DEFAULTS, terminationGracePeriodSeconds: null },
-  auth: { existingSecret: '' },
+  generateSecrets: true,
+  auth: {
+    mode: 'HS256',
+    existingSecret: '',
+    jwtSecret: '',
+    adminToken: '',
+    publicKey: { configMapName: '', key: 'jwks.json', format: 'jwks' },
+  },
   settings: {},
   metrics: {
     serviceMonitor: { enabled: false, interval: '30s', labels: {} },
@@ -248,6 +263,7 @@ export const VALUE_DOCS: Record<string, string> = {
   'redis.internal.image': 'Redis image.',
   'redis.internal.storageSize': 'Size of the Redis data volume (append-only file).',
   'redis.internal.storageClass': 'StorageClass of the Redis data volume. Empty: the cluster\'s default.',
+  'redis.internal.password': 'Redis password for the generated Secret `<fullname>-redis`. Empty: the existing value (upgrade) or a random one (`generateSecrets`).',
   'redis.internal.resources': 'Redis container resources.',
   'redis.external': 'External Redis (`redis.mode=external`): a Secret you create, holding the URL and optionally the password.',
   'redis.external.secretName': 'Name of that Secret (required with `redis.mode=external`).',
@@ -262,8 +278,16 @@ export const VALUE_DOCS: Record<string, string> = {
   'drain.jitterMs': 'Clients reconnect after a delay in [0, this], capped at the window (`DRAIN_JITTER_MS`); it sets the reconnect rate the other pods see.',
   'drain.marginSeconds': 'Slack before SIGKILL; the gateway exits by itself one second before it. At least 2.',
   'drain.terminationGracePeriodSeconds': 'Override the derived grace period (longer only; shorter fails the render).',
-  auth: 'Gateway secrets: `jwt-secret` (HS256 key, `AUTH_MODE=jwt`) and `admin-token` (drain admin endpoint).',
-  'auth.existingSecret': 'Use this Secret (keys `jwt-secret`, `admin-token`) instead of generating `<fullname>-auth` (generated values survive upgrades).',
+  generateSecrets: 'Generate the secret values nobody set (Redis password, JWT secret, admin token) with `randAlphaNum`, keeping existing ones (`lookup`) on upgrade; generated Secrets carry `helm.sh/resource-policy: keep`. `false` for GitOps (Argo CD, Flux, `helm template`: `lookup` sees nothing there, so every render would invent new values): each value must then come from an `existingSecret` or an explicit value, and the render fails naming the one missing.',
+  auth: 'Client tokens (JWT, `AUTH_MODE=jwt`) and the drain admin token. Secret keys: `jwt-secret` (HS256 only) and `admin-token`.',
+  'auth.mode': '`HS256`: a shared secret (`jwt-secret`). `RS256` / `ES256`: public keys from `auth.publicKey` (a JWKS or a PEM); no shared secret is injected.',
+  'auth.existingSecret': 'Use this Secret (keys `admin-token`, and with HS256 `jwt-secret`) instead of generating `<fullname>-auth`, e.g. one External Secrets writes (docs/infrastructure.md).',
+  'auth.jwtSecret': 'HS256 shared secret (32+ characters) for the generated Secret. Empty: the existing value (upgrade) or a random one (`generateSecrets`).',
+  'auth.adminToken': 'Admin token (16+ characters) for the generated Secret. Empty: the existing value or a random one.',
+  'auth.publicKey': '`RS256`/`ES256`: public keys in a ConfigMap you create, mounted read-only at `/etc/realtime-gateway/jwt`.',
+  'auth.publicKey.configMapName': 'Name of that ConfigMap (required unless `auth.mode=HS256`).',
+  'auth.publicKey.key': 'Key of the file in it.',
+  'auth.publicKey.format': '`jwks`: a JWKS (`JWT_JWKS_FILE`, key rotation by `kid`). `pem`: one SPKI public key (`JWT_PUBLIC_KEY_FILE`).',
   settings: 'More gateway settings as environment variables, e.g. `LOG_LEVEL: debug` (names: the configuration table in README.md). Settings the chart sets itself are refused.',
   metrics: 'Prometheus Operator objects (need its CRDs). Prometheus scrapes the internal port: admit its namespace with `internal.metricsNamespace`.',
   'metrics.serviceMonitor': 'A ServiceMonitor for the gateway Service\'s `internal` port (`/metrics`).',
@@ -401,6 +425,7 @@ export function propsFromValues(
             storageClass: v.redis.internal.storageClass || undefined,
             resources: v.redis.internal.resources,
             password: generated?.redisPassword,
+            secretAnnotations: KEEP_ON_UNINSTALL,
           }
         : {
             external: {
@@ -410,7 +435,7 @@ export function propsFromValues(
               cluster: v.redis.external.cluster,
             },
           },
-    auth: v.auth.existingSecret ? { existingSecret: v.auth.existingSecret } : { generatedValues: generated?.auth },
+    auth: authOptions(v, generated?.auth),
     settings: v.settings,
     monitoring: {
       serviceMonitor: v.metrics.serviceMonitor.enabled,
@@ -431,6 +456,19 @@ export function propsFromValues(
         }
       : { enabled: false },
   };
+}
+
+/** Helm never deletes a generated Secret: a reinstall finds (`lookup`) and keeps its values. */
+const KEEP_ON_UNINSTALL = { 'helm.sh/resource-policy': 'keep' };
+
+function authOptions(v: ChartValues, generated: { 'jwt-secret': string; 'admin-token': string } | undefined): AuthOptions {
+  const publicKey =
+    v.auth.mode === 'HS256'
+      ? undefined
+      : { algorithm: v.auth.mode, configMapName: v.auth.publicKey.configMapName, key: v.auth.publicKey.key, format: v.auth.publicKey.format };
+  if (v.auth.existingSecret) return { existingSecret: v.auth.existingSecret, publicKey };
+  const generatedValues = generated && (publicKey ? { 'admin-token': generated['admin-token'] } : generated);
+  return { generatedValues, publicKey, generatedSecretAnnotations: KEEP_ON_UNINSTALL };
 }
 
 function gatewayApiEntryOptions(v: ChartValues, host: string | undefined, tlsSecretName: string | undefined): GatewayApiEntryOptions {

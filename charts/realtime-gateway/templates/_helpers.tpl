@@ -22,20 +22,28 @@
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* A generated secret value: the existing one on upgrade (lookup), else a new random one. */}}
+{{/*
+A generated Secret's value: the explicit value, else the existing Secret's (lookup, on upgrade), else a
+new random one - unless generateSecrets=false (GitOps: lookup sees nothing under helm template / Argo CD,
+so a random value would change on every render): then the render fails naming the value to set.
+*/}}
 {{- define "realtime-gateway.generatedValue" -}}
 {{- $existing := lookup "v1" "Secret" .context.Release.Namespace .secret -}}
-{{- if and $existing $existing.data (hasKey $existing.data .key) -}}
+{{- if .value -}}
+{{- .value -}}
+{{- else if and $existing $existing.data (hasKey $existing.data .key) -}}
 {{- index $existing.data .key | b64dec -}}
-{{- else -}}
+{{- else if .context.Values.generateSecrets -}}
 {{- randAlphaNum 43 -}}
+{{- else -}}
+{{- fail (printf "generateSecrets=false and the Secret %s has no %s to keep (or helm cannot look it up: helm template, Argo CD): set %s, or use an existing Secret (see docs/infrastructure.md, GitOps)" .secret .key .valueName) -}}
 {{- end -}}
 {{- end -}}
 
 {{/* settings: only names the gateway knows (app/gateway/config.ts), and none the chart sets itself. */}}
 {{- define "realtime-gateway.validateSettings" -}}
-{{- $known := list "PORT" "INTERNAL_PORT" "HOST" "POD_NAME" "LOG_LEVEL" "ADAPTER" "REDIS_URL" "REDIS_PASSWORD" "KEY_PREFIX" "HISTORY_SIZE" "HISTORY_TTL_SECONDS" "FLEET_STATS_INTERVAL_MS" "FLEET_STATS_TTL_SECONDS" "SERVE_WEB" "CORS_ORIGIN" "AUTH_MODE" "JWT_SECRET" "JWT_PUBLIC_KEY_FILE" "JWT_JWKS_FILE" "JWT_ALGORITHMS" "JWT_AUDIENCE" "JWT_ISSUER" "AUTH_REFRESH_LEAD_MS" "PING_INTERVAL_MS" "PING_TIMEOUT_MS" "MAX_PAYLOAD_BYTES" "RATE_LIMIT_PER_SECOND" "RATE_LIMIT_BURST" "MAX_CONNECTIONS" "MAX_CONNECTIONS_PER_SECOND" "SLOW_CONSUMER_HIGH_WATER_BYTES" "SLOW_CONSUMER_LIMIT_BYTES" "ADMIN_TOKEN" "DRAIN_NOTICE_DELAY_MS" "DRAIN_WINDOW_MS" "DRAIN_RATE_PER_SECOND" "DRAIN_JITTER_MS" "SHUTDOWN_DEADLINE_MS" "RECOVERY_MAX_DISCONNECTION_MS" -}}
-{{- $owned := list "PORT" "INTERNAL_PORT" "HOST" "POD_NAME" "ADAPTER" "REDIS_URL" "REDIS_PASSWORD" "AUTH_MODE" "JWT_SECRET" "ADMIN_TOKEN" "DRAIN_NOTICE_DELAY_MS" "DRAIN_WINDOW_MS" "DRAIN_RATE_PER_SECOND" "DRAIN_JITTER_MS" "SHUTDOWN_DEADLINE_MS" -}}
+{{- $known := list "PORT" "INTERNAL_PORT" "HOST" "POD_NAME" "LOG_LEVEL" "ADAPTER" "REDIS_URL" "REDIS_PASSWORD" "KEY_PREFIX" "HISTORY_SIZE" "HISTORY_TTL_SECONDS" "FLEET_STATS_INTERVAL_MS" "FLEET_STATS_TTL_SECONDS" "SERVE_WEB" "CORS_ORIGIN" "AUTH_MODE" "JWT_SECRET" "JWT_PUBLIC_KEY_FILE" "JWT_JWKS_FILE" "JWT_ALGORITHMS" "JWT_AUDIENCE" "JWT_ISSUER" "AUTH_REFRESH_LEAD_MS" "PING_INTERVAL_MS" "PING_TIMEOUT_MS" "MAX_PAYLOAD_BYTES" "RATE_LIMIT_PER_SECOND" "RATE_LIMIT_BURST" "MAX_CONNECTIONS" "MAX_CONNECTIONS_PER_SECOND" "SLOW_CONSUMER_HIGH_WATER_BYTES" "SLOW_CONSUMER_LIMIT_BYTES" "ADMIN_TOKEN" "DRAIN_NOTICE_DELAY_MS" "DRAIN_WINDOW_MS" "DRAIN_RATE_PER_SECOND" "DRAIN_JITTER_MS" "SHUTDOWN_DEADLINE_MS" -}}
+{{- $owned := list "PORT" "INTERNAL_PORT" "HOST" "POD_NAME" "ADAPTER" "REDIS_URL" "REDIS_PASSWORD" "AUTH_MODE" "JWT_SECRET" "ADMIN_TOKEN" "JWT_ALGORITHMS" "JWT_JWKS_FILE" "JWT_PUBLIC_KEY_FILE" "DRAIN_NOTICE_DELAY_MS" "DRAIN_WINDOW_MS" "DRAIN_RATE_PER_SECOND" "DRAIN_JITTER_MS" "SHUTDOWN_DEADLINE_MS" -}}
 {{- range $key, $value := .Values.settings -}}
 {{- if not (has $key $known) -}}
 {{- fail (printf "settings.%s is not a gateway setting (see the configuration table in README.md)" $key) -}}
