@@ -10,7 +10,7 @@ import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
-import { SETTINGS, type SettingName } from '../app/gateway/config.ts';
+import { GATEWAY_SETTING_NAMES, type SettingName } from './generated/gateway-settings.ts';
 import { addObject, HARDENED_CONTAINER_SECURITY_CONTEXT } from './api-object.ts';
 import { resolveDrainTiming, type DrainProps, type DrainTiming } from './drain-timing.ts';
 import { checkExtraEnv, isSet, listOf, mergeExtra, schedulingFields, type PodExtensions } from './pod-extensions.ts';
@@ -214,7 +214,7 @@ export class Gateway extends Construct {
       throw new Error(`replicas=${replicas} must be an integer >= 1`);
     }
     for (const name of Object.keys(props.settings ?? {})) {
-      if (!(name in SETTINGS)) throw new Error(`settings.${name} is not a gateway setting (see app/gateway/config.ts)`);
+      if (!(GATEWAY_SETTING_NAMES as readonly string[]).includes(name)) throw new Error(`settings.${name} is not a gateway setting (see app/gateway/config.ts)`);
       if ((OWNED_SETTINGS as readonly string[]).includes(name)) {
         throw new Error(`settings.${name} is set by the Gateway construct itself; use its prop instead`);
       }

@@ -1,7 +1,7 @@
 import { Chart } from 'cdk8s';
 import { Construct } from 'constructs';
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
-import type { SettingName } from '../app/gateway/config.ts';
+import type { SettingName } from './generated/gateway-settings.ts';
 import type { DrainProps } from './drain-timing.ts';
 import { Gateway, namespacePeer, type JwtPublicKeySource } from './gateway.ts';
 import { GatewayApiEntry } from './gateway-api-entry.ts';

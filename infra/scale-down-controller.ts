@@ -7,7 +7,7 @@ import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
 import type { IPolicyRule } from 'kubernetes-models/rbac.authorization.k8s.io/v1/PolicyRule';
-import { API_GROUP, API_VERSION, KIND, PLURAL, socketGatewayCrd } from '../app/controller/socket-gateway.ts';
+import { API_GROUP, API_VERSION, KIND, PLURAL, socketGatewayCrd } from './generated/socket-gateway-crd.ts';
 import { addObject, HARDENED_CONTAINER_SECURITY_CONTEXT } from './api-object.ts';
 import type { RedisConnection } from './gateway.ts';
 import type { ScaleTarget } from './horizontal-autoscaler.ts';

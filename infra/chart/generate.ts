@@ -8,7 +8,7 @@ import { generateTemplates, helpersTemplate } from './chart-generator.ts';
 import { notesTemplate } from './notes.ts';
 import { valuesSchemaJson } from './schema.ts';
 import { APP_VERSION } from '../profiles/common.ts';
-import { CRD_NAME, socketGatewayCrd } from '../../app/controller/socket-gateway.ts';
+import { CRD_NAME, socketGatewayCrd } from '../generated/socket-gateway-crd.ts';
 import { CHART_NAME, CHART_VERSION, DEFAULT_VALUES, VALUE_DOCS } from './values.ts';
 
 export const CHART_DIR = join(import.meta.dirname, '..', '..', 'charts', CHART_NAME);

@@ -8,7 +8,7 @@ import type { IVolume } from 'kubernetes-models/v1/Volume';
 import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
 import type { IParentReference } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ParentReference';
 import { isSet } from '../pod-extensions.ts';
-import type { SettingName } from '../../app/gateway/config.ts';
+import type { SettingName } from '../generated/gateway-settings.ts';
 import { DRAIN_DEFAULTS } from '../drain-timing.ts';
 import type { AuthOptions, GatewayApiEntryOptions, HaproxyEntryOptions, RealtimeGatewayProps } from '../realtime-gateway.ts';
 import { APP_VERSION } from '../profiles/common.ts';
