@@ -21,7 +21,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['scripts/**', 'bench/**', 'test/**', 'infra/**'],
+    files: ['scripts/**', 'bench/**', 'test/**', 'infra/**', 'examples/**'],
     rules: { 'no-console': 'off' },
   },
   {
