@@ -60,6 +60,12 @@ export interface DrainTiming {
   readonly terminationGracePeriodSeconds: number;
   /** `SHUTDOWN_DEADLINE_MS`: from SIGTERM, one second before the kubelet's SIGKILL. */
   readonly shutdownDeadlineMs: number;
+  /**
+   * The Deployment's `minReadySeconds`: how long one drain takes (preStop + notice + window). A rolling
+   * update replaces the next pod only after the new one has been ready this long, so at most one old pod
+   * drains at a time and the survivors absorb one pod's reconnects at once.
+   */
+  readonly minReadySeconds: number;
 }
 
 export const DRAIN_DEFAULTS = {
@@ -97,6 +103,7 @@ export function resolveDrainTiming(props: DrainProps = {}): DrainTiming {
   }
   const terminationGracePeriodSeconds = requested ?? minimumGracePeriodSeconds;
   const shutdownDeadlineMs = (terminationGracePeriodSeconds - preStopSeconds - 1) * 1000;
+  const minReadySeconds = minimumGracePeriodSeconds - marginSeconds;
   return {
     preStopSeconds,
     noticeDelayMs,
@@ -107,6 +114,7 @@ export function resolveDrainTiming(props: DrainProps = {}): DrainTiming {
     minimumGracePeriodSeconds,
     terminationGracePeriodSeconds,
     shutdownDeadlineMs,
+    minReadySeconds,
   };
 }
 
@@ -137,6 +145,11 @@ export const DRAIN_TIMING_HELM_HELPERS = `
 {{- else -}}
 {{- $minimum -}}
 {{- end -}}
+{{- end -}}
+
+{{/* minReadySeconds: one drain (preStop + notice + window), so a rolling update drains one pod at a time. */}}
+{{- define "realtime-gateway.minReadySeconds" -}}
+{{- sub (include "realtime-gateway.minimumGracePeriodSeconds" . | int) (int .Values.drain.marginSeconds) -}}
 {{- end -}}
 
 {{/* SHUTDOWN_DEADLINE_MS: from SIGTERM, one second before the kubelet's SIGKILL. */}}

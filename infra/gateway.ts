@@ -278,6 +278,8 @@ export class Gateway extends Construct {
         spec: {
           replicas,
           revisionHistoryLimit: 5,
+          // A new pod counts as available only after one drain's time, so a rollout drains one old pod at a time.
+          minReadySeconds: this.drain.minReadySeconds,
           selector: { matchLabels: this.podSelector },
           // Never drop below the wanted capacity during a rollout: every replaced pod moves its sockets.
           strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
@@ -330,8 +332,9 @@ export class Gateway extends Construct {
                   env: [...secretEnv, ...listOf(pod.env)],
                   startupProbe: { ...probe('/healthz'), periodSeconds: 1, failureThreshold: 30 },
                   livenessProbe: { ...probe('/healthz'), periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
-                  // Fails at once when a drain starts, so the endpoint goes away within a couple of seconds.
-                  readinessProbe: { ...probe('/readyz'), periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 1 },
+                  // /readyz answers 503 at once when a drain starts: two probes a second apart take the endpoint away in
+                  // about 2 s (the notice delay), while one probe slowed by event-loop lag does not flap it.
+                  readinessProbe: { ...probe('/readyz'), periodSeconds: 1, timeoutSeconds: 2, failureThreshold: 2 },
                   lifecycle: { preStop: { sleep: { seconds: this.drain.preStopSeconds } } },
                   resources: props.resources ?? {
                     requests: { cpu: '100m', memory: '128Mi' },

@@ -24,6 +24,11 @@ export interface GeneratedSecretProps {
    */
   readonly values?: Readonly<Record<string, string | undefined>>;
   /**
+   * Keys computed from the final values (random or given), e.g. a config line that carries a password.
+   * @default - none
+   */
+  readonly derivedValues?: (values: Readonly<Record<string, string>>) => Record<string, string>;
+  /**
    * More annotations, e.g. `helm.sh/resource-policy: keep` (Helm never deletes it, so values survive a reinstall).
    * @default - none
    */
@@ -46,6 +51,7 @@ export class GeneratedSecret extends Construct {
       if (key in stringData) throw new Error(`GeneratedSecret ${props.name}: key "${key}" is both random and fixed`);
       stringData[key] = props.values?.[key] ?? randomBytes(32).toString('base64url');
     }
+    Object.assign(stringData, props.derivedValues?.({ ...stringData }));
     addObject(
       this,
       'Resource',

@@ -206,6 +206,8 @@ defaults
   mode http
   maxconn ${o.maxConnections}
   timeout connect 5s
+  # A /readyz slowed by event-loop lag must not mark a pod DOWN (the check would time out at inter, 1 s).
+  timeout check 2s
   # Long-polls are held up to the gateway's ping interval (20 s); these must be longer.
   timeout client 60s
   timeout server 60s

@@ -209,6 +209,8 @@ export interface RealtimeGatewayProps {
     readonly storageSize?: string;
     /** @default - the cluster's default StorageClass */
     readonly storageClass?: string;
+    /** Redis `maxmemory`. @default '192mb' */
+    readonly maxMemory?: string;
     /** @default - generated */
     readonly password?: string;
     /** @default 'redis:8.2.1-alpine' */

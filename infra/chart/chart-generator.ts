@@ -343,6 +343,7 @@ function sentinelValues(): { values: ChartValues; table: SentinelTable } {
   const drain = resolveDrainTiming({ ...values.drain, terminationGracePeriodSeconds: undefined });
   table.numbers.set(drain.terminationGracePeriodSeconds, 'include "realtime-gateway.terminationGracePeriodSeconds" $ | int');
   table.numberStrings.set(String(drain.shutdownDeadlineMs), 'include "realtime-gateway.shutdownDeadlineMs" $');
+  table.numbers.set(drain.minReadySeconds, 'include "realtime-gateway.minReadySeconds" $ | int');
   // The drain-stuck alert waits for one grace period.
   table.strings.set(`${drain.terminationGracePeriodSeconds}s`, 'printf "%ds" (include "realtime-gateway.terminationGracePeriodSeconds" $ | int)');
   return { values, table };
@@ -842,16 +843,25 @@ new random one - unless generateSecrets=false (GitOps: lookup sees nothing under
 so a random value would change on every render): then the render fails naming the value to set.
 */}}
 {{- define "realtime-gateway.generatedValue" -}}
+{{- /* One value per render, however often it is used (the Redis password is also in its auth.conf). */ -}}
+{{- $memo := get .context.Release "generatedValues" | default dict -}}
+{{- $_ := set .context.Release "generatedValues" $memo -}}
+{{- $id := printf "%s/%s" .secret .key -}}
+{{- if not (hasKey $memo $id) -}}
 {{- $existing := lookup "v1" "Secret" .context.Release.Namespace .secret -}}
+{{- $value := "" -}}
 {{- if .value -}}
-{{- .value -}}
+{{- $value = .value -}}
 {{- else if and $existing $existing.data (hasKey $existing.data .key) -}}
-{{- index $existing.data .key | b64dec -}}
+{{- $value = index $existing.data .key | b64dec -}}
 {{- else if .context.Values.generateSecrets -}}
-{{- randAlphaNum 43 -}}
+{{- $value = randAlphaNum 43 -}}
 {{- else -}}
 {{- fail (printf "generateSecrets=false and the Secret %s has no %s to keep (or helm cannot look it up: helm template, Argo CD): set %s, or use an existing Secret (see docs/infrastructure.md, GitOps)" .secret .key .valueName) -}}
 {{- end -}}
+{{- $_ := set $memo $id $value -}}
+{{- end -}}
+{{- index $memo $id -}}
 {{- end -}}
 
 {{/* settings: only names the gateway knows (app/gateway/config.ts), and none the chart sets itself. */}}

@@ -70,7 +70,7 @@ export interface ChartValues {
   };
   redis: {
     mode: 'internal' | 'external';
-    internal: { image: string; storageSize: string; storageClass: string; password: string; resources: IResourceRequirements };
+    internal: { image: string; storageSize: string; storageClass: string; maxMemory: string; password: string; resources: IResourceRequirements };
     external: { secretName: string; urlKey: string; passwordKey: string; cluster: boolean };
   };
   drain: {
@@ -161,6 +161,7 @@ export const DEFAULT_VALUES: ChartValues = {
       image: 'redis:8.2.1-alpine',
       storageSize: '1Gi',
       storageClass: '',
+      maxMemory: '192mb',
       password: '',
       resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
     },
@@ -263,6 +264,7 @@ export const VALUE_DOCS: Record<string, string> = {
   'redis.internal.image': 'Redis image.',
   'redis.internal.storageSize': 'Size of the Redis data volume (append-only file).',
   'redis.internal.storageClass': 'StorageClass of the Redis data volume. Empty: the cluster\'s default.',
+  'redis.internal.maxMemory': 'Redis `maxmemory`: keep it about 75 % of the memory limit (an AOF rewrite forks; client buffers count outside it). Past it Redis evicts with `volatile-lru`: every key the gateway writes has a TTL, idle rooms\' history goes first (their clients get `room:reset` on resume), fleet stats (written every 2 s) stay.',
   'redis.internal.password': 'Redis password for the generated Secret `<fullname>-redis`. Empty: the existing value (upgrade) or a random one (`generateSecrets`).',
   'redis.internal.resources': 'Redis container resources.',
   'redis.external': 'External Redis (`redis.mode=external`): a Secret you create, holding the URL and optionally the password.',
@@ -423,6 +425,7 @@ export function propsFromValues(
             image: v.redis.internal.image,
             storageSize: v.redis.internal.storageSize,
             storageClass: v.redis.internal.storageClass || undefined,
+            maxMemory: v.redis.internal.maxMemory,
             resources: v.redis.internal.resources,
             password: generated?.redisPassword,
             secretAnnotations: KEEP_ON_UNINSTALL,

@@ -37,7 +37,7 @@ function normalize(objects: readonly Obj[], { dropToolLabels = false } = {}): Re
     if (o.kind === 'Secret' && o.metadata.annotations?.[GENERATED_SECRET_ANNOTATION] === 'true') {
       // Helm's own: the chart keeps generated Secrets on uninstall (chart-secrets.test.ts).
       if (dropToolLabels) delete o.metadata.annotations['helm.sh/resource-policy'];
-      for (const key of ['password', 'jwt-secret', 'admin-token']) if (key in o.stringData) o.stringData[key] = '<generated>';
+      for (const key of ['password', 'jwt-secret', 'admin-token', 'auth.conf']) if (key in o.stringData) o.stringData[key] = '<generated>';
     }
     // Helm hashes the rendered ConfigMap file, cdk8s its data: both change exactly when the config does.
     if (o.spec?.template?.metadata?.annotations?.['checksum/config']) {

@@ -28,16 +28,25 @@ new random one - unless generateSecrets=false (GitOps: lookup sees nothing under
 so a random value would change on every render): then the render fails naming the value to set.
 */}}
 {{- define "realtime-gateway.generatedValue" -}}
+{{- /* One value per render, however often it is used (the Redis password is also in its auth.conf). */ -}}
+{{- $memo := get .context.Release "generatedValues" | default dict -}}
+{{- $_ := set .context.Release "generatedValues" $memo -}}
+{{- $id := printf "%s/%s" .secret .key -}}
+{{- if not (hasKey $memo $id) -}}
 {{- $existing := lookup "v1" "Secret" .context.Release.Namespace .secret -}}
+{{- $value := "" -}}
 {{- if .value -}}
-{{- .value -}}
+{{- $value = .value -}}
 {{- else if and $existing $existing.data (hasKey $existing.data .key) -}}
-{{- index $existing.data .key | b64dec -}}
+{{- $value = index $existing.data .key | b64dec -}}
 {{- else if .context.Values.generateSecrets -}}
-{{- randAlphaNum 43 -}}
+{{- $value = randAlphaNum 43 -}}
 {{- else -}}
 {{- fail (printf "generateSecrets=false and the Secret %s has no %s to keep (or helm cannot look it up: helm template, Argo CD): set %s, or use an existing Secret (see docs/infrastructure.md, GitOps)" .secret .key .valueName) -}}
 {{- end -}}
+{{- $_ := set $memo $id $value -}}
+{{- end -}}
+{{- index $memo $id -}}
 {{- end -}}
 
 {{/* settings: only names the gateway knows (app/gateway/config.ts), and none the chart sets itself. */}}
@@ -74,6 +83,11 @@ so a random value would change on every render): then the render fails naming th
 {{- else -}}
 {{- $minimum -}}
 {{- end -}}
+{{- end -}}
+
+{{/* minReadySeconds: one drain (preStop + notice + window), so a rolling update drains one pod at a time. */}}
+{{- define "realtime-gateway.minReadySeconds" -}}
+{{- sub (include "realtime-gateway.minimumGracePeriodSeconds" . | int) (int .Values.drain.marginSeconds) -}}
 {{- end -}}
 
 {{/* SHUTDOWN_DEADLINE_MS: from SIGTERM, one second before the kubelet's SIGKILL. */}}
