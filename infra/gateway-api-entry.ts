@@ -1,4 +1,4 @@
-import type { ApiObject } from 'cdk8s';
+import { ApiObject, type ApiObjectProps } from 'cdk8s';
 import { Construct } from 'constructs';
 import type { IParentReference } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ParentReference';
 import { Gateway as GatewayResource } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Gateway';
@@ -59,6 +59,13 @@ export interface GatewayApiEntryProps {
    * @default - a Gateway of its own
    */
   readonly parentRefs?: readonly IParentReference[];
+  /**
+   * Envoy Gateway's circuit breaker for the route's backend (a BackendTrafficPolicy). Its default is 1024
+   * connections, pending and parallel requests per proxy, and every WebSocket and held long-poll holds one
+   * upstream connection: the limits become `connections` instead.
+   * @default - no BackendTrafficPolicy (another Gateway API implementation)
+   */
+  readonly envoyCircuitBreaker?: { readonly connections: number };
 }
 
 /**
@@ -72,6 +79,8 @@ export class GatewayApiEntry extends Construct {
   /** The Gateway; undefined when the route attaches to shared `parentRefs`. */
   readonly gateway?: ApiObject;
   readonly route: ApiObject;
+  /** Envoy Gateway's BackendTrafficPolicy; undefined without `envoyCircuitBreaker`. */
+  readonly backendTrafficPolicy?: ApiObject;
 
   constructor(scope: Construct, id: string, props: GatewayApiEntryProps) {
     super(scope, id);
@@ -125,5 +134,19 @@ export class GatewayApiEntry extends Construct {
         },
       }),
     );
+    if (props.envoyCircuitBreaker) {
+      const connections = props.envoyCircuitBreaker.connections;
+      // Lower bound only: the chart generator passes a product of sentinels; the CRD caps it at 2^32-1.
+      if (!Number.isInteger(connections) || connections < 1) throw new Error(`envoyCircuitBreaker.connections=${connections} must be an integer >= 1`);
+      this.backendTrafficPolicy = new ApiObject(this, 'BackendTrafficPolicy', {
+        apiVersion: 'gateway.envoyproxy.io/v1alpha1',
+        kind: 'BackendTrafficPolicy',
+        metadata,
+        spec: {
+          targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: this.name }],
+          circuitBreaker: { maxConnections: connections, maxPendingRequests: connections, maxParallelRequests: connections },
+        },
+      } as ApiObjectProps);
+    }
   }
 }

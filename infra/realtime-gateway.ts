@@ -1,7 +1,7 @@
 import { Chart } from 'cdk8s';
 import { Construct } from 'constructs';
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
-import type { SettingName } from './generated/gateway-settings.ts';
+import { GATEWAY_SETTING_DEFAULTS, type SettingName } from './generated/gateway-settings.ts';
 import type { DrainProps } from './drain-timing.ts';
 import { Gateway, namespacePeer, type JwtPublicKeySource } from './gateway.ts';
 import { GatewayApiEntry } from './gateway-api-entry.ts';
@@ -35,6 +35,12 @@ export interface GatewayApiEntryOptions {
    * @default - a Gateway of its own
    */
   readonly parentRefs?: readonly IParentReference[];
+  /**
+   * The class is Envoy Gateway's: add a BackendTrafficPolicy whose circuit breaker admits
+   * `MAX_CONNECTIONS` × (the most replicas + 1 for a rollout's surge pod) connections, instead of Envoy's 1024.
+   * @default true
+   */
+  readonly envoyPolicies?: boolean;
 }
 
 export interface IngressEntryOptions {
@@ -334,6 +340,8 @@ export class RealtimeGateway extends Construct {
     this.redis.allowFrom(this.gateway.podSelector);
 
     const backend = { serviceName: this.gateway.name, port: this.gateway.port };
+    const maxConnectionsPerPod = Number(props.settings?.MAX_CONNECTIONS ?? GATEWAY_SETTING_DEFAULTS.MAX_CONNECTIONS);
+    const mostReplicas = autoscaling.mode === 'none' ? (props.replicas ?? 2) : (autoscaling.maxReplicas ?? 6);
     const entry = props.entry ?? { kind: 'gatewayApi' };
     this.entry =
       entry.kind === 'gatewayApi'
@@ -347,6 +355,7 @@ export class RealtimeGateway extends Construct {
             listenerPort: entry.listenerPort,
             cookieName: entry.cookieName,
             parentRefs: entry.parentRefs,
+            envoyCircuitBreaker: (entry.envoyPolicies ?? true) ? { connections: maxConnectionsPerPod * (mostReplicas + 1) } : undefined,
           })
         : entry.kind === 'haproxy'
           ? new HaproxyEntry(this, 'Entry', {

@@ -1,6 +1,6 @@
 import { App, Chart } from 'cdk8s';
 import { stringify } from 'yaml';
-import { GATEWAY_SETTING_NAMES } from '../generated/gateway-settings.ts';
+import { GATEWAY_SETTING_DEFAULTS, GATEWAY_SETTING_NAMES } from '../generated/gateway-settings.ts';
 import { resolveDrainTiming } from '../drain-timing.ts';
 import { OWNED_SETTINGS } from '../gateway.ts';
 import { RealtimeGateway } from '../realtime-gateway.ts';
@@ -169,6 +169,7 @@ const DIMENSIONS: readonly Dimension[] = [
  */
 const SWITCHES: readonly { readonly key: string; set(values: ChartValues, on: boolean): void; readonly condition: string }[] = [
   { key: 'metrics.serviceMonitor.enabled', set: (v, on) => (v.metrics.serviceMonitor.enabled = on), condition: '$.Values.metrics.serviceMonitor.enabled' },
+  { key: 'entry.gatewayApi.envoyPolicies', set: (v, on) => (v.entry.gatewayApi.envoyPolicies = on), condition: '$.Values.entry.gatewayApi.envoyPolicies' },
   { key: 'metrics.prometheusRule.enabled', set: (v, on) => (v.metrics.prometheusRule.enabled = on), condition: '$.Values.metrics.prometheusRule.enabled' },
 ];
 
@@ -344,6 +345,9 @@ function sentinelValues(): { values: ChartValues; table: SentinelTable } {
   table.numbers.set(drain.terminationGracePeriodSeconds, 'include "realtime-gateway.terminationGracePeriodSeconds" $ | int');
   table.numberStrings.set(String(drain.shutdownDeadlineMs), 'include "realtime-gateway.shutdownDeadlineMs" $');
   table.numbers.set(drain.minReadySeconds, 'include "realtime-gateway.minReadySeconds" $ | int');
+  // Envoy's circuit breaker: MAX_CONNECTIONS (its default: settings are not sentinels) × (most pods + 1).
+  const perPod = Number(GATEWAY_SETTING_DEFAULTS.MAX_CONNECTIONS);
+  for (const pods of [values.autoscaling.maxReplicas, values.replicaCount]) table.numbers.set(perPod * (pods + 1), 'include "realtime-gateway.envoyMaxConnections" $ | int');
   // The drain-stuck alert waits for one grace period.
   table.strings.set(`${drain.terminationGracePeriodSeconds}s`, 'printf "%ds" (include "realtime-gateway.terminationGracePeriodSeconds" $ | int)');
   return { values, table };
@@ -862,6 +866,13 @@ so a random value would change on every render): then the render fails naming th
 {{- $_ := set $memo $id $value -}}
 {{- end -}}
 {{- index $memo $id -}}
+{{- end -}}
+
+{{/* Envoy's circuit breaker: MAX_CONNECTIONS per pod x (the most pods + 1, a rollout's surge pod). */}}
+{{- define "realtime-gateway.envoyMaxConnections" -}}
+{{- $perPod := int (default "${GATEWAY_SETTING_DEFAULTS.MAX_CONNECTIONS}" (index .Values.settings "MAX_CONNECTIONS")) -}}
+{{- $pods := ternary .Values.replicaCount .Values.autoscaling.maxReplicas (eq .Values.autoscaling.mode "none") -}}
+{{- mul $perPod (add (int $pods) 1) -}}
 {{- end -}}
 
 {{/* settings: only names the gateway knows (app/gateway/config.ts), and none the chart sets itself. */}}

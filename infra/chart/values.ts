@@ -53,7 +53,7 @@ export interface ChartValues {
     host: string;
     cookieName: string;
     tls: { enabled: boolean; secretName: string };
-    gatewayApi: { listenerPort: number; parentRefs: IParentReference[] };
+    gatewayApi: { listenerPort: number; parentRefs: IParentReference[]; envoyPolicies: boolean };
     ingress: { controller: 'nginx' | 'traefik'; timeoutSeconds: number; annotations: Record<string, string> };
     haproxy: {
       image: { repository: string; tag: string; pullPolicy: 'Always' | 'IfNotPresent' | 'Never' };
@@ -141,7 +141,7 @@ export const DEFAULT_VALUES: ChartValues = {
     host: '',
     cookieName: 'rtgw-affinity',
     tls: { enabled: false, secretName: '' },
-    gatewayApi: { listenerPort: 8080, parentRefs: [] },
+    gatewayApi: { listenerPort: 8080, parentRefs: [], envoyPolicies: true },
     ingress: { controller: 'nginx', timeoutSeconds: 3600, annotations: {} },
     haproxy: {
       image: { repository: 'haproxy', tag: '3.2', pullPolicy: 'IfNotPresent' },
@@ -244,6 +244,7 @@ export const VALUE_DOCS: Record<string, string> = {
   'entry.ingress': 'Ingress settings.',
   'entry.ingress.controller': '`nginx` (nginx-compatible annotations: persistent cookie affinity, long proxy timeouts) or `traefik` (sticky cookie on the Service; set long timeouts on the entryPoint).',
   'entry.ingress.timeoutSeconds': '`nginx`: proxy read/send timeout, long enough for WebSockets and 25 s long-polls.',
+  'entry.gatewayApi.envoyPolicies': "The GatewayClass is Envoy Gateway's: add a BackendTrafficPolicy raising Envoy's circuit breaker (1024 connections, pending and parallel requests per proxy by default; each WebSocket and held long-poll holds one) to `MAX_CONNECTIONS` × (`autoscaling.maxReplicas` + 1). `false` for another implementation.",
   'entry.ingress.annotations': 'More Ingress annotations (cert-manager issuer, auth, ...). The chart\'s own nginx affinity and timeout annotations are refused here: use `entry.cookieName` and `entry.ingress.timeoutSeconds`.',
   'entry.haproxy': 'HAProxy entry (`entry.kind=haproxy`): a Deployment `<fullname>-entry` and its Service, a ConfigMap with haproxy.cfg, and the headless Service `<fullname>-entry-pods` over the gateway pods (it keeps not-ready pods, so draining pods stay reachable for their sessions).',
   'entry.haproxy.image': 'HAProxy image, 2.6 or newer. The pod runs it as UID 99, the official image\'s `haproxy` user.',
@@ -480,9 +481,17 @@ function gatewayApiEntryOptions(v: ChartValues, host: string | undefined, tlsSec
     if (v.entry.tls.enabled) {
       throw new Error('entry.tls.enabled=true does not apply with entry.gatewayApi.parentRefs: the shared Gateway terminates TLS; set entry.tls.enabled=false');
     }
-    return { kind: 'gatewayApi', host, cookieName, parentRefs: v.entry.gatewayApi.parentRefs };
+    return { kind: 'gatewayApi', host, cookieName, parentRefs: v.entry.gatewayApi.parentRefs, envoyPolicies: v.entry.gatewayApi.envoyPolicies };
   }
-  return { kind: 'gatewayApi', className: v.entry.className, host, tlsSecretName, listenerPort: v.entry.gatewayApi.listenerPort, cookieName };
+  return {
+    kind: 'gatewayApi',
+    className: v.entry.className,
+    host,
+    tlsSecretName,
+    listenerPort: v.entry.gatewayApi.listenerPort,
+    cookieName,
+    envoyPolicies: v.entry.gatewayApi.envoyPolicies,
+  };
 }
 
 function haproxyEntryOptions(v: ChartValues): HaproxyEntryOptions {

@@ -43,3 +43,35 @@ export const GATEWAY_SETTING_NAMES = [
 ] as const;
 
 export type SettingName = (typeof GATEWAY_SETTING_NAMES)[number];
+
+/** Defaults as written in the environment (unset: no default). */
+export const GATEWAY_SETTING_DEFAULTS: Readonly<Partial<Record<SettingName, string>>> = {
+  'PORT': '3000',
+  'INTERNAL_PORT': '9090',
+  'HOST': '127.0.0.1',
+  'LOG_LEVEL': 'info',
+  'ADAPTER': 'memory',
+  'REDIS_URL': 'redis://127.0.0.1:6379',
+  'KEY_PREFIX': 'rt',
+  'HISTORY_SIZE': '1000',
+  'HISTORY_TTL_SECONDS': '86400',
+  'FLEET_STATS_INTERVAL_MS': '2000',
+  'FLEET_STATS_TTL_SECONDS': '10',
+  'SERVE_WEB': 'true',
+  'AUTH_MODE': 'jwt',
+  'AUTH_REFRESH_LEAD_MS': '30000',
+  'PING_INTERVAL_MS': '20000',
+  'PING_TIMEOUT_MS': '15000',
+  'MAX_PAYLOAD_BYTES': '65536',
+  'RATE_LIMIT_PER_SECOND': '20',
+  'RATE_LIMIT_BURST': '40',
+  'MAX_CONNECTIONS': '10000',
+  'MAX_CONNECTIONS_PER_SECOND': '500',
+  'SLOW_CONSUMER_HIGH_WATER_BYTES': '262144',
+  'SLOW_CONSUMER_LIMIT_BYTES': '1048576',
+  'DRAIN_NOTICE_DELAY_MS': '2000',
+  'DRAIN_WINDOW_MS': '20000',
+  'DRAIN_RATE_PER_SECOND': '0',
+  'DRAIN_JITTER_MS': '20000',
+  'SHUTDOWN_DEADLINE_MS': '28000'
+};

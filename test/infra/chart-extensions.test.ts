@@ -137,6 +137,17 @@ describe('chart extension points', () => {
     expect(() => helmTemplate({ metrics: { serviceMonitor: { interval: 'often' } } })).toThrow(/\/metrics\/serviceMonitor\/interval': 'often' does not match pattern/);
   });
 
+  it("Envoy Gateway's circuit breaker admits MAX_CONNECTIONS x (the most pods + 1), not Envoy's 1024", () => {
+    const breaker = (values: object) => render(values).get(`BackendTrafficPolicy/${FULLNAME}`)?.spec.circuitBreaker;
+    expect(breaker({})).toEqual({ maxConnections: 10_000 * 7, maxPendingRequests: 10_000 * 7, maxParallelRequests: 10_000 * 7 });
+    expect(breaker({ settings: { MAX_CONNECTIONS: 20_000 }, autoscaling: { maxReplicas: 10 } })!.maxConnections).toBe(20_000 * 11);
+    expect(breaker({ autoscaling: { mode: 'none' }, replicaCount: 3 })!.maxConnections).toBe(10_000 * 4);
+    const policy = render({}).get(`BackendTrafficPolicy/${FULLNAME}`)!;
+    expect(policy.spec.targetRefs).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: FULLNAME }]);
+    expect(breaker({ entry: { gatewayApi: { envoyPolicies: false } } })).toBeUndefined();
+    expect(breaker({ entry: { kind: 'ingress' } })).toBeUndefined();
+  });
+
   it('refuses keys and names the chart sets itself, naming them', () => {
     expect(() => helmTemplate({ podLabels: { 'app.kubernetes.io/component': 'x' } })).toThrow(/podLabels\.app\.kubernetes\.io\/component is set by the chart itself/);
     expect(() => helmTemplate({ podAnnotations: { 'checksum/config': 'x' } })).toThrow(/podAnnotations\.checksum\/config is set by the chart itself/);

@@ -49,6 +49,13 @@ so a random value would change on every render): then the render fails naming th
 {{- index $memo $id -}}
 {{- end -}}
 
+{{/* Envoy's circuit breaker: MAX_CONNECTIONS per pod x (the most pods + 1, a rollout's surge pod). */}}
+{{- define "realtime-gateway.envoyMaxConnections" -}}
+{{- $perPod := int (default "10000" (index .Values.settings "MAX_CONNECTIONS")) -}}
+{{- $pods := ternary .Values.replicaCount .Values.autoscaling.maxReplicas (eq .Values.autoscaling.mode "none") -}}
+{{- mul $perPod (add (int $pods) 1) -}}
+{{- end -}}
+
 {{/* settings: only names the gateway knows (app/gateway/config.ts), and none the chart sets itself. */}}
 {{- define "realtime-gateway.validateSettings" -}}
 {{- $known := list "PORT" "INTERNAL_PORT" "HOST" "POD_NAME" "LOG_LEVEL" "ADAPTER" "REDIS_URL" "REDIS_PASSWORD" "KEY_PREFIX" "HISTORY_SIZE" "HISTORY_TTL_SECONDS" "FLEET_STATS_INTERVAL_MS" "FLEET_STATS_TTL_SECONDS" "SERVE_WEB" "CORS_ORIGIN" "AUTH_MODE" "JWT_SECRET" "JWT_PUBLIC_KEY_FILE" "JWT_JWKS_FILE" "JWT_ALGORITHMS" "JWT_AUDIENCE" "JWT_ISSUER" "AUTH_REFRESH_LEAD_MS" "PING_INTERVAL_MS" "PING_TIMEOUT_MS" "MAX_PAYLOAD_BYTES" "RATE_LIMIT_PER_SECOND" "RATE_LIMIT_BURST" "MAX_CONNECTIONS" "MAX_CONNECTIONS_PER_SECOND" "SLOW_CONSUMER_HIGH_WATER_BYTES" "SLOW_CONSUMER_LIMIT_BYTES" "ADMIN_TOKEN" "DRAIN_NOTICE_DELAY_MS" "DRAIN_WINDOW_MS" "DRAIN_RATE_PER_SECOND" "DRAIN_JITTER_MS" "SHUTDOWN_DEADLINE_MS" -}}
