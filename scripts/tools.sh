@@ -26,6 +26,8 @@ ENVOY_GATEWAY_VERSION=v1.9.1 # the entry's controller (`make up`); its CRDs vali
 PROMETHEUS_OPERATOR_VERSION=v0.85.0  # ServiceMonitor and PrometheusRule CRDs (crds-optional/)
 COREDNS_VERSION=v1.14.7      # newest v1.14.x; v1.13.1 builds too (docs/real-node.md)
 METRICS_SERVER_VERSION=v0.9.0
+# shellcheck disable=SC2034  # read by scripts/up.sh
+METRICS_SERVER_CHART_VERSION=3.13.0  # the metrics-server chart `make up` installs
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LOCALBIN=${1:-$ROOT/bin}
