@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { POD_SECURITY_RESTRICTED_LABELS } from '../../infra/restricted-namespace.ts';
-import { defaultBinDir, repoRoot, startControlPlane, type ControlPlane, type StopControlPlane } from '../../scripts/cluster/control-plane.ts';
+import { defaultBinDir, installOptionalCrds, repoRoot, startControlPlane, type ControlPlane, type StopControlPlane } from '../../scripts/cluster/control-plane.ts';
 import {
   danglingReferences,
   describeObject,
@@ -208,6 +208,8 @@ let tlsFiles: { dir: string; cert: string; key: string };
 
 beforeAll(async () => {
   [plane, stop] = await startControlPlane();
+  // The Gateway API entry comes with Envoy Gateway's BackendTrafficPolicy.
+  await installOptionalCrds(plane, ['envoy-gateway']);
   const dir = mkdtempSync(join(tmpdir(), 'variant-tls-'));
   tlsFiles = { dir, cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') };
   const openssl = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { defaultBinDir, repoRoot, startControlPlane, type ControlPlane, type StopControlPlane } from '../../scripts/cluster/control-plane.ts';
+import { defaultBinDir, installOptionalCrds, repoRoot, startControlPlane, type ControlPlane, type StopControlPlane } from '../../scripts/cluster/control-plane.ts';
 import { dryRunThenApply, readBack, renderChart, lostFields, describeObject } from './manifests.ts';
 import { validateManifest } from '../infra/validate-models.ts';
 
@@ -20,9 +20,7 @@ let stop: StopControlPlane | undefined;
 
 beforeAll(async () => {
   [plane, stop] = await startControlPlane();
-  const dirs = readdirSync(OPTIONAL_CRDS).map((d) => join(OPTIONAL_CRDS, d));
-  await plane.kubectl(['apply', '--server-side', ...dirs.flatMap((d) => ['-f', d])]);
-  await plane.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
+  await installOptionalCrds(plane, readdirSync(OPTIONAL_CRDS));
 }, 180_000);
 
 afterAll(async () => {
