@@ -15,7 +15,8 @@ RUN node scripts/build-web.ts
 FROM node:24-bookworm-slim AS deps
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-fund --no-audit && npm cache clean --force
+# --omit=peer: the constructs library's peers (cdk8s, kubernetes-models) are not the gateway's.
+RUN npm ci --omit=dev --omit=peer --no-fund --no-audit && npm cache clean --force
 
 # ---- runtime ----
 FROM node:24-bookworm-slim

@@ -83,7 +83,8 @@ synth: node_modules ## Synthesize every profile's manifests into dist/<profile>/
 	node infra/main.ts
 
 .PHONY: charts
-charts: node_modules ## Generate the Helm chart in charts/ from the cdk8s constructs.
+charts: node_modules ## Generate infra/generated/ from app/ (settings, SocketGateway CRD), then the Helm chart in charts/ from the constructs.
+	node scripts/generate-infra-contracts.ts
 	node infra/chart/generate.ts
 
 ##@ Tools

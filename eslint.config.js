@@ -21,7 +21,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['scripts/**', 'bench/**', 'test/**', 'infra/**'],
+    files: ['scripts/**', 'bench/**', 'test/**', 'infra/**', 'examples/**'],
     rules: { 'no-console': 'off' },
   },
   {
@@ -48,7 +48,12 @@ export default tseslint.config(
       'The controller talks to gateways over HTTP and Redis contracts (app/protocol), never through gateway code.'),
   },
   {
-    files: ['infra/**', 'scripts/**', 'bench/**'],
+    files: ['infra/**'],
+    rules: forbid(['app', 'test', 'scripts'],
+      'infra/ is a library of constructs: what it needs of app/ is generated into infra/generated/ (scripts/generate-infra-contracts.ts).'),
+  },
+  {
+    files: ['scripts/**', 'bench/**'],
     rules: forbid(['test'], 'Tools may not import tests; tests import tools (DEVELOPERS: test/ holds tests and fixtures).'),
   },
 );

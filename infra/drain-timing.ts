@@ -1,3 +1,4 @@
+import { LIMITS } from './limits.ts';
 /**
  * How long a gateway pod takes to go away, end to end:
  *
@@ -59,6 +60,12 @@ export interface DrainTiming {
   readonly terminationGracePeriodSeconds: number;
   /** `SHUTDOWN_DEADLINE_MS`: from SIGTERM, one second before the kubelet's SIGKILL. */
   readonly shutdownDeadlineMs: number;
+  /**
+   * The Deployment's `minReadySeconds`: how long one drain takes (preStop + notice + window). A rolling
+   * update replaces the next pod only after the new one has been ready this long, so at most one old pod
+   * drains at a time and the survivors absorb one pod's reconnects at once.
+   */
+  readonly minReadySeconds: number;
 }
 
 export const DRAIN_DEFAULTS = {
@@ -70,7 +77,8 @@ export const DRAIN_DEFAULTS = {
   marginSeconds: 5,
 } as const;
 
-function checkInteger(prop: string, value: number, min: number): number {
+function checkInteger(prop: keyof typeof LIMITS.drain, value: number): number {
+  const min = LIMITS.drain[prop].minimum;
   if (!Number.isInteger(value) || value < min) {
     throw new Error(`drain.${prop}=${value} must be an integer >= ${min}`);
   }
@@ -78,12 +86,12 @@ function checkInteger(prop: string, value: number, min: number): number {
 }
 
 export function resolveDrainTiming(props: DrainProps = {}): DrainTiming {
-  const preStopSeconds = checkInteger('preStopSeconds', props.preStopSeconds ?? DRAIN_DEFAULTS.preStopSeconds, 0);
-  const noticeDelayMs = checkInteger('noticeDelayMs', props.noticeDelayMs ?? DRAIN_DEFAULTS.noticeDelayMs, 0);
-  const windowMs = checkInteger('windowMs', props.windowMs ?? DRAIN_DEFAULTS.windowMs, 1);
-  const ratePerSecond = checkInteger('ratePerSecond', props.ratePerSecond ?? DRAIN_DEFAULTS.ratePerSecond, 0);
-  const jitterMs = checkInteger('jitterMs', props.jitterMs ?? DRAIN_DEFAULTS.jitterMs, 0);
-  const marginSeconds = checkInteger('marginSeconds', props.marginSeconds ?? DRAIN_DEFAULTS.marginSeconds, 2);
+  const preStopSeconds = checkInteger('preStopSeconds', props.preStopSeconds ?? DRAIN_DEFAULTS.preStopSeconds);
+  const noticeDelayMs = checkInteger('noticeDelayMs', props.noticeDelayMs ?? DRAIN_DEFAULTS.noticeDelayMs);
+  const windowMs = checkInteger('windowMs', props.windowMs ?? DRAIN_DEFAULTS.windowMs);
+  const ratePerSecond = checkInteger('ratePerSecond', props.ratePerSecond ?? DRAIN_DEFAULTS.ratePerSecond);
+  const jitterMs = checkInteger('jitterMs', props.jitterMs ?? DRAIN_DEFAULTS.jitterMs);
+  const marginSeconds = checkInteger('marginSeconds', props.marginSeconds ?? DRAIN_DEFAULTS.marginSeconds);
   const minimumGracePeriodSeconds = preStopSeconds + Math.ceil((noticeDelayMs + windowMs) / 1000) + marginSeconds;
   const requested = props.terminationGracePeriodSeconds;
   if (requested !== undefined && (!Number.isInteger(requested) || requested < minimumGracePeriodSeconds)) {
@@ -95,6 +103,7 @@ export function resolveDrainTiming(props: DrainProps = {}): DrainTiming {
   }
   const terminationGracePeriodSeconds = requested ?? minimumGracePeriodSeconds;
   const shutdownDeadlineMs = (terminationGracePeriodSeconds - preStopSeconds - 1) * 1000;
+  const minReadySeconds = minimumGracePeriodSeconds - marginSeconds;
   return {
     preStopSeconds,
     noticeDelayMs,
@@ -105,6 +114,7 @@ export function resolveDrainTiming(props: DrainProps = {}): DrainTiming {
     minimumGracePeriodSeconds,
     terminationGracePeriodSeconds,
     shutdownDeadlineMs,
+    minReadySeconds,
   };
 }
 
@@ -135,6 +145,11 @@ export const DRAIN_TIMING_HELM_HELPERS = `
 {{- else -}}
 {{- $minimum -}}
 {{- end -}}
+{{- end -}}
+
+{{/* minReadySeconds: one drain (preStop + notice + window), so a rolling update drains one pod at a time. */}}
+{{- define "realtime-gateway.minReadySeconds" -}}
+{{- sub (include "realtime-gateway.minimumGracePeriodSeconds" . | int) (int .Values.drain.marginSeconds) -}}
 {{- end -}}
 
 {{/* SHUTDOWN_DEADLINE_MS: from SIGTERM, one second before the kubelet's SIGKILL. */}}

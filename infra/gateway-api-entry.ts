@@ -1,9 +1,13 @@
+import { ApiObject, type ApiObjectProps } from 'cdk8s';
 import { Construct } from 'constructs';
+import type { IParentReference } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ParentReference';
 import { Gateway as GatewayResource } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Gateway';
 import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute';
 import type { IListener } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Listener';
 import { addObject } from './api-object.ts';
 import { objectLabels, type AppIdentity } from './labels.ts';
+import { COOKIE_NAME_PATTERN } from './limits.ts';
+import { isSet } from './pod-extensions.ts';
 
 /** The Gateway API version whose experimental channel the entry needs (`sessionPersistence`, GEP-1619). */
 export const GATEWAY_API_VERSION = 'v1.6.1';
@@ -48,6 +52,20 @@ export interface GatewayApiEntryProps {
    * @default 'rtgw-affinity'
    */
   readonly cookieName?: string;
+  /**
+   * Attach the HTTPRoute to these existing (shared) Gateways instead of creating one: no Gateway object, no
+   * proxy or load balancer of its own. The Gateway's listener must allow routes from this namespace;
+   * `gatewayClassName`, `tlsSecretName` and `listenerPort` are the shared Gateway's business then.
+   * @default - a Gateway of its own
+   */
+  readonly parentRefs?: readonly IParentReference[];
+  /**
+   * Envoy Gateway's circuit breaker for the route's backend (a BackendTrafficPolicy). Its default is 1024
+   * connections, pending and parallel requests per proxy, and every WebSocket and held long-poll holds one
+   * upstream connection: the limits become `connections` instead.
+   * @default - no BackendTrafficPolicy (another Gateway API implementation)
+   */
+  readonly envoyCircuitBreaker?: { readonly connections: number };
 }
 
 /**
@@ -58,6 +76,11 @@ export interface GatewayApiEntryProps {
 export class GatewayApiEntry extends Construct {
   readonly name: string;
   readonly listenerPort: number;
+  /** The Gateway; undefined when the route attaches to shared `parentRefs`. */
+  readonly gateway?: ApiObject;
+  readonly route: ApiObject;
+  /** Envoy Gateway's BackendTrafficPolicy; undefined without `envoyCircuitBreaker`. */
+  readonly backendTrafficPolicy?: ApiObject;
 
   constructor(scope: Construct, id: string, props: GatewayApiEntryProps) {
     super(scope, id);
@@ -65,8 +88,16 @@ export class GatewayApiEntry extends Construct {
     const tls = props.tlsSecretName !== undefined;
     this.listenerPort = props.listenerPort ?? (tls ? 443 : 8080);
     const cookieName = props.cookieName ?? 'rtgw-affinity';
-    if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/.test(cookieName)) {
+    if (!new RegExp(COOKIE_NAME_PATTERN).test(cookieName)) {
       throw new Error(`cookieName=${JSON.stringify(cookieName)} is not a valid cookie name (1-128 token characters)`);
+    }
+    const shared = isSet(props.parentRefs);
+    if (shared) {
+      for (const prop of ['gatewayClassName', 'tlsSecretName', 'listenerPort'] as const) {
+        if (props[prop] !== undefined) {
+          throw new Error(`${prop}=${JSON.stringify(props[prop])} belongs to the shared Gateway in parentRefs; this entry creates no Gateway (drop one of them)`);
+        }
+      }
     }
     const metadata = { name: this.name, labels: objectLabels(props.app, 'entry') };
     const listener: IListener = {
@@ -77,18 +108,20 @@ export class GatewayApiEntry extends Construct {
       ...(tls ? { tls: { mode: 'Terminate', certificateRefs: [{ kind: 'Secret', name: props.tlsSecretName }] } } : {}),
       allowedRoutes: { namespaces: { from: 'Same' } },
     };
-    addObject(
-      this,
-      'Gateway',
-      new GatewayResource({ metadata, spec: { gatewayClassName: props.gatewayClassName ?? 'eg', listeners: [listener] } }),
-    );
-    addObject(
+    if (!shared) {
+      this.gateway = addObject(
+        this,
+        'Gateway',
+        new GatewayResource({ metadata, spec: { gatewayClassName: props.gatewayClassName ?? 'eg', listeners: [listener] } }),
+      );
+    }
+    this.route = addObject(
       this,
       'HTTPRoute',
       new HTTPRoute({
         metadata,
         spec: {
-          parentRefs: [{ name: this.name, sectionName: listener.name }],
+          parentRefs: shared ? (structuredClone(props.parentRefs) as IParentReference[]) : [{ name: this.name, sectionName: listener.name }],
           ...(props.hostname === undefined ? {} : { hostnames: [props.hostname] }),
           rules: [
             {
@@ -101,5 +134,19 @@ export class GatewayApiEntry extends Construct {
         },
       }),
     );
+    if (props.envoyCircuitBreaker) {
+      const connections = props.envoyCircuitBreaker.connections;
+      // Lower bound only: the chart generator passes a product of sentinels; the CRD caps it at 2^32-1.
+      if (!Number.isInteger(connections) || connections < 1) throw new Error(`envoyCircuitBreaker.connections=${connections} must be an integer >= 1`);
+      this.backendTrafficPolicy = new ApiObject(this, 'BackendTrafficPolicy', {
+        apiVersion: 'gateway.envoyproxy.io/v1alpha1',
+        kind: 'BackendTrafficPolicy',
+        metadata,
+        spec: {
+          targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: this.name }],
+          circuitBreaker: { maxConnections: connections, maxPendingRequests: connections, maxParallelRequests: connections },
+        },
+      } as ApiObjectProps);
+    }
   }
 }

@@ -10,9 +10,10 @@ import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
-import { SETTINGS, type SettingName } from '../app/gateway/config.ts';
+import { GATEWAY_SETTING_NAMES, type SettingName } from './generated/gateway-settings.ts';
 import { addObject, HARDENED_CONTAINER_SECURITY_CONTEXT } from './api-object.ts';
 import { resolveDrainTiming, type DrainProps, type DrainTiming } from './drain-timing.ts';
+import { checkExtraEnv, isSet, listOf, mergeExtra, schedulingFields, type PodExtensions } from './pod-extensions.ts';
 import { objectLabels, selectorLabels, type AppIdentity } from './labels.ts';
 
 /** Where the gateway finds Redis: always a Secret, so in-cluster and external Redis look the same to it. */
@@ -27,10 +28,39 @@ export interface RedisConnection {
   readonly passwordKey: string;
 }
 
+/**
+ * Public keys for RS256/ES256 tokens, mounted from a ConfigMap (public keys are not secret): a JWKS
+ * (`JWT_JWKS_FILE`) or one PEM SPKI key (`JWT_PUBLIC_KEY_FILE`).
+ */
+export interface JwtPublicKeySource {
+  /** `RS256` or `ES256` (`JWT_ALGORITHMS`). */
+  readonly algorithm: 'RS256' | 'ES256';
+  /** ConfigMap holding the keys. */
+  readonly configMapName: string;
+  /**
+   * Key of the file in the ConfigMap.
+   * @default 'jwks.json'
+   */
+  readonly key?: string;
+  /**
+   * @default 'jwks'
+   */
+  readonly format?: 'jwks' | 'pem';
+}
+
+/** Where the gateway mounts `JwtPublicKeySource` (read-only). */
+export const JWT_KEYS_MOUNT_PATH = '/etc/realtime-gateway/jwt';
+
 /** Where the gateway finds its secrets. */
 export interface GatewayAuthSecret {
   /** Secret name. */
   readonly secretName: string;
+  /**
+   * Verify RS256/ES256 tokens with these public keys; `JWT_SECRET` is then not injected (it would win:
+   * the gateway verifies HS256 whenever it is set).
+   * @default - HS256 with `jwtSecretKey` of the Secret
+   */
+  readonly publicKey?: JwtPublicKeySource;
   /**
    * Key of `JWT_SECRET` (HS256 shared secret).
    * @default 'jwt-secret'
@@ -111,11 +141,22 @@ export interface GatewayProps {
    * @default 1
    */
   readonly maxUnavailableDuringEviction?: number;
+  /**
+   * What a platform team adds to the pods: scheduling, annotations, labels, extra env, envFrom, volumes and mounts.
+   * @default - none
+   */
+  readonly pod?: PodExtensions;
+  /**
+   * Annotations of the ServiceAccount (e.g. a cloud IAM role binding).
+   * @default - none
+   */
+  readonly serviceAccountAnnotations?: Readonly<Record<string, string>>;
 }
 
 /** Settings the construct owns; passing them in `settings` would be ambiguous. */
 export const OWNED_SETTINGS: readonly SettingName[] = [
   'PORT', 'INTERNAL_PORT', 'HOST', 'POD_NAME', 'ADAPTER', 'REDIS_URL', 'REDIS_PASSWORD', 'AUTH_MODE', 'JWT_SECRET', 'ADMIN_TOKEN',
+  'JWT_ALGORITHMS', 'JWT_JWKS_FILE', 'JWT_PUBLIC_KEY_FILE',
   'DRAIN_NOTICE_DELAY_MS', 'DRAIN_WINDOW_MS', 'DRAIN_RATE_PER_SECOND', 'DRAIN_JITTER_MS', 'SHUTDOWN_DEADLINE_MS',
 ];
 
@@ -146,6 +187,9 @@ export class Gateway extends Construct {
   readonly deployment: ApiObject;
   readonly service: ApiObject;
   readonly networkPolicy: ApiObject;
+  readonly serviceAccount: ApiObject;
+  readonly configMap: ApiObject;
+  readonly podDisruptionBudget: ApiObject;
   private internalPeerCount = 0;
 
   constructor(scope: Construct, id: string, props: GatewayProps) {
@@ -170,7 +214,7 @@ export class Gateway extends Construct {
       throw new Error(`replicas=${replicas} must be an integer >= 1`);
     }
     for (const name of Object.keys(props.settings ?? {})) {
-      if (!(name in SETTINGS)) throw new Error(`settings.${name} is not a gateway setting (see app/gateway/config.ts)`);
+      if (!(GATEWAY_SETTING_NAMES as readonly string[]).includes(name)) throw new Error(`settings.${name} is not a gateway setting (see app/gateway/config.ts)`);
       if ((OWNED_SETTINGS as readonly string[]).includes(name)) {
         throw new Error(`settings.${name} is set by the Gateway construct itself; use its prop instead`);
       }
@@ -193,6 +237,7 @@ export class Gateway extends Construct {
       SHUTDOWN_DEADLINE_MS: String(this.drain.shutdownDeadlineMs),
       ...props.settings,
     };
+    const publicKey = props.auth.publicKey;
     const secretEnv: IEnvVar[] = [
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: props.redis.secretName, key: props.redis.urlKey } } },
@@ -200,12 +245,26 @@ export class Gateway extends Construct {
         name: 'REDIS_PASSWORD',
         valueFrom: { secretKeyRef: { name: props.redis.secretName, key: props.redis.passwordKey, optional: true } },
       },
-      { name: 'JWT_SECRET', valueFrom: { secretKeyRef: { name: props.auth.secretName, key: props.auth.jwtSecretKey ?? 'jwt-secret' } } },
+      ...(publicKey
+        ? [
+            { name: 'JWT_ALGORITHMS', value: publicKey.algorithm },
+            { name: publicKey.format === 'pem' ? 'JWT_PUBLIC_KEY_FILE' : 'JWT_JWKS_FILE', value: `${JWT_KEYS_MOUNT_PATH}/${publicKey.key ?? 'jwks.json'}` },
+          ]
+        : [{ name: 'JWT_SECRET', valueFrom: { secretKeyRef: { name: props.auth.secretName, key: props.auth.jwtSecretKey ?? 'jwt-secret' } } }]),
       { name: 'ADMIN_TOKEN', valueFrom: { secretKeyRef: { name: props.auth.secretName, key: props.auth.adminTokenKey ?? 'admin-token' } } },
     ];
 
-    addObject(this, 'ServiceAccount', new ServiceAccount({ metadata, automountServiceAccountToken: false }));
-    addObject(this, 'ConfigMap', new ConfigMap({ metadata, data: config }));
+    const pod = props.pod ?? {};
+    checkExtraEnv(pod.env, [...OWNED_SETTINGS, ...secretEnv.map((e) => e.name)]);
+    this.serviceAccount = addObject(
+      this,
+      'ServiceAccount',
+      new ServiceAccount({
+        metadata: { ...metadata, ...(isSet(props.serviceAccountAnnotations) ? { annotations: { ...props.serviceAccountAnnotations } } : {}) },
+        automountServiceAccountToken: false,
+      }),
+    );
+    this.configMap = addObject(this, 'ConfigMap', new ConfigMap({ metadata, data: config }));
 
     const http = 'http';
     // The kubelet asks the internal port: probes are cluster traffic, and edge checks keep the public one.
@@ -219,19 +278,27 @@ export class Gateway extends Construct {
         spec: {
           replicas,
           revisionHistoryLimit: 5,
+          // A new pod counts as available only after one drain's time, so a rollout drains one old pod at a time.
+          minReadySeconds: this.drain.minReadySeconds,
           selector: { matchLabels: this.podSelector },
           // Never drop below the wanted capacity during a rollout: every replaced pod moves its sockets.
           strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
           template: {
             metadata: {
-              labels,
+              labels: mergeExtra(labels, pod.labels, 'pod.labels'),
               // Pods roll when the configuration changes (envFrom alone would not restart them).
-              annotations: {
-                'checksum/config': createHash('sha256').update(JSON.stringify(config)).digest('hex'),
-                ...(scrape ? { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(this.internalPort), 'prometheus.io/path': '/metrics' } : {}),
-              },
+              annotations: mergeExtra(
+                {
+                  'checksum/config': createHash('sha256').update(JSON.stringify(config)).digest('hex'),
+                  ...(scrape ? { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(this.internalPort), 'prometheus.io/path': '/metrics' } : {}),
+                },
+                pod.annotations,
+                'pod.annotations',
+              ),
             },
             spec: {
+              ...schedulingFields(pod),
+              ...(isSet(pod.affinity) ? { affinity: structuredClone(pod.affinity) } : {}),
               serviceAccountName: this.name,
               automountServiceAccountToken: false,
               terminationGracePeriodSeconds: this.drain.terminationGracePeriodSeconds,
@@ -261,22 +328,31 @@ export class Gateway extends Construct {
                     { name: http, containerPort: this.port, protocol: 'TCP' },
                     { name: INTERNAL_PORT_NAME, containerPort: this.internalPort, protocol: 'TCP' },
                   ],
-                  envFrom: [{ configMapRef: { name: this.name } }],
-                  env: secretEnv,
+                  envFrom: [{ configMapRef: { name: this.name } }, ...listOf(pod.envFrom)],
+                  env: [...secretEnv, ...listOf(pod.env)],
                   startupProbe: { ...probe('/healthz'), periodSeconds: 1, failureThreshold: 30 },
                   livenessProbe: { ...probe('/healthz'), periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
-                  // Fails at once when a drain starts, so the endpoint goes away within a couple of seconds.
-                  readinessProbe: { ...probe('/readyz'), periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 1 },
+                  // /readyz answers 503 at once when a drain starts: two probes a second apart take the endpoint away in
+                  // about 2 s (the notice delay), while one probe slowed by event-loop lag does not flap it.
+                  readinessProbe: { ...probe('/readyz'), periodSeconds: 1, timeoutSeconds: 2, failureThreshold: 2 },
                   lifecycle: { preStop: { sleep: { seconds: this.drain.preStopSeconds } } },
                   resources: props.resources ?? {
                     requests: { cpu: '100m', memory: '128Mi' },
                     limits: { memory: '512Mi' },
                   },
                   securityContext: HARDENED_CONTAINER_SECURITY_CONTEXT,
-                  volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+                  volumeMounts: [
+                    { name: 'tmp', mountPath: '/tmp' },
+                    ...(publicKey ? [{ name: 'jwt-keys', mountPath: JWT_KEYS_MOUNT_PATH, readOnly: true }] : []),
+                    ...listOf(pod.volumeMounts),
+                  ],
                 },
               ],
-              volumes: [{ name: 'tmp', emptyDir: { sizeLimit: '64Mi' } }],
+              volumes: [
+                { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+                ...(publicKey ? [{ name: 'jwt-keys', configMap: { name: publicKey.configMapName } }] : []),
+                ...listOf(pod.volumes),
+              ],
             },
           },
         },
@@ -300,7 +376,7 @@ export class Gateway extends Construct {
       }),
     );
 
-    addObject(
+    this.podDisruptionBudget = addObject(
       this,
       'PodDisruptionBudget',
       new PodDisruptionBudget({

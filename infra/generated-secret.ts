@@ -22,7 +22,17 @@ export interface GeneratedSecretProps {
    * Values to use instead of random ones (tests and the chart generator pass these).
    * @default - random
    */
-  readonly values?: Readonly<Record<string, string>>;
+  readonly values?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Keys computed from the final values (random or given), e.g. a config line that carries a password.
+   * @default - none
+   */
+  readonly derivedValues?: (values: Readonly<Record<string, string>>) => Record<string, string>;
+  /**
+   * More annotations, e.g. `helm.sh/resource-policy: keep` (Helm never deletes it, so values survive a reinstall).
+   * @default - none
+   */
+  readonly annotations?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -41,6 +51,7 @@ export class GeneratedSecret extends Construct {
       if (key in stringData) throw new Error(`GeneratedSecret ${props.name}: key "${key}" is both random and fixed`);
       stringData[key] = props.values?.[key] ?? randomBytes(32).toString('base64url');
     }
+    Object.assign(stringData, props.derivedValues?.({ ...stringData }));
     addObject(
       this,
       'Resource',
@@ -48,7 +59,7 @@ export class GeneratedSecret extends Construct {
         metadata: {
           name: props.name,
           labels: objectLabels(props.app, props.component),
-          annotations: { [GENERATED_SECRET_ANNOTATION]: 'true' },
+          annotations: { ...props.annotations, [GENERATED_SECRET_ANNOTATION]: 'true' },
         },
         type: 'Opaque',
         stringData,

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
@@ -7,6 +8,8 @@ import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequire
 import { addObject, HARDENED_CONTAINER_SECURITY_CONTEXT } from './api-object.ts';
 import type { EntryBackend } from './gateway-api-entry.ts';
 import { objectLabels, selectorLabels, type AppIdentity } from './labels.ts';
+import { LIMITS } from './limits.ts';
+import { schedulingFields, type PodScheduling } from './pod-extensions.ts';
 
 export interface HaproxyEntryProps {
   readonly app: AppIdentity;
@@ -53,6 +56,11 @@ export interface HaproxyEntryProps {
   readonly clusterDomain?: string;
   /** @default - 50m CPU and 64Mi requested, 256Mi limit */
   readonly resources?: IResourceRequirements;
+  /**
+   * Node selector, tolerations, priority class and image pull secrets of the HAProxy pods.
+   * @default - none
+   */
+  readonly scheduling?: PodScheduling;
 }
 
 const HAPROXY_UID = 99; // the `haproxy` user of the official image
@@ -68,6 +76,9 @@ export class HaproxyEntry extends Construct {
   readonly name: string;
   readonly port: number;
   readonly podSelector: Record<string, string>;
+  readonly deployment: ApiObject;
+  readonly service: ApiObject;
+  readonly configMap: ApiObject;
 
   constructor(scope: Construct, id: string, props: HaproxyEntryProps) {
     super(scope, id);
@@ -79,12 +90,12 @@ export class HaproxyEntry extends Construct {
     if (props.nodePort !== undefined && serviceType !== 'NodePort') {
       throw new Error(`nodePort=${props.nodePort} needs serviceType=NodePort (serviceType=${serviceType})`);
     }
-    if (props.nodePort !== undefined && (props.nodePort < 30000 || props.nodePort > 32767)) {
-      throw new Error(`nodePort=${props.nodePort} is outside the default NodePort range 30000-32767`);
+    if (props.nodePort !== undefined && (props.nodePort < LIMITS.nodePort.minimum || props.nodePort > LIMITS.nodePort.maximum)) {
+      throw new Error(`nodePort=${props.nodePort} is outside the default NodePort range ${LIMITS.nodePort.minimum}-${LIMITS.nodePort.maximum}`);
     }
     const maxServers = props.maxServers ?? 32;
-    if (!Number.isInteger(maxServers) || maxServers < 1 || maxServers > 1000) {
-      throw new Error(`maxServers=${maxServers} must be an integer from 1 to 1000`);
+    if (!Number.isInteger(maxServers) || maxServers < LIMITS.haproxyMaxServers.minimum || maxServers > LIMITS.haproxyMaxServers.maximum) {
+      throw new Error(`maxServers=${maxServers} must be an integer from ${LIMITS.haproxyMaxServers.minimum} to ${LIMITS.haproxyMaxServers.maximum}`);
     }
     const maxConnections = props.maxConnections ?? 8000;
     const podsService = `${this.name}-pods`;
@@ -109,9 +120,9 @@ export class HaproxyEntry extends Construct {
       maxServers,
       maxConnections,
     });
-    addObject(this, 'Config', new ConfigMap({ metadata: { name: this.name, labels }, data: { 'haproxy.cfg': config } }));
+    this.configMap = addObject(this, 'Config', new ConfigMap({ metadata: { name: this.name, labels }, data: { 'haproxy.cfg': config } }));
 
-    addObject(this, 'Deployment', new Deployment({
+    this.deployment = addObject(this, 'Deployment', new Deployment({
       metadata: { name: this.name, labels },
       spec: {
         replicas: props.replicas ?? 1,
@@ -123,6 +134,7 @@ export class HaproxyEntry extends Construct {
             annotations: { 'checksum/config': createHash('sha256').update(config).digest('hex') },
           },
           spec: {
+            ...schedulingFields(props.scheduling),
             automountServiceAccountToken: false,
             securityContext: { runAsNonRoot: true, runAsUser: HAPROXY_UID, runAsGroup: HAPROXY_UID, seccompProfile: { type: 'RuntimeDefault' } },
             containers: [{
@@ -151,7 +163,7 @@ export class HaproxyEntry extends Construct {
       },
     }));
 
-    addObject(this, 'Service', new Service({
+    this.service = addObject(this, 'Service', new Service({
       metadata: { name: this.name, labels },
       spec: {
         type: serviceType,
@@ -194,6 +206,8 @@ defaults
   mode http
   maxconn ${o.maxConnections}
   timeout connect 5s
+  # A /readyz slowed by event-loop lag must not mark a pod DOWN (the check would time out at inter, 1 s).
+  timeout check 2s
   # Long-polls are held up to the gateway's ping interval (20 s); these must be longer.
   timeout client 60s
   timeout server 60s

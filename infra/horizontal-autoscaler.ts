@@ -1,8 +1,10 @@
+import type { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
 import type { IHorizontalPodAutoscalerBehavior } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscalerBehavior';
 import { addObject } from './api-object.ts';
 import { objectLabels, type AppIdentity } from './labels.ts';
+import { LIMITS } from './limits.ts';
 
 /** What an autoscaler scales: anything with a `/scale` subresource (a Deployment now, the drain controller's resource later). */
 export interface ScaleTarget {
@@ -34,13 +36,13 @@ export function scalingBehavior(props: ScalingBehaviorProps = {}): IHorizontalPo
   const scaleUpPods = props.scaleUpPods ?? 4;
   const stabilization = props.scaleDownStabilizationSeconds ?? 600;
   const period = props.scaleDownPeriodSeconds ?? 120;
-  if (!Number.isInteger(scaleUpPods) || scaleUpPods < 1) throw new Error(`scaleUpPods=${scaleUpPods} must be an integer >= 1`);
+  if (!Number.isInteger(scaleUpPods) || scaleUpPods < LIMITS.scaleUpPods.minimum) throw new Error(`scaleUpPods=${scaleUpPods} must be an integer >= ${LIMITS.scaleUpPods.minimum}`);
   // Scale-down must stay slower than scale-up (15 s periods): each removed pod reconnects all its clients.
-  if (!Number.isInteger(period) || period < 15) {
-    throw new Error(`scaleDownPeriodSeconds=${period} must be an integer >= 15 (one pod per period)`);
+  if (!Number.isInteger(period) || period < LIMITS.scaleDownPeriodSeconds.minimum) {
+    throw new Error(`scaleDownPeriodSeconds=${period} must be an integer >= ${LIMITS.scaleDownPeriodSeconds.minimum} (one pod per period)`);
   }
-  if (!Number.isInteger(stabilization) || stabilization < 60) {
-    throw new Error(`scaleDownStabilizationSeconds=${stabilization} must be an integer >= 60 (a short window flaps pods)`);
+  if (!Number.isInteger(stabilization) || stabilization < LIMITS.scaleDownStabilizationSeconds.minimum) {
+    throw new Error(`scaleDownStabilizationSeconds=${stabilization} must be an integer >= ${LIMITS.scaleDownStabilizationSeconds.minimum} (a short window flaps pods)`);
   }
   return {
     scaleUp: {
@@ -73,7 +75,7 @@ export interface ReplicaRange {
 export function checkReplicaRange(range: ReplicaRange): { minReplicas: number; maxReplicas: number } {
   const minReplicas = range.minReplicas ?? 2;
   const maxReplicas = range.maxReplicas ?? 6;
-  if (!Number.isInteger(minReplicas) || minReplicas < 1) throw new Error(`minReplicas=${minReplicas} must be an integer >= 1`);
+  if (!Number.isInteger(minReplicas) || minReplicas < LIMITS.minReplicas.minimum) throw new Error(`minReplicas=${minReplicas} must be an integer >= ${LIMITS.minReplicas.minimum}`);
   if (!Number.isInteger(maxReplicas) || maxReplicas < minReplicas) {
     throw new Error(`maxReplicas=${maxReplicas} must be an integer >= minReplicas (${minReplicas})`);
   }
@@ -102,6 +104,9 @@ export interface HorizontalAutoscalerProps extends ReplicaRange, ScalingBehavior
 
 /** An `autoscaling/v2` HPA on CPU and memory with a scale-up-fast, scale-down-slowly behavior. */
 export class HorizontalAutoscaler extends Construct {
+  /** The HorizontalPodAutoscaler, for patches (e.g. `addJsonPatch` of more metrics). */
+  readonly resource: ApiObject;
+
   constructor(scope: Construct, id: string, props: HorizontalAutoscalerProps) {
     super(scope, id);
     const range = checkReplicaRange(props);
@@ -111,7 +116,7 @@ export class HorizontalAutoscaler extends Construct {
       type: 'Resource' as const,
       resource: { name, target: { type: 'Utilization' as const, averageUtilization } },
     });
-    addObject(
+    this.resource = addObject(
       this,
       'Resource',
       new HorizontalPodAutoscaler({

@@ -4,6 +4,7 @@ import { Ingress } from 'kubernetes-models/networking.k8s.io/v1/Ingress';
 import { addObject } from './api-object.ts';
 import type { EntryBackend } from './gateway-api-entry.ts';
 import { objectLabels, type AppIdentity } from './labels.ts';
+import { mergeExtra } from './pod-extensions.ts';
 
 export interface IngressEntryProps {
   readonly app: AppIdentity;
@@ -43,6 +44,12 @@ export interface IngressEntryProps {
    * @default 3600
    */
   readonly timeoutSeconds?: number;
+  /**
+   * More Ingress annotations (e.g. cert-manager's issuer, an auth or rate-limit middleware). The construct's
+   * own (nginx affinity and timeouts) are refused here: set them through `cookieName` and `timeoutSeconds`.
+   * @default - none
+   */
+  readonly annotations?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -50,6 +57,8 @@ export interface IngressEntryProps {
  * implementation. Cookie affinity is `persistent` so scaling up does not remap existing sessions.
  */
 export class IngressEntry extends Construct {
+  readonly ingress: ApiObject;
+
   constructor(scope: Construct, id: string, props: IngressEntryProps) {
     super(scope, id);
     const controller = props.controller ?? 'nginx';
@@ -58,7 +67,7 @@ export class IngressEntry extends Construct {
     if (props.tlsSecretName !== undefined && props.host === undefined) {
       throw new Error(`tlsSecretName=${JSON.stringify(props.tlsSecretName)} needs host: a TLS Ingress names the host it serves`);
     }
-    const annotations: Record<string, string> =
+    const own: Record<string, string> =
       controller === 'nginx'
         ? {
             'nginx.ingress.kubernetes.io/affinity': 'cookie',
@@ -68,6 +77,7 @@ export class IngressEntry extends Construct {
             'nginx.ingress.kubernetes.io/proxy-send-timeout': timeout,
           }
         : {};
+    const annotations = mergeExtra(own, props.annotations, 'annotations');
     if (controller === 'traefik') {
       // Traefik takes stickiness from the Service; its timeouts are per entryPoint (docs/infrastructure.md).
       props.backendService.metadata.addAnnotation('traefik.ingress.kubernetes.io/service.sticky.cookie', 'true');
@@ -75,7 +85,7 @@ export class IngressEntry extends Construct {
       props.backendService.metadata.addAnnotation('traefik.ingress.kubernetes.io/service.sticky.cookie.httponly', 'true');
     }
     const backend = { service: { name: props.backend.serviceName, port: { number: props.backend.port } } };
-    addObject(
+    this.ingress = addObject(
       this,
       'Ingress',
       new Ingress({

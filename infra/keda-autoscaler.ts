@@ -1,3 +1,4 @@
+import type { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
 import { addObject } from './api-object.ts';
@@ -9,6 +10,7 @@ import {
   type ScalingBehaviorProps,
 } from './horizontal-autoscaler.ts';
 import { objectLabels, type AppIdentity } from './labels.ts';
+import { LIMITS } from './limits.ts';
 
 export interface KedaAutoscalerProps extends ReplicaRange, ScalingBehaviorProps {
   readonly app: AppIdentity;
@@ -37,12 +39,15 @@ export interface KedaAutoscalerProps extends ReplicaRange, ScalingBehaviorProps 
  * scale-up-fast, scale-down-slowly behavior as the HPA variant.
  */
 export class KedaAutoscaler extends Construct {
+  /** The ScaledObject, for patches (e.g. more triggers). */
+  readonly resource: ApiObject;
+
   constructor(scope: Construct, id: string, props: KedaAutoscalerProps) {
     super(scope, id);
     const range = checkReplicaRange(props);
     const socketsPerPod = props.socketsPerPod ?? 1000;
-    if (!Number.isInteger(socketsPerPod) || socketsPerPod < 1) throw new Error(`socketsPerPod=${socketsPerPod} must be an integer >= 1`);
-    addObject(
+    if (!Number.isInteger(socketsPerPod) || socketsPerPod < LIMITS.socketsPerPod.minimum) throw new Error(`socketsPerPod=${socketsPerPod} must be an integer >= ${LIMITS.socketsPerPod.minimum}`);
+    this.resource = addObject(
       this,
       'Resource',
       new ScaledObject({

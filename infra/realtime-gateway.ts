@@ -1,16 +1,20 @@
 import { Chart } from 'cdk8s';
 import { Construct } from 'constructs';
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
-import type { SettingName } from '../app/gateway/config.ts';
+import { GATEWAY_SETTING_DEFAULTS, type SettingName } from './generated/gateway-settings.ts';
 import type { DrainProps } from './drain-timing.ts';
-import { Gateway, namespacePeer } from './gateway.ts';
+import { Gateway, namespacePeer, type JwtPublicKeySource } from './gateway.ts';
 import { GatewayApiEntry } from './gateway-api-entry.ts';
 import { GeneratedSecret } from './generated-secret.ts';
 import { HaproxyEntry } from './haproxy-entry.ts';
 import { HorizontalAutoscaler, type ReplicaRange, type ScalingBehaviorProps } from './horizontal-autoscaler.ts';
 import { IngressEntry } from './ingress-entry.ts';
 import { KedaAutoscaler } from './keda-autoscaler.ts';
+import { GatewayMonitoring } from './monitoring.ts';
 import type { AppIdentity } from './labels.ts';
+import type { PodExtensions, PodScheduling } from './pod-extensions.ts';
+import type { IParentReference } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ParentReference';
+import type { ApiObject } from 'cdk8s';
 import { Redis, type ExternalRedis } from './redis.ts';
 import { ScaleDownController, type DrainPolicyProps } from './scale-down-controller.ts';
 
@@ -26,6 +30,17 @@ export interface GatewayApiEntryOptions {
   readonly listenerPort?: number;
   /** @default 'rtgw-affinity' */
   readonly cookieName?: string;
+  /**
+   * Attach the route to existing shared Gateways (no Gateway of its own); see GatewayApiEntryProps.
+   * @default - a Gateway of its own
+   */
+  readonly parentRefs?: readonly IParentReference[];
+  /**
+   * The class is Envoy Gateway's: add a BackendTrafficPolicy whose circuit breaker admits
+   * `MAX_CONNECTIONS` × (the most replicas + 1 for a rollout's surge pod) connections, instead of Envoy's 1024.
+   * @default true
+   */
+  readonly envoyPolicies?: boolean;
 }
 
 export interface IngressEntryOptions {
@@ -42,6 +57,8 @@ export interface IngressEntryOptions {
   readonly cookieName?: string;
   /** @default 3600 */
   readonly timeoutSeconds?: number;
+  /** More Ingress annotations (not the construct's own). @default - none */
+  readonly annotations?: Readonly<Record<string, string>>;
 }
 
 export interface HaproxyEntryOptions {
@@ -141,15 +158,25 @@ export interface ControllerOptions {
 
 export interface AuthOptions {
   /**
-   * Secret with `jwt-secret` and `admin-token` keys, managed outside these manifests.
+   * Secret with `admin-token` (and with HS256, `jwt-secret`) keys, managed outside these manifests.
    * @default - a generated Secret `<name>-auth`
    */
   readonly existingSecret?: string;
   /**
-   * Fixed values for the generated Secret (tests and the chart generator).
+   * Verify RS256/ES256 tokens with public keys from a ConfigMap instead of an HS256 shared secret.
+   * @default - HS256
+   */
+  readonly publicKey?: JwtPublicKeySource;
+  /**
+   * Fixed values for the generated Secret (tests and the chart generator); no `jwt-secret` with `publicKey`.
    * @default - random
    */
-  readonly generatedValues?: { readonly 'jwt-secret': string; readonly 'admin-token': string };
+  readonly generatedValues?: { readonly 'jwt-secret'?: string; readonly 'admin-token': string };
+  /**
+   * Annotations of the generated Secrets (the chart adds `helm.sh/resource-policy: keep`).
+   * @default - none
+   */
+  readonly generatedSecretAnnotations?: Readonly<Record<string, string>>;
 }
 
 export interface RealtimeGatewayProps {
@@ -186,12 +213,18 @@ export interface RealtimeGatewayProps {
     readonly external?: ExternalRedis;
     /** @default '1Gi' */
     readonly storageSize?: string;
+    /** @default - the cluster's default StorageClass */
+    readonly storageClass?: string;
+    /** Redis `maxmemory`. @default '192mb' */
+    readonly maxMemory?: string;
     /** @default - generated */
     readonly password?: string;
     /** @default 'redis:8.2.1-alpine' */
     readonly image?: string;
     /** @default - see Redis */
     readonly resources?: IResourceRequirements;
+    /** Annotations of the generated password Secret. @default - none */
+    readonly secretAnnotations?: Readonly<Record<string, string>>;
   };
   /** @default - generated auth Secret */
   readonly auth?: AuthOptions;
@@ -199,6 +232,34 @@ export interface RealtimeGatewayProps {
   readonly controller?: ControllerOptions;
   /** @default - port 9090, reachable by the controller (and KEDA) only */
   readonly internal?: InternalPortOptions;
+  /**
+   * Platform extension points. `nodeSelector`, `tolerations`, `priorityClassName` and `imagePullSecrets`
+   * apply to every pod (gateway, controller, Redis, HAProxy); `affinity`, `annotations`, `labels`, `env`,
+   * `envFrom`, `volumes` and `volumeMounts` to the gateway pods.
+   * @default - none
+   */
+  readonly pod?: PodExtensions;
+  /** Annotations of the gateway's ServiceAccount (e.g. a cloud IAM role). @default - none */
+  readonly serviceAccountAnnotations?: Readonly<Record<string, string>>;
+  /**
+   * Prometheus Operator objects (needs its CRDs): a ServiceMonitor and a PrometheusRule with the alerts of
+   * docs/operations.md. Admit Prometheus to the internal port with `internal.metricsNamespace`.
+   * @default - none
+   */
+  readonly monitoring?: MonitoringOptions;
+}
+
+export interface MonitoringOptions {
+  /** @default false */
+  readonly serviceMonitor?: boolean;
+  /** @default '30s' */
+  readonly interval?: string;
+  /** Labels your Prometheus selects ServiceMonitors by. @default - none */
+  readonly serviceMonitorLabels?: Readonly<Record<string, string>>;
+  /** @default false */
+  readonly prometheusRule?: boolean;
+  /** Labels your Prometheus selects PrometheusRules by. @default - none */
+  readonly prometheusRuleLabels?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -211,6 +272,10 @@ export class RealtimeGateway extends Construct {
   readonly entry: GatewayApiEntry | IngressEntry | HaproxyEntry;
   /** Undefined when `controller.enabled` is false. */
   readonly controller?: ScaleDownController;
+  /** The HorizontalPodAutoscaler or ScaledObject; undefined with `autoscaling.mode=none`. */
+  readonly autoscaler?: ApiObject;
+  /** ServiceMonitor and PrometheusRule; undefined unless `monitoring` asks for one. */
+  readonly monitoring?: GatewayMonitoring;
 
   constructor(scope: Construct, id: string, props: RealtimeGatewayProps) {
     super(scope, id);
@@ -235,14 +300,26 @@ export class RealtimeGateway extends Construct {
         app,
         component: 'gateway',
         name: authSecretName,
-        randomKeys: ['jwt-secret', 'admin-token'],
+        randomKeys: props.auth?.publicKey ? ['admin-token'] : ['jwt-secret', 'admin-token'],
         values: props.auth?.generatedValues,
+        annotations: props.auth?.generatedSecretAnnotations,
       });
     } else if (props.auth.generatedValues !== undefined) {
       throw new Error(`auth.generatedValues conflicts with auth.existingSecret=${props.auth.existingSecret}: nothing is generated`);
     }
 
-    this.redis = new Redis(this, 'Redis', { app, name: props.redis?.external ? undefined : `${name}-redis`, ...props.redis });
+    const scheduling: PodScheduling = {
+      nodeSelector: props.pod?.nodeSelector,
+      tolerations: props.pod?.tolerations,
+      priorityClassName: props.pod?.priorityClassName,
+      imagePullSecrets: props.pod?.imagePullSecrets,
+    };
+    this.redis = new Redis(this, 'Redis', {
+      app,
+      name: props.redis?.external ? undefined : `${name}-redis`,
+      ...props.redis,
+      scheduling: props.redis?.external ? undefined : scheduling,
+    });
     this.gateway = new Gateway(this, 'Gateway', {
       app,
       name,
@@ -255,12 +332,16 @@ export class RealtimeGateway extends Construct {
       drain: props.drain,
       settings: props.settings,
       redis: this.redis.connection,
-      auth: { secretName: authSecretName },
+      auth: { secretName: authSecretName, publicKey: props.auth?.publicKey },
       internalPort: props.internal?.port,
+      pod: props.pod,
+      serviceAccountAnnotations: props.serviceAccountAnnotations,
     });
     this.redis.allowFrom(this.gateway.podSelector);
 
     const backend = { serviceName: this.gateway.name, port: this.gateway.port };
+    const maxConnectionsPerPod = Number(props.settings?.MAX_CONNECTIONS ?? GATEWAY_SETTING_DEFAULTS.MAX_CONNECTIONS);
+    const mostReplicas = autoscaling.mode === 'none' ? (props.replicas ?? 2) : (autoscaling.maxReplicas ?? 6);
     const entry = props.entry ?? { kind: 'gatewayApi' };
     this.entry =
       entry.kind === 'gatewayApi'
@@ -273,6 +354,8 @@ export class RealtimeGateway extends Construct {
             tlsSecretName: entry.tlsSecretName,
             listenerPort: entry.listenerPort,
             cookieName: entry.cookieName,
+            parentRefs: entry.parentRefs,
+            envoyCircuitBreaker: (entry.envoyPolicies ?? true) ? { connections: maxConnectionsPerPod * (mostReplicas + 1) } : undefined,
           })
         : entry.kind === 'haproxy'
           ? new HaproxyEntry(this, 'Entry', {
@@ -291,6 +374,7 @@ export class RealtimeGateway extends Construct {
               maxConnections: entry.maxConnections,
               clusterDomain: entry.clusterDomain,
               resources: entry.resources,
+              scheduling,
             })
           : new IngressEntry(this, 'Entry', {
             app,
@@ -303,6 +387,7 @@ export class RealtimeGateway extends Construct {
             tlsSecretName: entry.tlsSecretName,
             cookieName: entry.cookieName,
             timeoutSeconds: entry.timeoutSeconds,
+            annotations: entry.annotations,
           });
 
     if (controllerOn) {
@@ -323,6 +408,7 @@ export class RealtimeGateway extends Construct {
         leaseDurationSeconds: c.leaseDurationSeconds,
         includeCrd: c.includeCrd,
         internalPortName: this.gateway.internalPortName,
+        scheduling,
       });
       this.redis.allowFrom(this.controller.podSelector);
       this.gateway.allowInternalFrom({ podSelector: { matchLabels: { ...this.controller.podSelector } } });
@@ -331,14 +417,31 @@ export class RealtimeGateway extends Construct {
     // The autoscaler scales the SocketGateway when the controller is on, else the Deployment.
     const target = this.controller?.scaleTarget ?? { apiVersion: 'apps/v1', kind: 'Deployment', name: this.gateway.name };
     if (autoscaling.mode === 'hpa') {
-      new HorizontalAutoscaler(this, 'Autoscaler', { app, target, ...autoscaling });
+      this.autoscaler = new HorizontalAutoscaler(this, 'Autoscaler', { app, target, ...autoscaling }).resource;
     } else if (autoscaling.mode === 'keda') {
       const namespace = Chart.of(this).namespace ?? 'default';
       // /fleet is on the internal port only: KEDA's operator polls it there, and is let in.
       const socketsUrl = `http://${this.gateway.name}.${namespace}.svc:${this.gateway.internalPort}${autoscaling.socketsPath ?? '/fleet'}`;
-      new KedaAutoscaler(this, 'Autoscaler', { app, target, socketsUrl, ...autoscaling });
+      this.autoscaler = new KedaAutoscaler(this, 'Autoscaler', { app, target, socketsUrl, ...autoscaling }).resource;
       this.gateway.allowInternalFrom(namespacePeer(props.internal?.kedaNamespace ?? 'keda', { app: 'keda-operator' }));
     }
     if (props.internal?.metricsNamespace) this.gateway.allowInternalFrom(namespacePeer(props.internal.metricsNamespace));
+
+    const monitoring = props.monitoring ?? {};
+    if (monitoring.serviceMonitor || monitoring.prometheusRule) {
+      this.monitoring = new GatewayMonitoring(this, 'Monitoring', {
+        app,
+        name: this.gateway.name,
+        serviceSelector: this.gateway.podSelector,
+        metricsPortName: this.gateway.internalPortName,
+        namespace: Chart.of(this).namespace ?? 'default',
+        terminationGracePeriodSeconds: this.gateway.drain.terminationGracePeriodSeconds,
+        serviceMonitor: monitoring.serviceMonitor ?? false,
+        interval: monitoring.interval,
+        serviceMonitorLabels: monitoring.serviceMonitorLabels,
+        prometheusRule: monitoring.prometheusRule ?? false,
+        prometheusRuleLabels: monitoring.prometheusRuleLabels,
+      });
+    }
   }
 }

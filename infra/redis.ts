@@ -1,13 +1,17 @@
+import { createHash } from 'node:crypto';
 import { JsonPatch, type ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { Service } from 'kubernetes-models/v1/Service';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
 import { addObject, HARDENED_CONTAINER_SECURITY_CONTEXT } from './api-object.ts';
 import { GeneratedSecret } from './generated-secret.ts';
 import type { RedisConnection } from './gateway.ts';
 import { objectLabels, selectorLabels, type AppIdentity } from './labels.ts';
+import { isSet, schedulingFields, type PodScheduling } from './pod-extensions.ts';
 
 /** A Redis (or Redis Cluster) outside the cluster, reached through a Secret the platform team provides. */
 export interface ExternalRedis {
@@ -53,14 +57,35 @@ export interface RedisProps {
    */
   readonly storageSize?: string;
   /**
+   * `maxmemory` of the in-cluster Redis: keep it well under the container's memory limit (an AOF rewrite
+   * forks, and client buffers count outside it). Past it Redis evicts with `volatile-lru` (see REDIS_MAXMEMORY_POLICY).
+   * @default '192mb' (75 % of the default 256Mi limit)
+   */
+  readonly maxMemory?: string;
+  /**
+   * StorageClass of the in-cluster Redis data volume.
+   * @default - the cluster's default StorageClass
+   */
+  readonly storageClass?: string;
+  /**
    * @default - requests 50m CPU / 64Mi, limit 256Mi memory
    */
   readonly resources?: IResourceRequirements;
+  /**
+   * Node selector, tolerations, priority class and image pull secrets of the in-cluster Redis pod.
+   * @default - none
+   */
+  readonly scheduling?: PodScheduling;
   /**
    * Fixed password instead of a generated one (tests and the chart generator use this).
    * @default - generated
    */
   readonly password?: string;
+  /**
+   * Annotations of the generated password Secret.
+   * @default - none
+   */
+  readonly secretAnnotations?: Readonly<Record<string, string>>;
   /**
    * Pod selectors allowed to reach the in-cluster Redis (the gateway's, later the drain controller's).
    * More can be added with `allowFrom`.
@@ -70,6 +95,16 @@ export interface RedisProps {
 }
 
 export const REDIS_COMPONENT = 'redis';
+/**
+ * Every key the gateway writes has a TTL (a room's seq, history and state: HISTORY_TTL_SECONDS; fleet stats
+ * and drain plans: seconds), so `volatile-lru` can evict any of them and evicts the least recently used:
+ * idle rooms' history, never the fleet stats written every 2 s. A room whose seq key goes starts a new epoch
+ * above every old seq, and its resuming clients get `room:reset` + snapshot: the documented path for a gap
+ * older than history. `noeviction` would instead fail every publish (`backplane_unavailable`) once full.
+ */
+export const REDIS_MAXMEMORY_POLICY = 'volatile-lru';
+/** Where the Secret's `auth.conf` (`requirepass ...`) is mounted: the password never is on a command line. */
+const REDIS_AUTH_DIR = '/etc/redis-auth';
 const REDIS_PORT = 6379;
 const REDIS_UID = 999; // the `redis` user of the official image
 
@@ -81,6 +116,8 @@ export class Redis extends Construct {
   readonly connection: RedisConnection;
   /** The in-cluster Redis' StatefulSet; undefined for an external Redis. */
   readonly statefulSet?: ApiObject;
+  /** The in-cluster Redis' redis.conf; undefined for an external Redis. */
+  readonly configMap?: ApiObject;
   private networkPolicy?: ApiObject;
   private clientCount = 0;
 
@@ -88,7 +125,7 @@ export class Redis extends Construct {
     super(scope, id);
     const app = props.app;
     if (props.external) {
-      for (const prop of ['image', 'storageSize', 'resources', 'password', 'name'] as const) {
+      for (const prop of ['image', 'storageSize', 'storageClass', 'resources', 'password', 'name', 'scheduling', 'secretAnnotations', 'maxMemory'] as const) {
         if (props[prop] !== undefined) {
           throw new Error(`${prop}=${JSON.stringify(props[prop])} only applies to the in-cluster Redis, but external is set`);
         }
@@ -116,8 +153,39 @@ export class Redis extends Construct {
       randomKeys: ['password'],
       fixedValues: { url: `redis://${name}:${REDIS_PORT}` },
       values: props.password === undefined ? undefined : { password: props.password },
+      derivedValues: ({ password }) => ({ 'auth.conf': `requirepass "${password}"\n` }),
+      annotations: props.secretAnnotations,
     });
     this.connection = { adapter: 'redis', secretName: name, urlKey: 'url', passwordKey: 'password' };
+
+    const redisConf = [
+      '# Written by the Redis construct (infra/redis.ts). The password: auth.conf of the Secret, mounted.',
+      `include ${REDIS_AUTH_DIR}/auth.conf`,
+      'dir /data',
+      'appendonly yes',
+      `maxmemory ${props.maxMemory ?? '192mb'}`,
+      `maxmemory-policy ${REDIS_MAXMEMORY_POLICY}`,
+      '',
+    ].join('\n');
+    this.configMap = addObject(this, 'ConfigMap', new ConfigMap({ metadata, data: { 'redis.conf': redisConf } }));
+
+    // The StatefulSet's governing Service: stable pod DNS (<name>-0.<name>-headless), not-ready pods included.
+    addObject(
+      this,
+      'HeadlessService',
+      new Service({
+        metadata: { ...metadata, name: `${name}-headless` },
+        spec: {
+          clusterIP: 'None',
+          publishNotReadyAddresses: true,
+          selector: podSelector,
+          ports: [{ name: 'redis', port: REDIS_PORT, targetPort: 'redis', protocol: 'TCP' }],
+        },
+      }),
+    );
+
+    // One Redis holds every room's history: a node drain waits for an operator instead of evicting it.
+    addObject(this, 'PodDisruptionBudget', new PodDisruptionBudget({ metadata, spec: { maxUnavailable: 0, selector: { matchLabels: podSelector } } }));
 
     addObject(
       this,
@@ -133,18 +201,25 @@ export class Redis extends Construct {
     );
 
     const tcpProbe = { tcpSocket: { port: 'redis' } };
+    // PING with auth (redis-cli reads REDISCLI_AUTH; -e: an error reply such as NOAUTH or LOADING exits 1).
+    // No shell: the image needs only redis-server and redis-cli.
+    const pingProbe = { exec: { command: ['redis-cli', '-e', '-h', '127.0.0.1', '-p', String(REDIS_PORT), 'ping'] } };
     this.statefulSet = addObject(
       this,
       'StatefulSet',
       new StatefulSet({
         metadata,
         spec: {
-          serviceName: name,
+          serviceName: `${name}-headless`,
           replicas: 1,
           selector: { matchLabels: podSelector },
           template: {
-            metadata: { labels: metadata.labels },
+            metadata: {
+              labels: metadata.labels,
+              annotations: { 'checksum/config': createHash('sha256').update(redisConf).digest('hex') },
+            },
             spec: {
+              ...schedulingFields(props.scheduling),
               automountServiceAccountToken: false,
               securityContext: {
                 runAsNonRoot: true,
@@ -158,24 +233,36 @@ export class Redis extends Construct {
                   name: 'redis',
                   image: props.image ?? 'redis:8.2.1-alpine',
                   imagePullPolicy: 'IfNotPresent',
-                  command: ['redis-server'],
-                  // $(VAR) is expanded by the kubelet from the container env: no shell, no password on disk.
-                  args: ['--requirepass', '$(REDIS_PASSWORD)', '--appendonly', 'yes', '--dir', '/data'],
-                  env: [{ name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name, key: 'password' } } }],
+                  // The password comes from a mounted file (redis.conf includes it), never the command line, which
+                  // any local user can read in /proc.
+                  command: ['redis-server', '/etc/redis/redis.conf'],
+                  env: [{ name: 'REDISCLI_AUTH', valueFrom: { secretKeyRef: { name, key: 'password' } } }],
                   ports: [{ name: 'redis', containerPort: REDIS_PORT, protocol: 'TCP' }],
                   livenessProbe: { ...tcpProbe, periodSeconds: 10, failureThreshold: 3 },
-                  readinessProbe: { ...tcpProbe, periodSeconds: 5, failureThreshold: 2 },
+                  readinessProbe: { ...pingProbe, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 2 },
                   resources: props.resources ?? { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
                   securityContext: HARDENED_CONTAINER_SECURITY_CONTEXT,
-                  volumeMounts: [{ name: 'data', mountPath: '/data' }],
+                  volumeMounts: [
+                    { name: 'data', mountPath: '/data' },
+                    { name: 'config', mountPath: '/etc/redis', readOnly: true },
+                    { name: 'auth', mountPath: REDIS_AUTH_DIR, readOnly: true },
+                  ],
                 },
+              ],
+              volumes: [
+                { name: 'config', configMap: { name } },
+                { name: 'auth', secret: { secretName: name, items: [{ key: 'auth.conf', path: 'auth.conf' }], defaultMode: 0o440 } },
               ],
             },
           },
           volumeClaimTemplates: [
             {
               metadata: { name: 'data' },
-              spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: props.storageSize ?? '1Gi' } } },
+              spec: {
+                accessModes: ['ReadWriteOnce'],
+                ...(isSet(props.storageClass) ? { storageClassName: props.storageClass } : {}),
+                resources: { requests: { storage: props.storageSize ?? '1Gi' } },
+              },
             },
           ],
         },

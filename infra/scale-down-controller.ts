@@ -7,11 +7,13 @@ import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
 import type { IPolicyRule } from 'kubernetes-models/rbac.authorization.k8s.io/v1/PolicyRule';
-import { API_GROUP, API_VERSION, KIND, PLURAL, socketGatewayCrd } from '../app/controller/socket-gateway.ts';
+import { API_GROUP, API_VERSION, KIND, PLURAL, socketGatewayCrd } from './generated/socket-gateway-crd.ts';
 import { addObject, HARDENED_CONTAINER_SECURITY_CONTEXT } from './api-object.ts';
 import type { RedisConnection } from './gateway.ts';
 import type { ScaleTarget } from './horizontal-autoscaler.ts';
 import { objectLabels, selectorLabels, type AppIdentity } from './labels.ts';
+import { LIMITS } from './limits.ts';
+import { schedulingFields, type PodScheduling } from './pod-extensions.ts';
 
 /** The drain policy of the SocketGateway (docs/controller.md); unset fields take the CRD's defaults. */
 export interface DrainPolicyProps {
@@ -105,6 +107,11 @@ export interface ScaleDownControllerProps {
    * @default true
    */
   readonly includeCrd?: boolean;
+  /**
+   * Node selector, tolerations, priority class and image pull secrets of the pods.
+   * @default - none
+   */
+  readonly scheduling?: PodScheduling;
 }
 
 export const CONTROLLER_COMPONENT = 'controller';
@@ -122,6 +129,7 @@ export class ScaleDownController extends Construct {
   /** What an HPA or ScaledObject scales: the SocketGateway's /scale subresource. */
   readonly scaleTarget: ScaleTarget;
   readonly leaseName: string;
+  readonly deployment: ApiObject;
 
   constructor(scope: Construct, id: string, props: ScaleDownControllerProps) {
     super(scope, id);
@@ -132,10 +140,10 @@ export class ScaleDownController extends Construct {
     const metricsPort = props.metricsPort ?? 8080;
     const leaseDuration = props.leaseDurationSeconds ?? 15;
     const keyPrefix = props.keyPrefix ?? 'rt';
-    if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`replicas=${replicas} must be an integer >= 1`);
+    if (!Number.isInteger(replicas) || replicas < LIMITS.replicas.minimum) throw new Error(`replicas=${replicas} must be an integer >= ${LIMITS.replicas.minimum}`);
     if (!Number.isInteger(metricsPort) || metricsPort < 1 || metricsPort > 65_535) throw new Error(`metricsPort=${metricsPort} must be an integer in 1-65535`);
-    if (!Number.isInteger(leaseDuration) || leaseDuration < 3) {
-      throw new Error(`leaseDurationSeconds=${leaseDuration} must be an integer >= 3 (the controller derives its renew deadline and retry period from it)`);
+    if (!Number.isInteger(leaseDuration) || leaseDuration < LIMITS.leaseDurationSeconds.minimum) {
+      throw new Error(`leaseDurationSeconds=${leaseDuration} must be an integer >= ${LIMITS.leaseDurationSeconds.minimum} (the controller derives its renew deadline and retry period from it)`);
     }
     if (!/^[A-Za-z0-9:_-]{1,32}$/.test(keyPrefix)) throw new Error(`keyPrefix=${JSON.stringify(keyPrefix)} must be 1-32 letters, digits, ":", "_" or "-"`);
     if (!props.adminToken.secretName || !props.adminToken.key) {
@@ -150,11 +158,11 @@ export class ScaleDownController extends Construct {
       }
     };
     atLeast('gatewayReplicas', props.gatewayReplicas, 0);
-    atLeast('minReadyPods', props.minReadyPods, 0);
-    atLeast('drain.reconnectBudgetPerSecond', props.drain?.reconnectBudgetPerSecond, 0.2, false);
-    atLeast('drain.windowSeconds', props.drain?.windowSeconds, 1);
+    atLeast('minReadyPods', props.minReadyPods, LIMITS.minReadyPods.minimum);
+    atLeast('drain.reconnectBudgetPerSecond', props.drain?.reconnectBudgetPerSecond, LIMITS.reconnectBudgetPerSecond.minimum, false);
+    atLeast('drain.windowSeconds', props.drain?.windowSeconds, LIMITS.controllerDrainWindowSeconds.minimum);
     atLeast('drain.hintBoundSeconds', props.drain?.hintBoundSeconds, 0);
-    atLeast('drain.marginSeconds', props.drain?.marginSeconds, 0);
+    atLeast('drain.marginSeconds', props.drain?.marginSeconds, LIMITS.controllerDrainMarginSeconds.minimum);
     const drain = Object.fromEntries(Object.entries(props.drain ?? {}).filter(([, v]) => v !== undefined));
     const spec = {
       deploymentName: props.deploymentName,
@@ -203,7 +211,7 @@ export class ScaleDownController extends Construct {
       { name: 'ADMIN_TOKEN', valueFrom: { secretKeyRef: { name: props.adminToken.secretName, key: props.adminToken.key } } },
     ];
     const probe = (path: string) => ({ httpGet: { path, port: 'metrics' } });
-    addObject(
+    this.deployment = addObject(
       this,
       'Deployment',
       new Deployment({
@@ -215,6 +223,7 @@ export class ScaleDownController extends Construct {
           template: {
             metadata: { labels },
             spec: {
+              ...schedulingFields(props.scheduling),
               serviceAccountName: this.name,
               // The one pod of the blueprint that talks to the API server. Its token is declared here, not
               // automounted: the same projected volume the kubelet would inject (short-lived, audience-bound).

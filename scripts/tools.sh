@@ -8,6 +8,7 @@
 #   kubectl                   go build from k8s.io/kubernetes@KUBERNETES_VERSION via tools/kubernetes/go.mod
 #   etcd                      go build from go.etcd.io/etcd/server/v3@ETCD_VERSION via tools/etcd/go.mod
 #   crds/                     Gateway API experimental-channel CRDs and KEDA CRDs, copied from their Go modules
+#   crds-optional/            Envoy Gateway and Prometheus Operator CRDs, for the tests that install them
 #   coredns, metrics-server   go install ...@COREDNS_VERSION / @METRICS_SERVER_VERSION with CGO_ENABLED=0: the static
 #                             binaries of the real node's cluster add-on images (scripts/node/images.ts)
 #
@@ -16,12 +17,17 @@
 set -euo pipefail
 
 HELM_VERSION=v3.22.0
+HELM_STAMP=$HELM_VERSION-ldflags   # -ldflags: the build sets its version and default Kubernetes version (older stamps rebuild)
 KUBERNETES_VERSION=v1.37.2
 ETCD_VERSION=v3.7.3          # Kubernetes 1.37 is tested against etcd 3.7.0 and needs >= 3.5.24; Debian ships 3.4.
 GATEWAY_API_VERSION=v1.6.1   # the version Envoy Gateway 1.9 bundles (experimental channel: sessionPersistence)
 KEDA_VERSION=v2.21.0         # the CRDs the tests use and the KEDA chart `WITH_KEDA=true make up` installs (scripts/up.sh reads it here)
+ENVOY_GATEWAY_VERSION=v1.9.1 # the entry's controller (`make up`); its CRDs validate the Envoy policies (crds-optional/)
+PROMETHEUS_OPERATOR_VERSION=v0.85.0  # ServiceMonitor and PrometheusRule CRDs (crds-optional/)
 COREDNS_VERSION=v1.14.7      # newest v1.14.x; v1.13.1 builds too (docs/real-node.md)
 METRICS_SERVER_VERSION=v0.9.0
+# shellcheck disable=SC2034  # read by scripts/up.sh
+METRICS_SERVER_CHART_VERSION=3.13.0  # the metrics-server chart `make up` installs
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LOCALBIN=${1:-$ROOT/bin}
@@ -53,13 +59,26 @@ stamp() {
 elapsed() { echo "$(( $(date +%s) - $1 ))s"; }
 
 # --- helm --------------------------------------------------------------------------------------------
-if installed helm "$HELM_VERSION" "$LOCALBIN/helm"; then
+if installed helm "$HELM_STAMP" "$LOCALBIN/helm"; then
   echo "helm $HELM_VERSION: up to date"
 else
   echo "installing helm $HELM_VERSION (first build takes ~2 min)..."
   start=$(date +%s)
-  GOBIN=$LOCALBIN go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-  stamp helm "$HELM_VERSION"
+  # The ldflags helm's own Makefile sets: its version, and the Kubernetes version it assumes without a
+  # cluster (`helm template`, `helm lint`) from its client-go minor, so charts with a kubeVersion render plainly.
+  # Built into a temp dir and moved over the old binary, so a concurrent user never runs a half-written one.
+  helm_gomod=$(cd "${TMPDIR:-/tmp}" && go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+  k8s_minor=$(sed -n 's/^[[:space:]]*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$helm_gomod")
+  [[ -n "$k8s_minor" ]] || { echo "tools.sh: cannot read helm's client-go version from $helm_gomod" >&2; exit 1; }
+  helm_ldflags="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  for pkg in pkg/chartutil pkg/lint/rules; do
+    helm_ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$k8s_minor"
+  done
+  helm_tmp=$(mktemp -d "$LOCALBIN/.helm-build.XXXXXX")
+  GOBIN=$helm_tmp go install -ldflags "$helm_ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  mv -f "$helm_tmp/helm" "$LOCALBIN/helm"
+  rmdir "$helm_tmp"
+  stamp helm "$HELM_STAMP"
   echo "helm $HELM_VERSION: installed in $(elapsed "$start")"
 fi
 
@@ -110,6 +129,32 @@ else
   dir=$(module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")
   copy_crds "$dir/config/crd/bases" "$LOCALBIN/crds/keda"
   stamp crds-keda "$KEDA_VERSION"
+fi
+
+# CRDs some tests install on their own plane (not every control plane: the Envoy Gateway ones are large).
+# LOCALBIN/crds-optional/<name>; test/cluster/platform-crds.test.ts applies them.
+if installed crds-envoy-gateway "$ENVOY_GATEWAY_VERSION" "$LOCALBIN/crds-optional/envoy-gateway"; then
+  echo "Envoy Gateway $ENVOY_GATEWAY_VERSION CRDs: up to date"
+else
+  echo "fetching Envoy Gateway $ENVOY_GATEWAY_VERSION CRDs..."
+  dir=$(module_dir "github.com/envoyproxy/gateway@$ENVOY_GATEWAY_VERSION")
+  copy_crds "$dir/charts/gateway-helm/charts/crds/crds/generated" "$LOCALBIN/crds-optional/envoy-gateway"
+  stamp crds-envoy-gateway "$ENVOY_GATEWAY_VERSION"
+fi
+
+if installed crds-prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" "$LOCALBIN/crds-optional/prometheus-operator"; then
+  echo "Prometheus Operator $PROMETHEUS_OPERATOR_VERSION CRDs: up to date"
+else
+  echo "fetching Prometheus Operator $PROMETHEUS_OPERATOR_VERSION CRDs (ServiceMonitor, PrometheusRule)..."
+  dir=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
+  mkdir -p "$LOCALBIN/crds-optional/.prometheus-operator"
+  rm -f "$LOCALBIN/crds-optional/.prometheus-operator/"*
+  cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
+     "$dir/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" "$LOCALBIN/crds-optional/.prometheus-operator/"
+  chmod u+w "$LOCALBIN/crds-optional/.prometheus-operator/"*
+  copy_crds "$LOCALBIN/crds-optional/.prometheus-operator" "$LOCALBIN/crds-optional/prometheus-operator"
+  rm -rf "$LOCALBIN/crds-optional/.prometheus-operator"
+  stamp crds-prometheus-operator "$PROMETHEUS_OPERATOR_VERSION"
 fi
 
 # --- etcd ----------------------------------------------------------------------------------------------

@@ -13,9 +13,16 @@ WITH_KEDA="${WITH_KEDA:-false}"
 NAMESPACE="realtime-gateway"
 # Pinned versions (docs/infrastructure.md says why each one).
 KIND_VERSION="v0.33.0"
-ENVOY_GATEWAY_VERSION="v1.9.1"        # bundles Gateway API v1.6.1, experimental channel CRDs
-METRICS_SERVER_CHART_VERSION="3.13.0"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Envoy Gateway (bundles Gateway API v1.6.1, experimental channel CRDs) and the metrics-server chart: pinned
+# once, in scripts/tools.sh, with the versions the tests use (Envoy Gateway's CRDs validate the entry's policies).
+pin() { sed -n "s/^$1=\([^[:space:]]*\).*/\1/p" "$ROOT/scripts/tools.sh"; }
+ENVOY_GATEWAY_VERSION="$(pin ENVOY_GATEWAY_VERSION)"
+METRICS_SERVER_CHART_VERSION="$(pin METRICS_SERVER_CHART_VERSION)"
+if [ -z "$ENVOY_GATEWAY_VERSION" ] || [ -z "$METRICS_SERVER_CHART_VERSION" ]; then
+  printf 'error: scripts/tools.sh pins no ENVOY_GATEWAY_VERSION or METRICS_SERVER_CHART_VERSION\n' >&2
+  exit 1
+fi
 # KEDA: one pinned version for the CRDs the tests validate against and the chart deployed here; it is set
 # once, in scripts/tools.sh (KEDA's chart versions are its release versions without the "v").
 KEDA_VERSION="$(sed -n 's/^KEDA_VERSION=v\([0-9][^[:space:]]*\).*/\1/p' "$ROOT/scripts/tools.sh")"

@@ -1,10 +1,11 @@
 import { App, Chart } from 'cdk8s';
 import { stringify } from 'yaml';
-import { SETTINGS } from '../../app/gateway/config.ts';
+import { GATEWAY_SETTING_DEFAULTS, GATEWAY_SETTING_NAMES } from '../generated/gateway-settings.ts';
 import { resolveDrainTiming } from '../drain-timing.ts';
 import { OWNED_SETTINGS } from '../gateway.ts';
 import { RealtimeGateway } from '../realtime-gateway.ts';
 import type { Manifest } from '../synth.ts';
+import { VALUE_ENUMS } from './schema.ts';
 import { CHART_NAME, DEFAULT_VALUES, identityFor, propsFromValues, type ChartIdentity, type ChartValues, type HelmContext } from './values.ts';
 
 /**
@@ -45,21 +46,21 @@ interface Dimension {
 const DIMENSIONS: readonly Dimension[] = [
   {
     key: 'autoscaling.mode',
-    options: ['hpa', 'keda', 'none'],
+    options: VALUE_ENUMS['autoscaling.mode']!,
     enumerated: true,
     apply: (v, o) => (v.autoscaling.mode = o as ChartValues['autoscaling']['mode']),
     condition: (o) => `eq $.Values.autoscaling.mode "${o}"`,
   },
   {
     key: 'entry.kind',
-    options: ['gatewayApi', 'ingress', 'haproxy'],
+    options: VALUE_ENUMS['entry.kind']!,
     enumerated: true,
     apply: (v, o) => (v.entry.kind = o as ChartValues['entry']['kind']),
     condition: (o) => `eq $.Values.entry.kind "${o}"`,
   },
   {
     key: 'entry.ingress.controller',
-    options: ['nginx', 'traefik'],
+    options: VALUE_ENUMS['entry.ingress.controller']!,
     enumerated: true,
     onlyWhen: (a) => a['entry.kind'] === 'ingress',
     apply: (v, o) => (v.entry.ingress.controller = o as ChartValues['entry']['ingress']['controller']),
@@ -73,7 +74,7 @@ const DIMENSIONS: readonly Dimension[] = [
   },
   {
     key: 'entry.haproxy.serviceType',
-    options: ['ClusterIP', 'NodePort', 'LoadBalancer'],
+    options: VALUE_ENUMS['entry.haproxy.serviceType']!,
     enumerated: true,
     onlyWhen: (a) => a['entry.kind'] === 'haproxy',
     apply: (v, o) => (v.entry.haproxy.serviceType = o as ChartValues['entry']['haproxy']['serviceType']),
@@ -99,8 +100,17 @@ const DIMENSIONS: readonly Dimension[] = [
     condition: (o) => (o === 'set' ? '$.Values.entry.host' : 'not $.Values.entry.host'),
   },
   {
+    key: 'entry.gatewayApi.parentRefs',
+    options: ['empty', 'set'],
+    onlyWhen: (a) => a['entry.kind'] === 'gatewayApi',
+    apply: (v, o) => {
+      if (o === 'empty') v.entry.gatewayApi.parentRefs = [];
+    },
+    condition: (o) => (o === 'set' ? '$.Values.entry.gatewayApi.parentRefs' : 'not $.Values.entry.gatewayApi.parentRefs'),
+  },
+  {
     key: 'redis.mode',
-    options: ['internal', 'external'],
+    options: VALUE_ENUMS['redis.mode']!,
     enumerated: true,
     apply: (v, o) => (v.redis.mode = o as ChartValues['redis']['mode']),
     condition: (o) => `eq $.Values.redis.mode "${o}"`,
@@ -111,6 +121,23 @@ const DIMENSIONS: readonly Dimension[] = [
     onlyWhen: (a) => a['redis.mode'] === 'external',
     apply: (v, o) => (v.redis.external.cluster = o === 'true'),
     condition: (o) => (o === 'true' ? '$.Values.redis.external.cluster' : 'not $.Values.redis.external.cluster'),
+  },
+  {
+    // HS256 or a public-key algorithm (RS256, ES256: the mode's value itself is JWT_ALGORITHMS).
+    key: 'auth.mode',
+    options: ['HS256', 'publicKey'],
+    apply: (v, o) => {
+      if (o === 'HS256') v.auth.mode = 'HS256';
+    },
+    condition: (o) => (o === 'HS256' ? 'eq $.Values.auth.mode "HS256"' : 'ne $.Values.auth.mode "HS256"'),
+  },
+  {
+    key: 'auth.publicKey.format',
+    options: VALUE_ENUMS['auth.publicKey.format']!,
+    enumerated: true,
+    onlyWhen: (a) => a['auth.mode'] === 'publicKey',
+    apply: (v, o) => (v.auth.publicKey.format = o as ChartValues['auth']['publicKey']['format']),
+    condition: (o) => `eq $.Values.auth.publicKey.format "${o}"`,
   },
   {
     key: 'controller.enabled',
@@ -136,16 +163,39 @@ const DIMENSIONS: readonly Dimension[] = [
   },
 ];
 
+/**
+ * Booleans that only add objects of their own (they change nothing else): rendered on in every variant,
+ * and each object they add is wrapped in their condition, instead of doubling the variants.
+ */
+const SWITCHES: readonly { readonly key: string; set(values: ChartValues, on: boolean): void; readonly condition: string }[] = [
+  { key: 'metrics.serviceMonitor.enabled', set: (v, on) => (v.metrics.serviceMonitor.enabled = on), condition: '$.Values.metrics.serviceMonitor.enabled' },
+  { key: 'entry.gatewayApi.envoyPolicies', set: (v, on) => (v.entry.gatewayApi.envoyPolicies = on), condition: '$.Values.entry.gatewayApi.envoyPolicies' },
+  { key: 'metrics.prometheusRule.enabled', set: (v, on) => (v.metrics.prometheusRule.enabled = on), condition: '$.Values.metrics.prometheusRule.enabled' },
+];
+
 /** Values that are passed whole (`toYaml`), not leaf by leaf. */
-const BLOCK_VALUES = ['resources', 'redis.internal.resources', 'controller.resources', 'entry.haproxy.resources'];
+const BLOCK_VALUES = ['resources', 'redis.internal.resources', 'controller.resources', 'entry.haproxy.resources', 'entry.gatewayApi.parentRefs'];
+/**
+ * Extension points (pod-extensions.ts) whose field is left out when the value is empty: rendered
+ * `{{- with $.Values.<path> }} <field>: {{ toYaml . }} {{- end }}`.
+ */
+const OPTIONAL_BLOCK_VALUES = ['nodeSelector', 'tolerations', 'affinity', 'priorityClassName', 'imagePullSecrets', 'serviceAccount.annotations', 'redis.internal.storageClass'];
+/** Lists appended to the constructs' own items (one stand-in item in the synth, the user's items in the render). */
+const LIST_MERGE_VALUES = ['extraEnv', 'extraEnvFrom', 'extraVolumes', 'extraVolumeMounts'];
+/** Maps merged into the constructs' own (one stand-in key in the synth, the user's keys in the render). */
+const MAP_MERGE_VALUES = ['podAnnotations', 'podLabels', 'entry.ingress.annotations', 'metrics.serviceMonitor.labels', 'metrics.prometheusRule.labels'];
 /** Numeric leaves that may be fractional: rendered as they are, not through `| int`. */
 const FRACTIONAL_LEAVES = new Set(['controller.drain.reconnectBudgetPerSecond']);
 /** Empty/set dimensions whose value, when set, is a sentinel like any other leaf. */
-const PRESENCE_DIMENSIONS = new Set(['entry.host', 'auth.existingSecret', 'internal.metricsNamespace', 'entry.haproxy.nodePort']);
+const PRESENCE_DIMENSIONS = new Set(['entry.host', 'auth.existingSecret', 'internal.metricsNamespace', 'entry.haproxy.nodePort', 'entry.gatewayApi.parentRefs', 'auth.mode']);
 /** Leaves set by dimensions or handled specially. */
 const NON_SENTINEL_LEAVES = new Set([
   ...DIMENSIONS.map((d) => d.key).filter((k) => !PRESENCE_DIMENSIONS.has(k)),
   'drain.terminationGracePeriodSeconds',
+  // Read by the generatedValue helper only.
+  'auth.jwtSecret',
+  'auth.adminToken',
+  'redis.internal.password',
   'nameOverride',
   'fullnameOverride',
 ]);
@@ -154,6 +204,30 @@ const REQUIRED_LEAVES: Record<string, string> = {
   'redis.external.secretName': 'redis.external.secretName is required with redis.mode=external',
   'entry.tls.secretName': 'entry.tls.secretName is required with entry.tls.enabled=true',
 };
+
+/** Leaves rendered through more than `$.Values.<path>`. */
+const LEAF_EXPRESSIONS: Record<string, string> = {
+  'image.tag': 'default $.Chart.AppVersion $.Values.image.tag',
+};
+
+/**
+ * Value relations JSON Schema cannot state (values.schema.json checks each value alone): validate.yaml
+ * fails the render with the construct's message.
+ */
+const CROSS_CHECKS: readonly { readonly when: string; readonly fail: string }[] = [
+  {
+    when: `not (has (toString $.Values.auth.mode) (list ${VALUE_ENUMS['auth.mode']!.map((m) => JSON.stringify(m)).join(' ')}))`,
+    fail: `printf "auth.mode=%v must be one of ${VALUE_ENUMS['auth.mode']!.join(', ')}" $.Values.auth.mode`,
+  },
+  {
+    when: 'and (ne $.Values.auth.mode "HS256") (not $.Values.auth.publicKey.configMapName)',
+    fail: 'printf "auth.publicKey.configMapName is required with auth.mode=%v: the ConfigMap holding the public keys" $.Values.auth.mode',
+  },
+  {
+    when: 'and (ne $.Values.autoscaling.mode "none") (gt (int $.Values.autoscaling.minReplicas) (int $.Values.autoscaling.maxReplicas))',
+    fail: 'printf "autoscaling.maxReplicas=%v must be >= autoscaling.minReplicas (%v)" $.Values.autoscaling.maxReplicas $.Values.autoscaling.minReplicas',
+  },
+];
 
 /**
  * Numeric leaves a construct bounds from above, which the usual sentinels (9_100_000 + index) would break.
@@ -193,13 +267,14 @@ const CONTEXT_SENTINELS: Record<string, string> = {
   __HV_APPVERSION__: '$.Chart.AppVersion',
   __HV_SERVICE__: '$.Release.Service',
   __HV_CHART__: 'include "realtime-gateway.chart" $',
-  __HV_GENREDISPASSWORD__: generatedValue('-redis', 'password'),
-  __HV_GENJWTSECRET__: generatedValue('-auth', 'jwt-secret'),
-  __HV_GENADMINTOKEN__: generatedValue('-auth', 'admin-token'),
+  __HV_GENREDISPASSWORD__: generatedValue('-redis', 'password', 'redis.internal.password'),
+  __HV_GENJWTSECRET__: generatedValue('-auth', 'jwt-secret', 'auth.jwtSecret'),
+  __HV_GENADMINTOKEN__: generatedValue('-auth', 'admin-token', 'auth.adminToken'),
 };
 
-function generatedValue(suffix: string, key: string): string {
-  return `include "realtime-gateway.generatedValue" (dict "context" $ "secret" (printf "%s${suffix}" (include "realtime-gateway.fullname" $)) "key" "${key}")`;
+/** An explicit value, else the existing Secret's (lookup), else random (generateSecrets) or a failed render. */
+function generatedValue(suffix: string, key: string, valuePath: string): string {
+  return `include "realtime-gateway.generatedValue" (dict "context" $ "secret" (printf "%s${suffix}" (include "realtime-gateway.fullname" $)) "key" "${key}" "value" $.Values.${valuePath} "valueName" "${valuePath}")`;
 }
 
 /** Number sentinels are 9_100_000 + index (see sentinelValues), or a bounded leaf's stand-in. */
@@ -208,6 +283,12 @@ const HAS_NUMBER_SENTINEL = new RegExp(NUMBER_SENTINEL_SOURCE);
 /** Every sentinel in a string, text or number. */
 const ANY_SENTINEL_PATTERN = new RegExp(`__HV_[A-Z0-9]+__|${NUMBER_SENTINEL_SOURCE}`, 'g');
 const BLOCK_KEY = 'helmGeneratorBlock';
+const encodePath = (path: string) => path.replaceAll('.', 'DOT');
+const decodePath = (encoded: string) => encoded.replaceAll('DOT', '.');
+const mapMarker = (path: string) => `HELMMAP${encodePath(path)}X`;
+const MAP_MARKER_PATTERN = /^HELMMAP(\w+)X$/;
+/** Joins the lines of a `{{- with }}` block into one unit, so merging variants never splits it (see mergeUnits). */
+const UNIT_NEWLINE = '\u0000';
 const SETTINGS_MARKER = 'HELMSETTINGSX';
 
 interface SentinelTable {
@@ -231,15 +312,17 @@ function sentinelValues(): { values: ChartValues; table: SentinelTable } {
         table.numbers.set(bounded.standIn, expression);
         table.numberStrings.set(String(bounded.standIn), expression);
         table.paths.set(String(bounded.standIn), path);
-      } else if (BLOCK_VALUES.includes(path)) {
+      } else if (BLOCK_VALUES.includes(path) || OPTIONAL_BLOCK_VALUES.includes(path) || LIST_MERGE_VALUES.includes(path)) {
         node[key] = { [BLOCK_KEY]: path };
+      } else if (MAP_MERGE_VALUES.includes(path)) {
+        node[key] = { [mapMarker(path)]: 'x' };
       } else if (NON_SENTINEL_LEAVES.has(path) || path === 'settings') {
         continue;
       } else if (typeof value === 'string' || typeof value === 'boolean') {
         if (typeof value === 'boolean') continue;
         const sentinel = `__HV_V${index++}__`;
         node[key] = sentinel;
-        const expression = REQUIRED_LEAVES[path] ? `required "${REQUIRED_LEAVES[path]}" $.Values.${path}` : `$.Values.${path}`;
+        const expression = REQUIRED_LEAVES[path] ? `required "${REQUIRED_LEAVES[path]}" $.Values.${path}` : (LEAF_EXPRESSIONS[path] ?? `$.Values.${path}`);
         table.strings.set(sentinel, expression);
         table.paths.set(sentinel, path);
       } else if (typeof value === 'number') {
@@ -261,6 +344,12 @@ function sentinelValues(): { values: ChartValues; table: SentinelTable } {
   const drain = resolveDrainTiming({ ...values.drain, terminationGracePeriodSeconds: undefined });
   table.numbers.set(drain.terminationGracePeriodSeconds, 'include "realtime-gateway.terminationGracePeriodSeconds" $ | int');
   table.numberStrings.set(String(drain.shutdownDeadlineMs), 'include "realtime-gateway.shutdownDeadlineMs" $');
+  table.numbers.set(drain.minReadySeconds, 'include "realtime-gateway.minReadySeconds" $ | int');
+  // Envoy's circuit breaker: MAX_CONNECTIONS (its default: settings are not sentinels) × (most pods + 1).
+  const perPod = Number(GATEWAY_SETTING_DEFAULTS.MAX_CONNECTIONS);
+  for (const pods of [values.autoscaling.maxReplicas, values.replicaCount]) table.numbers.set(perPod * (pods + 1), 'include "realtime-gateway.envoyMaxConnections" $ | int');
+  // The drain-stuck alert waits for one grace period.
+  table.strings.set(`${drain.terminationGracePeriodSeconds}s`, 'printf "%ds" (include "realtime-gateway.terminationGracePeriodSeconds" $ | int)');
   return { values, table };
 }
 
@@ -287,16 +376,30 @@ class Markers {
     return `HELMTPL${String(i).padStart(4, '0')}X`;
   }
   block(path: string): string {
-    return `HELMBLK${path.replaceAll('.', 'DOT')}X`;
+    return `HELMBLK${encodePath(path)}X`;
+  }
+  optionalBlock(path: string): string {
+    return `HELMOPT${encodePath(path)}X`;
   }
   finish(yamlText: string): string {
     let out = yamlText.replace(/^( *)(- )?([^:\n]+): HELMBLK(\w+)X$/gm, (_m, indent: string, dash: string | undefined, key: string, path: string) => {
       const column = indent.length + (dash ? 2 : 0);
-      const valuePath = path.replaceAll('DOT', '.');
-      return `${indent}${dash ?? ''}${key}:\n${' '.repeat(column + 2)}{{- toYaml $.Values.${valuePath} | nindent ${column + 2} }}`;
+      return `${indent}${dash ?? ''}${key}:\n${' '.repeat(column + 2)}{{- toYaml $.Values.${decodePath(path)} | nindent ${column + 2} }}`;
     });
+    // An extension point alone in its field: the field exists only when the value is set.
+    out = out.replace(/^( *)([^:\n -][^:\n]*): HELMOPT(\w+)X$/gm, (_m, indent: string, key: string, path: string) =>
+      [`${indent}{{- with $.Values.${decodePath(path)} }}`, `${indent}${key}:`, `${indent}  {{- toYaml . | nindent ${indent.length + 2} }}`, `${indent}{{- end }}`].join(UNIT_NEWLINE),
+    );
+    // Items and keys appended to the constructs' own.
+    out = out.replace(/^( *)- HELMBLK(\w+)X$/gm, (_m, indent: string, path: string) =>
+      [`${indent}{{- with $.Values.${decodePath(path)} }}`, `${indent}{{- toYaml . | nindent ${indent.length} }}`, `${indent}{{- end }}`].join(UNIT_NEWLINE),
+    );
+    out = out.replace(/^( *)HELMMAP(\w+)X: x$/gm, (_m, indent: string, path: string) =>
+      [`${indent}{{- with $.Values.${decodePath(path)} }}`, `${indent}{{- toYaml . | nindent ${indent.length} }}`, `${indent}{{- end }}`].join(UNIT_NEWLINE),
+    );
+    if (/HELM(BLK|OPT|MAP)\w+X/.test(out)) throw new Error(`a value marker was left in a template: ${/.*HELM(BLK|OPT|MAP)\w+X.*/.exec(out)![0]}`);
     out = out.replace(new RegExp(`^( *)${SETTINGS_MARKER}: x$`, 'gm'), (_m, indent: string) =>
-      [`${indent}{{- range $key, $value := $.Values.settings }}`, `${indent}{{ $key }}: {{ $value | quote }}`, `${indent}{{- end }}`].join('\n'),
+      [`${indent}{{- range $key, $value := $.Values.settings }}`, `${indent}{{ $key }}: {{ $value | quote }}`, `${indent}{{- end }}`].join(UNIT_NEWLINE),
     );
     return out.replace(/HELMTPL(\d{4})X/g, (_m, i: string) => this.texts[Number(i)]!);
   }
@@ -316,6 +419,10 @@ function templatize(node: unknown, table: SentinelTable, markers: Markers, confi
     if (whole) return markers.inline(`{{ ${whole} | quote }}`);
     const numeric = table.numberStrings.get(node);
     if (numeric) return markers.inline(`{{ ${numeric} | quote }}`);
+    if (!/__HV_[A-Z0-9]+__/.test(node) && !HAS_NUMBER_SENTINEL.test(node) && /\{\{|\}\}/.test(node)) {
+      // Text with Go template braces of its own (Prometheus alert annotations): a string literal for Helm.
+      return markers.inline(`{{ ${JSON.stringify(node)} | quote }}`);
+    }
     if (/__HV_[A-Z0-9]+__/.test(node) || HAS_NUMBER_SENTINEL.test(node)) {
       // One double-quoted YAML scalar: the text between sentinels escaped (a config file has quotes and
       // newlines), each sentinel an expression — a number inside a string too, e.g. a port in a URL.
@@ -335,7 +442,11 @@ function templatize(node: unknown, table: SentinelTable, markers: Markers, confi
   if (Array.isArray(node)) return node.map((item) => templatize(item, table, markers, configTemplate));
   if (node && typeof node === 'object') {
     const record = node as Record<string, unknown>;
-    if (typeof record[BLOCK_KEY] === 'string') return markers.block(record[BLOCK_KEY]);
+    const block = record[BLOCK_KEY];
+    if (typeof block === 'string') return OPTIONAL_BLOCK_VALUES.includes(block) ? markers.optionalBlock(block) : markers.block(block);
+    const keys = Object.keys(record);
+    const onlyMarker = keys.length === 1 ? MAP_MARKER_PATTERN.exec(keys[0]!) : null;
+    if (onlyMarker) return markers.optionalBlock(decodePath(onlyMarker[1]!));
     return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, templatize(v, table, markers, configTemplate, k)]));
   }
   return node;
@@ -478,17 +589,26 @@ export function generateTemplates(): GeneratedTemplates {
   const rendered = new Map<string, Map<string, string>>(); // canonical assignment → object key → text
   const invalid = new Map<string, string>(); // canonical assignment → error
   const objectTexts = new Map<string, string>(); // the same object in many variants is templated once
-  const render = (id: string, a: Assignment) => {
-    if (rendered.has(id) || invalid.has(id)) return;
+  const valuesFor = (a: Assignment, switches: Record<string, boolean> = {}) => {
     const values = structuredClone(sentinels);
     for (const d of DIMENSIONS) d.apply(values, a[d.key]!);
+    for (const s of SWITCHES) s.set(values, switches[s.key] ?? true);
+    return values;
+  };
+  const synth = (values: ChartValues) =>
+    synthChartObjects(values, { release: '__HV_RELEASE__', namespace: '__HV_NAMESPACE__' }, SENTINEL_IDENTITY, SENTINEL_GENERATED);
+  const render = (id: string, a: Assignment) => {
+    if (rendered.has(id) || invalid.has(id)) return;
     let manifests: Manifest[];
     try {
-      manifests = synthChartObjects(values, { release: '__HV_RELEASE__', namespace: '__HV_NAMESPACE__' }, SENTINEL_IDENTITY, SENTINEL_GENERATED);
+      manifests = synth(valuesFor(a));
     } catch (error) {
       invalid.set(id, (error as Error).message.replace(ANY_SENTINEL_PATTERN, (s) => table.paths.get(s) ?? s));
       return;
     }
+    rendered.set(id, textsOf(manifests));
+  };
+  const textsOf = (manifests: readonly Manifest[]) => {
     const texts = new Map<string, string>();
     for (const m of manifests) {
       const key = objectKey(m);
@@ -505,7 +625,7 @@ export function generateTemplates(): GeneratedTemplates {
       }
       texts.set(key, text);
     }
-    rendered.set(id, texts);
+    return texts;
   };
   const space = assignmentSpace();
   const assignments = Array.from({ length: space.count }, (_, i) => space.at(i));
@@ -555,7 +675,21 @@ export function generateTemplates(): GeneratedTemplates {
     // Fix the irrelevant dimensions to a valid assignment's values; vary only the relevant ones.
     const base = Object.fromEntries(DIMENSIONS.filter((d) => !relevant.includes(d)).map((d) => [d.key, validAssignments[0]![d.key]!]));
     const body = (build(relevant, base) ?? []).join('\n');
-    files[`${key}.yaml`] = `${header}${body}\n`;
+    files[`${key}.yaml`] = `${header}${body.replaceAll(UNIT_NEWLINE, '\n')}\n`;
+  }
+
+  // A switch only adds objects of its own: they are rendered with it on, and wrapped in its condition.
+  for (const s of SWITCHES) {
+    const base = canonical(validAssignments[0]!);
+    const on = textsOf(synth(valuesFor(base)));
+    const off = textsOf(synth(valuesFor(base, { [s.key]: false })));
+    for (const [key, text] of on) {
+      if (!off.has(key)) {
+        files[`${key}.yaml`] = files[`${key}.yaml`]!.replace(header, `${header}{{- if ${s.condition} }}\n`) + '{{- end }}\n';
+      } else if (off.get(key) !== text) {
+        throw new Error(`${s.key} changes ${key}, not only objects of its own: make it a dimension`);
+      }
+    }
   }
 
   const checks: string[] = [];
@@ -575,11 +709,33 @@ export function generateTemplates(): GeneratedTemplates {
       '{{- end }}',
     );
   }
+  for (const [path, keys] of Object.entries(reservedKeys(sentinels))) {
+    const list = keys.map((k) => JSON.stringify(k)).join(' ');
+    checks.push(
+      `{{- range $key, $_ := $.Values.${path} }}`,
+      `{{- if has $key (list ${list}) }}`,
+      `{{- fail (printf ${JSON.stringify(`${path}.%s is set by the chart itself; leave it out`)} $key) }}`,
+      '{{- end }}',
+      '{{- end }}',
+    );
+  }
+  const ownedEnv = [...new Set([...OWNED_SETTINGS, ...gatewayEnvNames(sentinels)])].sort().map((k) => JSON.stringify(k)).join(' ');
+  checks.push(
+    '{{- range $.Values.extraEnv }}',
+    `{{- if has .name (list ${ownedEnv}) }}`,
+    '{{- fail (printf "extraEnv %s is set by the chart itself; use its value (or settings) instead" .name) }}',
+    '{{- end }}',
+    '{{- end }}',
+  );
+  for (const check of CROSS_CHECKS) checks.push(`{{- if ${check.when} }}`, `{{- fail (${check.fail}) }}`, '{{- end }}');
   // Value combinations the constructs refuse fail the render with the constructs' own message.
   const byMessage = new Map<string, number[]>();
   assignments.forEach((_, i) => {
     const message = invalid.get(ids[i]!);
-    if (message) byMessage.set(message, [...(byMessage.get(message) ?? []), i]);
+    if (!message) return;
+    const group = byMessage.get(message);
+    if (group) group.push(i);
+    else byMessage.set(message, [i]);
   });
   for (const [message, group] of byMessage) {
     checks.push(`{{- if ${failCondition(group, space)} }}`, `{{- fail ${JSON.stringify(message)} }}`, '{{- end }}');
@@ -606,6 +762,39 @@ function failCondition(group: readonly number[], space: ReturnType<typeof assign
   return conditionText(minimize([...projected.values()], dims), dims);
 }
 
+/**
+ * Keys the constructs set themselves in the maps a value is merged into (pod labels and annotations,
+ * nginx's Ingress annotations): a user key among them would appear twice in the YAML.
+ */
+function reservedKeys(sentinels: ChartValues): Record<string, string[]> {
+  const values = structuredClone(sentinels);
+  values.entry.kind = 'ingress';
+  values.entry.ingress.controller = 'nginx';
+  for (const s of SWITCHES) s.set(values, true);
+  const objects = synthChartObjects(values, { release: '__HV_RELEASE__', namespace: '__HV_NAMESPACE__' }, SENTINEL_IDENTITY, SENTINEL_GENERATED);
+  const gateway = objects.find((o) => o.kind === 'Deployment' && o.metadata.labels?.['app.kubernetes.io/component'] === 'gateway') as unknown as {
+    spec: { template: { metadata: { labels: Record<string, string>; annotations: Record<string, string> } } };
+  };
+  const ingress = objects.find((o) => o.kind === 'Ingress')!;
+  const own = (map: Record<string, string> | undefined) => Object.keys(map ?? {}).filter((k) => !MAP_MARKER_PATTERN.test(k)).sort();
+  return {
+    podLabels: own(gateway.spec.template.metadata.labels),
+    podAnnotations: own(gateway.spec.template.metadata.annotations),
+    'entry.ingress.annotations': own(ingress.metadata.annotations),
+    'metrics.serviceMonitor.labels': own(objects.find((o) => o.kind === 'ServiceMonitor')!.metadata.labels),
+    'metrics.prometheusRule.labels': own(objects.find((o) => o.kind === 'PrometheusRule')!.metadata.labels),
+  };
+}
+
+/** Names of the gateway container's own env entries. */
+function gatewayEnvNames(sentinels: ChartValues): string[] {
+  const objects = synthChartObjects(sentinels, { release: '__HV_RELEASE__', namespace: '__HV_NAMESPACE__' }, SENTINEL_IDENTITY, SENTINEL_GENERATED);
+  const gateway = objects.find((o) => o.kind === 'Deployment' && o.metadata.labels?.['app.kubernetes.io/component'] === 'gateway') as unknown as {
+    spec: { template: { spec: { containers: { env: { name?: string }[] }[] } } };
+  };
+  return gateway.spec.template.spec.containers[0]!.env.flatMap((e) => (e.name ? [e.name] : []));
+}
+
 /** A bounded leaf's stand-in must not occur in the objects by itself (with the leaf set to something else). */
 function checkStandIns(sentinels: ChartValues): void {
   const values = structuredClone(sentinels);
@@ -626,7 +815,7 @@ function checkStandIns(sentinels: ChartValues): void {
 
 /** _helpers.tpl: names, labels' chart value, generated Secret values, settings checks, drain derivation. */
 export function helpersTemplate(drainHelpers: string): string {
-  const known = Object.keys(SETTINGS).map((k) => JSON.stringify(k)).join(' ');
+  const known = GATEWAY_SETTING_NAMES.map((k) => JSON.stringify(k)).join(' ');
   const owned = OWNED_SETTINGS.map((k) => JSON.stringify(k)).join(' ');
   return `{{- /* Generated by infra/chart/generate.ts. Do not edit. */ -}}
 
@@ -652,14 +841,38 @@ export function helpersTemplate(drainHelpers: string): string {
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* A generated secret value: the existing one on upgrade (lookup), else a new random one. */}}
+{{/*
+A generated Secret's value: the explicit value, else the existing Secret's (lookup, on upgrade), else a
+new random one - unless generateSecrets=false (GitOps: lookup sees nothing under helm template / Argo CD,
+so a random value would change on every render): then the render fails naming the value to set.
+*/}}
 {{- define "realtime-gateway.generatedValue" -}}
+{{- /* One value per render, however often it is used (the Redis password is also in its auth.conf). */ -}}
+{{- $memo := get .context.Release "generatedValues" | default dict -}}
+{{- $_ := set .context.Release "generatedValues" $memo -}}
+{{- $id := printf "%s/%s" .secret .key -}}
+{{- if not (hasKey $memo $id) -}}
 {{- $existing := lookup "v1" "Secret" .context.Release.Namespace .secret -}}
-{{- if and $existing $existing.data (hasKey $existing.data .key) -}}
-{{- index $existing.data .key | b64dec -}}
+{{- $value := "" -}}
+{{- if .value -}}
+{{- $value = .value -}}
+{{- else if and $existing $existing.data (hasKey $existing.data .key) -}}
+{{- $value = index $existing.data .key | b64dec -}}
+{{- else if .context.Values.generateSecrets -}}
+{{- $value = randAlphaNum 43 -}}
 {{- else -}}
-{{- randAlphaNum 43 -}}
+{{- fail (printf "generateSecrets=false and the Secret %s has no %s to keep (or helm cannot look it up: helm template, Argo CD): set %s, or use an existing Secret (see docs/infrastructure.md, GitOps)" .secret .key .valueName) -}}
 {{- end -}}
+{{- $_ := set $memo $id $value -}}
+{{- end -}}
+{{- index $memo $id -}}
+{{- end -}}
+
+{{/* Envoy's circuit breaker: MAX_CONNECTIONS per pod x (the most pods + 1, a rollout's surge pod). */}}
+{{- define "realtime-gateway.envoyMaxConnections" -}}
+{{- $perPod := int (default "${GATEWAY_SETTING_DEFAULTS.MAX_CONNECTIONS}" (index .Values.settings "MAX_CONNECTIONS")) -}}
+{{- $pods := ternary .Values.replicaCount .Values.autoscaling.maxReplicas (eq .Values.autoscaling.mode "none") -}}
+{{- mul $perPod (add (int $pods) 1) -}}
 {{- end -}}
 
 {{/* settings: only names the gateway knows (app/gateway/config.ts), and none the chart sets itself. */}}

@@ -1,13 +1,22 @@
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
-import type { SettingName } from '../../app/gateway/config.ts';
+import type { IAffinity } from 'kubernetes-models/v1/Affinity';
+import type { IEnvFromSource } from 'kubernetes-models/v1/EnvFromSource';
+import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
+import type { ILocalObjectReference } from 'kubernetes-models/v1/LocalObjectReference';
+import type { IToleration } from 'kubernetes-models/v1/Toleration';
+import type { IVolume } from 'kubernetes-models/v1/Volume';
+import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
+import type { IParentReference } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ParentReference';
+import { isSet } from '../pod-extensions.ts';
+import type { SettingName } from '../generated/gateway-settings.ts';
 import { DRAIN_DEFAULTS } from '../drain-timing.ts';
-import type { HaproxyEntryOptions, RealtimeGatewayProps } from '../realtime-gateway.ts';
+import type { AuthOptions, GatewayApiEntryOptions, HaproxyEntryOptions, RealtimeGatewayProps } from '../realtime-gateway.ts';
 import { APP_VERSION } from '../profiles/common.ts';
 
 export const CHART_NAME = 'realtime-gateway';
 export const CHART_VERSION = APP_VERSION;
 
-/** The chart's values. Defaults equal the kind profile (tested), documented in VALUE_DOCS. */
+/** The chart's values. Defaults equal the kind profile but for `image.tag` (tested), documented in VALUE_DOCS. */
 export interface ChartValues {
   nameOverride: string;
   fullnameOverride: string;
@@ -25,6 +34,18 @@ export interface ChartValues {
     keda: { socketsPerPod: number; socketsPath: string; operatorNamespace: string };
   };
   resources: IResourceRequirements;
+  imagePullSecrets: ILocalObjectReference[];
+  podAnnotations: Record<string, string>;
+  podLabels: Record<string, string>;
+  nodeSelector: Record<string, string>;
+  tolerations: IToleration[];
+  affinity: IAffinity;
+  priorityClassName: string;
+  extraEnv: IEnvVar[];
+  extraEnvFrom: IEnvFromSource[];
+  extraVolumes: IVolume[];
+  extraVolumeMounts: IVolumeMount[];
+  serviceAccount: { annotations: Record<string, string> };
   internal: { port: number; metricsNamespace: string };
   entry: {
     kind: 'gatewayApi' | 'ingress' | 'haproxy';
@@ -32,8 +53,8 @@ export interface ChartValues {
     host: string;
     cookieName: string;
     tls: { enabled: boolean; secretName: string };
-    gatewayApi: { listenerPort: number };
-    ingress: { controller: 'nginx' | 'traefik'; timeoutSeconds: number };
+    gatewayApi: { listenerPort: number; parentRefs: IParentReference[]; envoyPolicies: boolean };
+    ingress: { controller: 'nginx' | 'traefik'; timeoutSeconds: number; annotations: Record<string, string> };
     haproxy: {
       image: { repository: string; tag: string; pullPolicy: 'Always' | 'IfNotPresent' | 'Never' };
       replicas: number;
@@ -49,7 +70,7 @@ export interface ChartValues {
   };
   redis: {
     mode: 'internal' | 'external';
-    internal: { image: string; storageSize: string; resources: IResourceRequirements };
+    internal: { image: string; storageSize: string; storageClass: string; maxMemory: string; password: string; resources: IResourceRequirements };
     external: { secretName: string; urlKey: string; passwordKey: string; cluster: boolean };
   };
   drain: {
@@ -61,8 +82,19 @@ export interface ChartValues {
     marginSeconds: number;
     terminationGracePeriodSeconds: number | null;
   };
-  auth: { existingSecret: string };
+  generateSecrets: boolean;
+  auth: {
+    mode: 'HS256' | 'RS256' | 'ES256';
+    existingSecret: string;
+    jwtSecret: string;
+    adminToken: string;
+    publicKey: { configMapName: string; key: string; format: 'jwks' | 'pem' };
+  };
   settings: Partial<Record<SettingName, string>>;
+  metrics: {
+    serviceMonitor: { enabled: boolean; interval: string; labels: Record<string, string> };
+    prometheusRule: { enabled: boolean; labels: Record<string, string> };
+  };
   controller: {
     enabled: boolean;
     replicas: number;
@@ -76,7 +108,7 @@ export interface ChartValues {
 export const DEFAULT_VALUES: ChartValues = {
   nameOverride: '',
   fullnameOverride: '',
-  image: { repository: 'realtime-gateway', tag: 'dev', pullPolicy: 'IfNotPresent' },
+  image: { repository: 'realtime-gateway', tag: '', pullPolicy: 'IfNotPresent' },
   replicaCount: 2,
   autoscaling: {
     mode: 'hpa',
@@ -90,6 +122,18 @@ export const DEFAULT_VALUES: ChartValues = {
     keda: { socketsPerPod: 1000, socketsPath: '/fleet', operatorNamespace: 'keda' },
   },
   resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+  imagePullSecrets: [],
+  podAnnotations: {},
+  podLabels: {},
+  nodeSelector: {},
+  tolerations: [],
+  affinity: {},
+  priorityClassName: '',
+  extraEnv: [],
+  extraEnvFrom: [],
+  extraVolumes: [],
+  extraVolumeMounts: [],
+  serviceAccount: { annotations: {} },
   internal: { port: 9090, metricsNamespace: '' },
   entry: {
     kind: 'gatewayApi',
@@ -97,8 +141,8 @@ export const DEFAULT_VALUES: ChartValues = {
     host: '',
     cookieName: 'rtgw-affinity',
     tls: { enabled: false, secretName: '' },
-    gatewayApi: { listenerPort: 8080 },
-    ingress: { controller: 'nginx', timeoutSeconds: 3600 },
+    gatewayApi: { listenerPort: 8080, parentRefs: [], envoyPolicies: true },
+    ingress: { controller: 'nginx', timeoutSeconds: 3600, annotations: {} },
     haproxy: {
       image: { repository: 'haproxy', tag: '3.2', pullPolicy: 'IfNotPresent' },
       replicas: 1,
@@ -116,13 +160,27 @@ export const DEFAULT_VALUES: ChartValues = {
     internal: {
       image: 'redis:8.2.1-alpine',
       storageSize: '1Gi',
+      storageClass: '',
+      maxMemory: '192mb',
+      password: '',
       resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
     },
     external: { secretName: '', urlKey: 'url', passwordKey: 'password', cluster: false },
   },
   drain: { ...DRAIN_DEFAULTS, terminationGracePeriodSeconds: null },
-  auth: { existingSecret: '' },
+  generateSecrets: true,
+  auth: {
+    mode: 'HS256',
+    existingSecret: '',
+    jwtSecret: '',
+    adminToken: '',
+    publicKey: { configMapName: '', key: 'jwks.json', format: 'jwks' },
+  },
   settings: {},
+  metrics: {
+    serviceMonitor: { enabled: false, interval: '30s', labels: {} },
+    prometheusRule: { enabled: false, labels: {} },
+  },
   controller: {
     enabled: true,
     replicas: 2,
@@ -139,7 +197,7 @@ export const VALUE_DOCS: Record<string, string> = {
   fullnameOverride: 'Replaces the whole base name of every object (default: the release name, or `<release>-realtime-gateway`).',
   image: 'The image of the gateway and of the scale-down controller (one image, two entry points).',
   'image.repository': 'Image repository. `make up` builds and loads `realtime-gateway:dev` into kind.',
-  'image.tag': 'Image tag.',
+  'image.tag': 'Image tag (a string: quote tags like 1.10). Empty: the chart\'s `appVersion`. For the image `make up` builds, `--set image.tag=dev`.',
   'image.pullPolicy': 'Image pull policy.',
   replicaCount: 'Gateway replicas when `autoscaling.mode` is `none`; ignored otherwise (the autoscaler owns the count).',
   autoscaling: 'Autoscaling: up fast, down one pod at a time (each removed pod makes its clients reconnect).',
@@ -156,6 +214,19 @@ export const VALUE_DOCS: Record<string, string> = {
   'autoscaling.keda.socketsPath': "Path of the gateway's JSON fleet endpoint KEDA polls on the internal port (total sockets at `sockets`; 503 when Redis cannot be read, never an empty fleet).",
   'autoscaling.keda.operatorNamespace': "Namespace of KEDA's operator (pods labelled `app: keda-operator`); the gateway's NetworkPolicy lets it reach the internal port.",
   resources: 'Gateway container resources. No CPU limit by default: throttling delays heartbeats and drains.',
+  imagePullSecrets: 'Secrets for pulling images from a private registry (`[{name: regcred}]`): every pod of the release (gateway, controller, Redis, HAProxy).',
+  podAnnotations: 'More annotations of the gateway pods (besides `checksum/config` and `prometheus.io/*`).',
+  podLabels: 'More labels of the gateway pods (never part of the selector).',
+  nodeSelector: 'Node selector of every pod of the release.',
+  tolerations: 'Tolerations of every pod of the release.',
+  affinity: 'Affinity of the gateway pods (they already spread over nodes with a topology spread constraint).',
+  priorityClassName: 'PriorityClass of every pod of the release. Empty: none.',
+  extraEnv: 'More environment variables of the gateway container (Kubernetes `env` items: `value` or `valueFrom`). Names the chart sets are refused; prefer `settings` for gateway settings.',
+  extraEnvFrom: 'More `envFrom` sources of the gateway container (ConfigMaps or Secrets), after the chart\'s ConfigMap.',
+  extraVolumes: 'More volumes of the gateway pods (e.g. a ConfigMap with a config file, a Secret with a JWKS).',
+  extraVolumeMounts: 'More volume mounts of the gateway container (read-only root: mount what the gateway reads).',
+  serviceAccount: "The gateway pods' ServiceAccount (`<fullname>`; no API token is mounted).",
+  'serviceAccount.annotations': 'Annotations of that ServiceAccount, e.g. a cloud IAM role (`eks.amazonaws.com/role-arn`, `iam.gke.io/gcp-service-account`).',
   internal: "The gateway's internal port: `/metrics`, `/fleet`, `/admin/drain`, probes. No route or Ingress exposes it; a NetworkPolicy admits only the drain controller, KEDA's operator (`autoscaling.mode=keda`) and `metricsNamespace`. The public port serves only what clients use.",
   'internal.port': '`INTERNAL_PORT`: container port and Service port named `internal` (the kubelet probes it; pods carry `prometheus.io/*` annotations for it).',
   'internal.metricsNamespace': "A namespace whose pods may reach the internal port — your Prometheus'. Empty: none besides the controller and KEDA.",
@@ -169,9 +240,12 @@ export const VALUE_DOCS: Record<string, string> = {
   'entry.tls.secretName': 'Secret (type kubernetes.io/tls) with the certificate.',
   'entry.gatewayApi': 'Gateway API settings.',
   'entry.gatewayApi.listenerPort': 'Listener port of the Gateway (use 443 with TLS in production).',
+  'entry.gatewayApi.parentRefs': 'Attach the HTTPRoute to existing shared Gateways (`[{name: shared, namespace: gateways, sectionName: https}]`) instead of creating a Gateway (and with Envoy Gateway, a proxy and load balancer) per release. Their listeners must allow routes from this namespace; `className`, `listenerPort` and TLS are then theirs (`entry.tls.enabled` must be false).',
   'entry.ingress': 'Ingress settings.',
   'entry.ingress.controller': '`nginx` (nginx-compatible annotations: persistent cookie affinity, long proxy timeouts) or `traefik` (sticky cookie on the Service; set long timeouts on the entryPoint).',
   'entry.ingress.timeoutSeconds': '`nginx`: proxy read/send timeout, long enough for WebSockets and 25 s long-polls.',
+  'entry.gatewayApi.envoyPolicies': "The GatewayClass is Envoy Gateway's: add a BackendTrafficPolicy raising Envoy's circuit breaker (1024 connections, pending and parallel requests per proxy by default; each WebSocket and held long-poll holds one) to `MAX_CONNECTIONS` × (`autoscaling.maxReplicas` + 1). `false` for another implementation.",
+  'entry.ingress.annotations': 'More Ingress annotations (cert-manager issuer, auth, ...). The chart\'s own nginx affinity and timeout annotations are refused here: use `entry.cookieName` and `entry.ingress.timeoutSeconds`.',
   'entry.haproxy': 'HAProxy entry (`entry.kind=haproxy`): a Deployment `<fullname>-entry` and its Service, a ConfigMap with haproxy.cfg, and the headless Service `<fullname>-entry-pods` over the gateway pods (it keeps not-ready pods, so draining pods stay reachable for their sessions).',
   'entry.haproxy.image': 'HAProxy image, 2.6 or newer. The pod runs it as UID 99, the official image\'s `haproxy` user.',
   'entry.haproxy.image.repository': 'Image repository.',
@@ -190,6 +264,9 @@ export const VALUE_DOCS: Record<string, string> = {
   'redis.internal': 'In-release Redis (`redis.mode=internal`).',
   'redis.internal.image': 'Redis image.',
   'redis.internal.storageSize': 'Size of the Redis data volume (append-only file).',
+  'redis.internal.storageClass': 'StorageClass of the Redis data volume. Empty: the cluster\'s default.',
+  'redis.internal.maxMemory': 'Redis `maxmemory`: keep it about 75 % of the memory limit (an AOF rewrite forks; client buffers count outside it). Past it Redis evicts with `volatile-lru`: every key the gateway writes has a TTL, idle rooms\' history goes first (their clients get `room:reset` on resume), fleet stats (written every 2 s) stay.',
+  'redis.internal.password': 'Redis password for the generated Secret `<fullname>-redis`. Empty: the existing value (upgrade) or a random one (`generateSecrets`).',
   'redis.internal.resources': 'Redis container resources.',
   'redis.external': 'External Redis (`redis.mode=external`): a Secret you create, holding the URL and optionally the password.',
   'redis.external.secretName': 'Name of that Secret (required with `redis.mode=external`).',
@@ -204,9 +281,25 @@ export const VALUE_DOCS: Record<string, string> = {
   'drain.jitterMs': 'Clients reconnect after a delay in [0, this], capped at the window (`DRAIN_JITTER_MS`); it sets the reconnect rate the other pods see.',
   'drain.marginSeconds': 'Slack before SIGKILL; the gateway exits by itself one second before it. At least 2.',
   'drain.terminationGracePeriodSeconds': 'Override the derived grace period (longer only; shorter fails the render).',
-  auth: 'Gateway secrets: `jwt-secret` (HS256 key, `AUTH_MODE=jwt`) and `admin-token` (drain admin endpoint).',
-  'auth.existingSecret': 'Use this Secret (keys `jwt-secret`, `admin-token`) instead of generating `<fullname>-auth` (generated values survive upgrades).',
+  generateSecrets: 'Generate the secret values nobody set (Redis password, JWT secret, admin token) with `randAlphaNum`, keeping existing ones (`lookup`) on upgrade; generated Secrets carry `helm.sh/resource-policy: keep`. `false` for GitOps (Argo CD, Flux, `helm template`: `lookup` sees nothing there, so every render would invent new values): each value must then come from an `existingSecret` or an explicit value, and the render fails naming the one missing.',
+  auth: 'Client tokens (JWT, `AUTH_MODE=jwt`) and the drain admin token. Secret keys: `jwt-secret` (HS256 only) and `admin-token`.',
+  'auth.mode': '`HS256`: a shared secret (`jwt-secret`). `RS256` / `ES256`: public keys from `auth.publicKey` (a JWKS or a PEM); no shared secret is injected.',
+  'auth.existingSecret': 'Use this Secret (keys `admin-token`, and with HS256 `jwt-secret`) instead of generating `<fullname>-auth`, e.g. one External Secrets writes (docs/infrastructure.md).',
+  'auth.jwtSecret': 'HS256 shared secret (32+ characters) for the generated Secret. Empty: the existing value (upgrade) or a random one (`generateSecrets`).',
+  'auth.adminToken': 'Admin token (16+ characters) for the generated Secret. Empty: the existing value or a random one.',
+  'auth.publicKey': '`RS256`/`ES256`: public keys in a ConfigMap you create, mounted read-only at `/etc/realtime-gateway/jwt`.',
+  'auth.publicKey.configMapName': 'Name of that ConfigMap (required unless `auth.mode=HS256`).',
+  'auth.publicKey.key': 'Key of the file in it.',
+  'auth.publicKey.format': '`jwks`: a JWKS (`JWT_JWKS_FILE`, key rotation by `kid`). `pem`: one SPKI public key (`JWT_PUBLIC_KEY_FILE`).',
   settings: 'More gateway settings as environment variables, e.g. `LOG_LEVEL: debug` (names: the configuration table in README.md). Settings the chart sets itself are refused.',
+  metrics: 'Prometheus Operator objects (need its CRDs). Prometheus scrapes the internal port: admit its namespace with `internal.metricsNamespace`.',
+  'metrics.serviceMonitor': 'A ServiceMonitor for the gateway Service\'s `internal` port (`/metrics`).',
+  'metrics.serviceMonitor.enabled': 'Create it.',
+  'metrics.serviceMonitor.interval': 'Scrape interval.',
+  'metrics.serviceMonitor.labels': 'Labels your Prometheus selects ServiceMonitors by (e.g. `release: kube-prometheus-stack`).',
+  'metrics.prometheusRule': 'A PrometheusRule with the alerts of docs/operations.md: backplane down, over capacity, ping timeouts, rate limiting, slow consumers, a drain outliving the grace period, event-loop lag.',
+  'metrics.prometheusRule.enabled': 'Create it.',
+  'metrics.prometheusRule.labels': 'Labels your Prometheus selects PrometheusRules by.',
   controller: 'The scale-down controller (docs/controller.md): the autoscaler scales a SocketGateway; the controller drains the emptiest pod before the ReplicaSet deletes it, and paces every draining pod within one fleet reconnect budget. Its CRD is in the chart\'s crds/.',
   'controller.enabled': 'Run it. `false`: the autoscaler scales the gateway Deployment directly and pods drain on SIGTERM with their local `drain.*` settings.',
   'controller.replicas': 'Controller replicas: one leads (a coordination.k8s.io Lease), the others stand by.',
@@ -272,7 +365,7 @@ export function propsFromValues(
       extraLabels: { 'helm.sh/chart': id.chartLabel },
     },
     name: id.fullname,
-    image: `${v.image.repository}:${v.image.tag}`,
+    image: `${v.image.repository}:${v.image.tag || id.version}`,
     imagePullPolicy: v.image.pullPolicy,
     replicas: v.autoscaling.mode === 'none' ? v.replicaCount : undefined,
     autoscaling: {
@@ -289,6 +382,20 @@ export function propsFromValues(
     },
     internal: { port: v.internal.port, metricsNamespace: v.internal.metricsNamespace || undefined, kedaNamespace: v.autoscaling.keda.operatorNamespace },
     resources: v.resources,
+    pod: {
+      nodeSelector: v.nodeSelector,
+      tolerations: v.tolerations,
+      affinity: v.affinity,
+      priorityClassName: v.priorityClassName || undefined,
+      imagePullSecrets: v.imagePullSecrets,
+      annotations: v.podAnnotations,
+      labels: v.podLabels,
+      env: v.extraEnv,
+      envFrom: v.extraEnvFrom,
+      volumes: v.extraVolumes,
+      volumeMounts: v.extraVolumeMounts,
+    },
+    serviceAccountAnnotations: v.serviceAccount.annotations,
     drain: {
       preStopSeconds: v.drain.preStopSeconds,
       noticeDelayMs: v.drain.noticeDelayMs,
@@ -302,14 +409,7 @@ export function propsFromValues(
       v.entry.kind === 'haproxy'
         ? haproxyEntryOptions(v)
         : v.entry.kind === 'gatewayApi'
-        ? {
-            kind: 'gatewayApi',
-            className: v.entry.className,
-            host,
-            tlsSecretName,
-            listenerPort: v.entry.gatewayApi.listenerPort,
-            cookieName: v.entry.cookieName,
-          }
+        ? gatewayApiEntryOptions(v, host, tlsSecretName)
         : {
             kind: 'ingress',
             controller: v.entry.ingress.controller,
@@ -318,14 +418,18 @@ export function propsFromValues(
             tlsSecretName,
             cookieName: v.entry.cookieName,
             timeoutSeconds: v.entry.ingress.timeoutSeconds,
+            annotations: v.entry.ingress.annotations,
           },
     redis:
       v.redis.mode === 'internal'
         ? {
             image: v.redis.internal.image,
             storageSize: v.redis.internal.storageSize,
+            storageClass: v.redis.internal.storageClass || undefined,
+            maxMemory: v.redis.internal.maxMemory,
             resources: v.redis.internal.resources,
             password: generated?.redisPassword,
+            secretAnnotations: KEEP_ON_UNINSTALL,
           }
         : {
             external: {
@@ -335,8 +439,15 @@ export function propsFromValues(
               cluster: v.redis.external.cluster,
             },
           },
-    auth: v.auth.existingSecret ? { existingSecret: v.auth.existingSecret } : { generatedValues: generated?.auth },
+    auth: authOptions(v, generated?.auth),
     settings: v.settings,
+    monitoring: {
+      serviceMonitor: v.metrics.serviceMonitor.enabled,
+      interval: v.metrics.serviceMonitor.interval,
+      serviceMonitorLabels: v.metrics.serviceMonitor.labels,
+      prometheusRule: v.metrics.prometheusRule.enabled,
+      prometheusRuleLabels: v.metrics.prometheusRule.labels,
+    },
     controller: v.controller.enabled
       ? {
           replicas: v.controller.replicas,
@@ -348,6 +459,38 @@ export function propsFromValues(
           includeCrd: false,
         }
       : { enabled: false },
+  };
+}
+
+/** Helm never deletes a generated Secret: a reinstall finds (`lookup`) and keeps its values. */
+const KEEP_ON_UNINSTALL = { 'helm.sh/resource-policy': 'keep' };
+
+function authOptions(v: ChartValues, generated: { 'jwt-secret': string; 'admin-token': string } | undefined): AuthOptions {
+  const publicKey =
+    v.auth.mode === 'HS256'
+      ? undefined
+      : { algorithm: v.auth.mode, configMapName: v.auth.publicKey.configMapName, key: v.auth.publicKey.key, format: v.auth.publicKey.format };
+  if (v.auth.existingSecret) return { existingSecret: v.auth.existingSecret, publicKey };
+  const generatedValues = generated && (publicKey ? { 'admin-token': generated['admin-token'] } : generated);
+  return { generatedValues, publicKey, generatedSecretAnnotations: KEEP_ON_UNINSTALL };
+}
+
+function gatewayApiEntryOptions(v: ChartValues, host: string | undefined, tlsSecretName: string | undefined): GatewayApiEntryOptions {
+  const cookieName = v.entry.cookieName;
+  if (isSet(v.entry.gatewayApi.parentRefs)) {
+    if (v.entry.tls.enabled) {
+      throw new Error('entry.tls.enabled=true does not apply with entry.gatewayApi.parentRefs: the shared Gateway terminates TLS; set entry.tls.enabled=false');
+    }
+    return { kind: 'gatewayApi', host, cookieName, parentRefs: v.entry.gatewayApi.parentRefs, envoyPolicies: v.entry.gatewayApi.envoyPolicies };
+  }
+  return {
+    kind: 'gatewayApi',
+    className: v.entry.className,
+    host,
+    tlsSecretName,
+    listenerPort: v.entry.gatewayApi.listenerPort,
+    cookieName,
+    envoyPolicies: v.entry.gatewayApi.envoyPolicies,
   };
 }
 

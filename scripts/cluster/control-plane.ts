@@ -221,6 +221,19 @@ export async function installCrds(plane: ControlPlane): Promise<void> {
   await plane.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
 }
 
+/**
+ * Applies CRDs from bin/crds-optional/<name> (`make tools`): other projects' APIs the blueprint renders
+ * objects of (Envoy Gateway's policies, the Prometheus Operator's ServiceMonitor), installed only by the
+ * tests that need them — the Envoy Gateway ones are 2.5 MB.
+ */
+export async function installOptionalCrds(plane: ControlPlane, names: readonly string[]): Promise<void> {
+  const dirs = names.map((name) => join(plane.binDir, 'crds-optional', name));
+  const missing = dirs.filter((dir) => !existsSync(dir));
+  if (missing.length > 0) throw new Error(`${missing.join(', ')} missing: run \`make tools\` (fetches them from their Go modules)`);
+  await plane.kubectl(['apply', '--server-side', ...dirs.flatMap((d) => ['-f', d])]);
+  await plane.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
+}
+
 /** A throwaway CA, the API server's serving certificate, an admin client certificate and the SA signing key. */
 function generateCertificates(dir: string) {
   const pki = new Pki(dir, 'control-plane-test-ca');

@@ -75,6 +75,9 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
     '  mode http',
     `  maxconn ${o.maxconn}`,
     '  timeout connect 5s',
+    // Without it a check times out at `inter` (500 ms): one /readyz slowed by event-loop lag marked the last
+    // survivor DOWN mid-drain, turning handshakes into 503s. Connect still times out at `inter`.
+    '  timeout check 2s',
     // Long-polls are held up to the gateway's ping interval (20 s); these must be longer.
     '  timeout client 60s',
     '  timeout server 60s',

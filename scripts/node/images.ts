@@ -13,7 +13,7 @@
  *   metrics-server  ./bin/metrics-server (static, `make tools`), FROM scratch, nobody
  *
  * Why binaries + `ldd` instead of an mmdebstrap rootfs for redis and haproxy: the manifests start both
- * without a shell (the Redis password reaches redis-server through the kubelet's `$(VAR)` expansion), so
+ * without a shell (Redis reads its password from the Secret's auth.conf, mounted; its probe is `redis-cli -e ping`), so
  * the binary, its libraries and a passwd entry are all they need; that is ~10 MB instead of ~80 MB, takes
  * well under a second instead of ~50 s, needs no apt mirror at build time, and caches on the same stat
  * fingerprints as everything else here. The cost: the libraries are the host's (Debian 12's), so an

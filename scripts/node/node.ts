@@ -16,7 +16,7 @@ import {
 import { request } from 'node:https';
 import { join } from 'node:path';
 import {
-  type ControlPlane, type KubectlOptions, defaultBinDir, freePorts, installCrds, run,
+  type ControlPlane, type KubectlOptions, defaultBinDir, freePorts, installCrds, installOptionalCrds, run,
 } from '../cluster/control-plane.ts';
 import { Pki } from '../cluster/pki.ts';
 import { imageRefs } from './images.ts';
@@ -471,8 +471,9 @@ conntrack:
     return (await kubectl(['-n', 'default', 'get', 'serviceaccount', 'default'], { allowFailure: true })).code === 0;
   });
   if (options.installCrds ?? true) {
-    step('CRDs (Gateway API experimental channel, KEDA)');
+    step('CRDs (Gateway API experimental channel, KEDA; Envoy Gateway: the kind profile carries a BackendTrafficPolicy)');
     await installCrds(node);
+    await installOptionalCrds(node, ['envoy-gateway']);
   }
   if (options.addons ?? true) {
     const { installAddons } = await import('./addons.ts');

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { POD_SECURITY_RESTRICTED_LABELS } from '../../infra/restricted-namespace.ts';
-import { defaultBinDir, repoRoot, startControlPlane, type ControlPlane, type StopControlPlane } from '../../scripts/cluster/control-plane.ts';
+import { defaultBinDir, installOptionalCrds, repoRoot, startControlPlane, type ControlPlane, type StopControlPlane } from '../../scripts/cluster/control-plane.ts';
 import {
   danglingReferences,
   describeObject,
@@ -22,6 +22,7 @@ import {
   type KubeObject,
   type RenderedChart,
 } from './manifests.ts';
+import { PLATFORM_VALUES } from '../infra/platform-values.ts';
 import { rbacBaseline, rbacProblems, serviceAccounts, wildcardGrants } from './rbac.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- stored objects are checked as plain JSON */
@@ -177,6 +178,24 @@ const VARIANTS: Record<string, Variant> = {
       expect(from('JWT_SECRET')).toMatchObject({ name: 'my-auth', key: 'jwt-secret' });
     },
   },
+  'every platform extension point: scheduling, pod metadata, extra env/envFrom/volumes, ServiceAccount annotations, Redis StorageClass': {
+    values: {
+      ...PLATFORM_VALUES,
+      extraEnvFrom: [{ secretRef: { name: 'rt-api-keys' } }],
+      extraVolumes: [{ name: 'jwks', secret: { secretName: 'rt-jwks' } }],
+      extraVolumeMounts: [{ name: 'jwks', mountPath: '/etc/realtime', readOnly: true }],
+    },
+    secrets: { 'rt-api-keys': { API_KEYS_FILE: '/etc/realtime/keys.json' }, 'rt-jwks': { 'jwks.json': '{"keys":[]}' } },
+    check: (get) => {
+      const pod = get('Deployment', FULLNAME).spec.template.spec;
+      expect(pod).toMatchObject({ nodeSelector: PLATFORM_VALUES.nodeSelector, tolerations: PLATFORM_VALUES.tolerations, priorityClassName: 'realtime-high', affinity: PLATFORM_VALUES.affinity });
+      expect(pod.containers[0].envFrom).toContainEqual({ secretRef: { name: 'rt-api-keys' } });
+      expect(pod.containers[0].volumeMounts).toContainEqual({ name: 'jwks', mountPath: '/etc/realtime', readOnly: true });
+      expect(get('ServiceAccount', FULLNAME).metadata.annotations).toEqual(PLATFORM_VALUES.serviceAccount.annotations);
+      expect(get('StatefulSet', `${FULLNAME}-redis`).spec.volumeClaimTemplates[0].spec.storageClassName).toBe('fast-ssd');
+      expect(get('StatefulSet', `${FULLNAME}-redis`).spec.template.spec.imagePullSecrets).toEqual([{ name: 'regcred' }]);
+    },
+  },
 };
 
 const helm = join(defaultBinDir, 'helm');
@@ -189,6 +208,8 @@ let tlsFiles: { dir: string; cert: string; key: string };
 
 beforeAll(async () => {
   [plane, stop] = await startControlPlane();
+  // The Gateway API entry comes with Envoy Gateway's BackendTrafficPolicy.
+  await installOptionalCrds(plane, ['envoy-gateway']);
   const dir = mkdtempSync(join(tmpdir(), 'variant-tls-'));
   tlsFiles = { dir, cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') };
   const openssl = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { defaultBinDir, repoRoot, startControlPlane, type ControlPlane, type KubectlResult, type StopControlPlane } from '../../scripts/cluster/control-plane.ts';
+import { defaultBinDir, installOptionalCrds, repoRoot, startControlPlane, type ControlPlane, type KubectlResult, type StopControlPlane } from '../../scripts/cluster/control-plane.ts';
 import {
   PROFILES,
   describeObject,
@@ -49,6 +49,8 @@ function planeWithManifests(
   };
   beforeAll(async () => {
     [state.plane, state.stop] = await startControlPlane({ controllerManager: options.controllerManager });
+    // The Gateway API entry comes with Envoy Gateway's BackendTrafficPolicy.
+    await installOptionalCrds(state.plane, ['envoy-gateway']);
     state.manifests = await load();
     // What each service account may do before the manifests exist: the defaults every service account has.
     state.baseline = await rbacBaseline(state.plane, state.manifests.objects, options.namespace);

@@ -45,6 +45,8 @@ describe('HaproxyEntry', () => {
     const config = objects.find((o) => o.kind === 'ConfigMap').data['haproxy.cfg'] as string;
     expect(config).toContain('force-persist if { urlp(sid) -m found }');
     expect(config).toContain('option httpchk GET /readyz');
+    // A /readyz slowed by event-loop lag does not time out at `inter` (test/fleet/haproxy-check-timeout.test.ts).
+    expect(config).toMatch(/^\s*timeout check 2s$/m);
     expect(config).toContain(`${headless.metadata.name}.\${POD_NAMESPACE}.svc.cluster.local:3000`);
   });
 

@@ -10,8 +10,6 @@ export const HELM = join(ROOT, 'bin', 'helm');
 export const CHART = join(ROOT, 'charts', 'realtime-gateway');
 export const RELEASE = 'realtime-gateway';
 export const NAMESPACE = 'realtime-gateway';
-/** helm built with `go install` has no ldflags, so its default Kubernetes version is old: name ours. */
-const KUBE_VERSION = '1.37.0';
 
 export function requireHelm(): string {
   if (!existsSync(HELM)) throw new Error(`${HELM} is missing: run \`make tools\` (builds the pinned helm into ./bin)`);
@@ -31,11 +29,11 @@ let valuesDir: string | undefined;
 let valuesCount = 0;
 
 /** `helm template` with these values; returns the parsed objects, or throws with helm's message. */
-export function helmTemplate(values: unknown = {}, chart = CHART): Record<string, unknown>[] {
+export function helmTemplate(values: unknown = {}, chart = CHART, extraArgs: readonly string[] = []): Record<string, unknown>[] {
   valuesDir ??= mkdtempSync(join(tmpdir(), 'rg-values-'));
   const file = join(valuesDir, `values-${valuesCount++}.yaml`);
   writeFileSync(file, stringify(values));
-  const result = helm(['template', RELEASE, chart, '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION, '-f', file]);
+  const result = helm(['template', RELEASE, chart, '--namespace', NAMESPACE, '-f', file, ...extraArgs]);
   if (!result.ok) throw new Error(`helm template failed: ${result.output}`);
   return parseAllDocuments(result.output)
     .map((d) => d.toJS() as Record<string, unknown> | null)

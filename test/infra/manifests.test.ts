@@ -73,7 +73,7 @@ describe.each(profiles)('profile %s', (profile) => {
     const deployment = find(objects, 'Deployment')[0] as any;
     const spec = deployment.spec.template.spec;
     const container = spec.containers[0];
-    const config = (find(objects, 'ConfigMap')[0] as any).data;
+    const config = byComponent(objects, 'ConfigMap', 'gateway').data;
     const preStop = container.lifecycle.preStop.sleep.seconds;
     const drainMs = Number(config.DRAIN_NOTICE_DELAY_MS) + Number(config.DRAIN_WINDOW_MS);
     expect(preStop).toBeGreaterThan(0);
@@ -88,10 +88,10 @@ describe.each(profiles)('profile %s', (profile) => {
   it('the gateway environment uses only names the config schema knows, and the gateway accepts it', () => {
     const deployment = find(objects, 'Deployment')[0] as any;
     const container = deployment.spec.template.spec.containers[0];
-    const configMap = (find(objects, 'ConfigMap')[0] as any).data as Record<string, string>;
+    const configMap = byComponent(objects, 'ConfigMap', 'gateway').data as Record<string, string>;
     const names = [...Object.keys(configMap), ...container.env.map((e: { name: string }) => e.name)];
     for (const name of names) expect(Object.keys(SETTINGS), `${name} is not in app/gateway/config.ts SETTINGS`).toContain(name);
-    expect(container.envFrom[0].configMapRef.name).toBe((find(objects, 'ConfigMap')[0] as any).metadata.name);
+    expect(container.envFrom[0].configMapRef.name).toBe(byComponent(objects, 'ConfigMap', 'gateway').metadata.name);
     expect(configMap.AUTH_MODE).toBe('jwt');
     expect(configMap.HOST).toBe('0.0.0.0');
     // Stand-ins for the Secret and downward-API values; everything else exactly as the manifest says.
@@ -137,7 +137,7 @@ describe.each(profiles)('profile %s', (profile) => {
   });
 
   it('has a PodDisruptionBudget selecting the gateway pods', () => {
-    const [pdb] = find(objects, 'PodDisruptionBudget') as any[];
+    const pdb = byComponent(objects, 'PodDisruptionBudget', 'gateway');
     const deployment = find(objects, 'Deployment')[0] as any;
     expect(pdb.spec.selector.matchLabels).toEqual(deployment.spec.selector.matchLabels);
     expect(pdb.spec.maxUnavailable).toBeGreaterThanOrEqual(1);
@@ -329,7 +329,9 @@ describe('kind profile specifics', () => {
       { podSelector: { matchLabels: controller.spec.selector.matchLabels } },
     ]);
     expect(policy.spec.ingress[0].ports).toEqual([{ port: 6379, protocol: 'TCP' }]);
-    expect(redis.spec.template.spec.containers[0].args).toContain('$(REDIS_PASSWORD)');
+    // The password reaches redis-server through a file written at start, never its command line (redis-runtime.test.ts).
+    expect(redis.spec.template.spec.containers[0].env).toEqual([{ name: 'REDISCLI_AUTH', valueFrom: { secretKeyRef: { name: redis.metadata.name, key: 'password' } } }]);
+    expect(JSON.stringify(redis.spec.template.spec.containers[0].command)).not.toMatch(/requirepass \$|--requirepass/);
   });
 
   it('generates the Redis password and auth secrets (random by default, never in the main manifests)', () => {
@@ -356,7 +358,7 @@ describe('production profile specifics', () => {
   it('uses an external Redis Cluster and platform-provided secrets, terminates TLS', () => {
     expect(find(objects, 'StatefulSet')).toHaveLength(0);
     expect(find(objects, 'Secret')).toHaveLength(0);
-    expect((find(objects, 'ConfigMap')[0] as any).data.ADAPTER).toBe('redis-cluster');
+    expect(byComponent(objects, 'ConfigMap', 'gateway').data.ADAPTER).toBe('redis-cluster');
     const [gateway] = find(objects, 'Gateway') as any[];
     expect(gateway.spec.listeners[0]).toMatchObject({ protocol: 'HTTPS', port: 443, tls: { mode: 'Terminate' } });
   });

@@ -44,7 +44,8 @@ describe('scripts/up.sh', () => {
 
   it('pins Envoy Gateway at the version the constructs target and waits saying what for', () => {
     const script = `${read('scripts/up.sh')}\n${read('scripts/deploy-profile.sh')}`;
-    expect(script).toContain(`ENVOY_GATEWAY_VERSION="${ENVOY_GATEWAY_VERSION}"`);
+    // The version itself is pinned in tools.sh (the 'pins' test below runs up.sh's lines that read it).
+    expect(script).toContain('ENVOY_GATEWAY_VERSION="$(pin ENVOY_GATEWAY_VERSION)"');
     expect(script).toContain('--kubelet-insecure-tls');
     expect(script.match(/rollout status/g)?.length).toBeGreaterThanOrEqual(2);
     for (const line of script.split('\n').filter((l) => /rollout status|kubectl.* wait /.test(l))) {
@@ -87,6 +88,21 @@ describe('bash scripts under pipefail', () => {
     const line = up.split('\n').find((l) => l.startsWith('KEDA_VERSION='))!;
     expect(run('bash', ['-c', `set -euo pipefail; ROOT=${JSON.stringify(ROOT)}; ${line}; echo "$KEDA_VERSION"`], 'install bash').trim()).toBe(pinned);
     for (const doc of ['README.md', 'docs/infrastructure.md']) expect(read(doc), doc).toMatch(new RegExp(`KEDA chart \\**${pinned!.replaceAll('.', '\\.')}\\b`));
+  });
+});
+
+describe('pins', () => {
+  it('Envoy Gateway and the metrics-server chart: one pin each, in tools.sh, which up.sh and the constructs use', () => {
+    const tools = read('scripts/tools.sh');
+    const envoy = /^ENVOY_GATEWAY_VERSION=(v\d+\.\d+\.\d+)\b/m.exec(tools)?.[1];
+    const metrics = /^METRICS_SERVER_CHART_VERSION=(\d+\.\d+\.\d+)\b/m.exec(tools)?.[1];
+    expect(envoy).toBe(ENVOY_GATEWAY_VERSION);
+    expect(metrics).toBeDefined();
+    const up = read('scripts/up.sh');
+    expect(up).not.toMatch(/^(ENVOY_GATEWAY_VERSION|METRICS_SERVER_CHART_VERSION)="?v?\d/m);
+    const lines = up.split('\n').filter((l) => /^(ROOT=|pin\(\) |ENVOY_GATEWAY_VERSION=|METRICS_SERVER_CHART_VERSION=)/.test(l)).join('; ');
+    const out = run('bash', ['-c', `set -euo pipefail; ${lines}; echo "$ENVOY_GATEWAY_VERSION $METRICS_SERVER_CHART_VERSION"`.replace('$(dirname "${BASH_SOURCE[0]}")/..', ROOT)], 'install bash');
+    expect(out.trim()).toBe(`${envoy} ${metrics}`);
   });
 });
 

@@ -1,4 +1,8 @@
 // Offline schema validation of synthesized objects with kubernetes-models (shared by the infra tests).
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Ajv, type ValidateFunction } from 'ajv';
+import { parseAllDocuments } from 'yaml';
 import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
 import { Gateway } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Gateway';
 import { GatewayClass } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/GatewayClass';
@@ -20,6 +24,48 @@ import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io
 import { API_GROUP, API_VERSION, KIND, parseSpec } from '../../app/controller/socket-gateway.ts';
 
 type ModelClass = new (data: never) => { validate(): void };
+
+/**
+ * Kinds with no kubernetes-models class (Envoy Gateway's policies, the Prometheus Operator's objects) are
+ * checked against the openAPIV3Schema of their CRD from ./bin/crds-optional (`make tools`); the cluster
+ * tests apply them to a real API server too (test/cluster/platform-crds.test.ts).
+ */
+const OPTIONAL_CRDS = join(import.meta.dirname, '..', '..', 'bin', 'crds-optional');
+let crdSchemas: Map<string, object> | undefined;
+const compiled = new Map<string, ValidateFunction>();
+
+/** CRD patterns are Go regular expressions: `(?i)` becomes the `i` flag; one JavaScript cannot read matches anything. */
+function goRegExp(pattern: string, flags: string): { test(text: string): boolean } {
+  const insensitive = pattern.startsWith('(?i)');
+  try {
+    return new RegExp(insensitive ? pattern.slice(4) : pattern, insensitive ? `${flags}i` : flags);
+  } catch {
+    return { test: () => true };
+  }
+}
+goRegExp.code = 'goRegExp';
+
+function crdValidator(apiVersion: string, kind: string): ValidateFunction | undefined {
+  if (!crdSchemas) {
+    crdSchemas = new Map();
+    if (existsSync(OPTIONAL_CRDS)) {
+      for (const dir of readdirSync(OPTIONAL_CRDS)) {
+        for (const file of readdirSync(join(OPTIONAL_CRDS, dir)).filter((f) => f.endsWith('.yaml'))) {
+          for (const doc of parseAllDocuments(readFileSync(join(OPTIONAL_CRDS, dir, file), 'utf8'))) {
+            const crd = doc.toJS() as { kind?: string; spec: { group: string; names: { kind: string }; versions: { name: string; schema: { openAPIV3Schema: object } }[] } };
+            if (crd?.kind !== 'CustomResourceDefinition') continue;
+            for (const version of crd.spec.versions) crdSchemas.set(`${crd.spec.group}/${version.name}/${crd.spec.names.kind}`, version.schema.openAPIV3Schema);
+          }
+        }
+      }
+    }
+  }
+  const key = `${apiVersion}/${kind}`;
+  const schema = crdSchemas.get(key);
+  if (!schema) return undefined;
+  if (!compiled.has(key)) compiled.set(key, new Ajv({ strict: false, validateFormats: false, allErrors: true, code: { regExp: goRegExp } }).compile(schema));
+  return compiled.get(key);
+}
 
 /** The SocketGateway has no kubernetes-models class: its spec is checked with the zod schema the CRD is made from. */
 class SocketGatewayModel {
@@ -57,6 +103,11 @@ const MODELS: Record<string, ModelClass> = {
 /** Throws with the object's kind/name and the schema errors if it does not validate. */
 export function validateManifest(object: { apiVersion: string; kind: string; metadata?: { name?: string } }): void {
   const Model = MODELS[`${object.apiVersion}/${object.kind}`];
+  const crd = Model ? undefined : crdValidator(object.apiVersion, object.kind);
+  if (crd) {
+    if (!crd(object as unknown)) throw new Error(`${object.kind}/${object.metadata?.name} fails its CRD's schema: ${JSON.stringify(crd.errors)}`);
+    return;
+  }
   if (!Model) throw new Error(`no kubernetes-models class registered for ${object.apiVersion} ${object.kind}; add it to test/infra/validate-models.ts`);
   try {
     new Model(object as never).validate();

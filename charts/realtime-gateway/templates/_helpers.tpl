@@ -22,20 +22,44 @@
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* A generated secret value: the existing one on upgrade (lookup), else a new random one. */}}
+{{/*
+A generated Secret's value: the explicit value, else the existing Secret's (lookup, on upgrade), else a
+new random one - unless generateSecrets=false (GitOps: lookup sees nothing under helm template / Argo CD,
+so a random value would change on every render): then the render fails naming the value to set.
+*/}}
 {{- define "realtime-gateway.generatedValue" -}}
+{{- /* One value per render, however often it is used (the Redis password is also in its auth.conf). */ -}}
+{{- $memo := get .context.Release "generatedValues" | default dict -}}
+{{- $_ := set .context.Release "generatedValues" $memo -}}
+{{- $id := printf "%s/%s" .secret .key -}}
+{{- if not (hasKey $memo $id) -}}
 {{- $existing := lookup "v1" "Secret" .context.Release.Namespace .secret -}}
-{{- if and $existing $existing.data (hasKey $existing.data .key) -}}
-{{- index $existing.data .key | b64dec -}}
+{{- $value := "" -}}
+{{- if .value -}}
+{{- $value = .value -}}
+{{- else if and $existing $existing.data (hasKey $existing.data .key) -}}
+{{- $value = index $existing.data .key | b64dec -}}
+{{- else if .context.Values.generateSecrets -}}
+{{- $value = randAlphaNum 43 -}}
 {{- else -}}
-{{- randAlphaNum 43 -}}
+{{- fail (printf "generateSecrets=false and the Secret %s has no %s to keep (or helm cannot look it up: helm template, Argo CD): set %s, or use an existing Secret (see docs/infrastructure.md, GitOps)" .secret .key .valueName) -}}
 {{- end -}}
+{{- $_ := set $memo $id $value -}}
+{{- end -}}
+{{- index $memo $id -}}
+{{- end -}}
+
+{{/* Envoy's circuit breaker: MAX_CONNECTIONS per pod x (the most pods + 1, a rollout's surge pod). */}}
+{{- define "realtime-gateway.envoyMaxConnections" -}}
+{{- $perPod := int (default "10000" (index .Values.settings "MAX_CONNECTIONS")) -}}
+{{- $pods := ternary .Values.replicaCount .Values.autoscaling.maxReplicas (eq .Values.autoscaling.mode "none") -}}
+{{- mul $perPod (add (int $pods) 1) -}}
 {{- end -}}
 
 {{/* settings: only names the gateway knows (app/gateway/config.ts), and none the chart sets itself. */}}
 {{- define "realtime-gateway.validateSettings" -}}
 {{- $known := list "PORT" "INTERNAL_PORT" "HOST" "POD_NAME" "LOG_LEVEL" "ADAPTER" "REDIS_URL" "REDIS_PASSWORD" "KEY_PREFIX" "HISTORY_SIZE" "HISTORY_TTL_SECONDS" "FLEET_STATS_INTERVAL_MS" "FLEET_STATS_TTL_SECONDS" "SERVE_WEB" "CORS_ORIGIN" "AUTH_MODE" "JWT_SECRET" "JWT_PUBLIC_KEY_FILE" "JWT_JWKS_FILE" "JWT_ALGORITHMS" "JWT_AUDIENCE" "JWT_ISSUER" "AUTH_REFRESH_LEAD_MS" "PING_INTERVAL_MS" "PING_TIMEOUT_MS" "MAX_PAYLOAD_BYTES" "RATE_LIMIT_PER_SECOND" "RATE_LIMIT_BURST" "MAX_CONNECTIONS" "MAX_CONNECTIONS_PER_SECOND" "SLOW_CONSUMER_HIGH_WATER_BYTES" "SLOW_CONSUMER_LIMIT_BYTES" "SLOW_CONSUMER_STALL_MS" "HISTORY_PAGE_BYTES" "CONNECT_TIMEOUT_MS" "MAX_CONNECTIONS_PER_USER" "USER_RATE_LIMIT_PER_SECOND" "USER_RATE_LIMIT_BURST" "INBOUND_BYTES_PER_SECOND" "INBOUND_BYTES_BURST" "MAX_ROOMS_PER_CONNECTION" "ADMIN_TOKEN" "DRAIN_NOTICE_DELAY_MS" "DRAIN_WINDOW_MS" "DRAIN_RATE_PER_SECOND" "DRAIN_JITTER_MS" "SHUTDOWN_DEADLINE_MS" "RECOVERY_MAX_DISCONNECTION_MS" -}}
-{{- $owned := list "PORT" "INTERNAL_PORT" "HOST" "POD_NAME" "ADAPTER" "REDIS_URL" "REDIS_PASSWORD" "AUTH_MODE" "JWT_SECRET" "ADMIN_TOKEN" "DRAIN_NOTICE_DELAY_MS" "DRAIN_WINDOW_MS" "DRAIN_RATE_PER_SECOND" "DRAIN_JITTER_MS" "SHUTDOWN_DEADLINE_MS" -}}
+{{- $owned := list "PORT" "INTERNAL_PORT" "HOST" "POD_NAME" "ADAPTER" "REDIS_URL" "REDIS_PASSWORD" "AUTH_MODE" "JWT_SECRET" "ADMIN_TOKEN" "JWT_ALGORITHMS" "JWT_JWKS_FILE" "JWT_PUBLIC_KEY_FILE" "DRAIN_NOTICE_DELAY_MS" "DRAIN_WINDOW_MS" "DRAIN_RATE_PER_SECOND" "DRAIN_JITTER_MS" "SHUTDOWN_DEADLINE_MS" -}}
 {{- range $key, $value := .Values.settings -}}
 {{- if not (has $key $known) -}}
 {{- fail (printf "settings.%s is not a gateway setting (see the configuration table in README.md)" $key) -}}
@@ -66,6 +90,11 @@
 {{- else -}}
 {{- $minimum -}}
 {{- end -}}
+{{- end -}}
+
+{{/* minReadySeconds: one drain (preStop + notice + window), so a rolling update drains one pod at a time. */}}
+{{- define "realtime-gateway.minReadySeconds" -}}
+{{- sub (include "realtime-gateway.minimumGracePeriodSeconds" . | int) (int .Values.drain.marginSeconds) -}}
 {{- end -}}
 
 {{/* SHUTDOWN_DEADLINE_MS: from SIGTERM, one second before the kubelet's SIGKILL. */}}
