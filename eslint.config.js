@@ -38,6 +38,11 @@ export default tseslint.config(
       'The client SDK and the page run in browsers: they may import app/protocol and app/client only.'),
   },
   {
+    files: ['app/publisher/**'],
+    rules: forbid(['gateway', 'controller', 'client', 'web', 'app/gateway', 'app/controller', 'app/client', 'app/web', 'infra', 'scripts', 'test', 'bench'],
+      'The publisher library runs in application backends: it may import app/protocol only.'),
+  },
+  {
     files: ['app/gateway/**'],
     rules: forbid(['controller', 'app/controller', 'infra', 'scripts', 'test', 'bench'],
       'The gateway must not depend on the controller, infra/ or tooling: they depend on it.'),

@@ -10,6 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, Socket } from 'node:net';
 import { parseArgs } from 'node:util';
 import { createGatewayClient, type GatewayClient } from '../app/client/index.ts';
+import { sendChat } from '../app/client/demo.ts';
 import type { DurableEnvelope } from '../app/protocol/index.ts';
 import { startGateway } from '../scripts/fleet/gateway.ts';
 
@@ -251,7 +252,7 @@ async function main(): Promise<void> {
     let next = started;
     let lastReport = started;
     while (Date.now() - started < SECONDS * 1000) {
-      const ack = await publisher.sendChat(ROOM, `tick ${sent.length}`).catch(() => null);
+      const ack = await sendChat(publisher, ROOM, `tick ${sent.length}`).catch(() => null);
       if (ack) sent.push(ack.seq);
       next += 1000 / RATE;
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, next - Date.now())));

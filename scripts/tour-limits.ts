@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { createGatewayClient, type GatewayClient } from '../app/client/index.ts';
+import { sendChat } from '../app/client/demo.ts';
 import { DEFAULT_CHAT_ROOM } from '../app/protocol/rooms.ts';
 import { type GatewayProcess, startGateway } from './fleet/gateway.ts';
 import { mintToken } from './tokens.ts';
@@ -81,7 +82,7 @@ for (let i = 0; i < 5; i += 1) {
 
 async function flood(): Promise<void> {
   const text = 'x'.repeat(2_000);
-  const acks = await Promise.all(writers.map((writer) => Promise.all(Array.from({ length: 30 }, () => writer.sendChat(DEFAULT_CHAT_ROOM, text)))));
+  const acks = await Promise.all(writers.map((writer) => Promise.all(Array.from({ length: 30 }, () => sendChat(writer, DEFAULT_CHAT_ROOM, text)))));
   const seqs = acks.flat().map((ack) => ack.seq);
   console.log(`flooded ${DEFAULT_CHAT_ROOM}: ${seqs.length} messages, ${Math.round((seqs.length * text.length) / 1024)} KiB, seqs ${Math.min(...seqs)}..${Math.max(...seqs)}`);
 }

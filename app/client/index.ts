@@ -11,19 +11,30 @@ import type {
   ErrorCode,
   HandshakeRefusal,
   HistoryResult,
+  PresenceSnapshot,
   RoomSnapshot,
 } from '../protocol/index.ts';
-import { CONTROL_TYPES, DURABLE_TYPES, PROTOCOL_VERSION } from '../protocol/envelope.ts';
+import { CONTROL_TYPES, isControlType, PROTOCOL_VERSION } from '../protocol/envelope.ts';
 import { ERROR_CODES, RETRYABLE_CODES } from '../protocol/errors.ts';
-import { DEFAULT_COUNTER_ROOM, userRoom } from '../protocol/rooms.ts';
+import { userRoom } from '../protocol/rooms.ts';
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF, resolveBackoff, type ResolvedBackoff } from './backoff.ts';
 import { TypedEmitter } from './emitter.ts';
 import { RoomTracker } from './rooms.ts';
 import { type PollOutcome, RoomPoller, type PollerStats } from './short-poll.ts';
+import { type MessageMap, type PublishOptions, type PublishResult, Subscription } from './subscription.ts';
 
 export { backoffCeiling, backoffDelay, DEFAULT_BACKOFF, resolveBackoff, type BackoffOptions } from './backoff.ts';
 export { RoomTracker, type OfferResult } from './rooms.ts';
 export { RoomPoller, type PollAnswer, type PollerStats, type PollOutcome } from './short-poll.ts';
+export { Subscription, type MessageMap, type MessageOf, type PublishOptions, type PublishResult, type SubscriptionEvents, type SubscriptionState } from './subscription.ts';
+
+/** A subscription token, or a function that fetches a fresh one (called before every join of the room). */
+export type SubscriptionTokenSource = string | (() => string | Promise<string>);
+
+export interface SubscribeOptions {
+  /** For namespaces whose join policy is `token`: a token from the application's backend (docs/namespaces.md). */
+  readonly token?: SubscriptionTokenSource;
+}
 
 /**
  * `connecting`: first connection not made yet. `connected`: up. `draining`: up, but the pod asked us
@@ -67,7 +78,7 @@ export interface GatewayClientOptions {
   readonly rooms?: readonly string[];
   /**
    * Join the user's own `user:<id>` room (from `server:hello`), so direct messages arrive and resume
-   * like any room. @default true
+   * like any room — for gateways whose namespaces declare `user` (the demo's do). @default false
    */
   readonly directMessages?: boolean;
   /** Reconnect backoff (full jitter). @default {baseMs: 1000, capMs: 30000, multiplier: 2, jitter: true} */
@@ -98,6 +109,11 @@ export interface GatewayClientOptions {
   readonly socketOptions?: Partial<ManagerOptions & SocketOptions>;
   /** Source of randomness for the backoff, in [0, 1). @default Math.random */
   readonly random?: () => number;
+  /**
+   * How long `publish()` keeps retrying (same idempotency key) after a lost ack, a disconnect or a
+   * retryable refusal before it gives up. @default 30000
+   */
+  readonly publishRetryMs?: number;
 }
 
 export const CLIENT_DEFAULTS = {
@@ -107,7 +123,7 @@ export const CLIENT_DEFAULTS = {
   shortPoll: { minIntervalMs: 1_000, maxIntervalMs: 30_000 },
   upgrade: true,
   rooms: [] as readonly string[],
-  directMessages: true,
+  directMessages: false,
   backoff: DEFAULT_BACKOFF,
   honourDrainHint: true,
   gapFetchDelayMs: 500,
@@ -115,6 +131,7 @@ export const CLIENT_DEFAULTS = {
   connectTimeoutMs: 20_000,
   maxHeldPerRoom: 10_000,
   autoConnect: true,
+  publishRetryMs: 30_000,
 } as const;
 
 /** Client-side failure codes, next to the protocol's `ErrorCode`s the gateway answers with. */
@@ -234,7 +251,7 @@ interface ConnectionWaiter {
  * full-jitter backoff, moves when a pod drains, resumes every room from its last seq and hands the
  * application each durable envelope once, in order. See docs/client-sdk.md.
  */
-export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
+export class GatewayClient<M extends MessageMap = MessageMap> extends TypedEmitter<GatewayClientEvents> {
   readonly #opts: GatewayClientOptions;
   readonly #backoff: ResolvedBackoff;
   readonly #tracker: RoomTracker;
@@ -268,6 +285,8 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
   readonly #retiredPollStats: PollerStats = { requests: 0, notModified: 0, bodyBytes: 0 };
   /** Failed polls in a row: the backoff exponent while short polling. */
   #pollFailures = 0;
+  readonly #subscriptions = new Map<string, Subscription<M>>();
+  readonly #joinTokens = new Map<string, SubscriptionTokenSource>();
   readonly stats: ClientStats = { connects: 0, connectFailures: 0, drainMoves: 0, delivered: 0, duplicatesDropped: 0, gapFetches: 0, resets: 0 };
 
   constructor(options: GatewayClientOptions) {
@@ -359,20 +378,81 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
     if (this.#isUp()) await this.#request('room:leave', { room });
   }
 
-  incrementCounter(room: string = DEFAULT_COUNTER_ROOM, by = 1): Promise<Ok<'counter:increment'>> {
-    return this.#publish('counter:increment', { room, by });
+  /**
+   * Follows `room` as its own object with its own events and state: joined now (or on the next
+   * connection) and on every reconnect, resuming from its last seq. Subscribing twice returns the same object.
+   */
+  subscribe(room: string, options: SubscribeOptions = {}): Subscription<M> {
+    if (options.token !== undefined) this.#joinTokens.set(room, options.token);
+    let subscription = this.#subscriptions.get(room);
+    if (subscription && subscription.state !== 'failed') return subscription;
+    subscription = new Subscription<M>(room, {
+      publish: (r, type, payload, opts) => this.publish(r, type, payload, opts),
+      presence: (r) => this.presence(r),
+      unsubscribe: (r) => this.unsubscribe(r),
+      lastSeq: (r) => this.lastSeq(r),
+    });
+    this.#subscriptions.set(room, subscription);
+    this.join(room).catch((err: unknown) => {
+      // A timeout only means "not yet": the room stays followed and is joined on the next connection.
+      if (err instanceof GatewayClientError && err.code === 'timeout') return;
+      subscription.deliver({ kind: 'error', error: asClientError(err) });
+    });
+    return subscription;
   }
 
-  readCounter(room: string = DEFAULT_COUNTER_ROOM): Promise<Ok<'counter:read'>> {
-    return this.#request('counter:read', { room });
+  /** The subscription of `room`, if `subscribe()` made one. */
+  getSubscription(room: string): Subscription<M> | undefined {
+    return this.#subscriptions.get(room);
   }
 
-  sendChat(room: string, text: string): Promise<Ok<'chat:send'>> {
-    return this.#publish('chat:send', { room, text });
+  /** Stops following `room` and ends its subscription. */
+  async unsubscribe(room: string): Promise<void> {
+    const subscription = this.#subscriptions.get(room);
+    this.#subscriptions.delete(room);
+    this.#joinTokens.delete(room);
+    subscription?.setState('unsubscribed');
+    await this.leave(room);
   }
 
-  sendDirect(to: string, text: string): Promise<Ok<'dm:send'>> {
-    return this.#request('dm:send', { to, text });
+  /**
+   * Publishes an application message into `room` (a namespace with `publish: members`; the room must be
+   * joined). Exactly-once: it carries an idempotency key, and an ack lost to a disconnect or a timeout,
+   * or a retryable refusal, is retried with the same key — the gateway then answers the first result.
+   */
+  async publish<T extends keyof M & string>(room: string, type: T, payload: M[T], options: PublishOptions = {}): Promise<PublishResult> {
+    const idempotencyKey = options.idempotencyKey ?? newIdempotencyKey(this.#random);
+    const deadline = Date.now() + (this.#opts.publishRetryMs ?? CLIENT_DEFAULTS.publishRetryMs);
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        // After a reconnect the room is joined again before anything is published into it.
+        if (this.#tracker.has(room)) await this.join(room);
+        const ack = await this.#request('publish', { room, type, payload, idempotencyKey });
+        this.notePublished(room, ack.seq);
+        return { room: ack.room, seq: ack.seq, duplicate: ack.duplicate };
+      } catch (err) {
+        const error = asClientError(err);
+        const lost = error.code === 'disconnected' || error.code === 'timeout';
+        const delay = error.retryAfterMs ?? backoffDelay(attempt, this.#backoff, this.#random);
+        if (!(lost || error.retryable) || this.#state === 'closed' || Date.now() + delay > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  /** Who is in `room` across the fleet (a joined room of a namespace with presence on). */
+  async presence(room: string): Promise<PresenceSnapshot> {
+    const ack = await this.#request('presence:get', { room });
+    return { room: ack.room, users: ack.users, connections: ack.connections };
+  }
+
+  /**
+   * Tells the room's sequence that our own publish got `seq`, so a lost envelope shows as a gap and is
+   * fetched. `publish()` does this itself; helpers that publish through `request()` call it.
+   */
+  notePublished(room: string, seq: number): void {
+    this.#tracker.noteSeq(room, seq);
+    this.#checkBehind(room);
   }
 
   /** Sends any client event and resolves with its `ok:true` ack; rejects with `GatewayClientError`. */
@@ -481,12 +561,17 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
     });
     socket.on('disconnect', (reason: string) => {
       if (!current()) return;
+      for (const subscription of this.#subscriptions.values()) if (subscription.state === 'subscribed') subscription.setState('subscribing');
       this.#discard(socket);
       this.#fail(new GatewayClientError('disconnected', `connection lost: ${reason}`, { retryable: true }));
       this.#scheduleReconnect();
     });
-    for (const type of DURABLE_TYPES) socket.on(type, (envelope: unknown) => current() && this.#onDurable(envelope));
-    for (const type of CONTROL_TYPES) socket.on(type, (envelope: unknown) => current() && this.#onControl(type, envelope));
+    // Every event that is not a control type is a durable envelope: the demo's and any application type.
+    socket.onAny((type: string, envelope: unknown) => {
+      if (!current()) return;
+      if (isControlType(type)) this.#onControl(type, envelope);
+      else this.#onDurable(envelope);
+    });
   }
 
   /** Detaches and closes `socket` without triggering our own disconnect handling. */
@@ -555,6 +640,12 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
         if (typeof raw.room === 'string' && typeof raw.seq === 'number') this.#applyReset(raw.room, raw.seq, payload.snapshot);
         return;
       }
+      case 'presence:join':
+      case 'presence:leave': {
+        const { userId } = raw.payload as EnvelopePayloads['presence:join'];
+        if (typeof raw.room === 'string') this.#subscriptions.get(raw.room)?.deliver({ kind: 'presence', userId, joined: type === 'presence:join' });
+        return;
+      }
       case 'room:members': {
         const { count } = raw.payload as EnvelopePayloads['room:members'];
         if (typeof raw.room === 'string') this.emit('members', { room: raw.room, count });
@@ -615,6 +706,7 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
     if (!applied) return;
     this.stats.resets += 1;
     this.emit('reset', { room, seq, snapshot });
+    this.#subscriptions.get(room)?.deliver({ kind: 'reset', seq, snapshot });
     this.#deliver(deliver);
     this.#checkBehind(room);
   }
@@ -623,6 +715,7 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
     for (const envelope of envelopes) {
       this.stats.delivered += 1;
       this.emit('message', envelope);
+      this.#subscriptions.get(envelope.room)?.deliver({ kind: 'message', envelope });
     }
   }
 
@@ -639,13 +732,18 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
     const { socket } = attempt;
     let ack: Ok<'room:join'>;
     try {
-      ack = await this.#emitOn(socket, 'room:join', { room, lastSeq: this.#tracker.resumePoint(room) });
+      const source = this.#joinTokens.get(room);
+      const token = typeof source === 'function' ? await source() : source;
+      if (this.#joinsInFlight.get(room) !== attempt) return;
+      ack = await this.#emitOn(socket, 'room:join', { room, lastSeq: this.#tracker.resumePoint(room), ...(token === undefined ? {} : { token }) });
     } catch (err) {
       if (this.#joinsInFlight.get(room) !== attempt) return; // superseded by leave() or a newer join
       const error = asClientError(err);
+      // An expired subscription token is worth one more try when a function can fetch a fresh one.
+      const refreshable = error.code === 'subscription_token_expired' && typeof this.#joinTokens.get(room) === 'function' && attempt.retries < 3;
       if (error.code === 'disconnected') {
         this.#joinsInFlight.delete(room); // the next connection joins it again
-      } else if (error.retryable || error.code === 'internal') {
+      } else if (error.retryable || error.code === 'internal' || refreshable) {
         // A passing refusal (backplane blip, rate limit, timeout): ask again on this connection.
         const delay = error.retryAfterMs ?? backoffDelay(attempt.retries, this.#backoff, this.#random);
         attempt.retries += 1;
@@ -663,6 +761,7 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
         this.#joinsInFlight.delete(room);
         this.#tracker.untrack(room);
         this.#settleJoin(room, error);
+        this.#subscriptions.get(room)?.setState('failed');
       }
       if (error.code !== 'disconnected') this.#fail(error);
       return;
@@ -673,6 +772,7 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
     this.#deliver(this.#tracker.acknowledgeJoin(room, ack.seq));
     const joined: JoinedEvent = { room, seq: ack.seq, resume: ack.resume, replayed: ack.replayed };
     if (this.#socket === socket) this.#joinedHere.set(room, joined);
+    this.#subscriptions.get(room)?.setState('subscribed');
     this.emit('joined', joined);
     this.#settleJoin(room, joined);
     // A long resume comes one page in the join; the rest is fetched at once, not after the gap delay.
@@ -771,15 +871,6 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
   }
 
   // --- requests -------------------------------------------------------------------------------
-
-  async #publish<E extends 'counter:increment' | 'chat:send'>(event: E, payload: ClientEventPayload<E>): Promise<Ok<E>> {
-    const ack = await this.#request(event, payload);
-    // Our own envelope is on its way; if it does not arrive, the gap logic fetches it.
-    const { room, seq } = ack as unknown as { room: string; seq: number };
-    this.#tracker.noteSeq(room, seq);
-    this.#checkBehind(room);
-    return ack;
-  }
 
   async #request<E extends ClientEventName>(event: E, payload: ClientEventPayload<E>): Promise<Ok<E>> {
     if (this.#shortPolling) throw this.#readOnlyError(event);
@@ -996,9 +1087,18 @@ export class GatewayClient extends TypedEmitter<GatewayClientEvents> {
   }
 }
 
-/** Creates a client; with the default `autoConnect: true` it starts connecting at once. */
-export function createGatewayClient(options: GatewayClientOptions): GatewayClient {
-  return new GatewayClient(options);
+/**
+ * Creates a client; with the default `autoConnect: true` it starts connecting at once. `M` types an
+ * application's messages: `createGatewayClient<{'order:updated': Order}>(...)`.
+ */
+export function createGatewayClient<M extends MessageMap = MessageMap>(options: GatewayClientOptions): GatewayClient<M> {
+  return new GatewayClient<M>(options);
+}
+
+/** A random idempotency key (crypto.randomUUID where there is one). */
+function newIdempotencyKey(random: () => number): string {
+  const uuid = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto?.randomUUID?.();
+  return uuid ?? `k${Date.now().toString(36)}${Math.floor(random() * 2 ** 48).toString(36)}`;
 }
 
 function isBrowser(): boolean {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { createLocalJWKSet, errors as joseErrors, importSPKI, jwtVerify, type JWTVerifyGetKey, type KeyObject } from 'jose';
+import { createLocalJWKSet, errors as joseErrors, importSPKI, type JWTPayload, jwtVerify, type JWTVerifyGetKey, type KeyObject } from 'jose';
 import { ProtocolError, userIdSchema } from '../protocol/index.ts';
 import { ConfigError, type GatewayConfig } from './config.ts';
 
@@ -11,12 +11,24 @@ export const MAX_TOKEN_LENGTH = 8_192;
 export interface Identity {
   readonly userId: string;
   readonly exp: number | null;
+  /** A connection without a token, let in because some namespace is `public` (AUTH_MODE=jwt only). */
+  readonly anonymous?: boolean;
+  /** The verified token's claims (for `join: claim` namespaces). */
+  readonly claims?: Readonly<Record<string, unknown>>;
 }
+
+/** The claim that makes a JWT a subscription token (for one room) rather than a connection token. */
+export const SUBSCRIPTION_ROOM_CLAIM = 'room';
 
 export interface Authenticator {
   readonly mode: 'jwt' | 'none';
   /** Verifies a handshake's credentials; throws `ProtocolError` with the refusal's code. */
   authenticate(credentials: { token?: unknown; userId?: unknown }): Promise<Identity>;
+  /**
+   * Verifies a subscription token (docs/namespaces.md): signed with the connection tokens' key, `sub` =
+   * the user, `room` = the room, `exp` required. Null with AUTH_MODE=none. Throws `ProtocolError`.
+   */
+  readonly verifySubscriptionToken: ((token: string, room: string, userId: string) => Promise<void>) | null;
 }
 
 type AuthConfig = Pick<
@@ -24,10 +36,11 @@ type AuthConfig = Pick<
   'AUTH_MODE' | 'JWT_SECRET' | 'JWT_PUBLIC_KEY_FILE' | 'JWT_JWKS_FILE' | 'JWT_ALGORITHMS' | 'JWT_AUDIENCE' | 'JWT_ISSUER'
 >;
 
-export async function createAuthenticator(config: AuthConfig): Promise<Authenticator> {
+export async function createAuthenticator(config: AuthConfig, opts: { allowAnonymous?: boolean } = {}): Promise<Authenticator> {
   if (config.AUTH_MODE === 'none') {
     return {
       mode: 'none',
+      verifySubscriptionToken: null,
       async authenticate({ userId }) {
         if (userId === undefined || userId === null || userId === '') return { userId: `anon-${randomUUID().slice(0, 8)}`, exp: null };
         const parsed = userIdSchema.safeParse(userId);
@@ -38,30 +51,51 @@ export async function createAuthenticator(config: AuthConfig): Promise<Authentic
   }
 
   const { key, algorithms } = await loadVerificationKey(config);
+  const verify = (token: string): Promise<{ payload: JWTPayload }> =>
+    jwtVerify(token, key as Parameters<typeof jwtVerify>[1], {
+      algorithms,
+      ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),
+      ...(config.JWT_ISSUER ? { issuer: config.JWT_ISSUER } : {}),
+      requiredClaims: ['sub', 'exp'],
+    });
   return {
     mode: 'jwt',
     async authenticate({ token }) {
       if (typeof token !== 'string' || token.length === 0) {
+        if (opts.allowAnonymous) return { userId: `anon-${randomUUID().slice(0, 8)}`, exp: null, anonymous: true };
         throw new ProtocolError('auth_required', 'a JWT is required: connect with auth: {token}');
       }
       // Refused unread: verifying costs CPU in proportion to the size, and real tokens are far smaller.
       if (token.length > MAX_TOKEN_LENGTH) throw new ProtocolError('auth_invalid', `the token is longer than ${MAX_TOKEN_LENGTH} characters`);
       try {
-        const { payload } = await jwtVerify(token, key as Parameters<typeof jwtVerify>[1], {
-          algorithms,
-          ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),
-          ...(config.JWT_ISSUER ? { issuer: config.JWT_ISSUER } : {}),
-          requiredClaims: ['sub', 'exp'],
-        });
+        const { payload } = await verify(token);
+        if (payload[SUBSCRIPTION_ROOM_CLAIM] !== undefined) {
+          throw new ProtocolError('auth_invalid', `this is a subscription token (it has a "${SUBSCRIPTION_ROOM_CLAIM}" claim): it joins one room, it does not open a connection`);
+        }
         const subject = userIdSchema.safeParse(payload.sub);
         if (!subject.success) throw new ProtocolError('auth_invalid', `token sub: ${subject.error.issues[0]?.message ?? 'invalid'}`);
-        return { userId: subject.data, exp: payload.exp ?? null };
+        return { userId: subject.data, exp: payload.exp ?? null, claims: payload };
       } catch (err) {
         if (err instanceof ProtocolError) throw err;
         if (err instanceof joseErrors.JWTExpired) throw new ProtocolError('token_expired', 'the token has expired: get a new one and reconnect');
         const reason = err instanceof Error ? err.message : String(err);
         throw new ProtocolError('auth_invalid', `the token was rejected: ${reason}`);
       }
+    },
+    async verifySubscriptionToken(token, room, userId) {
+      let payload: JWTPayload;
+      try {
+        ({ payload } = await verify(token));
+      } catch (err) {
+        if (err instanceof joseErrors.JWTExpired) {
+          throw new ProtocolError('subscription_token_expired', `the subscription token for ${room} has expired: get a new one and join again`);
+        }
+        throw new ProtocolError('subscription_token_invalid', `the subscription token was rejected: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      if (payload[SUBSCRIPTION_ROOM_CLAIM] !== room) {
+        throw new ProtocolError('subscription_token_invalid', `the subscription token is for ${JSON.stringify(payload[SUBSCRIPTION_ROOM_CLAIM] ?? null)}, not ${room}`);
+      }
+      if (payload.sub !== userId) throw new ProtocolError('subscription_token_invalid', `the subscription token is for user ${JSON.stringify(payload.sub)}, this connection is ${userId}`);
     },
   };
 }

@@ -50,6 +50,18 @@ export const SETTINGS = {
   FLEET_STATS_INTERVAL_MS: setting(positiveInt.min(100), '2000', 'How often each instance writes `{pod, sockets, ready, draining}` to Redis.'),
   FLEET_STATS_TTL_SECONDS: setting(positiveInt, '10', 'TTL of an instance\'s fleet-stats entry; a dead instance disappears after it.'),
   SERVE_WEB: setting(bool, 'true', 'Serve the demo page at `/` of the public port, and the fleet view at `/` of the internal port.'),
+  NAMESPACES_FILE: setting(
+    optionalString,
+    undefined,
+    'YAML or JSON file of channel namespaces and their policies (docs/namespaces.md), mounted from a ConfigMap. Unset: the demo\'s `counter`, `chat` and `user` namespaces (`app/gateway/namespaces.default.yaml`).',
+  ),
+  API_KEYS_FILE: setting(
+    optionalString,
+    undefined,
+    'File of server API keys, one per line (at least 32 characters; `#` comments), mounted from a Secret; re-read within a second of a change, so a key is added or revoked without a restart. Unset: the server API on the internal port (`/api/*`, docs/server-api.md) is off.',
+  ),
+  API_MAX_BODY_BYTES: setting(positiveInt.max(16 * 1024 * 1024), '262144', 'Largest server API request body; past it: 413 `payload_too_large`.'),
+  IDEMPOTENCY_WINDOW_SECONDS: setting(positiveInt.max(86_400), '300', 'How long a publish\'s `idempotencyKey` is remembered: a retry within it returns the first result (same seq) instead of publishing again.'),
   CORS_ORIGIN: setting(optionalString, undefined, 'Allowed cross-origin for Socket.IO and SSE (`*` or an origin). Unset: same origin only.'),
 
   AUTH_MODE: setting(

@@ -263,8 +263,7 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
 
   const openConnections = (): Leaver[] => [...[...io.of('/').sockets.values()].map(socketLeaver), ...[...gateway.sseStreams].map(streamLeaver)];
 
-  function plan(leavers: Leaver[], driven: DrainPlan | null): void {
-    const now = Date.now();
+  function plan(leavers: Leaver[], driven: DrainPlan | null, now = Date.now()): void {
     const settings = { ratePerSecond: config.DRAIN_RATE_PER_SECOND, windowMs: config.DRAIN_WINDOW_MS, jitterMs: config.DRAIN_JITTER_MS };
     schedule = scheduleDrain(leavers.length, settings, driven, latestEnd() - now, now - (closingAt ?? now));
     // Fisher–Yates: the close order (and so each connection's hint) is random; see docs/drain.md for why.
@@ -386,8 +385,9 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
     const driven = await readPlan();
     lastPlan = driven;
     if (phase === 'closing') {
+      // One instant for both, so the first plan has the whole window (nothing has elapsed yet).
       closingAt = Date.now();
-      plan(openConnections(), driven);
+      plan(openConnections(), driven, closingAt);
       if (phase === 'closing') watchPlan();
     }
     await empty;

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import type { AddressInfo } from 'node:net';
 import { Gauge } from 'prom-client';
 import { Server, type Socket } from 'socket.io';
-import { controlEnvelope, type HandshakeRefusal, ProtocolError, RETRYABLE_CODES, type Envelope } from '../protocol/index.ts';
+import { controlEnvelope, type HandshakeRefusal, type PresenceSnapshot, ProtocolError, RETRYABLE_CODES, type Envelope } from '../protocol/index.ts';
 import { createSocketIoAdapter } from './adapter.ts';
 import { type Authenticator, createAuthenticator, type Identity } from './auth.ts';
 import type { Backplane } from './backplane/backplane.ts';
@@ -18,8 +18,11 @@ import { createInboundParser, type GuardedDecoder } from './parser.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { Recovery } from './recovery.ts';
+import { loadNamespaces, type Namespaces } from './namespaces.ts';
 import { RoomHub, type RoomMember } from './room-hub.ts';
 import { ShortPoll } from './short-poll.ts';
+import { createServerApi, userTag } from './server-api.ts';
+import { Presence } from './presence.ts';
 import { handleSse } from './sse.ts';
 import { serveFleetView, serveWeb } from './web.ts';
 
@@ -77,6 +80,8 @@ export interface Gateway {
   readonly auth: Authenticator;
   /** Connection state recovery for stock clients; null when RECOVERY_MAX_DISCONNECTION_MS=0. */
   readonly recovery: Recovery | null;
+  /** The channel namespaces and their policies (NAMESPACES_FILE, docs/namespaces.md). */
+  readonly namespaces: Namespaces;
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly state: GatewayState;
@@ -98,9 +103,13 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-export async function createGateway(config: GatewayConfig, log: Logger = createLogger(config.LOG_LEVEL, config.POD_NAME)): Promise<Gateway> {
+export async function createGateway(
+  config: GatewayConfig,
+  log: Logger = createLogger(config.LOG_LEVEL, config.POD_NAME),
+  namespaces: Namespaces = loadNamespaces(config),
+): Promise<Gateway> {
   const metrics = createMetrics();
-  const auth = await createAuthenticator(config);
+  const auth = await createAuthenticator(config, { allowAnonymous: namespaces.anyPublic });
   const backplane =
     config.ADAPTER === 'memory'
       ? createMemoryBackplane({ historySize: config.HISTORY_SIZE, historyTtlSeconds: config.HISTORY_TTL_SECONDS })
@@ -117,6 +126,8 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
   const socketIoAdapter = createSocketIoAdapter(config);
   const state: GatewayState = { draining: false };
   const sseStreams = new Set<ServerResponse>();
+  /** The user of each open SSE stream, so a server API disconnect ends their streams too. */
+  const sseUsers = new WeakMap<ServerResponse, string>();
   const internalRoutes: HttpRoute[] = [];
   const admissionGuards: AdmissionGuard[] = [];
   const handshakeGuards: HandshakeGuard[] = [];
@@ -175,6 +186,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
         return handleSse(req, res, url, {
           hub,
           auth,
+          namespaces,
           metrics,
           outbound: hardening.outbound,
           pageBytes: config.HISTORY_PAGE_BYTES,
@@ -182,6 +194,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
           admission: admissionGuards,
           guards: sseGuards,
           reserveUser: (userId, stream) => hardening.userConnections.reserve(userId, (release) => stream.once('close', release)),
+          streamUsers: sseUsers,
         });
       }
       if (url.pathname === '/poll') return shortPoll.handle(req, res, url);
@@ -263,7 +276,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
   });
   const hardening = installHardening({ config, io, metrics, log, admissionGuards, handshakeGuards, eventGuards, connectionCount, offsets: recovery });
   const hub = new RoomHub({ io, backplane, metrics, log, outbound: hardening.outbound, offsets: recovery });
-  const shortPoll = new ShortPoll({ hub, backplane, auth, metrics, log, ratePerSecond: config.RATE_LIMIT_PER_SECOND, rateBurst: config.RATE_LIMIT_BURST });
+  const shortPoll = new ShortPoll({ hub, backplane, auth, namespaces, metrics, log, ratePerSecond: config.RATE_LIMIT_PER_SECOND, rateBurst: config.RATE_LIMIT_BURST });
 
 
   // Admission at the transport, before Engine.IO keeps anything: a refusal here is an HTTP 503/429
@@ -337,6 +350,13 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     );
   });
 
+  const presence = new Presence({ io, backplane, pod: config.POD_NAME, ttlSeconds: config.FLEET_STATS_TTL_SECONDS, log });
+  async function readPresence(room: string): Promise<PresenceSnapshot> {
+    const ns = namespaces.resolve(room);
+    if (!ns.presence) throw new ProtocolError('forbidden', `the ${ns.name} namespace keeps no presence (presence: false)`);
+    return presence.read(room);
+  }
+
   const membersTimers = new Map<string, NodeJS.Timeout>();
   function membersChanged(room: string): void {
     if (!room.startsWith('chat:') || membersTimers.has(room)) return;
@@ -378,7 +398,15 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
       membersChanged,
       ...(recovery ? { session: { beforeJoin: (room: string) => recovery.beforeJoin(socket, room), left: (room: string) => recovery.left(socket, room) } } : {}),
       limits: { pageBytes: config.HISTORY_PAGE_BYTES, maxRooms: config.MAX_ROOMS_PER_CONNECTION },
+      namespaces,
+      verifySubscriptionToken: auth.verifySubscriptionToken,
+      idempotencyWindowSeconds: config.IDEMPOTENCY_WINDOW_SECONDS,
+      presence: readPresence,
+      presenceTracker: presence,
+      metrics,
     };
+    // Every connection of a user shares one Socket.IO room, so the server API can end them all.
+    void socket.join(userTag(ctx.identity().userId));
     const attached = recovery?.attach(socket, ctx.identity().userId);
     const hello = controlEnvelope('server:hello', null, { pod: config.POD_NAME, userId: ctx.identity().userId, transport });
     // The offset rides on the hello too, so a stock client has one to send back before any room message.
@@ -397,6 +425,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
       metrics.connectedSockets.dec();
       metrics.disconnections.inc({ reason });
       hub.leaveAll(member);
+      presence.removeSocket(socket.id);
     });
   });
 
@@ -435,6 +464,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
         updatedAt: Date.now(),
       })
       .catch((err: unknown) => log.debug({ err }, 'fleet stats write failed'));
+    await presence.refresh();
   }
 
   let drain: DrainController | null = null;
@@ -450,6 +480,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     backplane,
     auth,
     recovery,
+    namespaces,
     metrics,
     log,
     state,
@@ -492,6 +523,7 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
       for (const timer of membersTimers.values()) clearTimeout(timer);
       for (const stream of sseStreams) stream.end();
       await backplane.removeFleetStat(config.POD_NAME).catch(() => {});
+      await presence.clear();
       // io.close() closes every Engine.IO client, then the public server, and waits for its connections.
       await Promise.all([closeServer(http, () => io.close()), closeServer(internalHttp, () => new Promise((resolve) => internalHttp.close(resolve)))]);
       await backplane.close();
@@ -499,6 +531,18 @@ export async function createGateway(config: GatewayConfig, log: Logger = createL
     },
   };
   drain = installDrain(gateway);
+  const serverApi = createServerApi({
+    config,
+    io,
+    backplane,
+    namespaces,
+    metrics,
+    log,
+    sseStreams,
+    sseUsers,
+    presence: readPresence,
+  });
+  if (serverApi) internalRoutes.push(serverApi);
   return gateway;
 }
 

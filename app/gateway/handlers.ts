@@ -10,8 +10,10 @@ import {
   type ErrorBody,
   MAX_PAGE_ENVELOPES,
 } from '../protocol/index.ts';
-import type { Backplane } from './backplane/backplane.ts';
+import type { Backplane, PublishRequest } from './backplane/backplane.ts';
 import type { Identity } from './auth.ts';
+import { authorizeJoin, type Namespace, type Namespaces } from './namespaces.ts';
+import type { Presence } from './presence.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { newestWithin, pageOf, type RoomHub, type RoomMember } from './room-hub.ts';
@@ -31,57 +33,125 @@ export interface ConnectionContext {
   readonly session?: { beforeJoin(room: string): Promise<void>; left(room: string): void };
   /** Most bytes of envelopes one reply carries (HISTORY_PAGE_BYTES), and rooms one socket follows. */
   readonly limits: { readonly pageBytes: number; readonly maxRooms: number };
+  readonly namespaces: Namespaces;
+  readonly verifySubscriptionToken: ((token: string, room: string, userId: string) => Promise<void>) | null;
+  readonly idempotencyWindowSeconds: number;
+  /** Who is in a room across the fleet (presence.ts); throws `forbidden` when the namespace keeps none. */
+  presence(room: string): Promise<AckBodies['presence:get']>;
+  readonly presenceTracker: Presence;
+  readonly metrics: Metrics;
 }
 
 type Handler<E extends ClientEventName> = (ctx: ConnectionContext, payload: ParsedClientEvent<E>) => Promise<AckBodies[E]>;
 
-function assertOwnRoom(ctx: ConnectionContext, room: string): void {
-  if (room.startsWith('user:') && room !== userRoom(ctx.identity().userId)) {
-    throw new ProtocolError('forbidden', `${room} belongs to another user; you may only join ${userRoom(ctx.identity().userId)}`);
-  }
+/** The room's namespace, after checking that this connection may join (or read) the room. */
+async function mayJoin(ctx: ConnectionContext, room: string, token?: string): Promise<Namespace> {
+  const ns = ctx.namespaces.resolve(room);
+  await authorizeJoin(ns, room, ctx.identity(), token, ctx.verifySubscriptionToken);
+  return ns;
+}
+
+/** The namespace of `room` when it offers the demo operation `op`, and this connection may join the room. */
+async function operation(ctx: ConnectionContext, room: string, op: Namespace['operations'][number]): Promise<Namespace> {
+  const ns = await mayJoin(ctx, room);
+  if (!ns.operations.includes(op)) throw new ProtocolError('forbidden', `the ${ns.name} namespace does not offer the ${op} operation`);
+  return ns;
+}
+
+/** Per-namespace history settings of a publish. */
+function historyOf(ns: Namespace): Pick<PublishRequest, 'history' | 'keyTtlSeconds'> {
+  return { history: ns.history, keyTtlSeconds: ns.keyTtlSeconds };
 }
 
 const handlers: { [E in ClientEventName]: Handler<E> } = {
-  async 'room:join'(ctx, { room, lastSeq }) {
-    assertOwnRoom(ctx, room);
-    // socket.rooms includes the socket's own id room.
-    if (!ctx.socket.rooms.has(room) && ctx.socket.rooms.size - 1 >= ctx.limits.maxRooms) {
+  async 'room:join'(ctx, { room, lastSeq, token }) {
+    let ns: Namespace;
+    try {
+      ns = await mayJoin(ctx, room, token);
+    } catch (err) {
+      if (err instanceof ProtocolError) ctx.metrics.joins.inc({ namespace: ctx.namespaces.labelOf(room), outcome: err.code });
+      throw err;
+    }
+    // socket.rooms includes the socket's own id room and the user's tag room.
+    if (!ctx.socket.rooms.has(room) && ctx.socket.rooms.size - 2 >= ctx.limits.maxRooms) {
       throw new ProtocolError('room_limit', `this connection already follows ${ctx.limits.maxRooms} rooms (MAX_ROOMS_PER_CONNECTION); leave one first`);
     }
     await ctx.session?.beforeJoin(room);
     const { more, ...result } = await ctx.hub.join(ctx.member, room, lastSeq ?? null, { pageBytes: ctx.limits.pageBytes });
+    ctx.metrics.joins.inc({ namespace: ns.name, outcome: 'ok' });
     ctx.membersChanged(room);
+    if (ns.presence) ctx.presenceTracker.add(room, ctx.identity().userId, ctx.socket.id);
     return more ? { room, ...result, more } : { room, ...result };
   },
   async 'room:leave'(ctx, { room }) {
+    ctx.presenceTracker.remove(room, ctx.socket.id);
     ctx.hub.leave(ctx.member, room);
     ctx.session?.left(room);
     ctx.membersChanged(room);
     return { room };
   },
   async 'history:fetch'(ctx, { room, afterSeq }) {
-    assertOwnRoom(ctx, room);
+    // A joined room was authorised at its join (perhaps with a subscription token this event does not carry).
+    if (!ctx.socket.rooms.has(room)) await mayJoin(ctx, room);
     const history = await ctx.backplane.history(room, afterSeq, 50, MAX_PAGE_ENVELOPES);
     if (history.mode === 'reset') return { ...history, snapshot: { ...history.snapshot, recent: newestWithin(history.snapshot.recent, ctx.limits.pageBytes) } };
     const { page, more } = pageOf(history.envelopes, ctx.limits.pageBytes, history.seq);
     return more ? { ...history, envelopes: page, more } : history;
   },
   async 'counter:increment'(ctx, { room, by }) {
-    const envelope = await ctx.backplane.publish({ room, type: 'counter:changed', counterBy: by, from: ctx.identity().userId });
+    const ns = await operation(ctx, room, 'counter');
+    const envelope = await ctx.backplane.publish({ room, type: 'counter:changed', counterBy: by, from: ctx.identity().userId, ...historyOf(ns) });
+    ctx.metrics.publishes.inc({ namespace: ns.name, source: 'operation', outcome: 'ok' });
     return { room, seq: envelope.seq, value: (envelope.payload as { value: number }).value };
   },
   async 'counter:read'(ctx, { room }) {
+    await operation(ctx, room, 'counter');
     return { room, ...(await ctx.backplane.readCounter(room)) };
   },
   async 'chat:send'(ctx, { room, text }) {
-    const envelope = await ctx.backplane.publish({ room, type: 'chat:message', payload: { from: ctx.identity().userId, text }, from: ctx.identity().userId });
+    const ns = await operation(ctx, room, 'chat');
+    const from = ctx.identity().userId;
+    const envelope = await ctx.backplane.publish({ room, type: 'chat:message', payload: { from, text }, from, ...historyOf(ns) });
+    ctx.metrics.publishes.inc({ namespace: ns.name, source: 'operation', outcome: 'ok' });
     return { room, seq: envelope.seq };
   },
   async 'dm:send'(ctx, { to, text }) {
     const from = ctx.identity().userId;
     const room = userRoom(to);
-    const envelope = await ctx.backplane.publish({ room, type: 'dm:message', payload: { from, to, text }, from });
+    const ns = ctx.namespaces.resolve(room);
+    if (!ns.operations.includes('direct')) throw new ProtocolError('forbidden', `the ${ns.name} namespace does not offer the direct operation`);
+    if (ctx.identity().anonymous) throw new ProtocolError('auth_required', 'direct messages need a signed-in user');
+    const envelope = await ctx.backplane.publish({ room, type: 'dm:message', payload: { from, to, text }, from, ...historyOf(ns) });
+    ctx.metrics.publishes.inc({ namespace: ns.name, source: 'operation', outcome: 'ok' });
     return { room, seq: envelope.seq };
+  },
+  async publish(ctx, { room, type, payload, idempotencyKey }) {
+    const userId = ctx.identity().userId;
+    let ns: Namespace;
+    try {
+      ns = ctx.namespaces.resolve(room);
+      ns.checkClientPublish(type, payload);
+      if (!ctx.socket.rooms.has(room)) throw new ProtocolError('not_joined', `join ${room} before publishing in it (the ${ns.name} namespace lets members publish)`);
+    } catch (err) {
+      if (err instanceof ProtocolError) ctx.metrics.publishes.inc({ namespace: ctx.namespaces.labelOf(room), source: 'client', outcome: err.code });
+      throw err;
+    }
+    const { envelope, duplicate } = await ctx.backplane.publishOnce({
+      room,
+      type,
+      payload,
+      from: userId,
+      sender: userId,
+      ...historyOf(ns),
+      // Scoped to the user, so one user's keys can never swallow another's publish.
+      ...(idempotencyKey === undefined ? {} : { idempotencyKey: `u:${userId}:${idempotencyKey}`, idempotencyWindowSeconds: ctx.idempotencyWindowSeconds }),
+    });
+    ctx.metrics.publishes.inc({ namespace: ns.name, source: 'client', outcome: duplicate ? 'duplicate' : 'ok' });
+    return { room, seq: envelope.seq, duplicate };
+  },
+  async 'presence:get'(ctx, { room }) {
+    if (!ctx.socket.rooms.has(room)) throw new ProtocolError('not_joined', `join ${room} before asking who is in it`);
+    return ctx.presence(room);
   },
   async 'auth:refresh'(ctx, { token }) {
     const identity = await ctx.refreshIdentity(token);

@@ -1,9 +1,12 @@
 import { ConfigError, type GatewayConfig, loadConfig } from './config.ts';
 import { createGateway } from './gateway.ts';
+import { loadNamespaces, type Namespaces } from './namespaces.ts';
 
 let config: GatewayConfig;
+let namespaces: Namespaces;
 try {
   config = loadConfig();
+  namespaces = loadNamespaces(config);
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err;
   console.error(`gateway: ${err.message}`);
@@ -12,11 +15,12 @@ try {
 
 let gateway: Awaited<ReturnType<typeof createGateway>>;
 try {
-  gateway = await createGateway(config);
+  gateway = await createGateway(config, undefined, namespaces);
 } catch (err) {
-  // Key files and algorithm lists are checked while the gateway is built: still a misconfiguration.
+  // Key files, algorithm lists and the API keys file are checked while the gateway is built: still a misconfiguration.
   if (!(err instanceof ConfigError)) throw err;
-  console.error(`gateway: invalid configuration: ${err.message}\nSee the configuration table in README.md.`);
+  const message = err.message.startsWith('invalid configuration') ? err.message : `invalid configuration: ${err.message}\nSee the configuration table in README.md.`;
+  console.error(`gateway: ${message}`);
   process.exit(2);
 }
 let urls: Awaited<ReturnType<typeof gateway.listen>>;

@@ -12,6 +12,13 @@ export function createMetrics() {
     disconnections: new Counter({ name: 'rt_disconnections_total', help: 'Socket.IO disconnections, by reason.', labelNames: ['reason'], registers }),
     handshakeRefusals: new Counter({ name: 'rt_handshake_refusals_total', help: 'Refused handshakes, by error code.', labelNames: ['code'], registers }),
     messagesIn: new Counter({ name: 'rt_messages_in_total', help: 'Inbound events, by event name and outcome (ok or the error code).', labelNames: ['event', 'outcome'], registers }),
+    publishes: new Counter({
+      name: 'rt_publishes_total',
+      help: 'Publishes, by namespace (never by room), source (client publish, server API, demo operation) and outcome (ok, duplicate, or the error code).',
+      labelNames: ['namespace', 'source', 'outcome'],
+      registers,
+    }),
+    joins: new Counter({ name: 'rt_joins_total', help: 'Room joins, by namespace (never by room) and outcome (ok or the error code).', labelNames: ['namespace', 'outcome'], registers }),
     messagesOut: new Counter({ name: 'rt_messages_out_total', help: 'Envelopes sent to clients (one per recipient), by type.', labelNames: ['type'], registers }),
     resumes: new Counter({ name: 'rt_resumes_total', help: 'Room joins served, by how: replay, reset (gap older than history) or fresh.', labelNames: ['mode'], registers }),
     replayedEnvelopes: new Counter({ name: 'rt_replayed_envelopes_total', help: 'Envelopes sent from history to resuming clients.', registers }),

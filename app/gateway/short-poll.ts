@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge } from 'prom-client';
-import { controlEnvelope, type DurableEnvelope, type Envelope, ProtocolError, roomSchema, userRoom } from '../protocol/index.ts';
+import { controlEnvelope, type DurableEnvelope, type Envelope, ProtocolError, roomSchema } from '../protocol/index.ts';
+import { authorizeJoin, type Namespaces } from './namespaces.ts';
 import type { Authenticator, Identity } from './auth.ts';
 import type { Backplane } from './backplane/backplane.ts';
 import { TokenBucket } from './limits.ts';
@@ -28,7 +29,7 @@ export const SHORT_POLL_LIMITS = {
   keptBytesPerRoom: 64 * 1024,
 } as const;
 
-const PARAMS = new Set(['room', 'after', 'limit', 'userId']);
+const PARAMS = new Set(['room', 'after', 'limit', 'userId', 'subscriptionToken']);
 const SEQ_PATTERN = /^(0|[1-9][0-9]{0,15})$/;
 const LIMIT_PATTERN = /^[1-9][0-9]{0,3}$/;
 const BEARER = /^bearer[ \t]+([^ \t]+)[ \t]*$/i;
@@ -37,6 +38,8 @@ export interface ShortPollOptions {
   readonly hub: RoomHub;
   readonly backplane: Backplane;
   readonly auth: Authenticator;
+  /** The rooms' join policies (docs/namespaces.md): a poll reads a room only where a join would be allowed. */
+  readonly namespaces: Namespaces;
   readonly metrics: Metrics;
   readonly log: Logger;
   /** Polls per second one user may make (token bucket refill), as `RATE_LIMIT_PER_SECOND` for socket events. */
@@ -169,8 +172,11 @@ export class ShortPoll {
       const description = err.code === 'auth_required' ? '' : `, error="invalid_token"`;
       return this.#fail(res, 401, err, { 'www-authenticate': `Bearer realm="poll"${description}` });
     }
-    if (params.room.startsWith('user:') && params.room !== userRoom(identity.userId)) {
-      return this.#fail(res, 403, new ProtocolError('forbidden', `${params.room} belongs to another user; you may only read ${userRoom(identity.userId)}`));
+    try {
+      await authorizeJoin(this.#opts.namespaces.resolve(params.room), params.room, identity, params.subscriptionToken, this.#opts.auth.verifySubscriptionToken);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      return this.#fail(res, err.code === 'unknown_namespace' ? 404 : err.code === 'auth_required' ? 401 : 403, err);
     }
     // The token's subject; without auth the claimed user, or the address for anonymous pollers.
     const anonymous = this.#opts.auth.mode === 'none' && params.userId === undefined;
@@ -336,10 +342,10 @@ export class ShortPoll {
   }
 }
 
-function parseParams(url: URL): { room: string; after: number | null; limit: number; userId: string | undefined } {
+function parseParams(url: URL): { room: string; after: number | null; limit: number; userId: string | undefined; subscriptionToken: string | undefined } {
   const seen = new Set<string>();
   for (const name of url.searchParams.keys()) {
-    if (!PARAMS.has(name)) throw new ProtocolError('bad_request', `unknown parameter ${JSON.stringify(name.slice(0, 40))}; GET /poll takes room, after, limit (and userId without auth)`);
+    if (!PARAMS.has(name)) throw new ProtocolError('bad_request', `unknown parameter ${JSON.stringify(name.slice(0, 40))}; GET /poll takes room, after, limit, subscriptionToken (for join: token namespaces) and userId (without auth)`);
     if (seen.has(name)) throw new ProtocolError('bad_request', `parameter ${name} is given more than once`);
     seen.add(name);
   }
@@ -361,7 +367,9 @@ function parseParams(url: URL): { room: string; after: number | null; limit: num
       throw new ProtocolError('bad_request', `limit must be an integer from 1 to ${SHORT_POLL_LIMITS.maxLimit}, got ${JSON.stringify(rawLimit.slice(0, 40))}`);
     }
   }
-  return { room: room.data, after, limit, userId: url.searchParams.get('userId') ?? undefined };
+  const subscriptionToken = url.searchParams.get('subscriptionToken') ?? undefined;
+  if (subscriptionToken !== undefined && subscriptionToken.length > 8_192) throw new ProtocolError('bad_request', 'subscriptionToken is longer than 8192 characters');
+  return { room: room.data, after, limit, userId: url.searchParams.get('userId') ?? undefined, subscriptionToken };
 }
 
 /** At most `limit` envelopes after `after`, and at most `maxBodyBytes` of them (always one). */

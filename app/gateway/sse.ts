@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Envelope, ProtocolError, RETRYABLE_CODES, roomSchema, userRoom } from '../protocol/index.ts';
+import { type Envelope, ProtocolError, RETRYABLE_CODES, roomSchema } from '../protocol/index.ts';
 import type { Authenticator } from './auth.ts';
 import type { Backpressure } from './backpressure.ts';
 import { AdmissionRefusal, refuseHttp } from './limits.ts';
+import { authorizeJoin, type Namespaces } from './namespaces.ts';
 import type { RoomHub, RoomMember } from './room-hub.ts';
 import type { Metrics } from './metrics.ts';
 import { at } from './token-expiry.ts';
@@ -11,6 +12,7 @@ import { at } from './token-expiry.ts';
 export interface SseOptions {
   readonly hub: RoomHub;
   readonly auth: Authenticator;
+  readonly namespaces: Namespaces;
   readonly metrics: Metrics;
   /** Comment lines keep proxies from closing an idle stream. @default 15000 */
   readonly heartbeatMs?: number;
@@ -20,6 +22,8 @@ export interface SseOptions {
   readonly pageBytes: number;
   /** Open streams: the drain hints and ends them; shutdown ends what is left. */
   readonly streams: Set<ServerResponse>;
+  /** Who each open stream belongs to (a server API disconnect ends a user's streams). */
+  readonly streamUsers?: WeakMap<ServerResponse, string>;
   /** Run just before a stream opens (after auth, with no await until it is in `streams`); throw `ProtocolError` to refuse. */
   readonly guards?: readonly (() => void)[];
   /** Admission (capacity, rate, drain), run first — before the token is verified; throws to refuse with 503/429. */
@@ -72,8 +76,14 @@ export async function handleSse(req: IncomingMessage, res: ServerResponse, url: 
     if (err instanceof ProtocolError) return fail(err.code === 'bad_request' ? 400 : 401, err);
     throw err;
   }
-  if (room.data.startsWith('user:') && room.data !== userRoom(identity.userId)) {
-    return fail(403, new ProtocolError('forbidden', `${room.data} belongs to another user`));
+  try {
+    const ns = opts.namespaces.resolve(room.data);
+    const subscriptionToken = url.searchParams.get('subscriptionToken') ?? undefined;
+    await authorizeJoin(ns, room.data, identity, subscriptionToken, opts.auth.verifySubscriptionToken);
+  } catch (err) {
+    if (!(err instanceof ProtocolError)) throw err;
+    const status = err.code === 'unknown_namespace' ? 404 : err.code === 'auth_required' ? 401 : 403;
+    return fail(status, err);
   }
   try {
     for (const guard of opts.guards ?? []) guard();
@@ -96,6 +106,7 @@ export async function handleSse(req: IncomingMessage, res: ServerResponse, url: 
   const budget = opts.outbound.trackStream(res, id, identity.userId);
   budget.write(': stream open\n\n');
   opts.streams.add(res);
+  opts.streamUsers?.set(res, identity.userId);
   opts.metrics.sseStreams.inc();
   // Ended by the drain, a slow-consumer cut or expiry while a join was still replaying: the budget refuses.
   const member: RoomMember = { id, send: (envelope) => void budget.write(formatSse(envelope)) };

@@ -40,6 +40,24 @@ export const ERROR_CODES = {
   room_limit: 'room_limit',
   /** The user already holds the most connections one user may hold on this instance. */
   too_many_connections: 'too_many_connections',
+  /** The room's namespace is not declared in the gateway's namespace configuration. */
+  unknown_namespace: 'unknown_namespace',
+  /** The payload is larger than its namespace (or the server API) allows. */
+  payload_too_large: 'payload_too_large',
+  /** The payload failed its namespace's JSON Schema, or its type is not allowed there. */
+  payload_invalid: 'payload_invalid',
+  /** A subscription token failed verification, or is for another room or user. */
+  subscription_token_invalid: 'subscription_token_invalid',
+  /** A subscription token is past `exp`; get a new one from the application and join again. */
+  subscription_token_expired: 'subscription_token_expired',
+  /** A server API call without `Authorization: Bearer <API key>`. */
+  api_key_required: 'api_key_required',
+  /** A server API call with a key that is not (or no longer) configured. */
+  api_key_invalid: 'api_key_invalid',
+  /** No such server API route (or the server API is off). */
+  not_found: 'not_found',
+  /** The server ended the connection on request (server API `disconnect`); do not reconnect. */
+  disconnected_by_server: 'disconnected_by_server',
   /** Anything else; the gateway logged it. */
   internal: 'internal',
 } as const;

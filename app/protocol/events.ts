@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { DurableEnvelope, Envelope } from './envelope.ts';
 import type { ErrorCode } from './errors.ts';
 import { DEFAULT_COUNTER_ROOM } from './rooms.ts';
-import { roomSchema, userIdSchema } from './schemas.ts';
+import { idempotencyKeySchema, messageTypeSchema, roomSchema, userIdSchema } from './schemas.ts';
 
 /** Longest chat or direct message text, in UTF-16 code units. */
 export const MAX_TEXT_LENGTH = 2_000;
@@ -16,8 +16,11 @@ const textSchema = z.string().min(1, 'text must not be empty').max(MAX_TEXT_LENG
 
 /** Client→server events and their payload schemas. Every one of them expects an ack. */
 export const clientEventSchemas = {
-  /** Join a room: with `lastSeq`, replay what was missed (or `room:reset`); without, a `room:reset` snapshot. */
-  'room:join': z.strictObject({ room: roomSchema, lastSeq: seqSchema.nullish() }),
+  /**
+   * Join a room: with `lastSeq`, replay what was missed (or `room:reset`); without, a `room:reset` snapshot.
+   * `token` is a subscription token, for namespaces whose join policy is `token`.
+   */
+  'room:join': z.strictObject({ room: roomSchema, lastSeq: seqSchema.nullish(), token: z.string().min(1).max(8_192).optional() }),
   'room:leave': z.strictObject({ room: roomSchema }),
   /** Fill a gap: envelopes of `room` with seq > `afterSeq`, or a reset when that is older than history. */
   'history:fetch': z.strictObject({ room: roomSchema, afterSeq: seqSchema }),
@@ -33,6 +36,18 @@ export const clientEventSchemas = {
     text: textSchema,
   }),
   'dm:send': z.strictObject({ to: userIdSchema, text: textSchema }),
+  /**
+   * Publish an application message into a room whose namespace lets members publish (docs/namespaces.md).
+   * A retry with the same `idempotencyKey` within the window returns the first result instead of publishing again.
+   */
+  publish: z.strictObject({
+    room: roomSchema,
+    type: messageTypeSchema,
+    payload: z.unknown().refine((payload) => payload !== undefined, 'payload is required (null is allowed)'),
+    idempotencyKey: idempotencyKeySchema.optional(),
+  }),
+  /** Who is in a room across the fleet, for namespaces with presence on; the socket must have joined it. */
+  'presence:get': z.strictObject({ room: roomSchema }),
   /** Replace the connection's token before it expires; same subject required. */
   'auth:refresh': z.strictObject({ token: z.string().min(1).max(8_192) }),
 } as const;
@@ -72,7 +87,16 @@ export interface AckBodies {
   'counter:read': { room: string; seq: number; value: number };
   'chat:send': { room: string; seq: number };
   'dm:send': { room: string; seq: number };
+  publish: { room: string; seq: number; duplicate: boolean };
+  'presence:get': PresenceSnapshot;
   'auth:refresh': { exp: number | null };
+}
+
+/** Who is in a room across the fleet: each user once, with how many connections they have there. */
+export interface PresenceSnapshot {
+  readonly room: string;
+  readonly users: readonly { readonly userId: string; readonly connections: number }[];
+  readonly connections: number;
 }
 
 /** Payloads of server→client envelopes, by type. */
@@ -86,6 +110,8 @@ export interface EnvelopePayloads {
   'auth:refresh': { exp: number; refreshBy: number };
   'server:hello': { pod: string; userId: string; transport: string };
   'connection:closing': { reason: ErrorCode; message: string; reconnect: boolean };
+  'presence:join': { userId: string };
+  'presence:leave': { userId: string };
 }
 
 export type TypedEnvelope<T extends keyof EnvelopePayloads> = Envelope<EnvelopePayloads[T]> & { readonly type: T };

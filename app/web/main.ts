@@ -1,5 +1,6 @@
 import { type ConnectionState, createGatewayClient, type GatewayClient } from '../client/index.ts';
 import type { DurableEnvelope, EnvelopePayloads, RoomSnapshot } from '../protocol/index.ts';
+import { incrementCounter, sendChat } from '../client/demo.ts';
 import { DEFAULT_CHAT_ROOM, DEFAULT_COUNTER_ROOM } from '../protocol/rooms.ts';
 import { openReader, RateWindow, READ_ONLY_RUNGS, type Reader, RUNGS, type RungChoice } from './ladder.ts';
 
@@ -116,13 +117,13 @@ if (main.client) {
 }
 
 $('increment').addEventListener('click', () => {
-  writer.incrementCounter(DEFAULT_COUNTER_ROOM).catch((err: Error) => showError(err.message, false));
+  incrementCounter(writer, DEFAULT_COUNTER_ROOM).catch((err: Error) => showError(err.message, false));
 });
 $<HTMLFormElement>('chat-form').addEventListener('submit', (event) => {
   event.preventDefault();
   const input = $<HTMLInputElement>('chat-input');
   if (!input.value.trim()) return;
-  writer.sendChat(DEFAULT_CHAT_ROOM, input.value).catch((err: Error) => showError(err.message, false));
+  sendChat(writer, DEFAULT_CHAT_ROOM, input.value).catch((err: Error) => showError(err.message, false));
   input.value = '';
 });
 
@@ -191,7 +192,7 @@ function toggleDrive(): void {
   const until = Date.now() + 5 * 60_000;
   drive = setInterval(() => {
     if (Date.now() > until) return toggleDrive();
-    writer.incrementCounter(DEFAULT_COUNTER_ROOM).catch((err: Error) => showError(err.message, false));
+    incrementCounter(writer, DEFAULT_COUNTER_ROOM).catch((err: Error) => showError(err.message, false));
   }, 1_000);
   button.textContent = 'Stop the steady rate';
 }

@@ -1,4 +1,5 @@
 import { type ConnectionState, createGatewayClient, type GatewayClient, type GatewayClientOptions } from '../../app/client/index.ts';
+import { sendChat } from '../../app/client/demo.ts';
 import { checkDeliveries, type DeliveryCheck } from './measure.ts';
 import { startStockClient } from './stock.ts';
 
@@ -39,8 +40,23 @@ export interface PopulationClient {
   readonly state: ConnectionState;
   readonly pod: string | null;
   lastSeq(room: string): number | null;
-  sendChat: GatewayClient['sendChat'];
+  sendChat(room: string, text: string): Promise<{ readonly seq: number }>;
   close(): void;
+}
+
+/** An SDK client as the chaos driver sees it (its chat publishes go through the demo helper). */
+function populationOf(client: GatewayClient): PopulationClient {
+  return {
+    get state() {
+      return client.state;
+    },
+    get pod() {
+      return client.pod;
+    },
+    lastSeq: (room) => client.lastSeq(room),
+    sendChat: (room, text) => sendChat(client, room, text),
+    close: () => client.close(),
+  };
 }
 
 export interface ClientRecord {
@@ -192,7 +208,7 @@ export class Population {
     const record: ClientRecord = {
       id,
       transport,
-      client,
+      client: populationOf(client),
       rooms,
       connections: [],
       outages: [],
@@ -243,7 +259,7 @@ export class Population {
     this.#timers.push(
       setInterval(() => {
         n += 1;
-        this.#roomNames.forEach((room, i) => this.#publish(this.#streamClients[i % 2]!, room, `stream ${n}`));
+        this.#roomNames.forEach((room, i) => this.#publish(populationOf(this.#streamClients[i % 2]!), room, `stream ${n}`));
       }, streamEvery),
     );
     const publishers = o.kind === 'stock' || o.publisherShare <= 0 ? [] : this.records.filter((_, i) => i % Math.round(1 / o.publisherShare) === 0);
@@ -277,7 +293,7 @@ export class Population {
     await Promise.allSettled([...this.#inFlight]);
     const markers = await Promise.all(
       this.#roomNames.map(async (room, i) => {
-        const ack = await this.#streamClients[i % 2]!.sendChat(room, 'marker');
+        const ack = await sendChat(this.#streamClients[i % 2]!, room, 'marker');
         this.#acked.get(room)!.add(ack.seq);
         return [room, ack.seq] as const;
       }),

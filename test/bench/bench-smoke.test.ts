@@ -55,4 +55,12 @@ describe('make bench (smoke size)', () => {
     expect(Object.keys(summary)).toEqual(expect.arrayContaining(['machine', 'idle', 'fanout', 'redis', 'drain']));
     for (const name of ['idle', 'fanout', 'redis-cost', 'drain']) expect(readFileSync(join(out, `${name}.svg`), 'utf8')).toContain('<svg');
   });
+
+  it('measures publishes with and without an idempotency key and writes a JSON report', () => {
+    const out = mkdtempSync(join(tmpdir(), 'rt-bench-'));
+    execFileSync(process.execPath, ['bench/idempotency.ts', '--publishes', '200', '--out', out], { stdio: 'pipe', timeout: 120_000 });
+    const report = JSON.parse(readFileSync(join(out, 'idempotency.json'), 'utf8')) as { rows: { mode: string; keyed: boolean; publishesPerSecond: number }[] };
+    expect(report.rows.map((r) => [r.mode, r.keyed])).toEqual([['sequential', false], ['sequential', true], ['64 in flight', false], ['64 in flight', true]]);
+    expect(report.rows.every((r) => r.publishesPerSecond > 0)).toBe(true);
+  });
 });

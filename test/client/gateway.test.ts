@@ -3,6 +3,7 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGatewayClient, type GatewayClient } from '../../app/client/index.ts';
+import { readCounter, sendChat, sendDirect } from '../../app/client/demo.ts';
 import type { DurableEnvelope } from '../../app/protocol/index.ts';
 import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
 import { waitFor } from '../../scripts/fleet/ports.ts';
@@ -63,7 +64,7 @@ describe('SDK against a real gateway', () => {
     await waitFor('connected', () => client.state === 'connected');
     await waitFor('a second token, sent with auth:refresh', () => issued >= 2);
     // The gateway accepted it: a request after the refresh still works on the same connection.
-    await waitFor('the refresh ack', async () => (await client.readCounter()).ok && errors.length === 0);
+    await waitFor('the refresh ack', async () => (await readCounter(client)).ok && errors.length === 0);
     expect(client.userId).toBe('alice');
     expect(client.stats.connects).toBe(1);
     expect(errors).toEqual([]);
@@ -82,18 +83,18 @@ describe('SDK against a real gateway', () => {
     const [a, stopA] = await startGateway({ env });
     const [b, stopB] = await startGateway({ env });
     cleanups.push(stopA, stopB);
-    const bob = track(createGatewayClient({ url: b.url, userId: 'bob', transports: ['polling', 'websocket'], backoff: { baseMs: 200, capMs: 1_000 } }));
+    const bob = track(createGatewayClient({ url: b.url, userId: 'bob', directMessages: true, transports: ['polling', 'websocket'], backoff: { baseMs: 200, capMs: 1_000 } }));
     const carol = track(createGatewayClient({ url: a.url, userId: 'carol', transports: ['websocket'] }));
     const inbox: DurableEnvelope[] = [];
     bob.on('message', (e) => e.type === 'dm:message' && inbox.push(e));
     await waitFor("bob's own room joined", () => bob.rooms.includes('user:bob') && bob.lastSeq('user:bob') !== null);
-    await carol.sendDirect('bob', 'one');
+    await sendDirect(carol, 'bob', 'one');
     await waitFor('first DM', () => inbox.length === 1);
 
     // Bob's gateway dies; DMs sent meanwhile wait in the room's history on Redis.
     await b.stop('SIGKILL');
-    await carol.sendDirect('bob', 'two');
-    await carol.sendDirect('bob', 'three');
+    await sendDirect(carol, 'bob', 'two');
+    await sendDirect(carol, 'bob', 'three');
     const [b2, stopB2] = await startGateway({ env, port: b.port, pod: `${b.pod}-again` });
     cleanups.push(stopB2);
     await waitFor('bob back on the restarted gateway', () => bob.pod === b2.pod, 20_000);
@@ -117,12 +118,12 @@ describe('SDK against a real gateway', () => {
     const got: DurableEnvelope[] = [];
     reader.on('message', (e) => e.room === room && got.push(e));
     await waitFor('the reader in the room', () => reader.lastSeq(room) !== null);
-    await writer.sendChat(room, 'before');
+    await sendChat(writer, room, 'before');
     await waitFor('the first message', () => got.length === 1);
 
     // 600 messages of 2000 characters (~1.3 MB, 200 envelopes a page at most) while the reader's gateway is down.
     await b.stop('SIGKILL');
-    for (let i = 0; i < 600; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => writer.sendChat(room, `${i + j}`.padEnd(2_000, '.'))));
+    for (let i = 0; i < 600; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => sendChat(writer, room, `${i + j}`.padEnd(2_000, '.'))));
     const fetchesBefore = reader.stats.gapFetches;
     const [b2, stopB2] = await startGateway({ env, port: b.port, pod: `${b.pod}-again` });
     cleanups.push(stopB2);

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { Server, type Socket as ServerSocket } from 'socket.io';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createGatewayClient, type GatewayClient, type GatewayClientOptions } from '../../app/client/index.ts';
+import { readCounter } from '../../app/client/demo.ts';
 import { controlEnvelope, type DurableEnvelope, PROTOCOL_VERSION } from '../../app/protocol/index.ts';
 import { waitFor } from '../../scripts/fleet/ports.ts';
 
@@ -125,7 +126,7 @@ async function setup(options: Partial<GatewayClientOptions> = {}, script: Script
     ...script,
   };
   const url = await server.listen();
-  const client = createGatewayClient({ url, userId: 'u1', transports: ['websocket'], backoff: { baseMs: 20, capMs: 200 }, gapFetchDelayMs: 50, ...options });
+  const client = createGatewayClient({ url, userId: 'u1', directMessages: true, transports: ['websocket'], backoff: { baseMs: 20, capMs: 200 }, gapFetchDelayMs: 50, ...options });
   open.push({ server, clients: [client] });
   const delivered: number[] = [];
   client.on('message', (e) => e.room === ROOM && delivered.push(e.seq));
@@ -253,7 +254,7 @@ describe('GatewayClient drain hints', () => {
   it('with honourDrainHint: false (the contrast setting) stays until the server closes it', async () => {
     const { server, client } = await setup({ honourDrainHint: false });
     server.latest.emit('server:draining', controlEnvelope('server:draining', null, { pod: 'pod-1', reconnectAfterMs: 0 }));
-    await client.readCounter().catch(() => {}); // a round trip: the hint has been processed after it
+    await readCounter(client).catch(() => {}); // a round trip: the hint has been processed after it
     expect(client.state).toBe('connected');
     expect(client.stats.connects).toBe(1);
     server.latest.conn.close();
@@ -292,7 +293,7 @@ describe('GatewayClient tokens and refusals', () => {
     await waitFor('closed', () => client.state === 'closed');
     expect(errors).toEqual(['auth_invalid']);
     expect(server.handshakes).toHaveLength(1);
-    await expect(client.readCounter()).rejects.toMatchObject({ code: 'closed' });
+    await expect(readCounter(client)).rejects.toMatchObject({ code: 'closed' });
   });
 
   it('retries a retryable refusal (draining) with backoff until it gets in', async () => {

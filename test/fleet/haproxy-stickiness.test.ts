@@ -3,6 +3,7 @@
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGatewayClient, type GatewayClient } from '../../app/client/index.ts';
+import { incrementCounter, sendChat } from '../../app/client/demo.ts';
 import type { DurableEnvelope } from '../../app/protocol/index.ts';
 import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
 import { type Haproxy, startHaproxy } from '../../scripts/fleet/haproxy.ts';
@@ -145,7 +146,7 @@ describe('the SDK, long-polling only, through the sticky edge', () => {
       // Publish straight on one pod, bypassing the edge: fan-out goes over the Redis backplane.
       const publisher = createGatewayClient({ url: gateways[0]!.url, userId: 'publisher', transports: ['websocket'] });
       try {
-        for (let i = 1; i <= 10; i += 1) await publisher.sendChat('chat:sticky', `m${i}`);
+        for (let i = 1; i <= 10; i += 1) await sendChat(publisher, 'chat:sticky', `m${i}`);
       } finally {
         publisher.close();
       }
@@ -166,7 +167,7 @@ describe('the SDK, long-polling only, through the sticky edge', () => {
       // What a draining pod looks like to the edge: out of rotation, yet still serving its sessions.
       await sticky.command(`set server gateways/${slot} state maint`);
       try {
-        for (let i = 0; i < 3; i += 1) await client.incrementCounter('counter:persist');
+        for (let i = 0; i < 3; i += 1) await incrementCounter(client, 'counter:persist');
         expect(client.pod).toBe(pod);
         expect(client.stats.connects).toBe(1);
         const fresh = await Promise.all([0, 1, 2].map((i) => pollingRoundTrips(sticky.url, `fresh-${i}`)));

@@ -2,6 +2,7 @@
 // cookies. SDK clients over WebSocket and long-polling; pods deleted the way the kubelet does it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGatewayClient, type GatewayClient } from '../../app/client/index.ts';
+import { sendChat } from '../../app/client/demo.ts';
 import type { DurableEnvelope } from '../../app/protocol/index.ts';
 import { type LocalFleet, startLocalFleet } from '../../scripts/fleet/fleet.ts';
 import { waitFor } from '../../scripts/fleet/ports.ts';
@@ -68,7 +69,7 @@ async function publishStream(pod: string, room: string, count: number, everyMs: 
   const publisher = createGatewayClient({ url: fleet.podUrl(pod), userId: `publisher-${pod}`, transports: ['websocket'] });
   try {
     for (let i = 1; i <= count; i += 1) {
-      await publisher.sendChat(room, String(i));
+      await sendChat(publisher, room, String(i));
       if (i === Math.floor(count / 2)) onHalfway?.();
       await new Promise((r) => setTimeout(r, everyMs));
     }

@@ -8,7 +8,8 @@ import { waitFor } from '../../scripts/fleet/ports.ts';
 import { metricValue } from '../helpers/process-memory.ts';
 import { connectRaw, type RawSocketIo } from '../helpers/raw-socketio.ts';
 import { startRedis } from '../../scripts/fleet/redis.ts';
-import { hs256Token, TEST_SECRET } from '../helpers/tokens.ts';
+import { hs256Token, TEST_SECRET, unsignedToken } from '../helpers/tokens.ts';
+import { writeNamespaces } from '../helpers/namespaces.ts';
 
 const SEED = 20_261_123;
 const MALFORMED_EVENTS = 10_000;
@@ -254,5 +255,144 @@ describe('malformed input at a live gateway', () => {
     cleanups.push(close);
     expect(await after.request('counter:read', {})).toMatchObject({ ok: true });
     assertGatewayHealthy();
+  });
+});
+
+// --- namespaces, subscription tokens and the server API ----------------------------------------------
+
+const NAMESPACE_PUBLISHES = 2_000;
+const API_BODIES = 1_000;
+const API_KEY = 'fuzz-api-key-0123456789abcdef0123456789';
+
+/** Client publishes that must all be refused: each breaks exactly one rule of the example namespaces. */
+const refusedPublish = fc.oneof(
+  fc.record({ room: fc.constantFrom('nowhere:x', 'admin:root', 'zz:1'), type: fc.constant('team:msg'), payload: jsonValue }).map((body) => [body, 'unknown_namespace'] as const),
+  fc.record({ room: fc.constant('orders:acme-1'), type: fc.constant('order:updated'), payload: jsonValue }).map((body) => [body, 'forbidden'] as const),
+  fc.record({ room: fc.constant('team:unjoined'), type: fc.constant('team:msg'), payload: jsonValue }).map((body) => [body, 'not_joined'] as const),
+  fc.record({ room: fc.constant('tickets:1'), type: fc.constant('ticket:note'), payload: fc.string({ minLength: 201, maxLength: 2_000 }).map((text) => ({ text })) }).map((body) => [body, 'payload_too_large'] as const),
+  fc.record({ room: fc.constant('tickets:1'), type: fc.constant('ticket:note'), payload: jsonValue.filter((v) => JSON.stringify(v).length < 150 && !(typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 1 && typeof (v as { text?: unknown }).text === 'string')) }).map((body) => [body, 'payload_invalid'] as const),
+  fc.record({ room: fc.constant('tickets:1'), type: fc.constantFrom('ticket:close', 'order:updated', 'x:y'), payload: fc.constant({ text: 'hi' }) }).map((body) => [body, 'payload_invalid'] as const),
+  fc.record({ room: fc.constant('tickets:1'), type: fc.constantFrom('room:reset', 'server:hello', 'presence:join', 'Ticket:note', 'ticket', 'ticket:"x', ''), payload: fc.constant({ text: 'hi' }) }).map((body) => [body, 'bad_request'] as const),
+);
+
+/** Server API bodies that must all be refused; `null` marks a body sent as raw text. */
+const refusedApiBody = fc.oneof(
+  fc.string({ maxLength: 300 }).filter((text) => {
+    try {
+      JSON.parse(text);
+      return false;
+    } catch {
+      return true;
+    }
+  }).map((text) => [text, 400, 'bad_request'] as const),
+  jsonValue.filter((v) => typeof v !== 'object' || v === null || Array.isArray(v)).map((v) => [JSON.stringify(v), 400, 'bad_request'] as const),
+  fc.record({ room: hostile, type: fc.constant('order:updated'), payload: jsonValue }).filter(({ room }) => typeof room !== 'string' || !/^[a-z][a-z0-9_-]{0,31}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(room)).map((b) => [JSON.stringify(b), 400, 'bad_request'] as const),
+  fc.record({ room: fc.constant('orders:acme-1'), type: hostile, payload: jsonValue }).filter(({ type }) => typeof type !== 'string' || !/^[a-z][a-z0-9_-]{0,31}(:[a-z0-9][a-z0-9_-]{0,31}){1,3}$/.test(type) || /^(room|server|auth|connection|presence):/.test(type)).map((b) => [JSON.stringify(b), 400, 'bad_request'] as const),
+  fc.record({ room: fc.constant('orders:acme-1'), type: fc.constant('order:updated'), payload: jsonValue, extra: jsonValue }).map((b) => [JSON.stringify(b), 400, 'bad_request'] as const),
+  fc.record({ room: fc.constantFrom('nowhere:x', 'admin:root'), type: fc.constant('order:updated'), payload: jsonValue }).map((b) => [JSON.stringify(b), 404, 'unknown_namespace'] as const),
+).filter(([raw]) => raw.length < 4_000);
+const oversizedApiBody = fc.nat({ max: 3_000 }).map((n) => [JSON.stringify({ room: 'orders:acme-1', type: 'order:updated', payload: 'x'.repeat(5_000 + n) }), 413, 'payload_too_large'] as const);
+
+describe('hostile input at namespaces, subscription tokens and the server API', () => {
+  const cleanups: (() => unknown)[] = [];
+  let gateway: GatewayProcess;
+
+  beforeAll(async () => {
+    const [redis, stopRedis] = await startRedis();
+    cleanups.push(stopRedis);
+    const keys = writeNamespaces(`${API_KEY}\n`, 'api-keys');
+    const [gw, stop] = await startGateway({
+      env: {
+        ADAPTER: 'redis',
+        REDIS_URL: redis.url,
+        AUTH_MODE: 'jwt',
+        JWT_SECRET: TEST_SECRET,
+        NAMESPACES_FILE: writeNamespaces(),
+        API_KEYS_FILE: keys,
+        API_MAX_BODY_BYTES: '4096',
+        RATE_LIMIT_PER_SECOND: '1000000',
+        RATE_LIMIT_BURST: '1000000',
+      },
+    });
+    gateway = gw;
+    cleanups.push(stop);
+  });
+  afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  const published = (): Promise<number> => metricValue(gateway.internalUrl, 'rt_publishes_total', { outcome: 'ok' });
+
+  it(`refuses ${NAMESPACE_PUBLISHES} client publishes that break a namespace rule, each with its code, publishing nothing`, async () => {
+    const [client, close] = await connectClient(gateway.url, { token: await hs256Token({ sub: 'fuzzer', claims: { rooms: ['orders:acme-*'] } }) });
+    cleanups.push(close);
+    expect(await client.request('room:join', { room: 'orders:acme-1' })).toMatchObject({ ok: true });
+    expect(await client.request('room:join', { room: 'tickets:1', token: await hs256Token({ sub: 'fuzzer', claims: { room: 'tickets:1' } }) })).toMatchObject({ ok: true });
+    const cases = fc.sample(refusedPublish, { numRuns: NAMESPACE_PUBLISHES, seed: SEED });
+    const wrong: string[] = [];
+    for (let start = 0; start < cases.length; start += 100) {
+      await Promise.all(
+        cases.slice(start, start + 100).map(async ([body, code]) => {
+          const ack = (await client.request('publish', body)) as Ack;
+          if (ack.ok || ack.error?.code !== code) wrong.push(`${JSON.stringify(body).slice(0, 120)} -> ${JSON.stringify(ack).slice(0, 160)} (expected ${code})`);
+        }),
+      );
+    }
+    expect(wrong.slice(0, 10)).toEqual([]);
+    expect(await published()).toBe(0);
+    expect(client.received).toEqual([]);
+    expect(await metricValue(gateway.internalUrl, 'rt_messages_in_total', { outcome: 'internal' })).toBe(0);
+  });
+
+  it('refuses forged, expired, wrong-room, wrong-user and misused subscription tokens', async () => {
+    const [client, close] = await connectClient(gateway.url, { token: await hs256Token({ sub: 'fuzzer' }) });
+    cleanups.push(close);
+    const room = 'tickets:2';
+    const tokens: [string, unknown, ErrorCode][] = [
+      ['none', undefined, 'subscription_token_invalid'],
+      ['forged', await hs256Token({ sub: 'fuzzer', claims: { room } }, 'another-secret-of-at-least-32-characters!!'), 'subscription_token_invalid'],
+      ['alg none', unsignedToken({ sub: 'fuzzer', claims: { room } }), 'subscription_token_invalid'],
+      ['expired', await hs256Token({ sub: 'fuzzer', expiresIn: -5, claims: { room } }), 'subscription_token_expired'],
+      ['another room', await hs256Token({ sub: 'fuzzer', claims: { room: 'tickets:3' } }), 'subscription_token_invalid'],
+      ['a pattern', await hs256Token({ sub: 'fuzzer', claims: { room: 'tickets:*' } }), 'subscription_token_invalid'],
+      ['another user', await hs256Token({ sub: 'someone-else', claims: { room } }), 'subscription_token_invalid'],
+      ['a connection token', await hs256Token({ sub: 'fuzzer' }), 'subscription_token_invalid'],
+      ['garbage', 'x.y.z', 'subscription_token_invalid'],
+      ['not a string', { room }, 'bad_request'],
+      ['too long', 'a'.repeat(9_000), 'bad_request'],
+    ];
+    for (const [what, token, code] of tokens) {
+      const ack = (await client.request('room:join', token === undefined ? { room } : { room, token })) as Ack;
+      expect(ack, what).toMatchObject({ ok: false, error: { code } });
+    }
+    expect(await client.request('publish', { room, type: 'ticket:note', payload: { text: 'hi' } })).toMatchObject({ ok: false, error: { code: 'not_joined' } });
+  });
+
+  it(`refuses ${API_BODIES} malformed, invalid and oversized server API bodies, and keys that are missing or wrong, publishing nothing`, async () => {
+    const post = async (body: string, key: string | null = API_KEY) => {
+      const res = await fetch(`${gateway.internalUrl}/api/publish`, { method: 'POST', headers: key ? { authorization: `Bearer ${key}` } : {}, body });
+      return { status: res.status, body: (await res.json()) as Ack };
+    };
+    const wrong: string[] = [];
+    for (const key of [null, '', 'x', API_KEY.slice(0, -1), `${API_KEY}x`, API_KEY.toUpperCase()]) {
+      const { status, body } = await post('{"room":"orders:acme-1","type":"order:updated","payload":1}', key);
+      const code = key ? 'api_key_invalid' : 'api_key_required';
+      if (status !== 401 || body.error?.code !== code) wrong.push(`key ${JSON.stringify(key)} -> ${status} ${JSON.stringify(body)}`);
+    }
+    const bodies = [...fc.sample(refusedApiBody, { numRuns: API_BODIES, seed: SEED }), ...fc.sample(oversizedApiBody, { numRuns: 20, seed: SEED })];
+    for (let start = 0; start < bodies.length; start += 50) {
+      await Promise.all(
+        bodies.slice(start, start + 50).map(async ([raw, status, code]) => {
+          const answer = await post(raw);
+          if (answer.status !== status || answer.body.ok !== false || answer.body.error?.code !== code || typeof answer.body.error.message !== 'string') {
+            wrong.push(`${raw.slice(0, 100)} -> ${answer.status} ${JSON.stringify(answer.body).slice(0, 160)} (expected ${status} ${code})`);
+          }
+        }),
+      );
+    }
+    expect(wrong.slice(0, 10)).toEqual([]);
+    expect(await published()).toBe(0);
+    expect(await metricValue(gateway.internalUrl, 'rt_api_requests_total', { outcome: 'internal' })).toBe(0);
+    expect(gateway.child.exitCode, gateway.output()).toBeNull();
   });
 });

@@ -1,5 +1,5 @@
 import { io, type Socket } from 'socket.io-client';
-import { CONTROL_TYPES, DURABLE_TYPES } from '../../app/protocol/envelope.ts';
+import { isControlType } from '../../app/protocol/envelope.ts';
 import type { Ack, DurableEnvelope } from '../../app/protocol/index.ts';
 
 export interface TestClient {
@@ -24,8 +24,7 @@ export async function connectClient(
   });
   const received: DurableEnvelope[] = [];
   const control: TestClient['control'] = [];
-  for (const type of DURABLE_TYPES) socket.on(type, (e: DurableEnvelope) => received.push(e));
-  for (const type of CONTROL_TYPES) socket.on(type, (e: TestClient['control'][number]) => control.push(e));
+  socket.onAny((type: string, e: DurableEnvelope & TestClient['control'][number]) => (isControlType(type) ? control.push(e) : received.push(e)));
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', () => resolve());
     socket.once('connect_error', (err) => reject(err));

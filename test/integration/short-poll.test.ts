@@ -138,7 +138,7 @@ describe('short polling: GET /poll', () => {
       ['room=chat:x&since=1', /unknown parameter/],
       ['after=1', /room/],
       ['room=lobby', /room/],
-      ['room=admin:secrets', /room/],
+      ['room=Admin:secrets', /room/],
       ['room=chat:', /room/],
       [`room=chat:${'a'.repeat(65)}`, /room/],
       ['room=chat:../../etc', /room/],
@@ -150,6 +150,10 @@ describe('short polling: GET /poll', () => {
       expect(error.code, query).toBe('bad_request');
       expect(error.message, query).toMatch(message);
     }
+    // A well-formed room in no declared namespace (docs/namespaces.md) is not there: 404.
+    const unknown = await poll('room=admin:secrets');
+    expect(unknown.status).toBe(404);
+    expect((await refusal(unknown)).code).toBe('unknown_namespace');
     const long = await poll(`room=chat:x&after=1&limit=1${'&'.repeat(2_100)}`);
     expect(long.status).toBe(414);
     expect((await refusal(long)).code).toBe('bad_request');

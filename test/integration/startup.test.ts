@@ -5,6 +5,7 @@ import { connectClient } from '../helpers/clients.ts';
 import { startGateway } from '../../scripts/fleet/gateway.ts';
 import { freePort, waitFor } from '../../scripts/fleet/ports.ts';
 import { startRedis } from '../../scripts/fleet/redis.ts';
+import { writeNamespaces } from '../helpers/namespaces.ts';
 
 const MAIN = fileURLToPath(new URL('../../app/gateway/main.ts', import.meta.url));
 
@@ -32,6 +33,25 @@ describe('gateway start-up', () => {
     expect(result.stderr).toContain(message);
     expect(result.stderr).toContain('README.md');
     expect(result.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it.each([
+    ['namespaces: { orders: { join: everyone } }', 'namespaces.orders.join'],
+    ['namespaces: { orders: { join: claim, publish: members, schema: { type: objekt } } }', 'namespaces.orders.schema: not a valid JSON Schema'],
+    ['namespaces: { tickets: { join: token } }', 'namespaces.tickets.join: token needs AUTH_MODE=jwt'],
+  ])('refuses a bad namespace file (%s) with exit code 2 naming the file and the field', (yaml, message) => {
+    const file = writeNamespaces(yaml);
+    const result = spawnSync(process.execPath, [MAIN], { env: { PATH: process.env.PATH, AUTH_MODE: 'none', NAMESPACES_FILE: file }, encoding: 'utf8', timeout: 20_000 });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(`NAMESPACES_FILE=${file}`);
+    expect(result.stderr).toContain(message);
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('refuses a namespace file it cannot read with exit code 2', () => {
+    const result = spawnSync(process.execPath, [MAIN], { env: { PATH: process.env.PATH, AUTH_MODE: 'none', NAMESPACES_FILE: '/nonexistent/ns.yaml' }, encoding: 'utf8', timeout: 20_000 });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain('NAMESPACES_FILE=/nonexistent/ns.yaml: cannot be read');
   });
 
   it('answers /readyz 503 while Redis is unreachable at start-up, and 200 once it is up', async () => {

@@ -48,4 +48,38 @@ describe('the in-memory backplane', () => {
     expect(await backplane.history('chat:kept', kept.seq - 1, 0)).toMatchObject({ mode: 'reset' });
     await backplane.close();
   });
+
+  it('answers a repeated idempotency key with the first envelope, per room, until the window ends', async () => {
+    const backplane = createMemoryBackplane();
+    const req = { room: 'team:x', type: 'team:msg', payload: { n: 1 }, from: 'u', idempotencyKey: 'u:ann:k', idempotencyWindowSeconds: 1 };
+    const first = await backplane.publishOnce(req);
+    const again = await backplane.publishOnce({ ...req, payload: { n: 2 } });
+    expect(first.duplicate).toBe(false);
+    expect(again).toEqual({ envelope: first.envelope, duplicate: true });
+    expect((await backplane.publishOnce({ ...req, room: 'team:y' })).duplicate).toBe(false);
+    expect((await backplane.history('team:x', first.envelope.seq - 1, 0)).mode === 'replay').toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 1_050));
+    expect((await backplane.publishOnce(req)).envelope.seq).toBe(first.envelope.seq + 1);
+  });
+
+  it('keeps no history for live-only rooms, yet their seqs stay contiguous', async () => {
+    const backplane = createMemoryBackplane();
+    const live = { history: { size: 0, ttlSeconds: 0 } };
+    const a = await backplane.publish({ room: 'lobby:x', type: 'lobby:wave', payload: 1, from: 'u', ...live });
+    const b = await backplane.publish({ room: 'lobby:x', type: 'lobby:wave', payload: 2, from: 'u', ...live, sender: 'ann' });
+    expect(b.seq).toBe(a.seq + 1);
+    expect(b.from).toBe('ann');
+    expect(await backplane.history('lobby:x', b.seq, 10)).toEqual({ mode: 'replay', seq: b.seq, envelopes: [] });
+    expect(await backplane.history('lobby:x', a.seq, 10)).toMatchObject({ mode: 'reset', seq: b.seq, snapshot: { recent: [] } });
+  });
+
+  it('counts presence per pod and user, reports first-join and last-leave, and forgets expired pods', async () => {
+    const backplane = createMemoryBackplane();
+    expect(await backplane.writePresence('team:x', 'p1', [['ann', 1]], 60)).toEqual([{ userId: 'ann', joined: true }]);
+    expect(await backplane.writePresence('team:x', 'p2', [['ann', 2], ['bob', 1]], 1)).toEqual([{ userId: 'bob', joined: true }]);
+    expect(await backplane.readPresence('team:x')).toEqual({ room: 'team:x', users: [{ userId: 'ann', connections: 3 }, { userId: 'bob', connections: 1 }], connections: 4 });
+    expect(await backplane.writePresence('team:x', 'p1', [['ann', 0]], 60)).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 1_050));
+    expect(await backplane.readPresence('team:x')).toEqual({ room: 'team:x', users: [], connections: 0 });
+  });
 });

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 describe('protocol schemas', () => {
   it('accepts namespaced rooms and refuses anything else', () => {
     for (const room of ['counter:global', 'chat:lobby', 'user:alice', 'chat:a.b_c-1']) expect(roomSchema.safeParse(room).success).toBe(true);
-    for (const room of ['lobby', 'chat:', 'chat:-x', 'admin:x', 'chat:has space', `chat:${'x'.repeat(65)}`, 42, null]) {
+    for (const room of ['lobby', 'chat:', 'chat:-x', 'Admin:x', '1chat:x', 'chat:has space', `chat:${'x'.repeat(65)}`, 42, null]) {
       expect(roomSchema.safeParse(room).success, JSON.stringify(room)).toBe(false);
     }
   });

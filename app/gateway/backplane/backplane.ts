@@ -1,4 +1,4 @@
-import type { DurableEnvelope, DurableType, HistoryResult } from '../../protocol/index.ts';
+import type { DurableEnvelope, HistoryResult, PresenceSnapshot } from '../../protocol/index.ts';
 import type { DrainPlan } from '../../protocol/drain-plan.ts';
 
 export type { FleetStat } from '../../protocol/fleet.ts';
@@ -7,11 +7,38 @@ import type { FleetStat } from '../../protocol/fleet.ts';
 /** A durable message to sequence and fan out; `counterBy` makes it a counter increment. */
 export interface PublishRequest {
   readonly room: string;
-  readonly type: DurableType;
+  /** A demo type or an application type (`scope:event`, checked by the caller). */
+  readonly type: string;
   /** Ignored when `counterBy` is set: the payload is then `{value, by, from}`. */
   readonly payload?: unknown;
   readonly counterBy?: number;
+  /** Who asked (the counter payload's `from`). */
   readonly from: string;
+  /** Stamped as the envelope's `from`: the user id of a client's `publish`; unset for server publishes. */
+  readonly sender?: string;
+  /** The room namespace's history: `size: 0` keeps none (live-only). Default: the backplane's own. */
+  readonly history?: { readonly size: number; readonly ttlSeconds: number };
+  /** TTL of the room's seq and state keys. Default: the backplane's history TTL. */
+  readonly keyTtlSeconds?: number;
+  /**
+   * With a key, a second publish of the same key to the same room within `idempotencyWindowSeconds`
+   * returns the first envelope (`duplicate: true`) instead of publishing again. The caller scopes the
+   * key (per user, or per server API).
+   */
+  readonly idempotencyKey?: string;
+  readonly idempotencyWindowSeconds?: number;
+}
+
+export interface PresenceChange {
+  readonly userId: string;
+  /** True: the user's first connection in the room; false: their last one left. */
+  readonly joined: boolean;
+}
+
+export interface PublishOutcome {
+  readonly envelope: DurableEnvelope;
+  /** True when an earlier publish with the same idempotency key answered: nothing was published now. */
+  readonly duplicate: boolean;
 }
 
 /**
@@ -49,6 +76,8 @@ export interface Backplane {
   onEnvelope(listener: (envelope: DurableEnvelope) => void): void;
   /** Assign the next seq, append to the bounded history and fan out — atomically. */
   publish(request: PublishRequest): Promise<DurableEnvelope>;
+  /** `publish`, also saying whether the idempotency key made it a duplicate of an earlier publish. */
+  publishOnce(request: PublishRequest): Promise<PublishOutcome>;
   /**
    * What a client at `afterSeq` missed: a replay when history still holds all of it, else a reset
    * with the room's state and the `recent` newest envelopes. `afterSeq: null` always resets. A replay
@@ -60,6 +89,13 @@ export interface Backplane {
   readCounter(room: string): Promise<{ value: number; seq: number }>;
   subscribe(room: string): Promise<void>;
   unsubscribe(room: string): Promise<void>;
+  /**
+   * Sets this pod's connection counts of users in `room` (0 removes), each expiring after `ttlSeconds`
+   * unless written again. Returns the users whose fleet-wide presence began (`joined`) or ended.
+   */
+  writePresence(room: string, pod: string, counts: readonly (readonly [string, number])[], ttlSeconds: number): Promise<PresenceChange[]>;
+  /** Who is in `room` across the fleet, ignoring expired entries. */
+  readPresence(room: string): Promise<PresenceSnapshot>;
   writeFleetStat(stat: FleetStat): Promise<void>;
   readFleetStats(): Promise<FleetStat[]>;
   removeFleetStat(pod: string): Promise<void>;
@@ -79,6 +115,9 @@ export interface Backplane {
   touchSessions(pids: readonly string[], ttlSeconds: number): Promise<void>;
   close(): Promise<void>;
 }
+
+/** Default idempotency window of a publish with a key, when the request does not say. */
+export const DEFAULT_IDEMPOTENCY_WINDOW_SECONDS = 300;
 
 /** The first seq of a room: the clock in microseconds, so a new epoch always starts above any old seq. */
 export function seqOrigin(nowMs = Date.now()): number {

@@ -1,6 +1,6 @@
 import { PROTOCOL_VERSION, type DurableEnvelope, type HistoryResult, MAX_REPLAY } from '../../protocol/index.ts';
 import { type DrainPlan, drainPlanSchema } from '../../protocol/drain-plan.ts';
-import { type Backplane, type FleetStat, type PublishRequest, type SessionRecord, seqOrigin } from './backplane.ts';
+import { type Backplane, DEFAULT_IDEMPOTENCY_WINDOW_SECONDS, type FleetStat, type PublishOutcome, type PublishRequest, type SessionRecord, seqOrigin } from './backplane.ts';
 
 export interface MemoryBackplaneOptions {
   /** Envelopes kept per room. @default 1000 */
@@ -41,6 +41,18 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
     if (entry && entry.expiresAt <= Date.now()) sessions.delete(pid);
     return sessions.get(pid) ?? null;
   };
+  /** room → userId → pod → {connections, expiresAt}. */
+  const presence = new Map<string, Map<string, Map<string, { connections: number; expiresAt: number }>>>();
+  const liveConnections = (pods: Map<string, { connections: number; expiresAt: number }>, now: number): number => {
+    let total = 0;
+    for (const [pod, entry] of pods) {
+      if (entry.expiresAt > now) total += entry.connections;
+      else pods.delete(pod);
+    }
+    return total;
+  };
+  /** `room \0 key` → the first envelope published with that key, until the window ends. */
+  const idempotent = new Map<string, { envelope: DurableEnvelope; expiresAt: number }>();
 
   const ttlMs = (opts.historyTtlSeconds ?? 86_400) * 1000;
   const emptyGraceMs = opts.emptyRoomGraceMs ?? 60_000;
@@ -69,6 +81,17 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
     onEnvelope: (listener) => void envelopeListeners.push(listener),
 
     async publish(req: PublishRequest) {
+      return (await this.publishOnce(req)).envelope;
+    },
+
+    async publishOnce(req: PublishRequest): Promise<PublishOutcome> {
+      const now = Date.now();
+      const idemKey = req.idempotencyKey === undefined ? null : `${req.room}\0${req.idempotencyKey}`;
+      if (idemKey !== null) {
+        const prior = idempotent.get(idemKey);
+        if (prior && prior.expiresAt > now) return { envelope: prior.envelope, duplicate: true };
+        if (idempotent.size > 10_000) for (const [key, entry] of idempotent) if (entry.expiresAt <= now) idempotent.delete(key);
+      }
       const entry = log(req.room);
       let payload = req.payload;
       if (req.counterBy !== undefined) {
@@ -77,13 +100,25 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
         payload = { value, by: req.counterBy, from: req.from };
       }
       entry.seq += 1;
-      const envelope: DurableEnvelope = { v: PROTOCOL_VERSION, type: req.type, room: req.room, seq: entry.seq, payload, ts: Date.now() };
+      const envelope: DurableEnvelope = {
+        v: PROTOCOL_VERSION,
+        type: req.type,
+        room: req.room,
+        seq: entry.seq,
+        payload,
+        ts: now,
+        ...(req.sender === undefined ? {} : { from: req.sender }),
+      };
+      const keep = req.history?.size ?? historySize;
       entry.history.push(envelope);
-      entry.lastAt = Date.now();
-      if (entry.history.length > historySize) entry.history.shift();
+      entry.lastAt = now;
+      while (entry.history.length > keep) entry.history.shift();
+      if (idemKey !== null) {
+        idempotent.set(idemKey, { envelope, expiresAt: now + (req.idempotencyWindowSeconds ?? DEFAULT_IDEMPOTENCY_WINDOW_SECONDS) * 1000 });
+      }
       // Deliver after the caller's await resolves, as a real backplane would.
       if (subscribed.has(req.room)) queueMicrotask(() => envelopeListeners.forEach((l) => l(envelope)));
-      return envelope;
+      return { envelope, duplicate: false };
     },
 
     async history(room, afterSeq, recent, limit = MAX_REPLAY): Promise<HistoryResult> {
@@ -111,6 +146,41 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
       subscribed.delete(room);
       const entry = rooms.get(room);
       if (entry) entry.idleSince = Date.now();
+    },
+    async writePresence(room, pod, counts, ttlSeconds) {
+      const now = Date.now();
+      let users = presence.get(room);
+      if (!users) {
+        users = new Map();
+        presence.set(room, users);
+      }
+      const changes = [];
+      for (const [userId, connections] of counts) {
+        let pods = users.get(userId);
+        if (!pods) {
+          pods = new Map();
+          users.set(userId, pods);
+        }
+        const before = liveConnections(pods, now);
+        if (connections > 0) pods.set(pod, { connections, expiresAt: now + ttlSeconds * 1000 });
+        else pods.delete(pod);
+        const after = liveConnections(pods, now);
+        if (after === 0) users.delete(userId);
+        if (before === 0 && after > 0) changes.push({ userId, joined: true });
+        else if (before > 0 && after === 0) changes.push({ userId, joined: false });
+      }
+      if (users.size === 0) presence.delete(room);
+      return changes;
+    },
+    async readPresence(room) {
+      const now = Date.now();
+      const users = [];
+      for (const [userId, pods] of presence.get(room) ?? []) {
+        const connections = liveConnections(pods, now);
+        if (connections > 0) users.push({ userId, connections });
+      }
+      users.sort((x, y) => x.userId.localeCompare(y.userId));
+      return { room, users, connections: users.reduce((sum, u) => sum + u.connections, 0) };
     },
     async writeFleetStat(stat) {
       fleet.set(stat.pod, stat);

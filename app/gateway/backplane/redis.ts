@@ -1,7 +1,8 @@
-import { type DurableEnvelope, type HistoryResult, MAX_REPLAY, PROTOCOL_VERSION, ProtocolError } from '../../protocol/index.ts';
+import { type DurableEnvelope, type HistoryResult, MAX_REPLAY, ProtocolError } from '../../protocol/index.ts';
+import { idempotencyKeyOf, ORIGIN, PUBLISH_SCRIPT, roomChannel, roomKeys } from '../../protocol/publish-script.ts';
 import { fleetIndexKey, fleetStatKey } from '../../protocol/fleet.ts';
 import { drainPlanKey, drainPlanSchema, parseDrainPlan } from '../../protocol/drain-plan.ts';
-import type { Backplane, FleetStat, PublishRequest } from './backplane.ts';
+import { type Backplane, DEFAULT_IDEMPOTENCY_WINDOW_SECONDS, type FleetStat, type PublishOutcome, type PublishRequest } from './backplane.ts';
 import { createRedisClient, type RedisClient, trackReadiness } from './redis-connection.ts';
 
 export interface RedisBackplaneOptions {
@@ -21,32 +22,8 @@ export interface RedisBackplaneOptions {
   readonly name?: string;
 }
 
-// Seq, history and fan-out happen in one script, so publish order on the channel is seq order.
-// A missing seq key starts a new epoch at the clock in microseconds (see Backplane's contract).
-// Numbers go through string.format('%d') because Lua's tostring drops digits past 14.
-const ORIGIN = `local function origin() local t = redis.call('TIME'); return tonumber(t[1]) * 1000000 + tonumber(t[2]) end`;
-
-// Commands are kept to what each publish needs (docs/benchmarks.md, "Redis per publish"): INCR creates
-// a missing seq key at 1, which the same script replaces by a new epoch; the history is trimmed only
-// once full; the state key (counters only) is only touched by counter publishes.
-const PUBLISH_SCRIPT = `${ORIGIN}
-local seq = redis.call('INCR', KEYS[1])
-if seq == 1 then seq = origin() + 1; redis.call('SET', KEYS[1], string.format('%d', seq)) end
-local payload = ARGV[3]
-if ARGV[8] ~= '' then
-  local value = redis.call('INCRBY', KEYS[3], ARGV[8])
-  payload = '{"value":' .. string.format('%d', value) .. ',"by":' .. ARGV[8] .. ',"from":' .. ARGV[9] .. '}'
-end
-local t = redis.call('TIME')
-local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local envelope = '{"v":${PROTOCOL_VERSION},"type":"' .. ARGV[1] .. '","room":' .. ARGV[2] .. ',"seq":' .. string.format('%d', seq) ..
-  ',"payload":' .. payload .. ',"ts":' .. string.format('%d', ts) .. '}'
-if redis.call('LPUSH', KEYS[2], envelope) > tonumber(ARGV[4]) then redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1) end
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-if ARGV[8] ~= '' then redis.call('EXPIRE', KEYS[3], ARGV[5]) end
-if ARGV[7] == '1' then redis.call('SPUBLISH', ARGV[6], envelope) else redis.call('PUBLISH', ARGV[6], envelope) end
-return envelope`;
+// Seq, history and fan-out happen in one script (PUBLISH_SCRIPT, shared with app/publisher), so
+// publish order on the channel is seq order.
 
 // Returns {mode, seq, state, envelope...}, envelopes newest first.
 const HISTORY_SCRIPT = `${ORIGIN}
@@ -80,10 +57,66 @@ return 0`;
 const SESSION_DELETE_SCRIPT = `if redis.call('HGET', KEYS[1], 's') == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0`;
 
+const NOW_MS = `local function nowMs() local t = redis.call('TIME'); return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end
+local function live(key, now)
+  local total = 0
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    local c, e = string.match(all[i + 1], '^(%d+):(%d+)$')
+    if c and tonumber(e) > now then total = total + tonumber(c) else redis.call('HDEL', key, all[i]) end
+  end
+  return total
+end`;
+
+// Presence of a room: a sorted set of user ids by latest expiry (KEYS[1]) and, per user, a hash of
+// pod → "connections:expiresAtMs" (KEYS[1]:<user>, same slot). Expiry uses Redis's clock, so pods'
+// clocks do not matter. ARGV: pod, TTL seconds, then user id and count pairs (KEYS[2..] are their hashes).
+// Returns user id / '1' (first connection fleet-wide) or '0' (last one gone) pairs.
+const PRESENCE_WRITE_SCRIPT = `${NOW_MS}
+local now = nowMs()
+local pod = ARGV[1]
+local ttlMs = tonumber(ARGV[2]) * 1000
+local expires = string.format('%d', now + ttlMs)
+local changes = {}
+for i = 2, #KEYS do
+  local key, user, count = KEYS[i], ARGV[2 * i - 1], ARGV[2 * i]
+  local before = live(key, now)
+  if tonumber(count) > 0 then
+    redis.call('HSET', key, pod, count .. ':' .. expires)
+    redis.call('PEXPIRE', key, ttlMs * 3)
+  else
+    redis.call('HDEL', key, pod)
+  end
+  local after = live(key, now)
+  if after > 0 then
+    local score = redis.call('ZSCORE', KEYS[1], user)
+    if not score or tonumber(score) < tonumber(expires) then redis.call('ZADD', KEYS[1], expires, user) end
+  else
+    redis.call('ZREM', KEYS[1], user)
+    redis.call('DEL', key)
+  end
+  if before == 0 and after > 0 then table.insert(changes, user); table.insert(changes, '1')
+  elseif before > 0 and after == 0 then table.insert(changes, user); table.insert(changes, '0') end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ttlMs * 3) end
+return changes`;
+
+const PRESENCE_READ_SCRIPT = `${NOW_MS}
+local now = nowMs()
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local out = {}
+for _, user in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local total = live(KEYS[1] .. ':' .. user, now)
+  if total > 0 then table.insert(out, user); table.insert(out, tostring(total)) end
+end
+return out`;
+
 type ScriptClient = RedisClient & {
   rtSessionMark(key: string, sid: string, at: number, ttl: number): Promise<number>;
   rtSessionDelete(key: string, sid: string): Promise<number>;
-  rtPublish(...args: (string | number)[]): Promise<string>;
+  rtPresenceWrite(numberOfKeys: number, ...args: (string | number)[]): Promise<string[]>;
+  rtPresenceRead(...args: (string | number)[]): Promise<string[]>;
+  rtPublish(...args: (string | number)[]): Promise<[string, number]>;
   rtHistory(...args: (string | number)[]): Promise<string[]>;
   rtReadCounter(...args: (string | number)[]): Promise<[string, string]>;
 };
@@ -100,15 +133,18 @@ export function createRedisBackplane(opts: RedisBackplaneOptions): Backplane {
   const commands = createRedisClient({ ...connection, name: `${name}-backplane` }) as ScriptClient;
   // The subscriber queues its (re)subscriptions while reconnecting; ioredis restores them after a restart.
   const subscriber = createRedisClient({ ...connection, name: `${name}-backplane-sub`, offlineQueue: true });
-  commands.defineCommand('rtPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
+  commands.defineCommand('rtPublish', { numberOfKeys: 4, lua: PUBLISH_SCRIPT });
   commands.defineCommand('rtHistory', { numberOfKeys: 3, lua: HISTORY_SCRIPT });
   commands.defineCommand('rtReadCounter', { numberOfKeys: 2, lua: READ_COUNTER_SCRIPT });
   commands.defineCommand('rtSessionMark', { numberOfKeys: 1, lua: SESSION_MARK_SCRIPT });
   commands.defineCommand('rtSessionDelete', { numberOfKeys: 1, lua: SESSION_DELETE_SCRIPT });
+  // The number of keys varies with the users written: it is the command's first argument.
+  commands.defineCommand('rtPresenceWrite', { lua: PRESENCE_WRITE_SCRIPT });
+  commands.defineCommand('rtPresenceRead', { numberOfKeys: 1, lua: PRESENCE_READ_SCRIPT });
+  const presenceKey = (room: string): string => `${prefix}:{${room}}:presence`;
 
-  // The hash tag keeps a room's keys and channel in one slot, as a script on Redis Cluster requires.
-  const keys = (room: string): [string, string, string] => [`${prefix}:{${room}}:seq`, `${prefix}:{${room}}:hist`, `${prefix}:{${room}}:state`];
-  const channelOf = (room: string): string => `${prefix}:{${room}}:env`;
+  const keys = (room: string): [string, string, string] => roomKeys(prefix, room);
+  const channelOf = (room: string): string => roomChannel(prefix, room);
   const channelPrefix = `${prefix}:{`;
   const roomOfChannel = (channel: string): string => channel.slice(channelPrefix.length, -'}:env'.length);
   const fleetIndex = fleetIndexKey(prefix);
@@ -149,21 +185,28 @@ export function createRedisBackplane(opts: RedisBackplaneOptions): Backplane {
     onEnvelope: (listener) => void envelopeListeners.push(listener),
 
     async publish(req: PublishRequest) {
-      const raw = await call('publish', () =>
+      return (await this.publishOnce(req)).envelope;
+    },
+
+    async publishOnce(req: PublishRequest): Promise<PublishOutcome> {
+      const [raw, duplicate] = await call('publish', () =>
         commands.rtPublish(
           ...keys(req.room),
+          idempotencyKeyOf(prefix, req.room, req.idempotencyKey ?? ''),
           req.type,
           JSON.stringify(req.room),
           req.counterBy === undefined ? JSON.stringify(req.payload ?? null) : '',
-          historySize,
-          ttl,
+          req.history?.size ?? historySize,
+          req.keyTtlSeconds ?? (req.history?.ttlSeconds || ttl),
           channelOf(req.room),
           cluster ? '1' : '0',
           req.counterBy === undefined ? '' : String(req.counterBy),
           JSON.stringify(req.from),
+          req.sender === undefined ? '' : JSON.stringify(req.sender),
+          req.idempotencyKey === undefined ? 0 : (req.idempotencyWindowSeconds ?? DEFAULT_IDEMPOTENCY_WINDOW_SECONDS),
         ),
       );
-      return JSON.parse(raw) as DurableEnvelope;
+      return { envelope: JSON.parse(raw) as DurableEnvelope, duplicate: duplicate === 1 };
     },
 
     async history(room, afterSeq, recent, limit = MAX_REPLAY): Promise<HistoryResult> {
@@ -191,6 +234,22 @@ export function createRedisBackplane(opts: RedisBackplaneOptions): Backplane {
       await (cluster ? subscriber.sunsubscribe(channelOf(room)) : subscriber.unsubscribe(channelOf(room)));
     },
 
+    async writePresence(room, pod, counts, ttlSeconds) {
+      if (counts.length === 0) return [];
+      const key = presenceKey(room);
+      const raw = await call('presence write', () =>
+        commands.rtPresenceWrite(1 + counts.length, key, ...counts.map(([userId]) => `${key}:${userId}`), pod, ttlSeconds, ...counts.flatMap(([userId, n]) => [userId, n])),
+      );
+      const changes = [];
+      for (let i = 0; i < raw.length; i += 2) changes.push({ userId: raw[i]!, joined: raw[i + 1] === '1' });
+      return changes;
+    },
+    async readPresence(room) {
+      const raw = await call('presence read', () => commands.rtPresenceRead(presenceKey(room)));
+      const users = [];
+      for (let i = 0; i < raw.length; i += 2) users.push({ userId: raw[i]!, connections: Number(raw[i + 1]) });
+      return { room, users, connections: users.reduce((sum, u) => sum + u.connections, 0) };
+    },
     async writeFleetStat(stat: FleetStat) {
       await call('fleet stats write', () =>
         commands
