@@ -312,6 +312,10 @@ describe('hostile input at namespaces, subscription tokens and the server API', 
         API_MAX_BODY_BYTES: '4096',
         RATE_LIMIT_PER_SECOND: '1000000',
         RATE_LIMIT_BURST: '1000000',
+        USER_RATE_LIMIT_PER_SECOND: '1000000',
+        USER_RATE_LIMIT_BURST: '1000000',
+        INBOUND_BYTES_PER_SECOND: '1000000000',
+        INBOUND_BYTES_BURST: '1000000000',
       },
     });
     gateway = gw;
