@@ -144,6 +144,7 @@ describe('installDrain ends when no connection is left', () => {
       backplane: { readDrainPlan, writeFleetStat: async () => {} },
       state: { draining: false },
       handshakeGuards: [],
+      admissionGuards: [],
       sseGuards: [],
       sseStreams: new Set(),
       internalRoutes: [],
