@@ -100,6 +100,8 @@ export class Recovery implements OffsetSource {
   /** pid → socket, for the expiry refresh of connected sessions. */
   readonly #live = new Map<string, Socket>();
   readonly #timer: NodeJS.Timeout;
+  #soleSeq: number | null = null;
+  #soleOffset = '';
 
   constructor(opts: RecoveryOptions) {
     this.#opts = opts;
@@ -252,7 +254,11 @@ export class Recovery implements OffsetSource {
     void this.#write(socket, state).catch((err: unknown) => this.#opts.log.debug({ err }, 'session write after leave failed'));
   }
 
-  /** Records that `envelope` goes to `socket` now, and returns the offset it carries. */
+  /**
+   * Records that `envelope` goes to `socket` now, and returns the offset it carries. Every session
+   * that has only ever followed one room gets the same string instance for the same seq, encoded once
+   * per message, so the room hub can tell cheaply that a whole room shares one offset.
+   */
   deliver(socket: Socket, envelope: Envelope): string | null {
     const state = this.#sessions.get(socket);
     if (!state || state.unrecoverable) return null;
@@ -260,10 +266,19 @@ export class Recovery implements OffsetSource {
       const i = state.index.get(envelope.room);
       if (i !== undefined && state.rooms[i] !== null && state.positions[i] !== envelope.seq) {
         state.positions[i] = envelope.seq;
-        state.offset = null;
+        state.offset = state.positions.length === 1 ? this.#soleRoomOffset(envelope.seq) : null;
       }
     }
     return (state.offset ??= encodeOffset(state.positions));
+  }
+
+  /** `encodeOffset([seq])`, kept for the seq being fanned out (at most one string per message). */
+  #soleRoomOffset(seq: number): string {
+    if (this.#soleSeq !== seq) {
+      this.#soleSeq = seq;
+      this.#soleOffset = encodeOffset([seq]);
+    }
+    return this.#soleOffset;
   }
 
   /** The socket's current offset (for connection-scoped messages such as `server:hello`). */

@@ -295,6 +295,27 @@ export class RoomHub {
    * `2` + the JSON array of its arguments.
    */
   #emitWithOffsets(state: RoomState, envelope: DurableEnvelope, skipped: ReadonlySet<string>, offsets: OffsetSource): void {
+    // The common case, one offset for every recipient, is the plain room broadcast plus that offset.
+    let shared: string | null | undefined;
+    let uniform = true;
+    for (const member of state.members.values()) {
+      if (!member.socket || skipped.has(member.id)) continue;
+      const offset = offsets.deliver(member.socket, envelope);
+      if (shared === undefined) shared = offset;
+      else if (offset !== shared) {
+        uniform = false;
+        break;
+      }
+    }
+    if (uniform) {
+      if (shared === undefined) return;
+      let broadcast = this.#opts.io.local.to(envelope.room);
+      if (skipped.size > 0) broadcast = broadcast.except([...skipped]);
+      if (shared === null) broadcast.emit(envelope.type, envelope);
+      else broadcast.emit(envelope.type, envelope, shared);
+      return;
+    }
+    // Mixed offsets: group them (`deliver` is idempotent for an envelope it has already recorded).
     const groups = new Map<string | null, Socket[]>();
     for (const member of state.members.values()) {
       if (!member.socket || skipped.has(member.id)) continue;

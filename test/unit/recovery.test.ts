@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryBackplane } from '../../app/gateway/backplane/memory.ts';
-import { encodeOffset, MAX_OFFSET_LENGTH, MAX_SESSION_ROOMS, parseOffset } from '../../app/gateway/recovery.ts';
+import type { Socket } from 'socket.io';
+import type { Logger } from '../../app/gateway/logger.ts';
+import { createMetrics } from '../../app/gateway/metrics.ts';
+import { encodeOffset, MAX_OFFSET_LENGTH, MAX_SESSION_ROOMS, parseOffset, Recovery } from '../../app/gateway/recovery.ts';
+import { type DurableEnvelope, PROTOCOL_VERSION } from '../../app/protocol/index.ts';
 
 describe('recovery offsets', () => {
   it('round-trips positions, with gaps for rooms left or not yet heard from', () => {
@@ -43,5 +47,33 @@ describe('session records (memory backplane)', () => {
     expect((await backplane.readSession('pid-12345678'))?.disconnectedAt).toBe(1234);
     await backplane.deleteSession('pid-12345678', 'new');
     expect(await backplane.readSession('pid-12345678')).toBeNull();
+  });
+});
+
+describe('offsets per delivery', () => {
+  const silent = { warn() {}, info() {}, debug() {}, error() {} } as unknown as Logger;
+  const envelope = (room: string, seq: number): DurableEnvelope => ({ v: PROTOCOL_VERSION, type: 'chat:message', room, seq, payload: {}, ts: 0 });
+  const socket = (n: number) => ({ id: `sid-${n}`, pid: `pid-0000000${n}`, recovered: false, data: {} }) as unknown as Socket;
+
+  it('each socket carries its own position in each of its rooms; sockets in one room only share one string per message', async () => {
+    const recovery = new Recovery({ backplane: createMemoryBackplane(), pod: 'p', maxDisconnectionMs: 60_000, log: silent, metrics: createMetrics() });
+    const [a, b, c] = [socket(1), socket(2), socket(3)];
+    for (const s of [a, b, c]) {
+      await recovery.attach(s, 'u');
+      await recovery.beforeJoin(s, 'chat:a');
+    }
+    await recovery.beforeJoin(c, 'chat:b');
+    expect(recovery.deliver(a, envelope('chat:a', 5))).toBe(encodeOffset([5]));
+    expect(recovery.deliver(b, envelope('chat:a', 5))).toBe(recovery.deliver(a, envelope('chat:a', 5)));
+    expect(recovery.deliver(c, envelope('chat:a', 5))).toBe(encodeOffset([5, null]));
+    expect(recovery.deliver(c, envelope('chat:b', 9))).toBe(encodeOffset([5, 9]));
+    expect(recovery.deliver(a, envelope('chat:b', 9))).toBe(encodeOffset([5]));
+    recovery.left(a, 'chat:a');
+    expect(recovery.offsetOf(a)).toBe(encodeOffset([null]));
+    await recovery.beforeJoin(a, 'chat:a');
+    expect(recovery.deliver(a, envelope('chat:a', 7))).toBe(encodeOffset([7]));
+    expect(recovery.deliver(b, envelope('chat:a', 6))).toBe(encodeOffset([6]));
+    expect(recovery.deliver(a, envelope('chat:a', 7))).toBe(encodeOffset([7]));
+    recovery.stop();
   });
 });

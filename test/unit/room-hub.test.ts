@@ -49,4 +49,36 @@ describe('RoomHub', () => {
     expect(leaves.seqs).toEqual([]);
     expect(hub.memberCount('chat:a')).toBe(1);
   });
+
+  it('with offsets, one room broadcast when every recipient shares one; otherwise one copy per offset', async () => {
+    const { backplane, deliver, reads } = scriptedBackplane();
+    const emits: { to: unknown; except: unknown; args: unknown[] }[] = [];
+    const written: string[] = [];
+    const fakeIo = {
+      local: {
+        to: (to: unknown) => {
+          const op = { except: (except: unknown) => ({ emit: (...args: unknown[]) => emits.push({ to, except, args }) }), emit: (...args: unknown[]) => emits.push({ to, except: null, args }) };
+          return op;
+        },
+      },
+    } as never;
+    const offsetOf = new Map<string, string>([['a', 'r1.x'], ['b', 'r1.x'], ['c', 'r1.x']]);
+    const offsets = { deliver: (socket: { id: string }) => offsetOf.get(socket.id) ?? null } as never;
+    const member = (id: string): RoomMember => {
+      const socket = { id, connected: true, join() {}, leave() {}, conn: { write: (packet: string) => written.push(`${id} ${packet}`) } } as never;
+      return { id, socket, send() {} };
+    };
+    const hub = new RoomHub({ io: fakeIo, backplane, metrics: createMetrics(), log: silent, offsets });
+    const joins = ['a', 'b', 'c'].map((id) => hub.join(member(id), 'chat:a', null));
+    await new Promise((r) => setTimeout(r, 5));
+    for (const read of reads) read({ mode: 'replay', seq: 0, envelopes: [] });
+    await Promise.all(joins);
+    deliver(envelope(1));
+    expect(emits).toEqual([{ to: 'chat:a', except: null, args: ['chat:message', envelope(1), 'r1.x'] }]);
+    emits.length = 0;
+    offsetOf.set('c', 'r1.y');
+    deliver(envelope(2));
+    expect(emits).toEqual([{ to: ['a', 'b'], except: null, args: ['chat:message', envelope(2), 'r1.x'] }]);
+    expect(written).toEqual([`c 2["chat:message",${JSON.stringify(envelope(2))},"r1.y"]`]);
+  });
 });
