@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Construct } from 'constructs';
+import { stringify as toYaml } from 'yaml';
 import { JsonPatch, type ApiObject } from 'cdk8s';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
@@ -50,6 +51,39 @@ export interface JwtPublicKeySource {
 
 /** Where the gateway mounts `JwtPublicKeySource` (read-only). */
 export const JWT_KEYS_MOUNT_PATH = '/etc/realtime-gateway/jwt';
+
+/** Where the gateway mounts the channel namespaces ConfigMap (a directory mount: `NAMESPACES_FILE` is in it). */
+export const NAMESPACES_MOUNT_PATH = '/etc/realtime-gateway/namespaces';
+/** Key of the namespaces file in that ConfigMap. */
+export const NAMESPACES_FILE_KEY = 'namespaces.yaml';
+/** Where the gateway mounts the server API keys Secret (a directory mount, never subPath, so rotated keys reach the pod). */
+export const API_KEYS_MOUNT_PATH = '/etc/realtime-gateway/api-keys';
+
+/** The server API (docs/server-api.md): keys from a Secret you create, one key per line, each >= 32 characters. */
+export interface ServerApiOptions {
+  /** Secret holding the keys file. */
+  readonly existingSecret: string;
+  /**
+   * Key of the keys file in the Secret.
+   * @default 'api-keys'
+   */
+  readonly key?: string;
+}
+
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const CONFIG_KEY = /^[-._a-zA-Z0-9]+$/;
+
+/** YAML text of the `namespaces` prop; refuses what the gateway would refuse at start-up only by shape (it validates the rest). */
+function namespacesText(namespaces: string | Readonly<Record<string, unknown>>): string {
+  if (typeof namespaces === 'string') {
+    if (namespaces.trim() === '') throw new Error('namespaces="" is empty: leave it unset for the demo namespaces, or pass the YAML/JSON of your namespaces (docs/namespaces.md)');
+    return namespaces;
+  }
+  if (namespaces === null || typeof namespaces !== 'object' || Array.isArray(namespaces)) {
+    throw new Error(`namespaces=${JSON.stringify(namespaces)} must be YAML text or an object (docs/namespaces.md)`);
+  }
+  return toYaml(namespaces);
+}
 
 /** Where the gateway finds its secrets. */
 export interface GatewayAuthSecret {
@@ -151,6 +185,21 @@ export interface GatewayProps {
    * @default - none
    */
   readonly serviceAccountAnnotations?: Readonly<Record<string, string>>;
+  /**
+   * Channel namespaces (docs/namespaces.md): the YAML/JSON text of the file, or an object serialized to
+   * YAML. Rendered into the ConfigMap `<name>-namespaces`, mounted at `/etc/realtime-gateway/namespaces`
+   * with `NAMESPACES_FILE` pointing at it; pods roll when it changes (the gateway reads it at start-up only).
+   * @default - the demo namespaces built into the gateway
+   */
+  readonly namespaces?: string | Readonly<Record<string, unknown>>;
+  /**
+   * The server API's keys (docs/server-api.md): the Secret is mounted as a directory at
+   * `/etc/realtime-gateway/api-keys` and `API_KEYS_FILE` points at it; the gateway re-reads the file when the
+   * kubelet updates it, so keys rotate without a restart. Admit your backends to the internal port with
+   * `internalPeers` or `allowInternalFrom`.
+   * @default - the server API is off (`/api/*` answers 404)
+   */
+  readonly serverApi?: ServerApiOptions;
 }
 
 /** Settings the construct owns; passing them in `settings` would be ambiguous. */
@@ -158,6 +207,7 @@ export const OWNED_SETTINGS: readonly SettingName[] = [
   'PORT', 'INTERNAL_PORT', 'HOST', 'POD_NAME', 'ADAPTER', 'REDIS_URL', 'REDIS_PASSWORD', 'AUTH_MODE', 'JWT_SECRET', 'ADMIN_TOKEN',
   'JWT_ALGORITHMS', 'JWT_JWKS_FILE', 'JWT_PUBLIC_KEY_FILE',
   'DRAIN_NOTICE_DELAY_MS', 'DRAIN_WINDOW_MS', 'DRAIN_RATE_PER_SECOND', 'DRAIN_JITTER_MS', 'SHUTDOWN_DEADLINE_MS',
+  'NAMESPACES_FILE', 'API_KEYS_FILE',
 ];
 
 export const GATEWAY_COMPONENT = 'gateway';
@@ -189,6 +239,8 @@ export class Gateway extends Construct {
   readonly networkPolicy: ApiObject;
   readonly serviceAccount: ApiObject;
   readonly configMap: ApiObject;
+  /** The channel namespaces ConfigMap, when `namespaces` is set. */
+  readonly namespacesConfigMap?: ApiObject;
   readonly podDisruptionBudget: ApiObject;
   private internalPeerCount = 0;
 
@@ -219,6 +271,16 @@ export class Gateway extends Construct {
         throw new Error(`settings.${name} is set by the Gateway construct itself; use its prop instead`);
       }
     }
+    const namespaces = props.namespaces === undefined ? undefined : namespacesText(props.namespaces);
+    const serverApi = props.serverApi;
+    if (serverApi) {
+      if (!DNS_SUBDOMAIN.test(serverApi.existingSecret ?? '')) {
+        throw new Error(`serverApi.existingSecret=${JSON.stringify(serverApi.existingSecret)} must be the name of a Secret (a DNS subdomain) holding the API keys`);
+      }
+      if (serverApi.key !== undefined && !CONFIG_KEY.test(serverApi.key)) {
+        throw new Error(`serverApi.key=${JSON.stringify(serverApi.key)} must be a Secret key (letters, digits, '-', '_', '.')`);
+      }
+    }
     this.drain = resolveDrainTiming(props.drain);
     this.podSelector = selectorLabels(app, GATEWAY_COMPONENT);
     const labels = objectLabels(app, GATEWAY_COMPONENT);
@@ -235,6 +297,8 @@ export class Gateway extends Construct {
       DRAIN_RATE_PER_SECOND: String(this.drain.ratePerSecond),
       DRAIN_JITTER_MS: String(this.drain.jitterMs),
       SHUTDOWN_DEADLINE_MS: String(this.drain.shutdownDeadlineMs),
+      ...(namespaces !== undefined ? { NAMESPACES_FILE: `${NAMESPACES_MOUNT_PATH}/${NAMESPACES_FILE_KEY}` } : {}),
+      ...(serverApi ? { API_KEYS_FILE: `${API_KEYS_MOUNT_PATH}/${serverApi.key ?? 'api-keys'}` } : {}),
       ...props.settings,
     };
     const publicKey = props.auth.publicKey;
@@ -265,6 +329,14 @@ export class Gateway extends Construct {
       }),
     );
     this.configMap = addObject(this, 'ConfigMap', new ConfigMap({ metadata, data: config }));
+    const namespacesConfigMapName = `${this.name}-namespaces`;
+    if (namespaces !== undefined) {
+      this.namespacesConfigMap = addObject(
+        this,
+        'NamespacesConfigMap',
+        new ConfigMap({ metadata: { name: namespacesConfigMapName, labels }, data: { [NAMESPACES_FILE_KEY]: namespaces } }),
+      );
+    }
 
     const http = 'http';
     // The kubelet asks the internal port: probes are cluster traffic, and edge checks keep the public one.
@@ -290,6 +362,8 @@ export class Gateway extends Construct {
               annotations: mergeExtra(
                 {
                   'checksum/config': createHash('sha256').update(JSON.stringify(config)).digest('hex'),
+                  // The gateway reads its namespaces at start-up only: a change must roll the pods.
+                  ...(namespaces !== undefined ? { 'checksum/namespaces': createHash('sha256').update(namespaces).digest('hex') } : {}),
                   ...(scrape ? { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(this.internalPort), 'prometheus.io/path': '/metrics' } : {}),
                 },
                 pod.annotations,
@@ -344,6 +418,8 @@ export class Gateway extends Construct {
                   volumeMounts: [
                     { name: 'tmp', mountPath: '/tmp' },
                     ...(publicKey ? [{ name: 'jwt-keys', mountPath: JWT_KEYS_MOUNT_PATH, readOnly: true }] : []),
+                    ...(namespaces !== undefined ? [{ name: 'namespaces', mountPath: NAMESPACES_MOUNT_PATH, readOnly: true }] : []),
+                    ...(serverApi ? [{ name: 'api-keys', mountPath: API_KEYS_MOUNT_PATH, readOnly: true }] : []),
                     ...listOf(pod.volumeMounts),
                   ],
                 },
@@ -351,6 +427,8 @@ export class Gateway extends Construct {
               volumes: [
                 { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
                 ...(publicKey ? [{ name: 'jwt-keys', configMap: { name: publicKey.configMapName } }] : []),
+                ...(namespaces !== undefined ? [{ name: 'namespaces', configMap: { name: namespacesConfigMapName } }] : []),
+                ...(serverApi ? [{ name: 'api-keys', secret: { secretName: serverApi.existingSecret, defaultMode: 0o440 } }] : []),
                 ...listOf(pod.volumes),
               ],
             },

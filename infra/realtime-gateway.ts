@@ -3,7 +3,7 @@ import { Construct } from 'constructs';
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
 import { GATEWAY_SETTING_DEFAULTS, type SettingName } from './generated/gateway-settings.ts';
 import type { DrainProps } from './drain-timing.ts';
-import { Gateway, namespacePeer, type JwtPublicKeySource } from './gateway.ts';
+import { Gateway, namespacePeer, type JwtPublicKeySource, type ServerApiOptions } from './gateway.ts';
 import { GatewayApiEntry } from './gateway-api-entry.ts';
 import { GeneratedSecret } from './generated-secret.ts';
 import { HaproxyEntry } from './haproxy-entry.ts';
@@ -125,6 +125,12 @@ export interface InternalPortOptions {
    */
   readonly metricsNamespace?: string;
   /**
+   * A namespace whose pods (your backends) may reach the internal port to call the server API
+   * (`serverApi`, docs/server-api.md). Narrower peers: `realtimeGateway.gateway.allowInternalFrom(peer)`.
+   * @default - none
+   */
+  readonly backendNamespace?: string;
+  /**
    * Namespace of KEDA's operator, admitted with `autoscaling.mode=keda` (its metrics-api scaler polls `/fleet`).
    * @default 'keda'
    */
@@ -242,6 +248,16 @@ export interface RealtimeGatewayProps {
   /** Annotations of the gateway's ServiceAccount (e.g. a cloud IAM role). @default - none */
   readonly serviceAccountAnnotations?: Readonly<Record<string, string>>;
   /**
+   * Channel namespaces (docs/namespaces.md), YAML text or an object: see `GatewayProps.namespaces`.
+   * @default - the demo namespaces built into the gateway
+   */
+  readonly namespaces?: string | Readonly<Record<string, unknown>>;
+  /**
+   * The server API's keys Secret (docs/server-api.md); admit your backends with `internal.backendNamespace`.
+   * @default - the server API is off
+   */
+  readonly serverApi?: ServerApiOptions;
+  /**
    * Prometheus Operator objects (needs its CRDs): a ServiceMonitor and a PrometheusRule with the alerts of
    * docs/operations.md. Admit Prometheus to the internal port with `internal.metricsNamespace`.
    * @default - none
@@ -336,6 +352,8 @@ export class RealtimeGateway extends Construct {
       internalPort: props.internal?.port,
       pod: props.pod,
       serviceAccountAnnotations: props.serviceAccountAnnotations,
+      namespaces: props.namespaces,
+      serverApi: props.serverApi,
     });
     this.redis.allowFrom(this.gateway.podSelector);
 
@@ -426,6 +444,7 @@ export class RealtimeGateway extends Construct {
       this.gateway.allowInternalFrom(namespacePeer(props.internal?.kedaNamespace ?? 'keda', { app: 'keda-operator' }));
     }
     if (props.internal?.metricsNamespace) this.gateway.allowInternalFrom(namespacePeer(props.internal.metricsNamespace));
+    if (props.internal?.backendNamespace) this.gateway.allowInternalFrom(namespacePeer(props.internal.backendNamespace));
 
     const monitoring = props.monitoring ?? {};
     if (monitoring.serviceMonitor || monitoring.prometheusRule) {
