@@ -70,7 +70,8 @@ export interface ServerApiOptions {
   readonly key?: string;
 }
 
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+// Loose on purpose (the chart generator passes `__HV_*__` sentinels); the API server checks the rest.
+const OBJECT_NAME = /^[-._a-zA-Z0-9]{1,253}$/;
 const CONFIG_KEY = /^[-._a-zA-Z0-9]+$/;
 
 /** YAML text of the `namespaces` prop; refuses what the gateway would refuse at start-up only by shape (it validates the rest). */
@@ -211,6 +212,8 @@ export const OWNED_SETTINGS: readonly SettingName[] = [
 ];
 
 export const GATEWAY_COMPONENT = 'gateway';
+/** Component label of the channel namespaces ConfigMap (its own, so the chart has a template per object). */
+const NAMESPACES_COMPONENT = 'namespaces';
 /** Name of the container port and Service port of the internal server (the controller finds pods' admin endpoint by it). */
 export const INTERNAL_PORT_NAME = 'internal';
 export const GATEWAY_CONTAINER_UID = 1000; // the `node` user of the node:*-bookworm-slim images
@@ -274,8 +277,8 @@ export class Gateway extends Construct {
     const namespaces = props.namespaces === undefined ? undefined : namespacesText(props.namespaces);
     const serverApi = props.serverApi;
     if (serverApi) {
-      if (!DNS_SUBDOMAIN.test(serverApi.existingSecret ?? '')) {
-        throw new Error(`serverApi.existingSecret=${JSON.stringify(serverApi.existingSecret)} must be the name of a Secret (a DNS subdomain) holding the API keys`);
+      if (!OBJECT_NAME.test(serverApi.existingSecret ?? '')) {
+        throw new Error(`serverApi.existingSecret=${JSON.stringify(serverApi.existingSecret)} must be the name of the Secret holding the API keys`);
       }
       if (serverApi.key !== undefined && !CONFIG_KEY.test(serverApi.key)) {
         throw new Error(`serverApi.key=${JSON.stringify(serverApi.key)} must be a Secret key (letters, digits, '-', '_', '.')`);
@@ -334,7 +337,7 @@ export class Gateway extends Construct {
       this.namespacesConfigMap = addObject(
         this,
         'NamespacesConfigMap',
-        new ConfigMap({ metadata: { name: namespacesConfigMapName, labels }, data: { [NAMESPACES_FILE_KEY]: namespaces } }),
+        new ConfigMap({ metadata: { name: namespacesConfigMapName, labels: objectLabels(app, NAMESPACES_COMPONENT) }, data: { [NAMESPACES_FILE_KEY]: namespaces } }),
       );
     }
 

@@ -154,6 +154,30 @@ const DIMENSIONS: readonly Dimension[] = [
     condition: (o) => (o === 'set' ? '$.Values.internal.metricsNamespace' : 'not $.Values.internal.metricsNamespace'),
   },
   {
+    key: 'internal.backendNamespace',
+    options: ['empty', 'set'],
+    apply: (v, o) => {
+      if (o === 'empty') v.internal.backendNamespace = '';
+    },
+    condition: (o) => (o === 'set' ? '$.Values.internal.backendNamespace' : 'not $.Values.internal.backendNamespace'),
+  },
+  {
+    key: 'namespaces',
+    options: ['empty', 'set'],
+    apply: (v, o) => {
+      if (o === 'empty') v.namespaces = '';
+    },
+    condition: (o) => (o === 'set' ? '$.Values.namespaces' : 'not $.Values.namespaces'),
+  },
+  {
+    key: 'serverApi.existingSecret',
+    options: ['empty', 'set'],
+    apply: (v, o) => {
+      if (o === 'empty') v.serverApi.existingSecret = '';
+    },
+    condition: (o) => (o === 'set' ? '$.Values.serverApi.existingSecret' : 'not $.Values.serverApi.existingSecret'),
+  },
+  {
     key: 'auth.existingSecret',
     options: ['empty', 'set'],
     apply: (v, o) => {
@@ -187,7 +211,7 @@ const MAP_MERGE_VALUES = ['podAnnotations', 'podLabels', 'entry.ingress.annotati
 /** Numeric leaves that may be fractional: rendered as they are, not through `| int`. */
 const FRACTIONAL_LEAVES = new Set(['controller.drain.reconnectBudgetPerSecond']);
 /** Empty/set dimensions whose value, when set, is a sentinel like any other leaf. */
-const PRESENCE_DIMENSIONS = new Set(['entry.host', 'auth.existingSecret', 'internal.metricsNamespace', 'entry.haproxy.nodePort', 'entry.gatewayApi.parentRefs', 'auth.mode']);
+const PRESENCE_DIMENSIONS = new Set(['entry.host', 'auth.existingSecret', 'internal.metricsNamespace', 'internal.backendNamespace', 'namespaces', 'serverApi.existingSecret', 'entry.haproxy.nodePort', 'entry.gatewayApi.parentRefs', 'auth.mode']);
 /** Leaves set by dimensions or handled specially. */
 const NON_SENTINEL_LEAVES = new Set([
   ...DIMENSIONS.map((d) => d.key).filter((k) => !PRESENCE_DIMENSIONS.has(k)),
@@ -208,6 +232,8 @@ const REQUIRED_LEAVES: Record<string, string> = {
 /** Leaves rendered through more than `$.Values.<path>`. */
 const LEAF_EXPRESSIONS: Record<string, string> = {
   'image.tag': 'default $.Chart.AppVersion $.Values.image.tag',
+  // YAML text as it is, or a map written out as YAML.
+  namespaces: 'include "realtime-gateway.namespacesText" $',
 };
 
 /**
@@ -410,6 +436,7 @@ function templatize(node: unknown, table: SentinelTable, markers: Markers, confi
   if (key === 'checksum/config') {
     return markers.inline(`{{ include (print $.Template.BasePath "/${configTemplate}") $ | sha256sum }}`);
   }
+  if (key === 'checksum/namespaces') return markers.inline('{{ include "realtime-gateway.namespacesText" $ | sha256sum }}');
   if (typeof node === 'number') {
     const expression = table.numbers.get(node);
     return expression ? markers.inline(`{{ ${expression} }}`) : node;
@@ -834,6 +861,15 @@ export function helpersTemplate(drainHelpers: string): string {
 {{- else -}}
 {{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The namespaces file: values.namespaces as YAML text, or a map written out as YAML. */}}
+{{- define "realtime-gateway.namespacesText" -}}
+{{- if kindIs "string" .Values.namespaces -}}
+{{- .Values.namespaces -}}
+{{- else -}}
+{{- toYaml .Values.namespaces -}}
 {{- end -}}
 {{- end -}}
 

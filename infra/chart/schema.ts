@@ -47,6 +47,9 @@ const LEAF_SCHEMAS: Record<string, Schema> = {
   // Empty: the chart's appVersion. A string: an unquoted 1.10 would be the number 1.1.
   'image.tag': { type: 'string' },
   'image.pullPolicy': pullPolicy,
+  namespaces: { type: ['string', 'object'] },
+  'serverApi.existingSecret': { type: 'string', pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$' },
+  'serverApi.key': { type: 'string', pattern: '^[-._a-zA-Z0-9]+$' },
   replicaCount: integer(LIMITS.replicas),
   'autoscaling.minReplicas': integer(LIMITS.minReplicas),
   'autoscaling.maxReplicas': integer(LIMITS.minReplicas),

@@ -46,7 +46,9 @@ export interface ChartValues {
   extraVolumes: IVolume[];
   extraVolumeMounts: IVolumeMount[];
   serviceAccount: { annotations: Record<string, string> };
-  internal: { port: number; metricsNamespace: string };
+  namespaces: string | Record<string, unknown>;
+  serverApi: { existingSecret: string; key: string };
+  internal: { port: number; metricsNamespace: string; backendNamespace: string };
   entry: {
     kind: 'gatewayApi' | 'ingress' | 'haproxy';
     className: string;
@@ -134,7 +136,9 @@ export const DEFAULT_VALUES: ChartValues = {
   extraVolumes: [],
   extraVolumeMounts: [],
   serviceAccount: { annotations: {} },
-  internal: { port: 9090, metricsNamespace: '' },
+  namespaces: '',
+  serverApi: { existingSecret: '', key: 'api-keys' },
+  internal: { port: 9090, metricsNamespace: '', backendNamespace: '' },
   entry: {
     kind: 'gatewayApi',
     className: 'eg',
@@ -230,6 +234,13 @@ export const VALUE_DOCS: Record<string, string> = {
   internal: "The gateway's internal port: `/metrics`, `/fleet`, `/admin/drain`, probes. No route or Ingress exposes it; a NetworkPolicy admits only the drain controller, KEDA's operator (`autoscaling.mode=keda`) and `metricsNamespace`. The public port serves only what clients use.",
   'internal.port': '`INTERNAL_PORT`: container port and Service port named `internal` (the kubelet probes it; pods carry `prometheus.io/*` annotations for it).',
   'internal.metricsNamespace': "A namespace whose pods may reach the internal port — your Prometheus'. Empty: none besides the controller and KEDA.",
+  'internal.backendNamespace': 'A namespace whose pods (your backends) may reach the internal port to call the server API (`serverApi`, docs/server-api.md). Empty: none.',
+  namespaces:
+    'Channel namespaces (docs/namespaces.md): the YAML text of the file (`namespaces: |`) or the same as a map. Rendered into the ConfigMap `<fullname>-namespaces`, mounted at `/etc/realtime-gateway/namespaces` with `NAMESPACES_FILE` pointing at it; pods roll when it changes (`checksum/namespaces`). Empty: the demo namespaces built into the gateway.',
+  serverApi: 'The server API for backends (docs/server-api.md), on the internal port: admit your backends with `internal.backendNamespace`.',
+  'serverApi.existingSecret':
+    'A Secret you create with the API keys (one per line, each >= 32 characters), mounted as a directory at `/etc/realtime-gateway/api-keys` (not `subPath`: rotated keys reach the pods, which re-read the file) with `API_KEYS_FILE` pointing at it. Empty: the server API is off (`/api/*` answers 404).',
+  'serverApi.key': 'Key of the keys file in that Secret.',
   entry: 'The entry point with session affinity (a cookie pins each browser to one pod; long-polling needs it).',
   'entry.kind': '`gatewayApi`: Gateway + HTTPRoute with cookie `sessionPersistence` (Gateway API v1.6.1 **experimental** channel; Envoy Gateway implements it). `ingress`: an Ingress with cookie-affinity annotations. `haproxy`: HAProxy in the release, no controller needed (`entry.haproxy`): it finds the gateway pods through a headless Service, sends new sessions only to pods whose `/readyz` passes, and keeps a draining pod\'s live sessions on it.',
   'entry.className': 'GatewayClass (`gatewayApi`) or IngressClass (`ingress`) name; `haproxy` does not use it.',
@@ -380,7 +391,14 @@ export function propsFromValues(
       socketsPerPod: v.autoscaling.keda.socketsPerPod,
       socketsPath: v.autoscaling.keda.socketsPath,
     },
-    internal: { port: v.internal.port, metricsNamespace: v.internal.metricsNamespace || undefined, kedaNamespace: v.autoscaling.keda.operatorNamespace },
+    internal: {
+      port: v.internal.port,
+      metricsNamespace: v.internal.metricsNamespace || undefined,
+      backendNamespace: v.internal.backendNamespace || undefined,
+      kedaNamespace: v.autoscaling.keda.operatorNamespace,
+    },
+    namespaces: v.namespaces || undefined,
+    serverApi: v.serverApi.existingSecret ? { existingSecret: v.serverApi.existingSecret, key: v.serverApi.key } : undefined,
     resources: v.resources,
     pod: {
       nodeSelector: v.nodeSelector,

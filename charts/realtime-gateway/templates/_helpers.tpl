@@ -18,6 +18,15 @@
 {{- end -}}
 {{- end -}}
 
+{{/* The namespaces file: values.namespaces as YAML text, or a map written out as YAML. */}}
+{{- define "realtime-gateway.namespacesText" -}}
+{{- if kindIs "string" .Values.namespaces -}}
+{{- .Values.namespaces -}}
+{{- else -}}
+{{- toYaml .Values.namespaces -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "realtime-gateway.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
@@ -59,7 +68,7 @@ so a random value would change on every render): then the render fails naming th
 {{/* settings: only names the gateway knows (app/gateway/config.ts), and none the chart sets itself. */}}
 {{- define "realtime-gateway.validateSettings" -}}
 {{- $known := list "PORT" "INTERNAL_PORT" "HOST" "POD_NAME" "LOG_LEVEL" "ADAPTER" "REDIS_URL" "REDIS_PASSWORD" "KEY_PREFIX" "HISTORY_SIZE" "HISTORY_TTL_SECONDS" "FLEET_STATS_INTERVAL_MS" "FLEET_STATS_TTL_SECONDS" "SERVE_WEB" "NAMESPACES_FILE" "API_KEYS_FILE" "API_MAX_BODY_BYTES" "IDEMPOTENCY_WINDOW_SECONDS" "CORS_ORIGIN" "AUTH_MODE" "JWT_SECRET" "JWT_PUBLIC_KEY_FILE" "JWT_JWKS_FILE" "JWT_ALGORITHMS" "JWT_AUDIENCE" "JWT_ISSUER" "AUTH_REFRESH_LEAD_MS" "PING_INTERVAL_MS" "PING_TIMEOUT_MS" "MAX_PAYLOAD_BYTES" "RATE_LIMIT_PER_SECOND" "RATE_LIMIT_BURST" "MAX_CONNECTIONS" "MAX_CONNECTIONS_PER_SECOND" "SLOW_CONSUMER_HIGH_WATER_BYTES" "SLOW_CONSUMER_LIMIT_BYTES" "SLOW_CONSUMER_STALL_MS" "HISTORY_PAGE_BYTES" "CONNECT_TIMEOUT_MS" "MAX_CONNECTIONS_PER_USER" "USER_RATE_LIMIT_PER_SECOND" "USER_RATE_LIMIT_BURST" "INBOUND_BYTES_PER_SECOND" "INBOUND_BYTES_BURST" "MAX_ROOMS_PER_CONNECTION" "ADMIN_TOKEN" "DRAIN_NOTICE_DELAY_MS" "DRAIN_WINDOW_MS" "DRAIN_RATE_PER_SECOND" "DRAIN_JITTER_MS" "SHUTDOWN_DEADLINE_MS" "RECOVERY_MAX_DISCONNECTION_MS" -}}
-{{- $owned := list "PORT" "INTERNAL_PORT" "HOST" "POD_NAME" "ADAPTER" "REDIS_URL" "REDIS_PASSWORD" "AUTH_MODE" "JWT_SECRET" "ADMIN_TOKEN" "JWT_ALGORITHMS" "JWT_JWKS_FILE" "JWT_PUBLIC_KEY_FILE" "DRAIN_NOTICE_DELAY_MS" "DRAIN_WINDOW_MS" "DRAIN_RATE_PER_SECOND" "DRAIN_JITTER_MS" "SHUTDOWN_DEADLINE_MS" -}}
+{{- $owned := list "PORT" "INTERNAL_PORT" "HOST" "POD_NAME" "ADAPTER" "REDIS_URL" "REDIS_PASSWORD" "AUTH_MODE" "JWT_SECRET" "ADMIN_TOKEN" "JWT_ALGORITHMS" "JWT_JWKS_FILE" "JWT_PUBLIC_KEY_FILE" "DRAIN_NOTICE_DELAY_MS" "DRAIN_WINDOW_MS" "DRAIN_RATE_PER_SECOND" "DRAIN_JITTER_MS" "SHUTDOWN_DEADLINE_MS" "NAMESPACES_FILE" "API_KEYS_FILE" -}}
 {{- range $key, $value := .Values.settings -}}
 {{- if not (has $key $known) -}}
 {{- fail (printf "settings.%s is not a gateway setting (see the configuration table in README.md)" $key) -}}
