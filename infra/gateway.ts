@@ -77,7 +77,7 @@ const CONFIG_KEY = /^[-._a-zA-Z0-9]+$/;
 /** YAML text of the `namespaces` prop; refuses what the gateway would refuse at start-up only by shape (it validates the rest). */
 function namespacesText(namespaces: string | Readonly<Record<string, unknown>>): string {
   if (typeof namespaces === 'string') {
-    if (namespaces.trim() === '') throw new Error('namespaces="" is empty: leave it unset for the demo namespaces, or pass the YAML/JSON of your namespaces (docs/namespaces.md)');
+    if (namespaces.trim() === '') throw new Error(`namespaces=${JSON.stringify(namespaces)} is empty: leave it unset for the demo namespaces, or pass the YAML/JSON of your namespaces (docs/namespaces.md)`);
     return namespaces;
   }
   if (namespaces === null || typeof namespaces !== 'object' || Array.isArray(namespaces)) {
