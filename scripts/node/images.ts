@@ -82,7 +82,7 @@ export const GATEWAY_RECIPE = {
     { dest: 'dist/web', source: { kind: 'web-build' } },
   ] as const,
   /** `npm ci` arguments of the production-dependencies stage. */
-  npmCi: ['ci', '--omit=dev', '--no-fund', '--no-audit'],
+  npmCi: ['ci', '--omit=dev', '--omit=peer', '--no-fund', '--no-audit'],
   /** What the build stage runs to produce dist/web. */
   webBuild: ['node', 'scripts/build-web.ts'],
 } as const;
