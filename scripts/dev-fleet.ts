@@ -1,7 +1,7 @@
 // `make dev`: a local fleet — a real redis-server, N gateway processes and HAProxy in front — until
 // Ctrl-C. Type `help` for commands that delete pods the way the kubelet does.
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
+import { parseOptions, positiveIntOption, usageError } from './cli.ts';
 import { type FleetEvent, startLocalFleet } from './fleet/fleet.ts';
 
 const usage = `usage: node scripts/dev-fleet.ts [--replicas N] [--port P] [--backplane redis|none] [--log-level L] [--grace-ms MS]
@@ -13,48 +13,21 @@ const usage = `usage: node scripts/dev-fleet.ts [--replicas N] [--port P] [--bac
   --log-level  gateway log level printed here: fatal|error|warn|info|debug (default warn)
   --grace-ms   SIGTERM → SIGKILL grace period for "terminate" (default 30000)`;
 
-let args;
-try {
-  args = parseArgs({
-    options: {
-      replicas: { type: 'string', default: '3' },
-      port: { type: 'string', default: '8080' },
-      'log-level': { type: 'string', default: 'warn' },
-      'grace-ms': { type: 'string', default: '30000' },
-      backplane: { type: 'string', default: 'redis' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  }).values;
-} catch (err) {
-  console.error(`${(err as Error).message}\n${usage}`);
-  process.exit(2);
-}
-if (args.help) {
-  console.log(usage);
-  process.exit(0);
-}
-
-function positiveInt(name: string, raw: string, max: number): number {
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    console.error(`--${name}=${raw}: must be an integer from 1 to ${max}\n${usage}`);
-    process.exit(2);
-  }
-  return value;
-}
-const replicas = positiveInt('replicas', args.replicas, 32);
-const port = positiveInt('port', args.port, 65_535);
-const graceMs = positiveInt('grace-ms', args['grace-ms'], 600_000);
+const args = parseOptions(usage, {
+  replicas: { type: 'string', default: '3' },
+  port: { type: 'string', default: '8080' },
+  'log-level': { type: 'string', default: 'warn' },
+  'grace-ms': { type: 'string', default: '30000' },
+  backplane: { type: 'string', default: 'redis' },
+  help: { type: 'boolean', short: 'h', default: false },
+});
+const replicas = positiveIntOption('replicas', args.replicas, 32, usage);
+const port = positiveIntOption('port', args.port, 65_535, usage);
+const graceMs = positiveIntOption('grace-ms', args['grace-ms'], 600_000, usage);
 const logLevel = args['log-level'];
 const backplane = args.backplane;
-if (backplane !== 'redis' && backplane !== 'none') {
-  console.error(`--backplane=${backplane}: must be redis or none\n${usage}`);
-  process.exit(2);
-}
-if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(logLevel)) {
-  console.error(`--log-level=${logLevel}: must be one of fatal, error, warn, info, debug, trace`);
-  process.exit(2);
-}
+if (backplane !== 'redis' && backplane !== 'none') usageError(`--backplane=${backplane}: must be redis or none`, usage);
+if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(logLevel)) usageError(`--log-level=${logLevel}: must be one of fatal, error, warn, info, debug, trace`);
 
 const describe = (e: FleetEvent): string => `[fleet] ${e.kind} ${e.pod}${e.detail ? ` (${e.detail})` : ''}`;
 

@@ -3,10 +3,10 @@
 // tokens and to flood the chat. Ctrl-C stops it.
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
 import { createGatewayClient, type GatewayClient } from '../app/client/index.ts';
 import { sendChat } from '../app/client/demo.ts';
 import { DEFAULT_CHAT_ROOM } from '../app/protocol/rooms.ts';
+import { parseOptions, positiveIntOption } from './cli.ts';
 import { type GatewayProcess, startGateway } from './fleet/gateway.ts';
 import { mintToken } from './tokens.ts';
 
@@ -17,22 +17,8 @@ commands on stdin:
   flood             send 300 KiB of chat to ${DEFAULT_CHAT_ROOM} at once (150 messages of 2000 characters)
   help`;
 
-let args;
-try {
-  args = parseArgs({ options: { port: { type: 'string', default: '3000' }, help: { type: 'boolean', short: 'h', default: false } } }).values;
-} catch (err) {
-  console.error(`${(err as Error).message}\n${usage}`);
-  process.exit(2);
-}
-if (args.help) {
-  console.log(usage);
-  process.exit(0);
-}
-const port = Number(args.port);
-if (!Number.isInteger(port) || port < 1 || port > 65_535) {
-  console.error(`--port=${args.port}: must be an integer from 1 to 65535\n${usage}`);
-  process.exit(2);
-}
+const args = parseOptions(usage, { port: { type: 'string', default: '3000' }, help: { type: 'boolean', short: 'h', default: false } });
+const port = positiveIntOption('port', args.port, 65_535, usage);
 
 const secret = randomBytes(32).toString('hex');
 const LIMITS = {
