@@ -1,5 +1,7 @@
 // The command-line plumbing shared by the scripts users run (scripts/, bench/): options parsed by
-// node:util's parseArgs, `--help`, and exit 2 with a message naming the option on bad input.
+// node:util's parseArgs, `--help`, exit 2 with a message naming the option on bad input; and, for the
+// long-running ones, commands typed on stdin and a clean stop on Ctrl-C.
+import { createInterface } from 'node:readline';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -39,4 +41,37 @@ export function positiveIntOption(name: string, raw: string, max: number, usage:
 /** A comma-separated option (`--only a,b`) as its non-empty items; undefined when not given. */
 export function listOption(raw: string | undefined): string[] | undefined {
   return raw?.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/** On the first SIGINT or SIGTERM: says `<signal>: <doing> ...`, awaits `stop`, exits 0. */
+export function stopOnSignals(doing: string, stop: () => Promise<void>): void {
+  let stopping = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: ${doing} ...`);
+    await stop();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+/**
+ * Commands typed on stdin, one a line (`<command> [arg]`), each run by its handler; a failing one prints
+ * `<command>: <error>`, an unknown one says to type help.
+ */
+export function readCommands(handlers: Record<string, (arg: string | undefined) => unknown>): void {
+  const commands = createInterface({ input: process.stdin });
+  commands.on('line', (line) => {
+    const [command, arg] = line.trim().split(/\s+/);
+    const run = async (): Promise<void> => {
+      if (command === undefined || command === '') return;
+      if (!Object.hasOwn(handlers, command)) return console.log(`unknown command "${command}"; type help`);
+      await handlers[command]!(arg);
+    };
+    run().catch((err: unknown) => console.error(`${command}: ${(err as Error).message}`));
+  });
+  // Without a terminal (stdin closed at once, e.g. under CI) keep running until a signal.
+  commands.on('close', () => {});
 }
