@@ -10,7 +10,7 @@
 // machine's load average is sampled throughout and written beside every figure: on a shared machine
 // compare the CPU-per-work ratios, not wall-clock rates.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { listOption, parseOptions, usageError } from '../scripts/cli.ts';
 import { startRedis } from '../scripts/fleet/redis.ts';
 import { type DrainResult, runDrain } from './drain.ts';
 import { type FanoutResult, runFanout } from './fanout.ts';
@@ -39,41 +39,20 @@ const SIZES = {
 } as const;
 
 const usage = 'usage: node bench/run.ts [--size full|smoke] [--only idle,fanout,redis,drain] [--rounds N] [--out DIR]';
-let args;
-try {
-  args = parseArgs({
-    options: {
-      size: { type: 'string', default: 'full' },
-      only: { type: 'string' },
-      rounds: { type: 'string' },
-      out: { type: 'string', default: 'bench/results' },
-      help: { type: 'boolean', default: false },
-    },
-  }).values;
-} catch (err) {
-  console.error(`${(err as Error).message}\n${usage}`);
-  process.exit(2);
-}
-if (args.help) {
-  console.log(usage);
-  process.exit(0);
-}
-if (args.size !== 'full' && args.size !== 'smoke') {
-  console.error(`--size must be full or smoke, got ${args.size}\n${usage}`);
-  process.exit(2);
-}
-const only = (args.only?.split(',').map((s) => s.trim()).filter(Boolean) ?? [...BENCHES]) as BenchName[];
+const args = parseOptions(usage, {
+  size: { type: 'string', default: 'full' },
+  only: { type: 'string' },
+  rounds: { type: 'string' },
+  out: { type: 'string', default: 'bench/results' },
+  help: { type: 'boolean', default: false },
+});
+if (args.size !== 'full' && args.size !== 'smoke') usageError(`--size must be full or smoke, got ${args.size}`, usage);
+const only = (listOption(args.only) ?? [...BENCHES]) as BenchName[];
 const unknown = only.filter((name) => !BENCHES.includes(name));
-if (unknown.length > 0) {
-  console.error(`unknown bench ${unknown.join(', ')}; known: ${BENCHES.join(', ')}\n${usage}`);
-  process.exit(2);
-}
+if (unknown.length > 0) usageError(`unknown bench ${unknown.join(', ')}; known: ${BENCHES.join(', ')}`, usage);
 const size = SIZES[args.size];
 const rounds = args.rounds === undefined ? size.rounds : Number(args.rounds);
-if (!Number.isInteger(rounds) || rounds < 1) {
-  console.error(`--rounds must be a positive integer, got ${args.rounds}`);
-  process.exit(2);
-}
+if (!Number.isInteger(rounds) || rounds < 1) usageError(`--rounds must be a positive integer, got ${args.rounds}`);
 const out = args.out!;
 mkdirSync(out, { recursive: true });
 const log = (line: string): void => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);

@@ -1,7 +1,6 @@
 // `make dev`: a local fleet — a real redis-server, N gateway processes and HAProxy in front — until
 // Ctrl-C. Type `help` for commands that delete pods the way the kubelet does.
-import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
+import { parseOptions, positiveIntOption, readCommands, stopOnSignals, usageError } from './cli.ts';
 import { type FleetEvent, startLocalFleet } from './fleet/fleet.ts';
 
 const usage = `usage: node scripts/dev-fleet.ts [--replicas N] [--port P] [--backplane redis|none] [--log-level L] [--grace-ms MS]
@@ -13,48 +12,21 @@ const usage = `usage: node scripts/dev-fleet.ts [--replicas N] [--port P] [--bac
   --log-level  gateway log level printed here: fatal|error|warn|info|debug (default warn)
   --grace-ms   SIGTERM → SIGKILL grace period for "terminate" (default 30000)`;
 
-let args;
-try {
-  args = parseArgs({
-    options: {
-      replicas: { type: 'string', default: '3' },
-      port: { type: 'string', default: '8080' },
-      'log-level': { type: 'string', default: 'warn' },
-      'grace-ms': { type: 'string', default: '30000' },
-      backplane: { type: 'string', default: 'redis' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  }).values;
-} catch (err) {
-  console.error(`${(err as Error).message}\n${usage}`);
-  process.exit(2);
-}
-if (args.help) {
-  console.log(usage);
-  process.exit(0);
-}
-
-function positiveInt(name: string, raw: string, max: number): number {
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    console.error(`--${name}=${raw}: must be an integer from 1 to ${max}\n${usage}`);
-    process.exit(2);
-  }
-  return value;
-}
-const replicas = positiveInt('replicas', args.replicas, 32);
-const port = positiveInt('port', args.port, 65_535);
-const graceMs = positiveInt('grace-ms', args['grace-ms'], 600_000);
+const args = parseOptions(usage, {
+  replicas: { type: 'string', default: '3' },
+  port: { type: 'string', default: '8080' },
+  'log-level': { type: 'string', default: 'warn' },
+  'grace-ms': { type: 'string', default: '30000' },
+  backplane: { type: 'string', default: 'redis' },
+  help: { type: 'boolean', short: 'h', default: false },
+});
+const replicas = positiveIntOption('replicas', args.replicas, 32, usage);
+const port = positiveIntOption('port', args.port, 65_535, usage);
+const graceMs = positiveIntOption('grace-ms', args['grace-ms'], 600_000, usage);
 const logLevel = args['log-level'];
 const backplane = args.backplane;
-if (backplane !== 'redis' && backplane !== 'none') {
-  console.error(`--backplane=${backplane}: must be redis or none\n${usage}`);
-  process.exit(2);
-}
-if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(logLevel)) {
-  console.error(`--log-level=${logLevel}: must be one of fatal, error, warn, info, debug, trace`);
-  process.exit(2);
-}
+if (backplane !== 'redis' && backplane !== 'none') usageError(`--backplane=${backplane}: must be redis or none`, usage);
+if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(logLevel)) usageError(`--log-level=${logLevel}: must be one of fatal, error, warn, info, debug, trace`);
 
 const describe = (e: FleetEvent): string => `[fleet] ${e.kind} ${e.pod}${e.detail ? ` (${e.detail})` : ''}`;
 
@@ -93,52 +65,25 @@ Local fleet is up.
   HAProxy config:              ${fleet.haproxy.configPath}
 Commands: pods | terminate <pod> | kill <pod> | scale <n> | help. Ctrl-C stops everything.`);
 
-let stopping = false;
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  console.log(`\n${signal}: stopping the fleet ...`);
+stopOnSignals('stopping the fleet', async () => {
   await stop();
   console.log('stopped: gateways, HAProxy and redis-server are gone.');
-  process.exit(0);
-}
-process.once('SIGINT', () => void shutdown('SIGINT'));
-process.once('SIGTERM', () => void shutdown('SIGTERM'));
-
-const commands = createInterface({ input: process.stdin });
-commands.on('line', (line) => {
-  const [command, arg] = line.trim().split(/\s+/);
-  const run = async (): Promise<void> => {
-    switch (command) {
-      case undefined:
-      case '':
-        return;
-      case 'pods':
-        for (const pod of await fleet.pods()) {
-          console.log(`${pod.name}\t${pod.phase}\t${fleet.podUrl(pod.name)}\tinternal ${fleet.podInternalUrl(pod.name)}\tup ${Math.round((Date.now() - pod.startedAt) / 1000)} s`);
-        }
-        return;
-      case 'terminate': {
-        const exit = await fleet.terminate(arg ?? '');
-        console.log(`[fleet] ${exit.pod} gone after ${exit.durationMs} ms: code=${exit.code} signal=${exit.signal}${exit.killedAfterGrace ? ' (SIGKILL after grace)' : ''}`);
-        return;
-      }
-      case 'kill': {
-        const exit = await fleet.kill(arg ?? '');
-        console.log(`[fleet] ${exit.pod} killed: signal=${exit.signal}`);
-        return;
-      }
-      case 'scale':
-        await fleet.scale(Number(arg));
-        return;
-      case 'help':
-        console.log('pods — list pods | terminate <pod> — SIGTERM, SIGKILL after the grace period, replacement starts | kill <pod> — SIGKILL | scale <n>');
-        return;
-      default:
-        console.log(`unknown command "${command}"; type help`);
-    }
-  };
-  run().catch((err: unknown) => console.error(`${command}: ${(err as Error).message}`));
 });
-// Without a terminal (stdin closed at once, e.g. under CI) keep running until a signal.
-commands.on('close', () => {});
+
+readCommands({
+  pods: async () => {
+    for (const pod of await fleet.pods()) {
+      console.log(`${pod.name}\t${pod.phase}\t${fleet.podUrl(pod.name)}\tinternal ${fleet.podInternalUrl(pod.name)}\tup ${Math.round((Date.now() - pod.startedAt) / 1000)} s`);
+    }
+  },
+  terminate: async (arg) => {
+    const exit = await fleet.terminate(arg ?? '');
+    console.log(`[fleet] ${exit.pod} gone after ${exit.durationMs} ms: code=${exit.code} signal=${exit.signal}${exit.killedAfterGrace ? ' (SIGKILL after grace)' : ''}`);
+  },
+  kill: async (arg) => {
+    const exit = await fleet.kill(arg ?? '');
+    console.log(`[fleet] ${exit.pod} killed: signal=${exit.signal}`);
+  },
+  scale: (arg) => fleet.scale(Number(arg)),
+  help: () => console.log('pods — list pods | terminate <pod> — SIGTERM, SIGKILL after the grace period, replacement starts | kill <pod> — SIGKILL | scale <n>'),
+});

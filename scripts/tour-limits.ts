@@ -2,11 +2,10 @@
 // seconds — JWT auth, 2 s heartbeats, a 64 KiB outbound limit — and commands to mint page URLs with
 // tokens and to flood the chat. Ctrl-C stops it.
 import { randomBytes } from 'node:crypto';
-import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
 import { createGatewayClient, type GatewayClient } from '../app/client/index.ts';
 import { sendChat } from '../app/client/demo.ts';
 import { DEFAULT_CHAT_ROOM } from '../app/protocol/rooms.ts';
+import { parseOptions, positiveIntOption, readCommands, stopOnSignals } from './cli.ts';
 import { type GatewayProcess, startGateway } from './fleet/gateway.ts';
 import { mintToken } from './tokens.ts';
 
@@ -17,22 +16,8 @@ commands on stdin:
   flood             send 300 KiB of chat to ${DEFAULT_CHAT_ROOM} at once (150 messages of 2000 characters)
   help`;
 
-let args;
-try {
-  args = parseArgs({ options: { port: { type: 'string', default: '3000' }, help: { type: 'boolean', short: 'h', default: false } } }).values;
-} catch (err) {
-  console.error(`${(err as Error).message}\n${usage}`);
-  process.exit(2);
-}
-if (args.help) {
-  console.log(usage);
-  process.exit(0);
-}
-const port = Number(args.port);
-if (!Number.isInteger(port) || port < 1 || port > 65_535) {
-  console.error(`--port=${args.port}: must be an integer from 1 to 65535\n${usage}`);
-  process.exit(2);
-}
+const args = parseOptions(usage, { port: { type: 'string', default: '3000' }, help: { type: 'boolean', short: 'h', default: false } });
+const port = positiveIntOption('port', args.port, 65_535, usage);
 
 const secret = randomBytes(32).toString('hex');
 const LIMITS = {
@@ -87,40 +72,17 @@ async function flood(): Promise<void> {
   console.log(`flooded ${DEFAULT_CHAT_ROOM}: ${seqs.length} messages, ${Math.round((seqs.length * text.length) / 1024)} KiB, seqs ${Math.min(...seqs)}..${Math.max(...seqs)}`);
 }
 
-let stopping = false;
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  console.log(`\n${signal}: stopping the gateway ...`);
+stopOnSignals('stopping the gateway', async () => {
   for (const writer of writers) writer.close();
   await stop();
-  process.exit(0);
-}
-process.once('SIGINT', () => void shutdown('SIGINT'));
-process.once('SIGTERM', () => void shutdown('SIGTERM'));
-
-const commands = createInterface({ input: process.stdin });
-commands.on('line', (line) => {
-  const [command, arg] = line.trim().split(/\s+/);
-  const run = async (): Promise<void> => {
-    switch (command) {
-      case undefined:
-      case '':
-        return;
-      case 'token': {
-        const seconds = Number(arg);
-        if (!Number.isInteger(seconds) || seconds < 1 || seconds > 86_400) return console.log('token <seconds>: seconds must be an integer from 1 to 86400');
-        console.log(`page with a token expiring in ${seconds} s: ${await pageUrl(seconds)}`);
-        return;
-      }
-      case 'flood':
-        return flood();
-      case 'help':
-        return console.log(usage.slice(usage.indexOf('commands')));
-      default:
-        console.log(`unknown command "${command}"; type help`);
-    }
-  };
-  run().catch((err: unknown) => console.error(`${command}: ${(err as Error).message}`));
 });
-commands.on('close', () => {});
+
+readCommands({
+  token: async (arg) => {
+    const seconds = Number(arg);
+    if (!Number.isInteger(seconds) || seconds < 1 || seconds > 86_400) return console.log('token <seconds>: seconds must be an integer from 1 to 86400');
+    console.log(`page with a token expiring in ${seconds} s: ${await pageUrl(seconds)}`);
+  },
+  flood,
+  help: () => console.log(usage.slice(usage.indexOf('commands'))),
+});

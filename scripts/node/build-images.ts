@@ -1,35 +1,20 @@
 // Builds the real node's OCI image archives (scripts/node/images.ts) and says where they are.
 //   node scripts/node/build-images.ts [--only gateway,redis] [--out DIR] [--localbin DIR] [--json]
 // Load one into containerd with: ctr -n k8s.io images import <archive>
-import { parseArgs } from 'node:util';
+import { listOption, parseOptions, usageError } from '../cli.ts';
 import { buildImages, IMAGE_NAMES, ImageBuildError, type ImageName } from './images.ts';
 
 const usage = `usage: node scripts/node/build-images.ts [--only ${IMAGE_NAMES.join(',')}] [--out DIR] [--localbin DIR] [--json]`;
-let args;
-try {
-  args = parseArgs({
-    options: {
-      only: { type: 'string' },
-      out: { type: 'string' },
-      localbin: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
-    },
-  }).values;
-} catch (err) {
-  console.error(`${(err as Error).message}\n${usage}`);
-  process.exit(2);
-}
-if (args.help) {
-  console.log(usage);
-  process.exit(0);
-}
-const only = args.only?.split(',').map((s) => s.trim()).filter(Boolean);
+const args = parseOptions(usage, {
+  only: { type: 'string' },
+  out: { type: 'string' },
+  localbin: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', default: false },
+});
+const only = listOption(args.only);
 const unknown = only?.filter((name) => !IMAGE_NAMES.includes(name as ImageName)) ?? [];
-if (unknown.length > 0) {
-  console.error(`unknown image ${unknown.join(', ')}; known: ${IMAGE_NAMES.join(', ')}`);
-  process.exit(2);
-}
+if (unknown.length > 0) usageError(`unknown image ${unknown.join(', ')}; known: ${IMAGE_NAMES.join(', ')}`);
 
 const began = Date.now();
 try {

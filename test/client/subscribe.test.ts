@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGatewayClient, type GatewayClient, GatewayClientError } from '../../app/client/index.ts';
 import { writeNamespaces } from '../helpers/namespaces.ts';
-import { hs256Token, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET } from '../helpers/tokens.ts';
+import { startRedisGateways } from '../helpers/gateways.ts';
+import { hs256Token, JWT_ENV } from '../helpers/tokens.ts';
 import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
 import { waitFor } from '../../scripts/fleet/ports.ts';
-import { startRedis } from '../../scripts/fleet/redis.ts';
 
 /** An application's own message map: the SDK types `publish` and `message` by it. */
 type TeamMessages = {
@@ -32,24 +32,9 @@ describe('the SDK: subscriptions and exactly-once publishes', () => {
   };
 
   beforeAll(async () => {
-    const [redis, stopRedis] = await startRedis();
-    cleanups.push(stopRedis);
-    env = {
-      ADAPTER: 'redis',
-      REDIS_URL: redis.url,
-      AUTH_MODE: 'jwt',
-      JWT_SECRET: TEST_SECRET,
-      JWT_AUDIENCE: TEST_AUDIENCE,
-      JWT_ISSUER: TEST_ISSUER,
-      NAMESPACES_FILE: writeNamespaces(),
-    };
-    [a, b] = (await Promise.all(
-      ['a', 'b'].map(async (name) => {
-        const [gateway, stop] = await startGateway({ env, pod: `sdk-${name}` });
-        cleanups.push(stop);
-        return gateway;
-      }),
-    )) as [GatewayProcess, GatewayProcess];
+    const [fleet, stop] = await startRedisGateways(['sdk-a', 'sdk-b'], { ...JWT_ENV, NAMESPACES_FILE: writeNamespaces() });
+    cleanups.push(stop);
+    ({ env, gateways: [a, b] } = fleet);
   });
   afterAll(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();

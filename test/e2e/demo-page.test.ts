@@ -1,23 +1,12 @@
-import { existsSync } from 'node:fs';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalFleet, startLocalFleet } from '../../scripts/fleet/fleet.ts';
+import { launchChromium } from '../helpers/browser.ts';
 
 // The demo page in real Chromium, served through the local fleet's HAProxy: two tabs share the
 // live counter; the fleet view — on the internal port, never the public one — shows a pod draining
 // while its clients move.
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const ADMIN_TOKEN = 'e2e-admin-token-0123456789';
 
 describe('the demo page in Chromium', () => {
@@ -26,9 +15,6 @@ describe('the demo page in Chromium', () => {
   const cleanups: (() => Promise<unknown>)[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`Chromium not found at ${CHROMIUM}: run \`apt-get install -y chromium\` (or \`bash .ci/run\`), or set CHROMIUM_PATH`);
-    }
     const [started, stopFleet] = await startLocalFleet({
       replicas: 2,
       env: {
@@ -42,7 +28,7 @@ describe('the demo page in Chromium', () => {
     });
     fleet = started;
     cleanups.push(stopFleet);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    browser = await launchChromium();
     cleanups.push(() => browser.close());
   });
   afterAll(async () => {

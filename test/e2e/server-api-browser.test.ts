@@ -1,20 +1,19 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalFleet, startLocalFleet } from '../../scripts/fleet/fleet.ts';
+import { launchChromium } from '../helpers/browser.ts';
 
 // A backend in another language publishes through the server API — `curl` to one pod's internal port,
 // then the standard-library Python script (scripts/server-api/publish.py) through the fleet's internal
 // entry — and the demo page in real Chromium, on whichever pod HAProxy picked, shows every message in order.
 
 const run = promisify(execFile);
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const API_KEY = 'e2e-api-key-0123456789abcdef0123456789';
 const PUBLISH_PY = fileURLToPath(new URL('../../scripts/server-api/publish.py', import.meta.url));
 
@@ -24,15 +23,12 @@ describe('a backend publishing with curl and Python, a browser receiving', () =>
   const cleanups: (() => Promise<unknown>)[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`Chromium not found at ${CHROMIUM}: run \`apt-get install -y chromium\` (or \`bash .ci/run\`), or set CHROMIUM_PATH`);
-    }
     const keys = join(mkdtempSync(join(tmpdir(), 'rt-api-')), 'keys');
     writeFileSync(keys, `${API_KEY}\n`);
     const [started, stopFleet] = await startLocalFleet({ replicas: 2, env: { API_KEYS_FILE: keys, FLEET_STATS_INTERVAL_MS: '500' } });
     fleet = started;
     cleanups.push(stopFleet);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    browser = await launchChromium();
     cleanups.push(() => browser.close());
   });
   afterAll(async () => {

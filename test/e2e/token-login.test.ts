@@ -1,14 +1,11 @@
-import { existsSync } from 'node:fs';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
+import { launchChromium } from '../helpers/browser.ts';
 import { hs256Token, TEST_SECRET } from '../helpers/tokens.ts';
 
 // On Kubernetes the gateway runs AUTH_MODE=jwt and `make up` prints the page URL with `#token=<jwt>`:
 // the page must log in with that token and be refused without one.
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 describe('the demo page on a JWT-protected gateway', () => {
   let browser: Browser;
@@ -16,11 +13,10 @@ describe('the demo page on a JWT-protected gateway', () => {
   const cleanups: (() => Promise<unknown>)[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: run \`apt-get install -y chromium\` (or \`bash .ci/run\`), or set CHROMIUM_PATH`);
     const [started, stop] = await startGateway({ env: { AUTH_MODE: 'jwt', JWT_SECRET: TEST_SECRET } });
     gateway = started;
     cleanups.push(stop);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    browser = await launchChromium();
     cleanups.push(() => browser.close());
   });
   afterAll(async () => {

@@ -1,14 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium, type Page } from 'playwright-core';
-import { existsSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
 
 // The tour's commands as a user runs them: a CLI (`make dev`'s scripts/dev-fleet.ts, `make tour-limits`)
 // in a child process, its printed URLs parsed, commands typed on its stdin.
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 export interface Cli {
   readonly child: ChildProcess;
@@ -52,12 +49,7 @@ export async function startCli(script: string, args: string[]): Promise<Cli> {
   return cli;
 }
 
-export async function launchChromium(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: run \`apt-get install -y chromium\` (or \`bash .ci/run\`), or set CHROMIUM_PATH`);
-  }
-  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
-}
+export { launchChromium } from '../helpers/browser.ts';
 
 /** A new tab (its own browser context: own cookies, own sticky pod) on `url`, connected. */
 export async function openTab(browser: Browser, url: string, connected = true): Promise<Page> {

@@ -4,7 +4,7 @@ import { createGatewayClient, type GatewayClient, type GatewayClientError } from
 import { type LocalFleet, startLocalFleet } from '../../scripts/fleet/fleet.ts';
 import { waitFor } from '../../scripts/fleet/ports.ts';
 import { writeNamespaces } from '../helpers/namespaces.ts';
-import { hs256Token, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET } from '../helpers/tokens.ts';
+import { hs256Token, JWT_ENV } from '../helpers/tokens.ts';
 
 type Messages = { 'order:updated': { n: number }; 'ticket:note': { text: string }; 'team:msg': { n: number }; 'lobby:wave': { n: number } };
 const API_KEY = 'fleet-ns-api-key-0123456789abcdef01234';
@@ -21,10 +21,7 @@ describe('namespace policies on the local fleet', () => {
     const [started, stop] = await startLocalFleet({
       replicas: 2,
       env: {
-        AUTH_MODE: 'jwt',
-        JWT_SECRET: TEST_SECRET,
-        JWT_AUDIENCE: TEST_AUDIENCE,
-        JWT_ISSUER: TEST_ISSUER,
+        ...JWT_ENV,
         NAMESPACES_FILE: writeNamespaces(),
         API_KEYS_FILE: keys,
         DRAIN_NOTICE_DELAY_MS: '300',

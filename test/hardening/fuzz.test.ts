@@ -3,11 +3,11 @@ import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT_EVENTS, clientEventSchemas, type ErrorCode, isClientEvent } from '../../app/protocol/index.ts';
 import { connectClient, type TestClient } from '../helpers/clients.ts';
-import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
+import type { GatewayProcess } from '../../scripts/fleet/gateway.ts';
 import { waitFor } from '../../scripts/fleet/ports.ts';
 import { metricValue } from '../helpers/process-memory.ts';
 import { connectRaw, type RawSocketIo } from '../helpers/raw-socketio.ts';
-import { startRedis } from '../../scripts/fleet/redis.ts';
+import { startRedisGateways, UNLIMITED_RATES_ENV } from '../helpers/gateways.ts';
 import { hs256Token, TEST_SECRET, unsignedToken } from '../helpers/tokens.ts';
 import { writeNamespaces } from '../helpers/namespaces.ts';
 
@@ -122,24 +122,9 @@ describe('malformed input at a live gateway', () => {
   let token: string;
 
   beforeAll(async () => {
-    const [redis, stopRedis] = await startRedis();
-    cleanups.push(stopRedis);
-    const env = {
-      ADAPTER: 'redis',
-      REDIS_URL: redis.url,
-      AUTH_MODE: 'jwt',
-      JWT_SECRET: TEST_SECRET,
-      // The fuzzers are supposed to reach the schemas, not the rate limits (tested on their own).
-      RATE_LIMIT_PER_SECOND: '1000000',
-      RATE_LIMIT_BURST: '1000000',
-      USER_RATE_LIMIT_PER_SECOND: '1000000',
-      USER_RATE_LIMIT_BURST: '1000000',
-      INBOUND_BYTES_PER_SECOND: '1000000000',
-      INBOUND_BYTES_BURST: '1000000000',
-      MAX_CONNECTIONS_PER_SECOND: '100000',
-    };
-    const [gw, stop] = await startGateway({ env });
-    gateway = gw;
+    // The fuzzers are supposed to reach the schemas, not the rate limits (tested on their own).
+    const [fleet, stop] = await startRedisGateways(['fuzz'], { AUTH_MODE: 'jwt', JWT_SECRET: TEST_SECRET, ...UNLIMITED_RATES_ENV, MAX_CONNECTIONS_PER_SECOND: '100000' });
+    [gateway] = fleet.gateways;
     cleanups.push(stop);
     token = await hs256Token({ sub: 'fuzzer', expiresIn: 3_600 });
   });
@@ -298,27 +283,15 @@ describe('hostile input at namespaces, subscription tokens and the server API', 
   let gateway: GatewayProcess;
 
   beforeAll(async () => {
-    const [redis, stopRedis] = await startRedis();
-    cleanups.push(stopRedis);
-    const keys = writeNamespaces(`${API_KEY}\n`, 'api-keys');
-    const [gw, stop] = await startGateway({
-      env: {
-        ADAPTER: 'redis',
-        REDIS_URL: redis.url,
-        AUTH_MODE: 'jwt',
-        JWT_SECRET: TEST_SECRET,
-        NAMESPACES_FILE: writeNamespaces(),
-        API_KEYS_FILE: keys,
-        API_MAX_BODY_BYTES: '4096',
-        RATE_LIMIT_PER_SECOND: '1000000',
-        RATE_LIMIT_BURST: '1000000',
-        USER_RATE_LIMIT_PER_SECOND: '1000000',
-        USER_RATE_LIMIT_BURST: '1000000',
-        INBOUND_BYTES_PER_SECOND: '1000000000',
-        INBOUND_BYTES_BURST: '1000000000',
-      },
+    const [fleet, stop] = await startRedisGateways(['fuzz-namespaces'], {
+      AUTH_MODE: 'jwt',
+      JWT_SECRET: TEST_SECRET,
+      NAMESPACES_FILE: writeNamespaces(),
+      API_KEYS_FILE: writeNamespaces(`${API_KEY}\n`, 'api-keys'),
+      API_MAX_BODY_BYTES: '4096',
+      ...UNLIMITED_RATES_ENV,
     });
-    gateway = gw;
+    [gateway] = fleet.gateways;
     cleanups.push(stop);
   });
   afterAll(async () => {

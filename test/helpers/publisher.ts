@@ -1,8 +1,8 @@
 import type { Backplane } from '../../app/gateway/backplane/backplane.ts';
-import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
+import type { GatewayProcess } from '../../scripts/fleet/gateway.ts';
 import { createRedisBackplane } from '../../app/gateway/backplane/redis.ts';
 import { waitFor } from '../../scripts/fleet/ports.ts';
-import { startRedis } from '../../scripts/fleet/redis.ts';
+import { startRedisGateways } from './gateways.ts';
 
 /**
  * The gateway's own Redis backplane code, connected as a publisher the test controls — to flood a
@@ -25,13 +25,9 @@ export async function startFloodTarget(): Promise<[{ gateway: GatewayProcess; pu
     for (const step of cleanups.reverse()) await step();
   };
   try {
-    const [redis, stopRedis] = await startRedis();
-    cleanups.push(stopRedis);
-    const [gateway, stopGateway] = await startGateway({
-      env: { ADAPTER: 'redis', REDIS_URL: redis.url, PING_INTERVAL_MS: '25000', PING_TIMEOUT_MS: '20000' },
-    });
+    const [{ redisUrl, gateways: [gateway] }, stopGateway] = await startRedisGateways(['flood-target'], { PING_INTERVAL_MS: '25000', PING_TIMEOUT_MS: '20000' });
     cleanups.push(stopGateway);
-    const [publisher, stopPublisher] = await startPublisher(redis.url);
+    const [publisher, stopPublisher] = await startPublisher(redisUrl);
     cleanups.push(stopPublisher);
     return [{ gateway, publisher }, cleanup];
   } catch (err) {

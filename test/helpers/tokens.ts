@@ -75,3 +75,11 @@ function sign(jwt: SignJWT, key: Parameters<SignJWT['sign']>[0], opts: TokenOpti
     .setExpirationTime(nowSeconds() + (opts.expiresIn ?? 300))
     .sign(key);
 }
+
+/** A gateway's JWT settings that accept the tokens signed here (the shared secret, audience and issuer). */
+export const JWT_ENV: Readonly<Record<string, string>> = {
+  AUTH_MODE: 'jwt',
+  JWT_SECRET: TEST_SECRET,
+  JWT_AUDIENCE: TEST_AUDIENCE,
+  JWT_ISSUER: TEST_ISSUER,
+};

@@ -2,10 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DurableEnvelope } from '../../app/protocol/index.ts';
 import { connectClient, type TestClient } from '../helpers/clients.ts';
 import { writeNamespaces } from '../helpers/namespaces.ts';
-import { hs256Token, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET } from '../helpers/tokens.ts';
-import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
+import { startRedisGateways } from '../helpers/gateways.ts';
+import { hs256Token, JWT_ENV, TEST_SECRET } from '../helpers/tokens.ts';
+import type { GatewayProcess } from '../../scripts/fleet/gateway.ts';
 import { waitFor } from '../../scripts/fleet/ports.ts';
-import { startRedis } from '../../scripts/fleet/redis.ts';
 
 // Every join and publish policy of docs/namespaces.md on two real gateway processes sharing one real
 // redis-server, with JWT auth on, driven by the stock socket.io-client.
@@ -29,24 +29,9 @@ describe('channel namespaces on a fleet', () => {
   const inRoom = (client: TestClient, room: string): DurableEnvelope[] => client.received.filter((e) => e.room === room);
 
   beforeAll(async () => {
-    const [redis, stopRedis] = await startRedis();
-    cleanups.push(stopRedis);
-    const env = {
-      ADAPTER: 'redis',
-      REDIS_URL: redis.url,
-      AUTH_MODE: 'jwt',
-      JWT_SECRET: TEST_SECRET,
-      JWT_AUDIENCE: TEST_AUDIENCE,
-      JWT_ISSUER: TEST_ISSUER,
-      NAMESPACES_FILE: writeNamespaces(),
-    };
-    [a, b] = (await Promise.all(
-      ['a', 'b'].map(async (name) => {
-        const [gateway, stop] = await startGateway({ env, pod: `ns-${name}` });
-        cleanups.push(stop);
-        return gateway;
-      }),
-    )) as [GatewayProcess, GatewayProcess];
+    const [fleet, stop] = await startRedisGateways(['ns-a', 'ns-b'], { ...JWT_ENV, NAMESPACES_FILE: writeNamespaces() });
+    cleanups.push(stop);
+    [a, b] = fleet.gateways;
   });
   afterAll(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();

@@ -3,10 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DurableEnvelope } from '../../app/protocol/index.ts';
 import { connectClient, type TestClient } from '../helpers/clients.ts';
 import { writeNamespaces } from '../helpers/namespaces.ts';
-import { hs256Token, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET } from '../helpers/tokens.ts';
+import { startRedisGateways } from '../helpers/gateways.ts';
+import { hs256Token, JWT_ENV } from '../helpers/tokens.ts';
 import { type GatewayProcess, startGateway } from '../../scripts/fleet/gateway.ts';
 import { waitFor } from '../../scripts/fleet/ports.ts';
-import { startRedis } from '../../scripts/fleet/redis.ts';
 
 const KEY_1 = 'k1-0123456789abcdef0123456789abcdef';
 const KEY_2 = 'k2-fedcba9876543210fedcba9876543210';
@@ -38,29 +38,17 @@ describe('the server API on a fleet', () => {
   const currentSeq = async (room: string): Promise<number> => (await api(a, 'history', { room, afterSeq: null, recent: 0 })).body.seq as number;
 
   beforeAll(async () => {
-    const [redis, stopRedis] = await startRedis();
-    cleanups.push(stopRedis);
     keysFile = writeNamespaces(`# server API keys\n${KEY_1}\n`, 'api-keys');
-    env = {
-      ADAPTER: 'redis',
-      REDIS_URL: redis.url,
-      AUTH_MODE: 'jwt',
-      JWT_SECRET: TEST_SECRET,
-      JWT_AUDIENCE: TEST_AUDIENCE,
-      JWT_ISSUER: TEST_ISSUER,
+    const [fleet, stop] = await startRedisGateways(['api-a', 'api-b'], {
+      ...JWT_ENV,
       NAMESPACES_FILE: writeNamespaces(),
       API_KEYS_FILE: keysFile,
       API_MAX_BODY_BYTES: '4096',
       FLEET_STATS_INTERVAL_MS: '500',
       FLEET_STATS_TTL_SECONDS: '2',
-    };
-    [a, b] = (await Promise.all(
-      ['a', 'b'].map(async (name) => {
-        const [gateway, stop] = await startGateway({ env, pod: `api-${name}` });
-        cleanups.push(stop);
-        return gateway;
-      }),
-    )) as [GatewayProcess, GatewayProcess];
+    });
+    cleanups.push(stop);
+    ({ env, gateways: [a, b] } = fleet);
   });
   afterAll(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
