@@ -197,6 +197,8 @@ export interface ClientStats {
   duplicatesDropped: number;
   gapFetches: number;
   resets: number;
+  /** Publishes sent again with their idempotency key after a lost ack or a retryable refusal. */
+  publishRetries: number;
 }
 
 type Ok<E extends ClientEventName> = { readonly ok: true } & AckBodies[E];
@@ -287,7 +289,7 @@ export class GatewayClient<M extends MessageMap = MessageMap> extends TypedEmitt
   #pollFailures = 0;
   readonly #subscriptions = new Map<string, Subscription<M>>();
   readonly #joinTokens = new Map<string, SubscriptionTokenSource>();
-  readonly stats: ClientStats = { connects: 0, connectFailures: 0, drainMoves: 0, delivered: 0, duplicatesDropped: 0, gapFetches: 0, resets: 0 };
+  readonly stats: ClientStats = { connects: 0, connectFailures: 0, drainMoves: 0, delivered: 0, duplicatesDropped: 0, gapFetches: 0, resets: 0, publishRetries: 0 };
 
   constructor(options: GatewayClientOptions) {
     super();
@@ -435,6 +437,7 @@ export class GatewayClient<M extends MessageMap = MessageMap> extends TypedEmitt
         const lost = error.code === 'disconnected' || error.code === 'timeout';
         const delay = error.retryAfterMs ?? backoffDelay(attempt, this.#backoff, this.#random);
         if (!(lost || error.retryable) || this.#state === 'closed' || Date.now() + delay > deadline) throw error;
+        this.stats.publishRetries += 1;
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }

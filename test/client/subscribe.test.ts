@@ -123,7 +123,10 @@ describe('the SDK: subscriptions and exactly-once publishes', () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(received).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
     expect(writer.pod).toBe(c2.pod);
-    // At least one publish was answered from the idempotency record — without keys it would have published twice.
-    expect(results.some((r) => r.duplicate)).toBe(true);
+    // Acks were lost and publishes retried — whether a retry was answered from the idempotency record
+    // (the pod had applied the first try) or published (it had not) depends on where the pause fell; either
+    // way the reader's 1..30, each once, shows no retry published twice.
+    expect(writer.stats.publishRetries).toBeGreaterThan(0);
+    expect(results.filter((r) => r.duplicate).length).toBeLessThanOrEqual(writer.stats.publishRetries);
   });
 });

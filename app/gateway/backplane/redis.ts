@@ -248,6 +248,8 @@ export function createRedisBackplane(opts: RedisBackplaneOptions): Backplane {
       const raw = await call('presence read', () => commands.rtPresenceRead(presenceKey(room)));
       const users = [];
       for (let i = 0; i < raw.length; i += 2) users.push({ userId: raw[i]!, connections: Number(raw[i + 1]) });
+      // A hash's order is Redis's; sorted, as the memory backplane answers, so readers get one stable order.
+      users.sort((x, y) => x.userId.localeCompare(y.userId));
       return { room, users, connections: users.reduce((sum, u) => sum + u.connections, 0) };
     },
     async writeFleetStat(stat: FleetStat) {
