@@ -106,7 +106,12 @@ describe('the SDK: subscriptions and exactly-once publishes', () => {
 
     const results: { n: number; duplicate: boolean }[] = [];
     const writing = (async () => {
-      for (let n = 1; n <= 30; n += 1) results.push({ n, duplicate: (await writerRoom.publish('team:msg', { n })).duplicate });
+      for (let n = 1; n <= 30; n += 1) {
+        results.push({ n, duplicate: (await writerRoom.publish('team:msg', { n })).duplicate });
+        // Paced, so the pause and the kill below land while publishes are still being made (unpaced, the
+        // 30 can all be acked before the test sees the 10th).
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
     })();
     // Lost acks, twice: the pod freezes with publishes in flight (their acks time out, the retries queue
     // behind them), then resumes; later it is killed outright and a new one takes its port.
