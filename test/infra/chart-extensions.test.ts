@@ -8,7 +8,7 @@ import { synthChartObjects } from '../../infra/chart/chart-generator.ts';
 import { DEFAULT_VALUES, type ChartValues } from '../../infra/chart/values.ts';
 import { RealtimeGateway } from '../../infra/realtime-gateway.ts';
 import { PLATFORM_VALUES } from './platform-values.ts';
-import { helmTemplate, NAMESPACE, RELEASE, requireHelm, ROOT } from './helm.ts';
+import { helmTemplate, NAMESPACE, RELEASE, renderByKindAndName, requireHelm, ROOT } from './helm.ts';
 import { validateManifest } from './validate-models.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- rendered objects are read as plain JSON */
@@ -16,11 +16,7 @@ type Obj = Record<string, any>;
 
 const FULLNAME = 'realtime-gateway';
 
-function render(values: object): Map<string, Obj> {
-  const objects = helmTemplate(values) as Obj[];
-  for (const object of objects) validateManifest(object as never);
-  return new Map(objects.map((o) => [`${o.kind}/${o.metadata.name}`, o]));
-}
+const render = (values: object) => renderByKindAndName(values) as Map<string, Obj>;
 
 const podSpec = (objects: Map<string, Obj>, key: string) => objects.get(key)!.spec.template.spec as Obj;
 

@@ -9,19 +9,14 @@ import { exportJWK, SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createAuthenticator } from '../../app/gateway/auth.ts';
 import { loadConfig } from '../../app/gateway/config.ts';
-import { helmTemplate, requireHelm } from './helm.ts';
-import { validateManifest } from './validate-models.ts';
+import { helmTemplate, renderByKindAndName, requireHelm } from './helm.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- rendered objects are read as plain JSON */
 type Obj = Record<string, any>;
 
 const FULLNAME = 'realtime-gateway';
 
-function render(values: object): Map<string, Obj> {
-  const objects = helmTemplate(values) as Obj[];
-  for (const object of objects) validateManifest(object as never);
-  return new Map(objects.map((o) => [`${o.kind}/${o.metadata.name}`, o]));
-}
+const render = (values: object) => renderByKindAndName(values) as Map<string, Obj>;
 
 const gatewayContainer = (objects: Map<string, Obj>) => objects.get(`Deployment/${FULLNAME}`)!.spec.template.spec.containers[0] as Obj;
 const envNames = (objects: Map<string, Obj>) => (gatewayContainer(objects).env as Obj[]).map((e) => e.name as string);

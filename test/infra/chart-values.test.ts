@@ -8,7 +8,7 @@ import { valuesSchema } from '../../infra/chart/schema.ts';
 import { DEFAULT_VALUES, type ChartValues } from '../../infra/chart/values.ts';
 import { LIMITS } from '../../infra/limits.ts';
 import { APP_VERSION } from '../../infra/profiles/common.ts';
-import { CHART, helm, helmTemplate, NAMESPACE, RELEASE, requireHelm } from './helm.ts';
+import { CHART, helm, helmTemplate, mergeValues, NAMESPACE, RELEASE, requireHelm } from './helm.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- rendered objects are read as plain JSON */
 type Obj = Record<string, any>;
@@ -16,15 +16,6 @@ type Obj = Record<string, any>;
 /** value path → value, as `-f values.yaml` would give it. */
 function valuesAt(path: string, value: unknown): object {
   return path.split('.').reduceRight<unknown>((inner, key) => ({ [key]: inner }), value) as object;
-}
-
-function merge<T>(base: T, override: unknown): T {
-  if (override === null || typeof override !== 'object' || Array.isArray(override)) return override as T;
-  const out = structuredClone(base) as Record<string, unknown>;
-  for (const [k, v] of Object.entries(override)) {
-    out[k] = out[k] !== null && typeof out[k] === 'object' && !Array.isArray(out[k]) ? merge(out[k], v) : v;
-  }
-  return out as T;
 }
 
 // [what a user might write, the values, what the refusal must name]
@@ -96,7 +87,7 @@ describe('chart values are checked at render', () => {
   });
 
   it('the constructs refuse the same bounds the schema states (one source: infra/limits.ts)', () => {
-    const synth = (override: object) => () => synthChartObjects(merge(DEFAULT_VALUES, override) as ChartValues, { release: RELEASE, namespace: NAMESPACE });
+    const synth = (override: object) => () => synthChartObjects(mergeValues(DEFAULT_VALUES, override) as ChartValues, { release: RELEASE, namespace: NAMESPACE });
     expect(synth(valuesAt('drain.windowMs', LIMITS.drain.windowMs.minimum - 1))).toThrow(/drain\.windowMs=0 must be an integer >= 1/);
     expect(synth(valuesAt('autoscaling.scaleDownPeriodSeconds', LIMITS.scaleDownPeriodSeconds.minimum - 1))).toThrow(/scaleDownPeriodSeconds=14 must be an integer >= 15/);
     expect(synth({ autoscaling: { minReplicas: 8, maxReplicas: 4 } })).toThrow(/maxReplicas=4 must be an integer >= minReplicas \(8\)/);

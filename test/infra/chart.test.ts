@@ -11,7 +11,7 @@ import { GENERATED_SECRET_ANNOTATION } from '../../infra/generated-secret.ts';
 import { synthProfile } from '../../infra/synth.ts';
 import { App, Chart } from 'cdk8s';
 import { RealtimeGateway, type RealtimeGatewayProps } from '../../infra/realtime-gateway.ts';
-import { CHART, helm, helmTemplate, NAMESPACE, RELEASE, requireHelm } from './helm.ts';
+import { CHART, helm, helmTemplate, mergeValues, NAMESPACE, RELEASE, requireHelm } from './helm.ts';
 import { PLATFORM_VALUES } from './platform-values.ts';
 import { validateManifest } from './validate-models.ts';
 import { parseAllDocuments } from 'yaml';
@@ -49,15 +49,6 @@ function normalize(objects: readonly Obj[], { dropToolLabels = false } = {}): Re
     out[key] = o;
   }
   return out;
-}
-
-function merge<T>(base: T, override: unknown): T {
-  if (override === null || typeof override !== 'object' || Array.isArray(override)) return override as T;
-  const out = structuredClone(base) as Record<string, unknown>;
-  for (const [k, v] of Object.entries(override)) {
-    out[k] = out[k] !== null && typeof out[k] === 'object' && !Array.isArray(out[k]) ? merge(out[k], v) : v;
-  }
-  return out as T;
 }
 
 const context = { release: RELEASE, namespace: NAMESPACE };
@@ -187,7 +178,7 @@ describe('the generated chart', () => {
   };
 
   it.each(Object.entries(variants))('renders what the constructs synthesize for: %s', (_name, override) => {
-    const values = merge(DEFAULT_VALUES, override) as ChartValues;
+    const values = mergeValues(DEFAULT_VALUES, override) as ChartValues;
     const rendered = helmTemplate(override);
     for (const object of rendered) validateManifest(object as never);
     expect(normalize(rendered)).toEqual(normalize(synthChartObjects(values, context)));
@@ -264,7 +255,7 @@ describe('the generated chart', () => {
   ];
   it.each(haproxyKnobs)('with entry.kind=haproxy, changing %s (to %j) changes %s', (path, value, objectKey) => {
     const before = normalize(helmTemplate(haproxy));
-    const after = normalize(helmTemplate(merge(haproxy, set(path, value))));
+    const after = normalize(helmTemplate(mergeValues(haproxy, set(path, value))));
     expect(after[objectKey], `${objectKey} missing after setting ${path}`).toBeDefined();
     expect(after[objectKey]).not.toEqual(before[objectKey]);
   });
@@ -273,12 +264,12 @@ describe('the generated chart', () => {
     const checksum = (override: unknown) =>
       (helmTemplate(override) as Obj[]).find((o) => o.kind === 'Deployment' && o.metadata.name === 'realtime-gateway-entry')!.spec.template.metadata.annotations['checksum/config'];
     expect(checksum(haproxy)).toMatch(/^[0-9a-f]{64}$/);
-    expect(checksum(merge(haproxy, { entry: { cookieName: 'rt-sticky' } }))).not.toBe(checksum(haproxy));
-    expect(checksum(merge(haproxy, { entry: { haproxy: { replicas: 3 } } }))).toBe(checksum(haproxy));
+    expect(checksum(mergeValues(haproxy, { entry: { cookieName: 'rt-sticky' } }))).not.toBe(checksum(haproxy));
+    expect(checksum(mergeValues(haproxy, { entry: { haproxy: { replicas: 3 } } }))).toBe(checksum(haproxy));
   });
 
   it('entry.haproxy defaults are the HaproxyEntry construct\'s own', () => {
-    const values = merge(DEFAULT_VALUES, haproxy) as ChartValues;
+    const values = mergeValues(DEFAULT_VALUES, haproxy) as ChartValues;
     const entryObjects = (entry: RealtimeGatewayProps['entry']) => {
       const chart = new Chart(new App({ outdir: '/nonexistent' }), 'chart', { namespace: NAMESPACE, disableResourceNameHashes: true });
       new RealtimeGateway(chart, 'RealtimeGateway', { ...propsFromValues(values, identityFor(values, context)), entry });
@@ -329,9 +320,9 @@ describe('the generated chart', () => {
       expect(clusterIp).toContain(`rollout status deployment/realtime-gateway-entry`);
       expect(clusterIp).toContain(`port-forward service/realtime-gateway-entry 8080:8080`);
       expect(clusterIp).not.toContain('httproute');
-      expect(render(merge(haproxy, { entry: { haproxy: { serviceType: 'NodePort', nodePort: 30080 } } }))).toContain('http://<node address>:30080/');
-      expect(render(merge(haproxy, { entry: { haproxy: { serviceType: 'NodePort' } } }))).toContain(`get service/realtime-gateway-entry -o jsonpath='{.spec.ports[0].nodePort}'`);
-      expect(render(merge(haproxy, { entry: { haproxy: { serviceType: 'LoadBalancer', port: 9000 } } }))).toContain('http://<external IP>:9000/');
+      expect(render(mergeValues(haproxy, { entry: { haproxy: { serviceType: 'NodePort', nodePort: 30080 } } }))).toContain('http://<node address>:30080/');
+      expect(render(mergeValues(haproxy, { entry: { haproxy: { serviceType: 'NodePort' } } }))).toContain(`get service/realtime-gateway-entry -o jsonpath='{.spec.ports[0].nodePort}'`);
+      expect(render(mergeValues(haproxy, { entry: { haproxy: { serviceType: 'LoadBalancer', port: 9000 } } }))).toContain('http://<external IP>:9000/');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -432,7 +423,7 @@ describe('the generated chart', () => {
     expect(() => helmTemplate(haproxy({ serviceType: 'nodeport' }))).toThrow(/entry\.haproxy\.serviceType=nodeport must be one of ClusterIP, NodePort, LoadBalancer/);
     expect(() => helmTemplate({ entry: { kind: 'HAProxy' } })).toThrow(/entry\.kind=HAProxy must be one of gatewayApi, ingress, haproxy/);
     // The chart's bounds are the construct's.
-    const values = (h: object) => merge(DEFAULT_VALUES, haproxy(h)) as ChartValues;
+    const values = (h: object) => mergeValues(DEFAULT_VALUES, haproxy(h)) as ChartValues;
     expect(() => synthChartObjects(values({ serviceType: 'NodePort', nodePort: 29999 }), context)).toThrow(/nodePort=29999 is outside/);
     expect(() => synthChartObjects(values({ serviceType: 'NodePort', nodePort: 32768 }), context)).toThrow(/nodePort=32768 is outside/);
     expect(() => synthChartObjects(values({ maxServers: 1001 }), context)).toThrow(/maxServers=1001/);

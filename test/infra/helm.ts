@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
+import { validateManifest } from './validate-models.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const HELM = join(ROOT, 'bin', 'helm');
@@ -38,4 +39,21 @@ export function helmTemplate(values: unknown = {}, chart = CHART, extraArgs: rea
   return parseAllDocuments(result.output)
     .map((d) => d.toJS() as Record<string, unknown> | null)
     .filter((d): d is Record<string, unknown> => d !== null);
+}
+
+/** `override` deep-merged onto `base` (objects merge, anything else replaces), as helm merges values. */
+export function mergeValues<T>(base: T, override: unknown): T {
+  if (override === null || typeof override !== 'object' || Array.isArray(override)) return override as T;
+  const out = structuredClone(base) as Record<string, unknown>;
+  for (const [k, v] of Object.entries(override)) {
+    out[k] = out[k] !== null && typeof out[k] === 'object' && !Array.isArray(out[k]) ? mergeValues(out[k], v) : v;
+  }
+  return out as T;
+}
+
+/** `helm template` with these values, every object checked against its schema, keyed `Kind/name`. */
+export function renderByKindAndName(values: object): Map<string, Record<string, unknown> & { kind: string; metadata: { name: string } }> {
+  const objects = helmTemplate(values) as (Record<string, unknown> & { kind: string; metadata: { name: string } })[];
+  for (const object of objects) validateManifest(object as never);
+  return new Map(objects.map((o) => [`${o.kind}/${o.metadata.name}`, o]));
 }
