@@ -1,18 +1,61 @@
-import { ApiObject, type ApiObjectProps } from 'cdk8s';
+import { ApiObject, Chart, type ApiObjectProps } from 'cdk8s';
 import { Construct } from 'constructs';
+import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
 import type { IParentReference } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ParentReference';
 import { Gateway as GatewayResource } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Gateway';
 import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute';
 import type { IListener } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Listener';
 import { addObject } from './api-object.ts';
 import { objectLabels, type AppIdentity } from './labels.ts';
-import { COOKIE_NAME_PATTERN } from './limits.ts';
+import { COOKIE_NAME_PATTERN, LIMITS } from './limits.ts';
 import { isSet } from './pod-extensions.ts';
 
 /** The Gateway API version whose experimental channel the entry needs (`sessionPersistence`, GEP-1619). */
 export const GATEWAY_API_VERSION = 'v1.6.1';
 /** Envoy Gateway release that bundles it (its Helm chart installs the experimental-channel CRDs). */
 export const ENVOY_GATEWAY_VERSION = 'v1.9.1';
+
+/** Envoy's `override_host_status` default plus DRAINING: a cookie may name a draining host. */
+export const ENVOY_OVERRIDE_HOST_STATUSES = ['UNKNOWN', 'HEALTHY', 'DEGRADED', 'DRAINING'] as const;
+
+/** The Envoy proxy fleet of the entry's own Gateway (Envoy Gateway's EnvoyProxy resource). */
+export interface EnvoyProxyProps {
+  /**
+   * Type of the proxy's Service. `NodePort` reaches the proxy through any node (`externalTrafficPolicy: Cluster`).
+   * @default 'LoadBalancer'
+   */
+  readonly serviceType?: 'LoadBalancer' | 'NodePort' | 'ClusterIP';
+  /**
+   * With `serviceType: NodePort`: a fixed node port (30000-32767), e.g. one kind maps to the host.
+   * @default - assigned by the cluster
+   */
+  readonly nodePort?: number;
+  /**
+   * Proxy replicas (Envoy Gateway's Deployment).
+   * @default 2
+   */
+  readonly replicas?: number;
+  /**
+   * `minAvailable` of the proxy pods' PodDisruptionBudget (Envoy Gateway creates it); below `replicas`.
+   * @default 1
+   */
+  readonly minAvailable?: number;
+  /**
+   * The Envoy container's resources.
+   * @default - 100m CPU and 256Mi requested, 1Gi limit
+   */
+  readonly resources?: IResourceRequirements;
+  /**
+   * `shutdown.drainTimeout`: a terminating proxy keeps its connections this long before it exits.
+   * @default 60 (Envoy Gateway's default)
+   */
+  readonly drainTimeoutSeconds?: number;
+  /**
+   * `shutdown.minDrainDuration`: the proxy drains at least this long, while load balancers deprogram it.
+   * @default 10 (Envoy Gateway's default)
+   */
+  readonly minDrainDurationSeconds?: number;
+}
 
 export interface EntryBackend {
   readonly serviceName: string;
@@ -66,6 +109,19 @@ export interface GatewayApiEntryProps {
    * @default - no BackendTrafficPolicy (another Gateway API implementation)
    */
   readonly envoyCircuitBreaker?: { readonly connections: number };
+  /**
+   * An EnvoyProxy for the entry's own Gateway (`infrastructure.parametersRef`): replicas, a PDB, resources,
+   * a shutdown drain and the Service type. Needs a Gateway of its own (no `parentRefs`).
+   * @default - none: Envoy Gateway's defaults (one replica, no PDB, a LoadBalancer Service, a 60 s drain)
+   */
+  readonly envoyProxy?: EnvoyProxyProps;
+  /**
+   * An EnvoyPatchPolicy that adds DRAINING to the route cluster's `override_host_status`, so the session
+   * cookie keeps naming a draining pod until its drain closes the session (Envoy's default skips DRAINING
+   * hosts). Needs a Gateway of its own and Envoy Gateway with `extensionApis.enableEnvoyPatchPolicy: true`.
+   * @default false
+   */
+  readonly envoyKeepSessionsOnDrainingPods?: boolean;
 }
 
 /**
@@ -81,6 +137,10 @@ export class GatewayApiEntry extends Construct {
   readonly route: ApiObject;
   /** Envoy Gateway's BackendTrafficPolicy; undefined without `envoyCircuitBreaker`. */
   readonly backendTrafficPolicy?: ApiObject;
+  /** Envoy Gateway's EnvoyProxy; undefined without `envoyProxy`. */
+  readonly envoyProxy?: ApiObject;
+  /** The EnvoyPatchPolicy keeping sessions on draining pods; undefined without `envoyKeepSessionsOnDrainingPods`. */
+  readonly envoyPatchPolicy?: ApiObject;
 
   constructor(scope: Construct, id: string, props: GatewayApiEntryProps) {
     super(scope, id);
@@ -93,12 +153,16 @@ export class GatewayApiEntry extends Construct {
     }
     const shared = isSet(props.parentRefs);
     if (shared) {
-      for (const prop of ['gatewayClassName', 'tlsSecretName', 'listenerPort'] as const) {
+      for (const prop of ['gatewayClassName', 'tlsSecretName', 'listenerPort', 'envoyProxy'] as const) {
         if (props[prop] !== undefined) {
           throw new Error(`${prop}=${JSON.stringify(props[prop])} belongs to the shared Gateway in parentRefs; this entry creates no Gateway (drop one of them)`);
         }
       }
+      if (props.envoyKeepSessionsOnDrainingPods) {
+        throw new Error('envoyKeepSessionsOnDrainingPods=true patches the Gateway\'s proxy, which belongs to the shared Gateway in parentRefs: its owner applies the EnvoyPatchPolicy (docs/infrastructure.md)');
+      }
     }
+    const envoyProxySpec = props.envoyProxy && envoyProxySpecOf(props.envoyProxy, this.listenerPort);
     const metadata = { name: this.name, labels: objectLabels(props.app, 'entry') };
     const listener: IListener = {
       name: tls ? 'https' : 'http',
@@ -112,8 +176,38 @@ export class GatewayApiEntry extends Construct {
       this.gateway = addObject(
         this,
         'Gateway',
-        new GatewayResource({ metadata, spec: { gatewayClassName: props.gatewayClassName ?? 'eg', listeners: [listener] } }),
+        new GatewayResource({
+          metadata,
+          spec: {
+            gatewayClassName: props.gatewayClassName ?? 'eg',
+            ...(envoyProxySpec ? { infrastructure: { parametersRef: { group: 'gateway.envoyproxy.io', kind: 'EnvoyProxy', name: this.name } } } : {}),
+            listeners: [listener],
+          },
+        }),
       );
+    }
+    if (envoyProxySpec) {
+      this.envoyProxy = new ApiObject(this, 'EnvoyProxy', { apiVersion: 'gateway.envoyproxy.io/v1alpha1', kind: 'EnvoyProxy', metadata, spec: envoyProxySpec } as ApiObjectProps);
+    }
+    if (props.envoyKeepSessionsOnDrainingPods) {
+      const namespace = Chart.of(this).namespace ?? 'default';
+      this.envoyPatchPolicy = new ApiObject(this, 'EnvoyPatchPolicy', {
+        apiVersion: 'gateway.envoyproxy.io/v1alpha1',
+        kind: 'EnvoyPatchPolicy',
+        metadata,
+        spec: {
+          targetRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: this.name },
+          type: 'JSONPatch',
+          jsonPatches: [
+            {
+              type: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+              // Envoy Gateway names a route rule's cluster httproute/<namespace>/<name>/rule/<index>.
+              name: `httproute/${namespace}/${this.name}/rule/0`,
+              operation: { op: 'add', path: '/common_lb_config/override_host_status', value: { statuses: [...ENVOY_OVERRIDE_HOST_STATUSES] } },
+            },
+          ],
+        },
+      } as ApiObjectProps);
     }
     this.route = addObject(
       this,
@@ -149,4 +243,54 @@ export class GatewayApiEntry extends Construct {
       } as ApiObjectProps);
     }
   }
+}
+
+function positiveInteger(prop: string, value: number, minimum = 1): number {
+  if (!Number.isInteger(value) || value < minimum) throw new Error(`envoyProxy.${prop}=${value} must be an integer >= ${minimum}`);
+  return value;
+}
+
+/** The EnvoyProxy's spec, its props checked. */
+function envoyProxySpecOf(p: EnvoyProxyProps, listenerPort: number): Record<string, unknown> {
+  const serviceType = p.serviceType ?? 'LoadBalancer';
+  if (!['LoadBalancer', 'NodePort', 'ClusterIP'].includes(serviceType)) {
+    throw new Error(`envoyProxy.serviceType=${JSON.stringify(serviceType)} must be LoadBalancer, NodePort or ClusterIP`);
+  }
+  if (p.nodePort !== undefined) {
+    if (serviceType !== 'NodePort') throw new Error(`envoyProxy.nodePort=${p.nodePort} needs envoyProxy.serviceType=NodePort (it is ${serviceType})`);
+    const { minimum, maximum } = LIMITS.nodePort;
+    if (!Number.isInteger(p.nodePort) || p.nodePort < minimum || p.nodePort > maximum) {
+      throw new Error(`envoyProxy.nodePort=${p.nodePort} is outside the default NodePort range ${minimum}-${maximum}`);
+    }
+  }
+  const replicas = positiveInteger('replicas', p.replicas ?? 2);
+  const minAvailable = positiveInteger('minAvailable', p.minAvailable ?? 1, 0);
+  if (minAvailable >= replicas) {
+    throw new Error(`envoyProxy.minAvailable=${minAvailable} must be below envoyProxy.replicas=${replicas}, or no proxy pod could ever be evicted (a node drain would hang)`);
+  }
+  const drainTimeout = positiveInteger('drainTimeoutSeconds', p.drainTimeoutSeconds ?? 60);
+  const minDrain = positiveInteger('minDrainDurationSeconds', p.minDrainDurationSeconds ?? 10, 0);
+  if (minDrain > drainTimeout) {
+    throw new Error(`envoyProxy.minDrainDurationSeconds=${minDrain} must not exceed envoyProxy.drainTimeoutSeconds=${drainTimeout}`);
+  }
+  return {
+    provider: {
+      type: 'Kubernetes',
+      kubernetes: {
+        envoyDeployment: {
+          replicas,
+          container: { resources: structuredClone(p.resources ?? { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '1Gi' } }) },
+        },
+        envoyPDB: { minAvailable },
+        envoyService: {
+          type: serviceType,
+          // A node port is reached through whichever node the client picked, not only the proxy pods' nodes.
+          ...(serviceType === 'NodePort' ? { externalTrafficPolicy: 'Cluster' } : {}),
+          // The Service's port is the listener's: a strategic merge keyed by port sets its node port.
+          ...(p.nodePort === undefined ? {} : { patch: { type: 'StrategicMerge', value: { spec: { ports: [{ port: listenerPort, nodePort: p.nodePort }] } } } }),
+        },
+      },
+    },
+    shutdown: { drainTimeout: `${drainTimeout}s`, minDrainDuration: `${minDrain}s` },
+  };
 }

@@ -31,7 +31,15 @@ export {
   type RedisConnection,
 } from './gateway.ts';
 export { Redis, type ExternalRedis, type RedisProps } from './redis.ts';
-export { GatewayApiEntry, GATEWAY_API_VERSION, ENVOY_GATEWAY_VERSION, type EntryBackend, type GatewayApiEntryProps } from './gateway-api-entry.ts';
+export {
+  GatewayApiEntry,
+  GATEWAY_API_VERSION,
+  ENVOY_GATEWAY_VERSION,
+  ENVOY_OVERRIDE_HOST_STATUSES,
+  type EntryBackend,
+  type EnvoyProxyProps,
+  type GatewayApiEntryProps,
+} from './gateway-api-entry.ts';
 export { IngressEntry, type IngressEntryProps } from './ingress-entry.ts';
 export { HaproxyEntry, type HaproxyEntryProps } from './haproxy-entry.ts';
 export { HorizontalAutoscaler, scalingBehavior, type HorizontalAutoscalerProps, type ReplicaRange, type ScaleTarget, type ScalingBehaviorProps } from './horizontal-autoscaler.ts';

@@ -4,7 +4,7 @@ import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequire
 import { GATEWAY_SETTING_DEFAULTS, type SettingName } from './generated/gateway-settings.ts';
 import type { DrainProps } from './drain-timing.ts';
 import { Gateway, namespacePeer, type JwtPublicKeySource, type ServerApiOptions } from './gateway.ts';
-import { GatewayApiEntry } from './gateway-api-entry.ts';
+import { GatewayApiEntry, type EnvoyProxyProps } from './gateway-api-entry.ts';
 import { GeneratedSecret } from './generated-secret.ts';
 import { HaproxyEntry } from './haproxy-entry.ts';
 import { HorizontalAutoscaler, type ReplicaRange, type ScalingBehaviorProps } from './horizontal-autoscaler.ts';
@@ -12,7 +12,7 @@ import { IngressEntry } from './ingress-entry.ts';
 import { KedaAutoscaler } from './keda-autoscaler.ts';
 import { GatewayMonitoring } from './monitoring.ts';
 import type { AppIdentity } from './labels.ts';
-import type { PodExtensions, PodScheduling } from './pod-extensions.ts';
+import { isSet, type PodExtensions, type PodScheduling } from './pod-extensions.ts';
 import type { IParentReference } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ParentReference';
 import type { ApiObject } from 'cdk8s';
 import { Redis, type ExternalRedis } from './redis.ts';
@@ -37,10 +37,19 @@ export interface GatewayApiEntryOptions {
   readonly parentRefs?: readonly IParentReference[];
   /**
    * The class is Envoy Gateway's: add a BackendTrafficPolicy whose circuit breaker admits
-   * `MAX_CONNECTIONS` × (the most replicas + 1 for a rollout's surge pod) connections, instead of Envoy's 1024.
+   * `MAX_CONNECTIONS` × (the most replicas + 1 for a rollout's surge pod) connections, instead of Envoy's 1024;
+   * and, with a Gateway of its own, an EnvoyProxy (`envoyProxy`) and an EnvoyPatchPolicy that keeps
+   * sessions on draining pods (Envoy Gateway needs `extensionApis.enableEnvoyPatchPolicy: true`).
    * @default true
    */
   readonly envoyPolicies?: boolean;
+  /**
+   * The Envoy proxy fleet (with `envoyPolicies` and a Gateway of its own). Its shutdown drain is derived
+   * from `drain`: `drainTimeout` is the gateway pods' grace period, so a terminating proxy never cuts
+   * sockets before a draining gateway pod would have closed them; `minDrainDuration` is preStop + notice.
+   * @default - 2 replicas, PDB minAvailable 1, a LoadBalancer Service, 100m/256Mi requested, 1Gi limit
+   */
+  readonly envoyProxy?: Omit<EnvoyProxyProps, 'drainTimeoutSeconds' | 'minDrainDurationSeconds'>;
 }
 
 export interface IngressEntryOptions {
@@ -361,6 +370,15 @@ export class RealtimeGateway extends Construct {
     const maxConnectionsPerPod = Number(props.settings?.MAX_CONNECTIONS ?? GATEWAY_SETTING_DEFAULTS.MAX_CONNECTIONS);
     const mostReplicas = autoscaling.mode === 'none' ? (props.replicas ?? 2) : (autoscaling.maxReplicas ?? 6);
     const entry = props.entry ?? { kind: 'gatewayApi' };
+    const envoyPolicies = entry.kind === 'gatewayApi' && (entry.envoyPolicies ?? true);
+    if (entry.kind === 'gatewayApi' && entry.envoyProxy !== undefined && !envoyPolicies) {
+      throw new Error(`entry.envoyProxy=${JSON.stringify(entry.envoyProxy)} has no effect with entry.envoyPolicies=false (another Gateway API implementation)`);
+    }
+    const ownGateway = entry.kind === 'gatewayApi' && !isSet(entry.parentRefs);
+    if (entry.kind === 'gatewayApi' && entry.envoyProxy !== undefined && !ownGateway) {
+      throw new Error('entry.envoyProxy belongs to the shared Gateway in entry.parentRefs (its proxy is not this release\'s): drop one of them');
+    }
+    const drain = this.gateway.drain;
     this.entry =
       entry.kind === 'gatewayApi'
         ? new GatewayApiEntry(this, 'Entry', {
@@ -373,7 +391,16 @@ export class RealtimeGateway extends Construct {
             listenerPort: entry.listenerPort,
             cookieName: entry.cookieName,
             parentRefs: entry.parentRefs,
-            envoyCircuitBreaker: (entry.envoyPolicies ?? true) ? { connections: maxConnectionsPerPod * (mostReplicas + 1) } : undefined,
+            envoyCircuitBreaker: envoyPolicies ? { connections: maxConnectionsPerPod * (mostReplicas + 1) } : undefined,
+            envoyProxy:
+              envoyPolicies && ownGateway
+                ? {
+                    ...entry.envoyProxy,
+                    drainTimeoutSeconds: drain.terminationGracePeriodSeconds,
+                    minDrainDurationSeconds: drain.preStopSeconds + Math.ceil(drain.noticeDelayMs / 1000),
+                  }
+                : undefined,
+            envoyKeepSessionsOnDrainingPods: envoyPolicies && ownGateway,
           })
         : entry.kind === 'haproxy'
           ? new HaproxyEntry(this, 'Entry', {

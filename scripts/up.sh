@@ -59,8 +59,10 @@ else
 fi
 
 say "Envoy Gateway $ENVOY_GATEWAY_VERSION (its chart installs the Gateway API experimental-channel CRDs: sessionPersistence lives there)"
+# EnvoyPatchPolicy is off by default; the entry's policy keeps sessions on draining pods (docs/infrastructure.md).
 helm upgrade --install eg oci://docker.io/envoyproxy/gateway-helm --version "$ENVOY_GATEWAY_VERSION" \
-  --kube-context "kind-$CLUSTER_NAME" --namespace envoy-gateway-system --create-namespace --wait --timeout 5m
+  --kube-context "kind-$CLUSTER_NAME" --namespace envoy-gateway-system --create-namespace \
+  --set config.envoyGateway.extensionApis.enableEnvoyPatchPolicy=true --wait --timeout 5m
 echo "waiting for deployment/envoy-gateway in envoy-gateway-system to be Available"
 "${KUBECTL[@]}" -n envoy-gateway-system wait --for=condition=Available deployment/envoy-gateway --timeout=5m
 httproute_crd="$("${KUBECTL[@]}" get crd httproutes.gateway.networking.k8s.io -o yaml)" ||
@@ -84,7 +86,7 @@ say "Image $IMG: build and load it into the kind nodes"
 docker build -t "$IMG" "$ROOT"
 kind load docker-image "$IMG" --name "$CLUSTER_NAME"
 
-say "Platform plumbing for kind: GatewayClass, NodePort for the Envoy proxy"
+say "Platform plumbing for kind: the GatewayClass (the proxy's NodePort is the entry's EnvoyProxy)"
 (cd "$ROOT" && IMG="$IMG" PROFILE_ONLY="$PROFILE" node infra/main.ts)
 "${KUBECTL[@]}" apply -f "$DIST/platform.yaml"
 
@@ -97,6 +99,17 @@ say "Waiting for Gateway realtime-gateway to be Programmed by Envoy Gateway (the
 echo "waiting for the Envoy proxy pods of that Gateway to be ready"
 "${KUBECTL[@]}" -n envoy-gateway-system wait --for=condition=Ready pod \
   -l "gateway.envoyproxy.io/owning-gateway-name=realtime-gateway,gateway.envoyproxy.io/owning-gateway-namespace=$NAMESPACE" --timeout=3m
+echo "checking that Envoy Gateway applied the EnvoyPatchPolicy (sessions stay on draining pods)"
+# A policy's conditions are per ancestor (status.ancestors[].conditions), out of reach of wait --for=condition.
+patch_programmed=""
+for _ in $(seq 1 30); do
+  patch_programmed="$("${KUBECTL[@]}" -n "$NAMESPACE" get envoypatchpolicy/realtime-gateway \
+    -o jsonpath='{.status.ancestors[*].conditions[?(@.type=="Programmed")].status}' 2>/dev/null || true)"
+  [[ "$patch_programmed" == *True* ]] && break
+  sleep 2
+done
+[[ "$patch_programmed" == *True* ]] ||
+  echo "warning: EnvoyPatchPolicy realtime-gateway is not Programmed (is extensionApis.enableEnvoyPatchPolicy on?); kubectl -n $NAMESPACE get envoypatchpolicy/realtime-gateway -o yaml" >&2
 
 say "Checking the entry: GET http://localhost:8080/readyz through Envoy"
 for attempt in $(seq 1 30); do

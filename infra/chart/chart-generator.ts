@@ -43,6 +43,12 @@ interface Dimension {
   condition(option: string): string;
 }
 
+/** The release's Gateway gets an EnvoyProxy: Envoy Gateway policies on, no shared parentRefs. */
+function ownEnvoyProxy(a: Assignment): boolean {
+  return a['entry.kind'] === 'gatewayApi' && a['entry.gatewayApi.envoyPolicies'] === 'true' && a['entry.gatewayApi.parentRefs'] === 'empty';
+}
+const OWN_ENVOY_PROXY = 'and (eq $.Values.entry.kind "gatewayApi") $.Values.entry.gatewayApi.envoyPolicies (not $.Values.entry.gatewayApi.parentRefs)';
+
 const DIMENSIONS: readonly Dimension[] = [
   {
     key: 'autoscaling.mode',
@@ -107,6 +113,31 @@ const DIMENSIONS: readonly Dimension[] = [
       if (o === 'empty') v.entry.gatewayApi.parentRefs = [];
     },
     condition: (o) => (o === 'set' ? '$.Values.entry.gatewayApi.parentRefs' : 'not $.Values.entry.gatewayApi.parentRefs'),
+  },
+  {
+    // Not a switch: it also adds the Gateway's infrastructure.parametersRef to the EnvoyProxy.
+    key: 'entry.gatewayApi.envoyPolicies',
+    options: ['true', 'false'],
+    onlyWhen: (a) => a['entry.kind'] === 'gatewayApi',
+    apply: (v, o) => (v.entry.gatewayApi.envoyPolicies = o === 'true'),
+    condition: (o) => (o === 'true' ? '$.Values.entry.gatewayApi.envoyPolicies' : 'not $.Values.entry.gatewayApi.envoyPolicies'),
+  },
+  {
+    key: 'entry.gatewayApi.envoyProxy.serviceType',
+    options: VALUE_ENUMS['entry.gatewayApi.envoyProxy.serviceType']!,
+    enumerated: true,
+    onlyWhen: ownEnvoyProxy,
+    apply: (v, o) => (v.entry.gatewayApi.envoyProxy.serviceType = o as ChartValues['entry']['gatewayApi']['envoyProxy']['serviceType']),
+    condition: (o) => `eq $.Values.entry.gatewayApi.envoyProxy.serviceType "${o}"`,
+  },
+  {
+    key: 'entry.gatewayApi.envoyProxy.nodePort',
+    options: ['empty', 'set'],
+    onlyWhen: ownEnvoyProxy,
+    apply: (v, o) => {
+      if (o === 'empty') v.entry.gatewayApi.envoyProxy.nodePort = '';
+    },
+    condition: (o) => (o === 'set' ? '$.Values.entry.gatewayApi.envoyProxy.nodePort' : 'not $.Values.entry.gatewayApi.envoyProxy.nodePort'),
   },
   {
     key: 'redis.mode',
@@ -193,12 +224,11 @@ const DIMENSIONS: readonly Dimension[] = [
  */
 const SWITCHES: readonly { readonly key: string; set(values: ChartValues, on: boolean): void; readonly condition: string }[] = [
   { key: 'metrics.serviceMonitor.enabled', set: (v, on) => (v.metrics.serviceMonitor.enabled = on), condition: '$.Values.metrics.serviceMonitor.enabled' },
-  { key: 'entry.gatewayApi.envoyPolicies', set: (v, on) => (v.entry.gatewayApi.envoyPolicies = on), condition: '$.Values.entry.gatewayApi.envoyPolicies' },
   { key: 'metrics.prometheusRule.enabled', set: (v, on) => (v.metrics.prometheusRule.enabled = on), condition: '$.Values.metrics.prometheusRule.enabled' },
 ];
 
 /** Values that are passed whole (`toYaml`), not leaf by leaf. */
-const BLOCK_VALUES = ['resources', 'redis.internal.resources', 'controller.resources', 'entry.haproxy.resources', 'entry.gatewayApi.parentRefs'];
+const BLOCK_VALUES = ['resources', 'redis.internal.resources', 'controller.resources', 'entry.haproxy.resources', 'entry.gatewayApi.parentRefs', 'entry.gatewayApi.envoyProxy.resources'];
 /**
  * Extension points (pod-extensions.ts) whose field is left out when the value is empty: rendered
  * `{{- with $.Values.<path> }} <field>: {{ toYaml . }} {{- end }}`.
@@ -211,7 +241,7 @@ const MAP_MERGE_VALUES = ['podAnnotations', 'podLabels', 'entry.ingress.annotati
 /** Numeric leaves that may be fractional: rendered as they are, not through `| int`. */
 const FRACTIONAL_LEAVES = new Set(['controller.drain.reconnectBudgetPerSecond']);
 /** Empty/set dimensions whose value, when set, is a sentinel like any other leaf. */
-const PRESENCE_DIMENSIONS = new Set(['entry.host', 'auth.existingSecret', 'internal.metricsNamespace', 'internal.backendNamespace', 'namespaces', 'serverApi.existingSecret', 'entry.haproxy.nodePort', 'entry.gatewayApi.parentRefs', 'auth.mode']);
+const PRESENCE_DIMENSIONS = new Set(['entry.host', 'auth.existingSecret', 'internal.metricsNamespace', 'internal.backendNamespace', 'namespaces', 'serverApi.existingSecret', 'entry.haproxy.nodePort', 'entry.gatewayApi.parentRefs', 'entry.gatewayApi.envoyProxy.nodePort', 'auth.mode']);
 /** Leaves set by dimensions or handled specially. */
 const NON_SENTINEL_LEAVES = new Set([
   ...DIMENSIONS.map((d) => d.key).filter((k) => !PRESENCE_DIMENSIONS.has(k)),
@@ -253,6 +283,10 @@ const CROSS_CHECKS: readonly { readonly when: string; readonly fail: string }[] 
     when: 'and (ne $.Values.autoscaling.mode "none") (gt (int $.Values.autoscaling.minReplicas) (int $.Values.autoscaling.maxReplicas))',
     fail: 'printf "autoscaling.maxReplicas=%v must be >= autoscaling.minReplicas (%v)" $.Values.autoscaling.maxReplicas $.Values.autoscaling.minReplicas',
   },
+  {
+    when: `and (${OWN_ENVOY_PROXY}) (ge (int $.Values.entry.gatewayApi.envoyProxy.minAvailable) (int $.Values.entry.gatewayApi.envoyProxy.replicas))`,
+    fail: 'printf "envoyProxy.minAvailable=%v must be below envoyProxy.replicas=%v, or no proxy pod could ever be evicted (a node drain would hang)" $.Values.entry.gatewayApi.envoyProxy.minAvailable $.Values.entry.gatewayApi.envoyProxy.replicas',
+  },
 ];
 
 /**
@@ -274,6 +308,13 @@ const BOUNDED_LEAVES: Record<string, BoundedLeaf> = {
     min: 30000,
     max: 32767,
     when: 'and (eq $.Values.entry.kind "haproxy") $.Values.entry.haproxy.nodePort',
+    message: 'is outside the default NodePort range 30000-32767',
+  },
+  'entry.gatewayApi.envoyProxy.nodePort': {
+    standIn: 32713,
+    min: 30000,
+    max: 32767,
+    when: `and (${OWN_ENVOY_PROXY}) $.Values.entry.gatewayApi.envoyProxy.nodePort`,
     message: 'is outside the default NodePort range 30000-32767',
   },
   'entry.haproxy.maxServers': {
@@ -374,8 +415,10 @@ function sentinelValues(): { values: ChartValues; table: SentinelTable } {
   // Envoy's circuit breaker: MAX_CONNECTIONS (its default: settings are not sentinels) × (most pods + 1).
   const perPod = Number(GATEWAY_SETTING_DEFAULTS.MAX_CONNECTIONS);
   for (const pods of [values.autoscaling.maxReplicas, values.replicaCount]) table.numbers.set(perPod * (pods + 1), 'include "realtime-gateway.envoyMaxConnections" $ | int');
-  // The drain-stuck alert waits for one grace period.
+  // The drain-stuck alert waits for one grace period; so does a terminating Envoy proxy (shutdown.drainTimeout).
   table.strings.set(`${drain.terminationGracePeriodSeconds}s`, 'printf "%ds" (include "realtime-gateway.terminationGracePeriodSeconds" $ | int)');
+  // Envoy's shutdown.minDrainDuration: preStop + notice, the time the gateway gives endpoints to deprogram.
+  table.strings.set(`${drain.preStopSeconds + Math.ceil(drain.noticeDelayMs / 1000)}s`, 'printf "%ds" (include "realtime-gateway.envoyMinDrainSeconds" $ | int)');
   return { values, table };
 }
 
@@ -909,6 +952,11 @@ so a random value would change on every render): then the render fails naming th
 {{- $perPod := int (default "${GATEWAY_SETTING_DEFAULTS.MAX_CONNECTIONS}" (index .Values.settings "MAX_CONNECTIONS")) -}}
 {{- $pods := ternary .Values.replicaCount .Values.autoscaling.maxReplicas (eq .Values.autoscaling.mode "none") -}}
 {{- mul $perPod (add (int $pods) 1) -}}
+{{- end -}}
+
+{{/* Envoy's shutdown.minDrainDuration: preStop + ceil(notice / 1000) (infra/realtime-gateway.ts). */}}
+{{- define "realtime-gateway.envoyMinDrainSeconds" -}}
+{{- add (int .Values.drain.preStopSeconds) (div (add (int .Values.drain.noticeDelayMs) 999) 1000) -}}
 {{- end -}}
 
 {{/* settings: only names the gateway knows (app/gateway/config.ts), and none the chart sets itself. */}}

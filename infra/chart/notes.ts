@@ -19,9 +19,13 @@ Realtime gateway {{ .Chart.AppVersion }} is installed as release {{ .Release.Nam
    {{- if .Values.entry.host }}
    Open {{ if .Values.entry.tls.enabled }}https{{ else }}http{{ end }}://{{ .Values.entry.host }}/
    {{- else }}
-   Open http://<gateway address>:{{ .Values.entry.gatewayApi.listenerPort }}/ (on kind with make up: http://localhost:8080/, NodePort ${KIND_NODE_PORT}).
+   Open http://<gateway address>:{{ .Values.entry.gatewayApi.listenerPort }}/ (on kind: entry.gatewayApi.envoyProxy.serviceType=NodePort, nodePort=${KIND_NODE_PORT}, then http://localhost:8080/).
    {{- end }}
    The route needs the Gateway API experimental channel (sessionPersistence); with standard-channel CRDs the field is dropped silently.
+   {{- if and .Values.entry.gatewayApi.envoyPolicies (not .Values.entry.gatewayApi.parentRefs) }}
+   The EnvoyPatchPolicy {{ $fullname }} (sessions stay on draining pods) needs Envoy Gateway's extensionApis.enableEnvoyPatchPolicy=true:
+   kubectl -n {{ .Release.Namespace }} get envoypatchpolicy/{{ $fullname }} -o jsonpath='{.status}'
+   {{- end }}
 {{- else if eq .Values.entry.kind "haproxy" }}
    HAProxy (Deployment {{ $fullname }}-entry) routes to it with cookie "{{ .Values.entry.cookieName }}" stickiness and /readyz checks;
    it finds the gateway pods, draining ones included, through the headless Service {{ $fullname }}-entry-pods.

@@ -55,7 +55,20 @@ export interface ChartValues {
     host: string;
     cookieName: string;
     tls: { enabled: boolean; secretName: string };
-    gatewayApi: { listenerPort: number; parentRefs: IParentReference[]; envoyPolicies: boolean };
+    gatewayApi: {
+      listenerPort: number;
+      parentRefs: IParentReference[];
+      envoyPolicies: boolean;
+      envoyProxy: {
+        serviceType: 'LoadBalancer' | 'NodePort' | 'ClusterIP';
+        /** Empty: assigned by the cluster. */
+        nodePort: number | '';
+        // Before replicas: the generator's number stand-ins grow in this order, and minAvailable < replicas.
+        minAvailable: number;
+        replicas: number;
+        resources: IResourceRequirements;
+      };
+    };
     ingress: { controller: 'nginx' | 'traefik'; timeoutSeconds: number; annotations: Record<string, string> };
     haproxy: {
       image: { repository: string; tag: string; pullPolicy: 'Always' | 'IfNotPresent' | 'Never' };
@@ -145,7 +158,18 @@ export const DEFAULT_VALUES: ChartValues = {
     host: '',
     cookieName: 'rtgw-affinity',
     tls: { enabled: false, secretName: '' },
-    gatewayApi: { listenerPort: 8080, parentRefs: [], envoyPolicies: true },
+    gatewayApi: {
+      listenerPort: 8080,
+      parentRefs: [],
+      envoyPolicies: true,
+      envoyProxy: {
+        serviceType: 'LoadBalancer',
+        nodePort: '',
+        minAvailable: 1,
+        replicas: 2,
+        resources: { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '1Gi' } },
+      },
+    },
     ingress: { controller: 'nginx', timeoutSeconds: 3600, annotations: {} },
     haproxy: {
       image: { repository: 'haproxy', tag: '3.2', pullPolicy: 'IfNotPresent' },
@@ -255,7 +279,13 @@ export const VALUE_DOCS: Record<string, string> = {
   'entry.ingress': 'Ingress settings.',
   'entry.ingress.controller': '`nginx` (nginx-compatible annotations: persistent cookie affinity, long proxy timeouts) or `traefik` (sticky cookie on the Service; set long timeouts on the entryPoint).',
   'entry.ingress.timeoutSeconds': '`nginx`: proxy read/send timeout, long enough for WebSockets and 25 s long-polls.',
-  'entry.gatewayApi.envoyPolicies': "The GatewayClass is Envoy Gateway's: add a BackendTrafficPolicy raising Envoy's circuit breaker (1024 connections, pending and parallel requests per proxy by default; each WebSocket and held long-poll holds one) to `MAX_CONNECTIONS` × (`autoscaling.maxReplicas` + 1). `false` for another implementation.",
+  'entry.gatewayApi.envoyPolicies': "The GatewayClass is Envoy Gateway's. Adds a BackendTrafficPolicy raising Envoy's circuit breaker (1024 connections, pending and parallel requests per proxy by default; each WebSocket and held long-poll holds one) to `MAX_CONNECTIONS` × (`autoscaling.maxReplicas` + 1); and, with a Gateway of its own (no `parentRefs`), an EnvoyProxy (`envoyProxy`) and an EnvoyPatchPolicy that keeps sessions on draining pods until their drain closes them (needs Envoy Gateway's `config.envoyGateway.extensionApis.enableEnvoyPatchPolicy=true`). `false` for another implementation.",
+  'entry.gatewayApi.envoyProxy': "The Envoy proxy fleet of the release's Gateway (an EnvoyProxy in `infrastructure.parametersRef`; with `envoyPolicies` and no `parentRefs`). Its shutdown drain is derived from `drain.*`: `drainTimeout` is the gateway pods' grace period, `minDrainDuration` preStop + notice.",
+  'entry.gatewayApi.envoyProxy.serviceType': 'Type of the proxy\'s Service: `LoadBalancer`, `NodePort` (through any node: `externalTrafficPolicy: Cluster`; on kind with `make up`\'s kind-config.yaml: `nodePort: 30080`) or `ClusterIP`.',
+  'entry.gatewayApi.envoyProxy.nodePort': 'With `serviceType=NodePort`: the node port, 30000-32767. Empty: assigned by the cluster.',
+  'entry.gatewayApi.envoyProxy.minAvailable': '`minAvailable` of the proxy pods\' PodDisruptionBudget; below `replicas`, so a node drain can evict one.',
+  'entry.gatewayApi.envoyProxy.replicas': 'Proxy replicas.',
+  'entry.gatewayApi.envoyProxy.resources': 'The Envoy container\'s resources. Each proxied socket is two connections in Envoy: size memory for your sockets per proxy.',
   'entry.ingress.annotations': 'More Ingress annotations (cert-manager issuer, auth, ...). The chart\'s own nginx affinity and timeout annotations are refused here: use `entry.cookieName` and `entry.ingress.timeoutSeconds`.',
   'entry.haproxy': 'HAProxy entry (`entry.kind=haproxy`): a Deployment `<fullname>-entry` and its Service, a ConfigMap with haproxy.cfg, and the headless Service `<fullname>-entry-pods` over the gateway pods (it keeps not-ready pods, so draining pods stay reachable for their sessions).',
   'entry.haproxy.image': 'HAProxy image, 2.6 or newer. The pod runs it as UID 99, the official image\'s `haproxy` user.',
@@ -501,6 +531,10 @@ function gatewayApiEntryOptions(v: ChartValues, host: string | undefined, tlsSec
     }
     return { kind: 'gatewayApi', host, cookieName, parentRefs: v.entry.gatewayApi.parentRefs, envoyPolicies: v.entry.gatewayApi.envoyPolicies };
   }
+  const p = v.entry.gatewayApi.envoyProxy;
+  if (v.entry.gatewayApi.envoyPolicies && Number(p.nodePort) && p.serviceType !== 'NodePort') {
+    throw new Error(`entry.gatewayApi.envoyProxy.nodePort is set, which needs entry.gatewayApi.envoyProxy.serviceType=NodePort (it is ${p.serviceType}): set serviceType=NodePort, or leave nodePort empty`);
+  }
   return {
     kind: 'gatewayApi',
     className: v.entry.className,
@@ -509,6 +543,16 @@ function gatewayApiEntryOptions(v: ChartValues, host: string | undefined, tlsSec
     listenerPort: v.entry.gatewayApi.listenerPort,
     cookieName,
     envoyPolicies: v.entry.gatewayApi.envoyPolicies,
+    envoyProxy: v.entry.gatewayApi.envoyPolicies
+      ? {
+          serviceType: p.serviceType,
+          // As in the template: empty (or 0) is unset.
+          nodePort: Number(p.nodePort) || undefined,
+          replicas: p.replicas,
+          minAvailable: p.minAvailable,
+          resources: p.resources,
+        }
+      : undefined,
   };
 }
 

@@ -1,22 +1,25 @@
 import type { App } from 'cdk8s';
 import { Chart } from 'cdk8s';
 import { EnvoyGatewayKind } from '../envoy-gateway-kind.ts';
-import { GatewayApiEntry } from '../gateway-api-entry.ts';
 import { RealtimeGateway, type RealtimeGatewayProps } from '../realtime-gateway.ts';
 import { RestrictedNamespace } from '../restricted-namespace.ts';
 import { SocketGatewayCrd } from '../scale-down-controller.ts';
 import { defaultApp, type ProfileOptions } from './common.ts';
 
 export const KIND_NAMESPACE = 'realtime-gateway';
-/** NodePort of the entry; kind-config.yaml maps it to localhost:8080. */
+/** NodePort of the Envoy proxy's Service (the entry's EnvoyProxy); kind-config.yaml maps it to localhost:8080. */
 export const KIND_NODE_PORT = 30080;
 
-/** Props of the kind profile's RealtimeGateway; the Helm chart's defaults are these same values. */
+/**
+ * Props of the kind profile's RealtimeGateway; the Helm chart's defaults are these same values but for the
+ * proxy's Service (KIND_VALUES).
+ */
 export function kindProps(options: ProfileOptions = {}): RealtimeGatewayProps {
   return {
     app: defaultApp(),
     image: options.image ?? 'realtime-gateway:dev',
-    entry: { kind: 'gatewayApi', className: 'eg', listenerPort: 8080 },
+    // The Helm chart's defaults leave the proxy's Service a LoadBalancer; on kind: KIND_VALUES.
+    entry: { kind: 'gatewayApi', className: 'eg', listenerPort: 8080, envoyProxy: { serviceType: 'NodePort', nodePort: KIND_NODE_PORT } },
     autoscaling: { mode: 'hpa', minReplicas: 2, maxReplicas: 6 },
     auth: options.generatedSecrets ? { generatedValues: options.generatedSecrets.auth } : undefined,
     redis: {
@@ -34,13 +37,9 @@ export function kindProfile(app: App, options: ProfileOptions = {}): void {
   new SocketGatewayCrd(new Chart(app, 'crds', { disableResourceNameHashes: true }), 'SocketGatewayCrd', { app: props.app });
   const chart = new Chart(app, 'app', { namespace: KIND_NAMESPACE, disableResourceNameHashes: true });
   new RestrictedNamespace(chart, 'Namespace', { app: props.app, name: KIND_NAMESPACE });
-  const blueprint = new RealtimeGateway(chart, 'RealtimeGateway', props);
-  const entry = blueprint.entry as GatewayApiEntry;
-  const platform = new Chart(app, 'platform', { disableResourceNameHashes: true });
-  new EnvoyGatewayKind(platform, 'EnvoyGateway', {
-    gatewayName: entry.name,
-    gatewayNamespace: KIND_NAMESPACE,
-    listenerPort: entry.listenerPort,
-    nodePort: KIND_NODE_PORT,
-  });
+  new RealtimeGateway(chart, 'RealtimeGateway', props);
+  new EnvoyGatewayKind(new Chart(app, 'platform', { disableResourceNameHashes: true }), 'EnvoyGateway');
 }
+
+/** Chart values that make the chart render the kind profile: the proxy's Service on the fixed NodePort. */
+export const KIND_VALUES = { entry: { gatewayApi: { envoyProxy: { serviceType: 'NodePort', nodePort: KIND_NODE_PORT } } } } as const;

@@ -19,7 +19,15 @@ export function productionProfile(app: App, options: ProfileOptions = {}): void 
     app: defaultApp(),
     image: options.image ?? 'registry.example.com/realtime-gateway:0.1.0',
     imagePullPolicy: 'IfNotPresent',
-    entry: { kind: 'gatewayApi', className: 'eg', host: 'realtime.example.com', tlsSecretName: 'realtime-gateway-tls' },
+    entry: {
+      kind: 'gatewayApi',
+      className: 'eg',
+      host: 'realtime.example.com',
+      tlsSecretName: 'realtime-gateway-tls',
+      // Up to 30 × 20,000 sockets: each is two connections in Envoy. An estimate, not a measurement: watch
+      // the proxies' memory and add replicas before raising limits. One proxy at a time may be evicted.
+      envoyProxy: { replicas: 4, minAvailable: 3, resources: { requests: { cpu: '1', memory: '2Gi' }, limits: { memory: '6Gi' } } },
+    },
     autoscaling: { mode: 'hpa', minReplicas: 3, maxReplicas: 30, scaleUpPods: 6 },
     resources: { requests: { cpu: '500m', memory: '512Mi' }, limits: { memory: '1Gi' } },
     redis: { external: { secretName: 'realtime-gateway-redis-cluster', cluster: true } },

@@ -9,6 +9,7 @@ import { writeChart } from '../../infra/chart/generate.ts';
 import { DEFAULT_VALUES, identityFor, propsFromValues, VALUE_DOCS, type ChartValues } from '../../infra/chart/values.ts';
 import { GENERATED_SECRET_ANNOTATION } from '../../infra/generated-secret.ts';
 import { synthProfile } from '../../infra/synth.ts';
+import { KIND_VALUES } from '../../infra/profiles/kind.ts';
 import { App, Chart } from 'cdk8s';
 import { RealtimeGateway, type RealtimeGatewayProps } from '../../infra/realtime-gateway.ts';
 import { CHART, helm, helmTemplate, mergeValues, NAMESPACE, RELEASE, requireHelm } from './helm.ts';
@@ -91,7 +92,8 @@ describe('the generated chart', () => {
   });
 
   it('with default values (and the image `make up` builds) renders the kind profile (semantically), every object schema-valid', () => {
-    const rendered = helmTemplate({ image: { tag: 'dev' } });
+    // The chart's proxy Service is a LoadBalancer by default; kind's fixed NodePort is KIND_VALUES.
+    const rendered = helmTemplate(mergeValues({ image: { tag: 'dev' } }, KIND_VALUES));
     for (const object of rendered) validateManifest(object as never);
     // The profile also defines its Namespace; the chart leaves that to `helm install --namespace`.
     const kind = synthProfile('kind').app!.filter((o) => o.kind !== 'Namespace');
@@ -160,6 +162,12 @@ describe('the generated chart', () => {
     'traefik Ingress with annotations of its own only': {
       entry: { kind: 'ingress', className: 'traefik', ingress: { controller: 'traefik', annotations: { 'traefik.ingress.kubernetes.io/router.middlewares': 'auth@kubernetescrd' } } },
     },
+    'Envoy proxy on a fixed NodePort, 3 replicas, own resources, longer drain': {
+      entry: { gatewayApi: { envoyProxy: { serviceType: 'NodePort', nodePort: 31080, replicas: 3, minAvailable: 2, resources: { requests: { cpu: '1', memory: '2Gi' }, limits: { memory: '4Gi' } } } } },
+      drain: { preStopSeconds: 8, noticeDelayMs: 3500, windowMs: 45_000 },
+    },
+    'Envoy proxy behind a ClusterIP, TLS on 443': { entry: { host: 'rt.example.com', tls: { enabled: true, secretName: 'rt-tls' }, gatewayApi: { listenerPort: 443, envoyProxy: { serviceType: 'ClusterIP' } } } },
+    'another Gateway API implementation (no Envoy objects)': { entry: { className: 'other', gatewayApi: { envoyPolicies: false } } },
     'the route attached to a shared Gateway (no Gateway of its own)': {
       entry: { host: 'rt.example.com', gatewayApi: { parentRefs: [{ name: 'shared', namespace: 'gateways', sectionName: 'https' }] } },
     },
@@ -226,6 +234,13 @@ describe('the generated chart', () => {
     ['internal.port', 9191, 'NetworkPolicy/realtime-gateway'],
     ['internal.port', 9191, 'ConfigMap/realtime-gateway'],
     ['internal.metricsNamespace', 'monitoring', 'NetworkPolicy/realtime-gateway'],
+    ['entry.gatewayApi.envoyProxy.serviceType', 'ClusterIP', 'EnvoyProxy/realtime-gateway'],
+    ['entry.gatewayApi.envoyProxy.replicas', 4, 'EnvoyProxy/realtime-gateway'],
+    ['entry.gatewayApi.envoyProxy.minAvailable', 0, 'EnvoyProxy/realtime-gateway'],
+    ['entry.gatewayApi.envoyProxy.resources', { requests: { cpu: '1', memory: '1Gi' } }, 'EnvoyProxy/realtime-gateway'],
+    ['drain.windowMs', 60_000, 'EnvoyProxy/realtime-gateway'],
+    ['drain.preStopSeconds', 10, 'EnvoyProxy/realtime-gateway'],
+    ['drain.noticeDelayMs', 4000, 'EnvoyProxy/realtime-gateway'],
   ];
   const defaults = () => normalize(helmTemplate());
   const set = (path: string, value: unknown) =>

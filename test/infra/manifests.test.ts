@@ -6,11 +6,11 @@ import { Gateway, namespacePeer } from '../../infra/gateway.ts';
 import { resolveDrainTiming } from '../../infra/drain-timing.ts';
 import { Redis } from '../../infra/redis.ts';
 import { RealtimeGateway } from '../../infra/realtime-gateway.ts';
-import { GatewayApiEntry } from '../../infra/gateway-api-entry.ts';
-import { EnvoyGatewayKind } from '../../infra/envoy-gateway-kind.ts';
+import { ENVOY_OVERRIDE_HOST_STATUSES, GatewayApiEntry } from '../../infra/gateway-api-entry.ts';
 import { scalingBehavior } from '../../infra/horizontal-autoscaler.ts';
 import { isGeneratedSecret, synthProfile, PROFILES, type Manifest, type ProfileName } from '../../infra/synth.ts';
 import { defaultApp } from '../../infra/profiles/common.ts';
+import { KIND_NODE_PORT } from '../../infra/profiles/kind.ts';
 import { POD_SECURITY_RESTRICTED_LABELS } from '../../infra/restricted-namespace.ts';
 import { validateManifest } from './validate-models.ts';
 import { ScaleDownController, controllerRules } from '../../infra/scale-down-controller.ts';
@@ -343,13 +343,18 @@ describe('kind profile specifics', () => {
     expect(auth.stringData['jwt-secret']).not.toBe(again.find((s) => s.metadata.name === 'realtime-gateway-auth').stringData['jwt-secret']);
   });
 
-  it('the platform chart exposes the Envoy proxy of this Gateway on the NodePort kind-config.yaml maps', () => {
+  it('the Gateway\'s EnvoyProxy puts Envoy Gateway\'s own proxy Service on the NodePort kind-config.yaml maps (so the Gateway is Programmed)', () => {
     const platform = synthProfile('kind').platform!;
-    const service = platform.find((o) => o.kind === 'Service') as any;
+    expect(platform.map((o) => o.kind)).toEqual(['GatewayClass']);
     const [gateway] = find(objects, 'Gateway') as any[];
-    expect(service.spec.selector['gateway.envoyproxy.io/owning-gateway-name']).toBe(gateway.metadata.name);
-    expect(service.spec.ports[0].targetPort).toBe(gateway.spec.listeners[0].port);
-    expect(platform.find((o) => o.kind === 'GatewayClass')?.metadata.name).toBe(gateway.spec.gatewayClassName);
+    const [proxy] = find(objects, 'EnvoyProxy') as any[];
+    expect(gateway.spec.infrastructure.parametersRef).toEqual({ group: 'gateway.envoyproxy.io', kind: 'EnvoyProxy', name: proxy.metadata.name });
+    expect(proxy.metadata.namespace).toBe(gateway.metadata.namespace);
+    const service = proxy.spec.provider.kubernetes.envoyService;
+    expect(service).toMatchObject({ type: 'NodePort', externalTrafficPolicy: 'Cluster' });
+    // Envoy Gateway's Service port is the listener's: the strategic merge (keyed by port) gives it the node port.
+    expect(service.patch).toEqual({ type: 'StrategicMerge', value: { spec: { ports: [{ port: gateway.spec.listeners[0].port, nodePort: KIND_NODE_PORT }] } } });
+    expect(platform[0]!.metadata.name).toBe(gateway.spec.gatewayClassName);
   });
 });
 
@@ -361,6 +366,58 @@ describe('production profile specifics', () => {
     expect(byComponent(objects, 'ConfigMap', 'gateway').data.ADAPTER).toBe('redis-cluster');
     const [gateway] = find(objects, 'Gateway') as any[];
     expect(gateway.spec.listeners[0]).toMatchObject({ protocol: 'HTTPS', port: 443, tls: { mode: 'Terminate' } });
+  });
+
+  it('runs several Envoy proxies behind a LoadBalancer, one evictable at a time', () => {
+    const [proxy] = find(objects, 'EnvoyProxy') as any[];
+    const kube = proxy.spec.provider.kubernetes;
+    expect(kube.envoyService).toEqual({ type: 'LoadBalancer' });
+    expect(kube.envoyDeployment.replicas).toBeGreaterThanOrEqual(2);
+    expect(kube.envoyPDB.minAvailable).toBe(kube.envoyDeployment.replicas - 1);
+    expect(kube.envoyDeployment.container.resources.limits.memory).toBeDefined();
+  });
+});
+
+describe.each(profiles)('the Envoy Gateway entry of profile %s', (profile) => {
+  const objects = all(profile);
+  const [gateway] = find(objects, 'Gateway') as any[];
+  const [route] = find(objects, 'HTTPRoute') as any[];
+  const deployment = byComponent(objects, 'Deployment', 'gateway');
+
+  it('keeps sessions on draining pods: an EnvoyPatchPolicy adds DRAINING to the route cluster\'s override_host_status', () => {
+    const [policy] = find(objects, 'EnvoyPatchPolicy') as any[];
+    expect(policy.metadata.namespace).toBe(gateway.metadata.namespace);
+    expect(policy.spec).toEqual({
+      targetRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: gateway.metadata.name },
+      type: 'JSONPatch',
+      jsonPatches: [
+        {
+          type: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+          name: `httproute/${route.metadata.namespace}/${route.metadata.name}/rule/0`,
+          operation: { op: 'add', path: '/common_lb_config/override_host_status', value: { statuses: ['UNKNOWN', 'HEALTHY', 'DEGRADED', 'DRAINING'] } },
+        },
+      ],
+    });
+    // Rule 0 is the one with the session cookie: the cluster the patch names.
+    expect(route.spec.rules).toHaveLength(1);
+    expect(route.spec.rules[0].sessionPersistence.type).toBe('Cookie');
+    expect(ENVOY_OVERRIDE_HOST_STATUSES).toContain('DRAINING');
+  });
+
+  it('a terminating Envoy proxy holds its sockets longer than a gateway pod takes to drain', () => {
+    const [proxy] = find(objects, 'EnvoyProxy') as any[];
+    const seconds = (d: string) => Number(/^(\d+)s$/.exec(d)![1]);
+    const grace = deployment.spec.template.spec.terminationGracePeriodSeconds;
+    const drain = resolveDrainTiming();
+    expect(seconds(proxy.spec.shutdown.drainTimeout)).toBe(grace);
+    expect(seconds(proxy.spec.shutdown.drainTimeout)).toBeGreaterThan(drain.minReadySeconds);
+    expect(seconds(proxy.spec.shutdown.minDrainDuration)).toBe(drain.preStopSeconds + Math.ceil(drain.noticeDelayMs / 1000));
+  });
+
+  it('every Envoy Gateway object passes its CRD\'s schema offline', () => {
+    const envoy = objects.filter((o) => o.apiVersion === 'gateway.envoyproxy.io/v1alpha1');
+    expect(envoy.map((o) => o.kind).sort()).toEqual(['BackendTrafficPolicy', 'EnvoyPatchPolicy', 'EnvoyProxy']);
+    for (const object of envoy) validateManifest(object);
   });
 });
 
@@ -470,11 +527,49 @@ describe('construct-time errors name the prop and value', () => {
     expect(() => Testing.synth(lonely)).toThrow(/no client may reach it/);
   });
 
-  it('scale-down that is not slower than scale-up; a privileged listener port on kind', () => {
+  it('scale-down that is not slower than scale-up; a bad cookie name', () => {
     expect(() => scalingBehavior({ scaleDownPeriodSeconds: 5 })).toThrow(/scaleDownPeriodSeconds=5/);
     expect(() => scalingBehavior({ scaleDownStabilizationSeconds: 0 })).toThrow(/scaleDownStabilizationSeconds=0/);
-    expect(() => new EnvoyGatewayKind(chart(), 'e', { gatewayName: 'g', gatewayNamespace: 'n', listenerPort: 80 })).toThrow(/listenerPort=80/);
     expect(() => new GatewayApiEntry(chart(), 'e', { app, backend: { serviceName: 's', port: 1 }, cookieName: 'bad cookie' })).toThrow(/cookieName="bad cookie"/);
+  });
+
+  it('the EnvoyProxy: service type, node port, replicas, PDB, drain; shared parentRefs', () => {
+    const entry = (envoyProxy: object, more: object = {}) => () =>
+      new GatewayApiEntry(chart(), 'e', { app, backend: { serviceName: 's', port: 1 }, envoyProxy, ...more });
+    expect(entry({ serviceType: 'Ingress' })).toThrow(/envoyProxy\.serviceType="Ingress" must be LoadBalancer, NodePort or ClusterIP/);
+    expect(entry({ nodePort: 30080 })).toThrow(/envoyProxy\.nodePort=30080 needs envoyProxy\.serviceType=NodePort \(it is LoadBalancer\)/);
+    expect(entry({ serviceType: 'NodePort', nodePort: 80 })).toThrow(/envoyProxy\.nodePort=80 is outside the default NodePort range 30000-32767/);
+    expect(entry({ replicas: 0 })).toThrow(/envoyProxy\.replicas=0 must be an integer >= 1/);
+    expect(entry({ replicas: 1.5 })).toThrow(/envoyProxy\.replicas=1.5 must be an integer >= 1/);
+    expect(entry({ minAvailable: -1 })).toThrow(/envoyProxy\.minAvailable=-1 must be an integer >= 0/);
+    expect(entry({ replicas: 2, minAvailable: 2 })).toThrow(/envoyProxy\.minAvailable=2 must be below envoyProxy\.replicas=2/);
+    expect(entry({ drainTimeoutSeconds: 0 })).toThrow(/envoyProxy\.drainTimeoutSeconds=0 must be an integer >= 1/);
+    expect(entry({ drainTimeoutSeconds: 20, minDrainDurationSeconds: 30 })).toThrow(/envoyProxy\.minDrainDurationSeconds=30 must not exceed envoyProxy\.drainTimeoutSeconds=20/);
+    const shared = { parentRefs: [{ name: 'shared', namespace: 'gateways' }] };
+    expect(entry({}, shared)).toThrow(/envoyProxy=\{\} belongs to the shared Gateway in parentRefs/);
+    expect(() => new GatewayApiEntry(chart(), 'e', { app, backend: { serviceName: 's', port: 1 }, ...shared, envoyKeepSessionsOnDrainingPods: true })).toThrow(
+      /envoyKeepSessionsOnDrainingPods=true patches the Gateway's proxy, which belongs to the shared Gateway/,
+    );
+    // Defaults: Envoy Gateway's own drain, two replicas, one evictable.
+    const c = chart();
+    const made = new GatewayApiEntry(c, 'e', { app, backend: { serviceName: 's', port: 1 }, envoyProxy: {} });
+    const proxy = Testing.synth(c).find((o) => o.kind === 'EnvoyProxy');
+    expect(made.envoyProxy).toBeDefined();
+    expect(made.envoyPatchPolicy).toBeUndefined();
+    expect(proxy.spec.shutdown).toEqual({ drainTimeout: '60s', minDrainDuration: '10s' });
+    expect(proxy.spec.provider.kubernetes).toMatchObject({ envoyDeployment: { replicas: 2 }, envoyPDB: { minAvailable: 1 }, envoyService: { type: 'LoadBalancer' } });
+    // RealtimeGateway: an EnvoyProxy needs the Envoy policies and a Gateway of its own.
+    const gatewayApi = (more: object) => () => new RealtimeGateway(chart(), 'r', { app, image: 'x', entry: { kind: 'gatewayApi', ...more } });
+    expect(gatewayApi({ envoyPolicies: false, envoyProxy: { replicas: 3 } })).toThrow(/entry\.envoyProxy=\{"replicas":3\} has no effect with entry\.envoyPolicies=false/);
+    expect(gatewayApi({ ...shared, envoyProxy: { replicas: 3 } })).toThrow(/entry\.envoyProxy belongs to the shared Gateway in entry\.parentRefs/);
+    const sharedRoute = chart();
+    new RealtimeGateway(sharedRoute, 'r', { app, image: 'x', entry: { kind: 'gatewayApi', ...shared } });
+    expect(Testing.synth(sharedRoute).filter((o) => o.apiVersion === 'gateway.envoyproxy.io/v1alpha1').map((o) => o.kind)).toEqual(['BackendTrafficPolicy']);
+    const other = chart();
+    new RealtimeGateway(other, 'r', { app, image: 'x', entry: { kind: 'gatewayApi', envoyPolicies: false } });
+    const otherObjects = Testing.synth(other);
+    expect(otherObjects.filter((o) => o.apiVersion === 'gateway.envoyproxy.io/v1alpha1')).toEqual([]);
+    expect(otherObjects.find((o) => o.kind === 'Gateway').spec.infrastructure).toBeUndefined();
   });
 
   it('a Redis NetworkPolicy accepts more clients (the drain controller, later)', () => {

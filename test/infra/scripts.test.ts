@@ -54,6 +54,17 @@ describe('scripts/up.sh', () => {
   });
 });
 
+describe('scripts/up.sh and the Envoy Gateway entry', () => {
+  it('installs Envoy Gateway with EnvoyPatchPolicy enabled (off by default; the entry ships one) and checks it was applied', () => {
+    const up = read('scripts/up.sh');
+    const install = up.slice(up.indexOf('helm upgrade --install eg'), up.indexOf('--wait --timeout 5m', up.indexOf('helm upgrade --install eg')));
+    expect(install).toContain('--set config.envoyGateway.extensionApis.enableEnvoyPatchPolicy=true');
+    const policy = synthProfile('kind').app!.find((o) => o.kind === 'EnvoyPatchPolicy')!;
+    expect(up).toContain(`envoypatchpolicy/${policy.metadata.name}`);
+    expect(up).toContain('conditions[?(@.type=="Programmed")]');
+  });
+});
+
 describe('bash scripts under pipefail', () => {
   const scripts = ['scripts', '.ci']
     .flatMap((dir) => readdirSync(join(ROOT, dir), { recursive: true, encoding: 'utf8' }).map((f) => `${dir}/${f}`))
@@ -115,8 +126,8 @@ describe('kind-config.yaml', () => {
   });
 
   it('maps the entry NodePort the kind profile uses to localhost:8080', () => {
-    const service = synthProfile('kind').platform!.find((o) => o.kind === 'Service') as any;
-    expect(service.spec.ports[0].nodePort).toBe(KIND_NODE_PORT);
+    const proxy = synthProfile('kind').app!.find((o) => o.kind === 'EnvoyProxy') as any;
+    expect(proxy.spec.provider.kubernetes.envoyService.patch.value.spec.ports[0].nodePort).toBe(KIND_NODE_PORT);
     expect(config.nodes[0].extraPortMappings).toEqual([
       expect.objectContaining({ containerPort: KIND_NODE_PORT, hostPort: 8080 }),
     ]);
