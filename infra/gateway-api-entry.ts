@@ -31,6 +31,12 @@ export interface EnvoyProxyProps {
    */
   readonly nodePort?: number;
   /**
+   * Envoy Gateway's `envoyService` as its API writes it (type, annotations, patch, ...), instead of
+   * `serviceType` and `nodePort`; `envoyServiceOf` builds it from those two.
+   * @default - from serviceType and nodePort
+   */
+  readonly service?: Readonly<Record<string, unknown>>;
+  /**
    * Proxy replicas (Envoy Gateway's Deployment).
    * @default 2
    */
@@ -251,18 +257,36 @@ function positiveInteger(prop: string, value: number, minimum = 1): number {
 }
 
 /** The EnvoyProxy's spec, its props checked. */
-function envoyProxySpecOf(p: EnvoyProxyProps, listenerPort: number): Record<string, unknown> {
-  const serviceType = p.serviceType ?? 'LoadBalancer';
+/**
+ * Envoy Gateway's `envoyService` for a Service type and node port: what `EnvoyProxyProps.service` would be
+ * written as (the chart takes it in that form: chart values carry no construct logic).
+ */
+export function envoyServiceOf(serviceType: 'LoadBalancer' | 'NodePort' | 'ClusterIP', nodePort: number | undefined, listenerPort: number): Record<string, unknown> {
   if (!['LoadBalancer', 'NodePort', 'ClusterIP'].includes(serviceType)) {
     throw new Error(`envoyProxy.serviceType=${JSON.stringify(serviceType)} must be LoadBalancer, NodePort or ClusterIP`);
   }
-  if (p.nodePort !== undefined) {
-    if (serviceType !== 'NodePort') throw new Error(`envoyProxy.nodePort=${p.nodePort} needs envoyProxy.serviceType=NodePort (it is ${serviceType})`);
+  if (nodePort !== undefined) {
+    if (serviceType !== 'NodePort') throw new Error(`envoyProxy.nodePort=${nodePort} needs envoyProxy.serviceType=NodePort (it is ${serviceType})`);
     const { minimum, maximum } = LIMITS.nodePort;
-    if (!Number.isInteger(p.nodePort) || p.nodePort < minimum || p.nodePort > maximum) {
-      throw new Error(`envoyProxy.nodePort=${p.nodePort} is outside the default NodePort range ${minimum}-${maximum}`);
+    if (!Number.isInteger(nodePort) || nodePort < minimum || nodePort > maximum) {
+      throw new Error(`envoyProxy.nodePort=${nodePort} is outside the default NodePort range ${minimum}-${maximum}`);
     }
   }
+  return {
+    type: serviceType,
+    // A node port is reached through whichever node the client picked, not only the proxy pods' nodes.
+    ...(serviceType === 'NodePort' ? { externalTrafficPolicy: 'Cluster' } : {}),
+    // The Service's port is the listener's: a strategic merge keyed by port sets its node port.
+    ...(nodePort === undefined ? {} : { patch: { type: 'StrategicMerge', value: { spec: { ports: [{ port: listenerPort, nodePort }] } } } }),
+  };
+}
+
+/** The EnvoyProxy's spec, its props checked. */
+function envoyProxySpecOf(p: EnvoyProxyProps, listenerPort: number): Record<string, unknown> {
+  if (p.service !== undefined && (p.serviceType !== undefined || p.nodePort !== undefined)) {
+    throw new Error(`envoyProxy.service=${JSON.stringify(p.service)} replaces envoyProxy.serviceType and nodePort: set one or the other`);
+  }
+  const envoyService = p.service === undefined ? envoyServiceOf(p.serviceType ?? 'LoadBalancer', p.nodePort, listenerPort) : structuredClone(p.service);
   const replicas = positiveInteger('replicas', p.replicas ?? 2);
   const minAvailable = positiveInteger('minAvailable', p.minAvailable ?? 1, 0);
   if (minAvailable >= replicas) {
@@ -282,13 +306,7 @@ function envoyProxySpecOf(p: EnvoyProxyProps, listenerPort: number): Record<stri
           container: { resources: structuredClone(p.resources ?? { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '1Gi' } }) },
         },
         envoyPDB: { minAvailable },
-        envoyService: {
-          type: serviceType,
-          // A node port is reached through whichever node the client picked, not only the proxy pods' nodes.
-          ...(serviceType === 'NodePort' ? { externalTrafficPolicy: 'Cluster' } : {}),
-          // The Service's port is the listener's: a strategic merge keyed by port sets its node port.
-          ...(p.nodePort === undefined ? {} : { patch: { type: 'StrategicMerge', value: { spec: { ports: [{ port: listenerPort, nodePort: p.nodePort }] } } } }),
-        },
+        envoyService,
       },
     },
     shutdown: { drainTimeout: `${drainTimeout}s`, minDrainDuration: `${minDrain}s` },

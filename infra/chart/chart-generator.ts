@@ -43,10 +43,6 @@ interface Dimension {
   condition(option: string): string;
 }
 
-/** The release's Gateway gets an EnvoyProxy: Envoy Gateway policies on, no shared parentRefs. */
-function ownEnvoyProxy(a: Assignment): boolean {
-  return a['entry.kind'] === 'gatewayApi' && a['entry.gatewayApi.envoyPolicies'] === 'true' && a['entry.gatewayApi.parentRefs'] === 'empty';
-}
 const OWN_ENVOY_PROXY = 'and (eq $.Values.entry.kind "gatewayApi") $.Values.entry.gatewayApi.envoyPolicies (not $.Values.entry.gatewayApi.parentRefs)';
 
 const DIMENSIONS: readonly Dimension[] = [
@@ -121,23 +117,6 @@ const DIMENSIONS: readonly Dimension[] = [
     onlyWhen: (a) => a['entry.kind'] === 'gatewayApi',
     apply: (v, o) => (v.entry.gatewayApi.envoyPolicies = o === 'true'),
     condition: (o) => (o === 'true' ? '$.Values.entry.gatewayApi.envoyPolicies' : 'not $.Values.entry.gatewayApi.envoyPolicies'),
-  },
-  {
-    key: 'entry.gatewayApi.envoyProxy.serviceType',
-    options: VALUE_ENUMS['entry.gatewayApi.envoyProxy.serviceType']!,
-    enumerated: true,
-    onlyWhen: ownEnvoyProxy,
-    apply: (v, o) => (v.entry.gatewayApi.envoyProxy.serviceType = o as ChartValues['entry']['gatewayApi']['envoyProxy']['serviceType']),
-    condition: (o) => `eq $.Values.entry.gatewayApi.envoyProxy.serviceType "${o}"`,
-  },
-  {
-    key: 'entry.gatewayApi.envoyProxy.nodePort',
-    options: ['empty', 'set'],
-    onlyWhen: ownEnvoyProxy,
-    apply: (v, o) => {
-      if (o === 'empty') v.entry.gatewayApi.envoyProxy.nodePort = '';
-    },
-    condition: (o) => (o === 'set' ? '$.Values.entry.gatewayApi.envoyProxy.nodePort' : 'not $.Values.entry.gatewayApi.envoyProxy.nodePort'),
   },
   {
     key: 'redis.mode',
@@ -228,7 +207,7 @@ const SWITCHES: readonly { readonly key: string; set(values: ChartValues, on: bo
 ];
 
 /** Values that are passed whole (`toYaml`), not leaf by leaf. */
-const BLOCK_VALUES = ['resources', 'redis.internal.resources', 'controller.resources', 'entry.haproxy.resources', 'entry.gatewayApi.parentRefs', 'entry.gatewayApi.envoyProxy.resources'];
+const BLOCK_VALUES = ['resources', 'redis.internal.resources', 'controller.resources', 'entry.haproxy.resources', 'entry.gatewayApi.parentRefs', 'entry.gatewayApi.envoyProxy.resources', 'entry.gatewayApi.envoyProxy.service'];
 /**
  * Extension points (pod-extensions.ts) whose field is left out when the value is empty: rendered
  * `{{- with $.Values.<path> }} <field>: {{ toYaml . }} {{- end }}`.
@@ -241,7 +220,7 @@ const MAP_MERGE_VALUES = ['podAnnotations', 'podLabels', 'entry.ingress.annotati
 /** Numeric leaves that may be fractional: rendered as they are, not through `| int`. */
 const FRACTIONAL_LEAVES = new Set(['controller.drain.reconnectBudgetPerSecond']);
 /** Empty/set dimensions whose value, when set, is a sentinel like any other leaf. */
-const PRESENCE_DIMENSIONS = new Set(['entry.host', 'auth.existingSecret', 'internal.metricsNamespace', 'internal.backendNamespace', 'namespaces', 'serverApi.existingSecret', 'entry.haproxy.nodePort', 'entry.gatewayApi.parentRefs', 'entry.gatewayApi.envoyProxy.nodePort', 'auth.mode']);
+const PRESENCE_DIMENSIONS = new Set(['entry.host', 'auth.existingSecret', 'internal.metricsNamespace', 'internal.backendNamespace', 'namespaces', 'serverApi.existingSecret', 'entry.haproxy.nodePort', 'entry.gatewayApi.parentRefs', 'auth.mode']);
 /** Leaves set by dimensions or handled specially. */
 const NON_SENTINEL_LEAVES = new Set([
   ...DIMENSIONS.map((d) => d.key).filter((k) => !PRESENCE_DIMENSIONS.has(k)),
@@ -308,13 +287,6 @@ const BOUNDED_LEAVES: Record<string, BoundedLeaf> = {
     min: 30000,
     max: 32767,
     when: 'and (eq $.Values.entry.kind "haproxy") $.Values.entry.haproxy.nodePort',
-    message: 'is outside the default NodePort range 30000-32767',
-  },
-  'entry.gatewayApi.envoyProxy.nodePort': {
-    standIn: 32713,
-    min: 30000,
-    max: 32767,
-    when: `and (${OWN_ENVOY_PROXY}) $.Values.entry.gatewayApi.envoyProxy.nodePort`,
     message: 'is outside the default NodePort range 30000-32767',
   },
   'entry.haproxy.maxServers': {

@@ -29,7 +29,7 @@ export function valuesYaml(): string {
   comment(doc.contents as Node, '');
   doc.commentBefore =
     ` Values of the ${CHART_NAME} chart, generated from the cdk8s constructs in infra/ (make charts).\n` +
-    ' The defaults are the kind profile: in-cluster Redis, Envoy Gateway entry, HPA 2-6 replicas.\n' +
+    ' The defaults are the kind profile (in-cluster Redis, Envoy Gateway entry, HPA 2-6 replicas), but for the Envoy proxy\'s Service: a LoadBalancer.\n' +
     ` The Gateway API entry needs the experimental-channel CRDs of Gateway API ${GATEWAY_API_VERSION} (Envoy Gateway ${ENVOY_GATEWAY_VERSION} installs them).`;
   return doc.toString({ lineWidth: 0 });
 }

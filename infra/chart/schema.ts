@@ -36,7 +36,6 @@ export const VALUE_ENUMS: Record<string, readonly string[]> = {
   'entry.kind': ['gatewayApi', 'ingress', 'haproxy'],
   'entry.ingress.controller': ['nginx', 'traefik'],
   'entry.haproxy.serviceType': ['ClusterIP', 'NodePort', 'LoadBalancer'],
-  'entry.gatewayApi.envoyProxy.serviceType': ['LoadBalancer', 'NodePort', 'ClusterIP'],
   'redis.mode': ['internal', 'external'],
   'auth.mode': ['HS256', 'RS256', 'ES256'],
   'auth.publicKey.format': ['jwks', 'pem'],
@@ -90,8 +89,18 @@ const LEAF_SCHEMAS: Record<string, Schema> = {
   'entry.cookieName': { type: 'string', pattern: COOKIE_NAME_PATTERN },
   'entry.gatewayApi.listenerPort': integer(LIMITS.port),
   'entry.ingress.timeoutSeconds': integer(LIMITS.ingressTimeoutSeconds),
-  'entry.gatewayApi.envoyProxy.nodePort': { anyOf: [integer(LIMITS.nodePort), { const: '' }] },
-  'entry.gatewayApi.envoyProxy.replicas': integer(LIMITS.replicas),
+  // Envoy Gateway's EnvoyService: its CRD checks the rest on the API server.
+  'entry.gatewayApi.envoyProxy.service': {
+    type: 'object',
+    required: ['type'],
+    properties: {
+      type: { type: 'string', enum: ['LoadBalancer', 'NodePort', 'ClusterIP'] },
+      externalTrafficPolicy: { type: 'string', enum: ['Local', 'Cluster'] },
+      annotations: stringMap,
+      labels: stringMap,
+      patch: { type: 'object', required: ['value'], properties: { type: { type: 'string', enum: ['StrategicMerge', 'JSONMerge'] }, value: { type: 'object' } } },
+    },
+  },  'entry.gatewayApi.envoyProxy.replicas': integer(LIMITS.replicas),
   'entry.gatewayApi.envoyProxy.minAvailable': integer({ minimum: 0 }),
   'entry.gatewayApi.envoyProxy.resources': resources,
   'entry.haproxy.image.repository': nonEmpty,

@@ -60,9 +60,8 @@ export interface ChartValues {
       parentRefs: IParentReference[];
       envoyPolicies: boolean;
       envoyProxy: {
-        serviceType: 'LoadBalancer' | 'NodePort' | 'ClusterIP';
-        /** Empty: assigned by the cluster. */
-        nodePort: number | '';
+        /** Envoy Gateway's `envoyService`, passed whole (Service type, node port patch, annotations). */
+        service: Record<string, unknown>;
         // Before replicas: the generator's number stand-ins grow in this order, and minAvailable < replicas.
         minAvailable: number;
         replicas: number;
@@ -163,8 +162,7 @@ export const DEFAULT_VALUES: ChartValues = {
       parentRefs: [],
       envoyPolicies: true,
       envoyProxy: {
-        serviceType: 'LoadBalancer',
-        nodePort: '',
+        service: { type: 'LoadBalancer' },
         minAvailable: 1,
         replicas: 2,
         resources: { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '1Gi' } },
@@ -281,8 +279,8 @@ export const VALUE_DOCS: Record<string, string> = {
   'entry.ingress.timeoutSeconds': '`nginx`: proxy read/send timeout, long enough for WebSockets and 25 s long-polls.',
   'entry.gatewayApi.envoyPolicies': "The GatewayClass is Envoy Gateway's. Adds a BackendTrafficPolicy raising Envoy's circuit breaker (1024 connections, pending and parallel requests per proxy by default; each WebSocket and held long-poll holds one) to `MAX_CONNECTIONS` × (`autoscaling.maxReplicas` + 1); and, with a Gateway of its own (no `parentRefs`), an EnvoyProxy (`envoyProxy`) and an EnvoyPatchPolicy that keeps sessions on draining pods until their drain closes them (needs Envoy Gateway's `config.envoyGateway.extensionApis.enableEnvoyPatchPolicy=true`). `false` for another implementation.",
   'entry.gatewayApi.envoyProxy': "The Envoy proxy fleet of the release's Gateway (an EnvoyProxy in `infrastructure.parametersRef`; with `envoyPolicies` and no `parentRefs`). Its shutdown drain is derived from `drain.*`: `drainTimeout` is the gateway pods' grace period, `minDrainDuration` preStop + notice.",
-  'entry.gatewayApi.envoyProxy.serviceType': 'Type of the proxy\'s Service: `LoadBalancer`, `NodePort` (through any node: `externalTrafficPolicy: Cluster`; on kind with `make up`\'s kind-config.yaml: `nodePort: 30080`) or `ClusterIP`.',
-  'entry.gatewayApi.envoyProxy.nodePort': 'With `serviceType=NodePort`: the node port, 30000-32767. Empty: assigned by the cluster.',
+  'entry.gatewayApi.envoyProxy.service': "Envoy Gateway's `envoyService` for the proxy's Service, as its EnvoyProxy API writes it: `type` (`LoadBalancer`, `NodePort`, `ClusterIP`), `externalTrafficPolicy`, `annotations`, `patch`. On kind (`make up`'s kind-config.yaml maps node port 30080): `{type: NodePort, externalTrafficPolicy: Cluster, patch: {type: StrategicMerge, value: {spec: {ports: [{port: 8080, nodePort: 30080}]}}}}`.",
+  'entry.gatewayApi.envoyProxy.service.type': '`LoadBalancer`, `NodePort` or `ClusterIP`.',
   'entry.gatewayApi.envoyProxy.minAvailable': '`minAvailable` of the proxy pods\' PodDisruptionBudget; below `replicas`, so a node drain can evict one.',
   'entry.gatewayApi.envoyProxy.replicas': 'Proxy replicas.',
   'entry.gatewayApi.envoyProxy.resources': 'The Envoy container\'s resources. Each proxied socket is two connections in Envoy: size memory for your sockets per proxy.',
@@ -532,9 +530,6 @@ function gatewayApiEntryOptions(v: ChartValues, host: string | undefined, tlsSec
     return { kind: 'gatewayApi', host, cookieName, parentRefs: v.entry.gatewayApi.parentRefs, envoyPolicies: v.entry.gatewayApi.envoyPolicies };
   }
   const p = v.entry.gatewayApi.envoyProxy;
-  if (v.entry.gatewayApi.envoyPolicies && Number(p.nodePort) && p.serviceType !== 'NodePort') {
-    throw new Error(`entry.gatewayApi.envoyProxy.nodePort is set, which needs entry.gatewayApi.envoyProxy.serviceType=NodePort (it is ${p.serviceType}): set serviceType=NodePort, or leave nodePort empty`);
-  }
   return {
     kind: 'gatewayApi',
     className: v.entry.className,
@@ -545,9 +540,7 @@ function gatewayApiEntryOptions(v: ChartValues, host: string | undefined, tlsSec
     envoyPolicies: v.entry.gatewayApi.envoyPolicies,
     envoyProxy: v.entry.gatewayApi.envoyPolicies
       ? {
-          serviceType: p.serviceType,
-          // As in the template: empty (or 0) is unset.
-          nodePort: Number(p.nodePort) || undefined,
+          service: p.service,
           replicas: p.replicas,
           minAvailable: p.minAvailable,
           resources: p.resources,

@@ -1,6 +1,7 @@
 import type { App } from 'cdk8s';
 import { Chart } from 'cdk8s';
 import { EnvoyGatewayKind } from '../envoy-gateway-kind.ts';
+import { envoyServiceOf } from '../gateway-api-entry.ts';
 import { RealtimeGateway, type RealtimeGatewayProps } from '../realtime-gateway.ts';
 import { RestrictedNamespace } from '../restricted-namespace.ts';
 import { SocketGatewayCrd } from '../scale-down-controller.ts';
@@ -42,4 +43,4 @@ export function kindProfile(app: App, options: ProfileOptions = {}): void {
 }
 
 /** Chart values that make the chart render the kind profile: the proxy's Service on the fixed NodePort. */
-export const KIND_VALUES = { entry: { gatewayApi: { envoyProxy: { serviceType: 'NodePort', nodePort: KIND_NODE_PORT } } } } as const;
+export const KIND_VALUES = { entry: { gatewayApi: { envoyProxy: { service: envoyServiceOf('NodePort', KIND_NODE_PORT, 8080) } } } };

@@ -108,8 +108,8 @@ function applyTest(context: ReturnType<typeof planeWithManifests>) {
 describe.each(PROFILES)('profile %s', (profile) => {
   const context = planeWithManifests(async () => (await synthesizeOnce())[profile], {
     controllerManager: profile === 'kind',
-    // Envoy Gateway's Helm chart creates envoy-gateway-system, where platform.yaml puts the kind NodePort.
-    plainApply: { dir: join(repoRoot, 'dist', profile), existingNamespaces: profile === 'kind' ? ['envoy-gateway-system'] : [] },
+    // platform.yaml holds only the cluster-scoped GatewayClass now (kind's NodePort is the entry's EnvoyProxy).
+    plainApply: { dir: join(repoRoot, 'dist', profile), existingNamespaces: [] },
   });
   applyTest(context);
   rbacTests(context);

@@ -75,7 +75,7 @@ describe('objects of the Prometheus Operator API', () => {
   test.each([
     ['default values', {}],
     ['kind values (NodePort 30080)', KIND_VALUES],
-    ['a ClusterIP proxy, 3 replicas, a longer drain', { entry: { gatewayApi: { envoyProxy: { serviceType: 'ClusterIP', replicas: 3, minAvailable: 2 } } }, drain: { windowMs: 60_000 } }],
+    ['a ClusterIP proxy, 3 replicas, a longer drain', { entry: { gatewayApi: { envoyProxy: { service: { type: 'ClusterIP' }, replicas: 3, minAvailable: 2 } } }, drain: { windowMs: 60_000 } }],
   ] as const)('the chart\'s Envoy Gateway objects with %s pass server-side dry-run and are stored whole', async (name, values) => {
     const namespace = `envoy-chart-${name.split(' ')[0]}`;
     const rendered = await renderChart(helm, chartDir, namespace, values);

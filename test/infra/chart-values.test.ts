@@ -8,6 +8,7 @@ import { valuesSchema } from '../../infra/chart/schema.ts';
 import { DEFAULT_VALUES, type ChartValues } from '../../infra/chart/values.ts';
 import { LIMITS } from '../../infra/limits.ts';
 import { APP_VERSION } from '../../infra/profiles/common.ts';
+import { KIND_VALUES } from '../../infra/profiles/kind.ts';
 import { CHART, helm, helmTemplate, mergeValues, NAMESPACE, RELEASE, requireHelm } from './helm.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- rendered objects are read as plain JSON */
@@ -50,9 +51,8 @@ const INVALID: [string, object, RegExp][] = [
   ['entry.className empty with Gateway API', valuesAt('entry.className', ''), /\/entry\/className': minLength: got 0, want 1/],
   ['entry.haproxy.nodePort=80', { entry: { kind: 'haproxy', haproxy: { serviceType: 'NodePort', nodePort: 80 } } }, /\/entry\/haproxy\/nodePort': minimum: got 80, want 30,000/],
   ['entry.haproxy.maxServers=1001', valuesAt('entry.haproxy.maxServers', 1001), /\/entry\/haproxy\/maxServers': maximum: got 1,001, want 1,000/],
-  ['entry.gatewayApi.envoyProxy.serviceType=Ingress', valuesAt('entry.gatewayApi.envoyProxy.serviceType', 'Ingress'), /\/entry\/gatewayApi\/envoyProxy\/serviceType': value must be one of 'LoadBalancer', 'NodePort', 'ClusterIP'/],
-  ['entry.gatewayApi.envoyProxy.nodePort=80', { entry: { gatewayApi: { envoyProxy: { serviceType: 'NodePort', nodePort: 80 } } } }, /\/entry\/gatewayApi\/envoyProxy\/nodePort': minimum: got 80, want 30,000/],
-  ['an Envoy proxy nodePort without serviceType=NodePort', valuesAt('entry.gatewayApi.envoyProxy.nodePort', 30080), /entry\.gatewayApi\.envoyProxy\.nodePort is set, which needs entry\.gatewayApi\.envoyProxy\.serviceType=NodePort \(it is LoadBalancer\)/],
+  ['entry.gatewayApi.envoyProxy.service.type=Ingress', valuesAt('entry.gatewayApi.envoyProxy.service', { type: 'Ingress' }), /\/entry\/gatewayApi\/envoyProxy\/service\/type': value must be one of 'LoadBalancer', 'NodePort', 'ClusterIP'/],
+  ['an Envoy proxy service without a type', valuesAt('entry.gatewayApi.envoyProxy.service', { externalTrafficPolicy: 'Cluster' }), /\/entry\/gatewayApi\/envoyProxy\/service': missing property 'type'/],
   ['entry.gatewayApi.envoyProxy.replicas=0', valuesAt('entry.gatewayApi.envoyProxy.replicas', 0), /\/entry\/gatewayApi\/envoyProxy\/replicas': minimum: got 0, want 1/],
   ['an Envoy PDB no proxy could be evicted under', { entry: { gatewayApi: { envoyProxy: { replicas: 2, minAvailable: 2 } } } }, /envoyProxy\.minAvailable=2 must be below envoyProxy\.replicas=2/],
   ['controller.leaseDurationSeconds=1', valuesAt('controller.leaseDurationSeconds', 1), /\/controller\/leaseDurationSeconds': minimum: got 1, want 3/],
@@ -74,7 +74,7 @@ const VALID: [string, object][] = [
   ['entry.className empty with the HAProxy entry (it has none)', { entry: { kind: 'haproxy', className: '' } }],
   ['a nodePort at each end of the range', { entry: { kind: 'haproxy', haproxy: { serviceType: 'NodePort', nodePort: 30000 } } }],
   ['one Envoy proxy and no PDB floor', { entry: { gatewayApi: { envoyProxy: { replicas: 1, minAvailable: 0 } } } }],
-  ['the Envoy proxy on a fixed NodePort (kind)', { entry: { gatewayApi: { envoyProxy: { serviceType: 'NodePort', nodePort: 32767 } } } }],
+  ['the Envoy proxy on kind\'s fixed NodePort', KIND_VALUES],
   ['an Envoy PDB floor that is moot with a shared Gateway', { entry: { gatewayApi: { parentRefs: [{ name: 'shared' }], envoyProxy: { replicas: 2, minAvailable: 2 } } } }],
   ['resources in numbers', valuesAt('resources', { requests: { cpu: 1, memory: '1Gi' }, limits: { cpu: '1500m' } })],
   ['settings with a number value', valuesAt('settings', { MAX_CONNECTIONS: 5000 })],

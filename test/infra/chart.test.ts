@@ -163,10 +163,19 @@ describe('the generated chart', () => {
       entry: { kind: 'ingress', className: 'traefik', ingress: { controller: 'traefik', annotations: { 'traefik.ingress.kubernetes.io/router.middlewares': 'auth@kubernetescrd' } } },
     },
     'Envoy proxy on a fixed NodePort, 3 replicas, own resources, longer drain': {
-      entry: { gatewayApi: { envoyProxy: { serviceType: 'NodePort', nodePort: 31080, replicas: 3, minAvailable: 2, resources: { requests: { cpu: '1', memory: '2Gi' }, limits: { memory: '4Gi' } } } } },
+      entry: {
+        gatewayApi: {
+          envoyProxy: {
+            service: { type: 'NodePort', externalTrafficPolicy: 'Cluster', patch: { type: 'StrategicMerge', value: { spec: { ports: [{ port: 8080, nodePort: 31080 }] } } } },
+            replicas: 3,
+            minAvailable: 2,
+            resources: { requests: { cpu: '1', memory: '2Gi' }, limits: { memory: '4Gi' } },
+          },
+        },
+      },
       drain: { preStopSeconds: 8, noticeDelayMs: 3500, windowMs: 45_000 },
     },
-    'Envoy proxy behind a ClusterIP, TLS on 443': { entry: { host: 'rt.example.com', tls: { enabled: true, secretName: 'rt-tls' }, gatewayApi: { listenerPort: 443, envoyProxy: { serviceType: 'ClusterIP' } } } },
+    'Envoy proxy behind a ClusterIP, TLS on 443': { entry: { host: 'rt.example.com', tls: { enabled: true, secretName: 'rt-tls' }, gatewayApi: { listenerPort: 443, envoyProxy: { service: { type: 'ClusterIP', annotations: { 'example.com/team': 'rt' } } } } } },
     'another Gateway API implementation (no Envoy objects)': { entry: { className: 'other', gatewayApi: { envoyPolicies: false } } },
     'the route attached to a shared Gateway (no Gateway of its own)': {
       entry: { host: 'rt.example.com', gatewayApi: { parentRefs: [{ name: 'shared', namespace: 'gateways', sectionName: 'https' }] } },
@@ -234,7 +243,7 @@ describe('the generated chart', () => {
     ['internal.port', 9191, 'NetworkPolicy/realtime-gateway'],
     ['internal.port', 9191, 'ConfigMap/realtime-gateway'],
     ['internal.metricsNamespace', 'monitoring', 'NetworkPolicy/realtime-gateway'],
-    ['entry.gatewayApi.envoyProxy.serviceType', 'ClusterIP', 'EnvoyProxy/realtime-gateway'],
+    ['entry.gatewayApi.envoyProxy.service', { type: 'ClusterIP' }, 'EnvoyProxy/realtime-gateway'],
     ['entry.gatewayApi.envoyProxy.replicas', 4, 'EnvoyProxy/realtime-gateway'],
     ['entry.gatewayApi.envoyProxy.minAvailable', 0, 'EnvoyProxy/realtime-gateway'],
     ['entry.gatewayApi.envoyProxy.resources', { requests: { cpu: '1', memory: '1Gi' } }, 'EnvoyProxy/realtime-gateway'],

@@ -539,6 +539,7 @@ describe('construct-time errors name the prop and value', () => {
     expect(entry({ serviceType: 'Ingress' })).toThrow(/envoyProxy\.serviceType="Ingress" must be LoadBalancer, NodePort or ClusterIP/);
     expect(entry({ nodePort: 30080 })).toThrow(/envoyProxy\.nodePort=30080 needs envoyProxy\.serviceType=NodePort \(it is LoadBalancer\)/);
     expect(entry({ serviceType: 'NodePort', nodePort: 80 })).toThrow(/envoyProxy\.nodePort=80 is outside the default NodePort range 30000-32767/);
+    expect(entry({ service: { type: 'ClusterIP' }, serviceType: 'NodePort' })).toThrow(/envoyProxy\.service=\{"type":"ClusterIP"\} replaces envoyProxy\.serviceType and nodePort/);
     expect(entry({ replicas: 0 })).toThrow(/envoyProxy\.replicas=0 must be an integer >= 1/);
     expect(entry({ replicas: 1.5 })).toThrow(/envoyProxy\.replicas=1.5 must be an integer >= 1/);
     expect(entry({ minAvailable: -1 })).toThrow(/envoyProxy\.minAvailable=-1 must be an integer >= 0/);
