@@ -65,6 +65,11 @@ so a random value would change on every render): then the render fails naming th
 {{- mul $perPod (add (int $pods) 1) -}}
 {{- end -}}
 
+{{/* Envoy's shutdown.minDrainDuration: preStop + ceil(notice / 1000) (infra/realtime-gateway.ts). */}}
+{{- define "realtime-gateway.envoyMinDrainSeconds" -}}
+{{- add (int .Values.drain.preStopSeconds) (div (add (int .Values.drain.noticeDelayMs) 999) 1000) -}}
+{{- end -}}
+
 {{/* settings: only names the gateway knows (app/gateway/config.ts), and none the chart sets itself. */}}
 {{- define "realtime-gateway.validateSettings" -}}
 {{- $known := list "PORT" "INTERNAL_PORT" "HOST" "POD_NAME" "LOG_LEVEL" "ADAPTER" "REDIS_URL" "REDIS_PASSWORD" "KEY_PREFIX" "HISTORY_SIZE" "HISTORY_TTL_SECONDS" "FLEET_STATS_INTERVAL_MS" "FLEET_STATS_TTL_SECONDS" "SERVE_WEB" "NAMESPACES_FILE" "API_KEYS_FILE" "API_MAX_BODY_BYTES" "IDEMPOTENCY_WINDOW_SECONDS" "CORS_ORIGIN" "AUTH_MODE" "JWT_SECRET" "JWT_PUBLIC_KEY_FILE" "JWT_JWKS_FILE" "JWT_ALGORITHMS" "JWT_AUDIENCE" "JWT_ISSUER" "AUTH_REFRESH_LEAD_MS" "PING_INTERVAL_MS" "PING_TIMEOUT_MS" "MAX_PAYLOAD_BYTES" "RATE_LIMIT_PER_SECOND" "RATE_LIMIT_BURST" "MAX_CONNECTIONS" "MAX_CONNECTIONS_PER_SECOND" "SLOW_CONSUMER_HIGH_WATER_BYTES" "SLOW_CONSUMER_LIMIT_BYTES" "SLOW_CONSUMER_STALL_MS" "HISTORY_PAGE_BYTES" "CONNECT_TIMEOUT_MS" "MAX_CONNECTIONS_PER_USER" "USER_RATE_LIMIT_PER_SECOND" "USER_RATE_LIMIT_BURST" "INBOUND_BYTES_PER_SECOND" "INBOUND_BYTES_BURST" "MAX_ROOMS_PER_CONNECTION" "ADMIN_TOKEN" "DRAIN_NOTICE_DELAY_MS" "DRAIN_WINDOW_MS" "DRAIN_RATE_PER_SECOND" "DRAIN_JITTER_MS" "SHUTDOWN_DEADLINE_MS" "RECOVERY_MAX_DISCONNECTION_MS" -}}
