@@ -52,7 +52,7 @@ const INVALID: [string, object, RegExp][] = [
   ['entry.haproxy.nodePort=80', { entry: { kind: 'haproxy', haproxy: { serviceType: 'NodePort', nodePort: 80 } } }, /\/entry\/haproxy\/nodePort': minimum: got 80, want 30,000/],
   ['entry.haproxy.maxServers=1001', valuesAt('entry.haproxy.maxServers', 1001), /\/entry\/haproxy\/maxServers': maximum: got 1,001, want 1,000/],
   ['entry.gatewayApi.envoyProxy.service.type=Ingress', valuesAt('entry.gatewayApi.envoyProxy.service', { type: 'Ingress' }), /\/entry\/gatewayApi\/envoyProxy\/service\/type': value must be one of 'LoadBalancer', 'NodePort', 'ClusterIP'/],
-  ['an Envoy proxy service without a type', valuesAt('entry.gatewayApi.envoyProxy.service', { externalTrafficPolicy: 'Cluster' }), /\/entry\/gatewayApi\/envoyProxy\/service': missing property 'type'/],
+  ['an Envoy proxy service whose type is removed (null)', valuesAt('entry.gatewayApi.envoyProxy.service', { type: null, externalTrafficPolicy: 'Cluster' }), /\/entry\/gatewayApi\/envoyProxy\/service': missing property 'type'/],
   ['entry.gatewayApi.envoyProxy.replicas=0', valuesAt('entry.gatewayApi.envoyProxy.replicas', 0), /\/entry\/gatewayApi\/envoyProxy\/replicas': minimum: got 0, want 1/],
   ['an Envoy PDB no proxy could be evicted under', { entry: { gatewayApi: { envoyProxy: { replicas: 2, minAvailable: 2 } } } }, /envoyProxy\.minAvailable=2 must be below envoyProxy\.replicas=2/],
   ['controller.leaseDurationSeconds=1', valuesAt('controller.leaseDurationSeconds', 1), /\/controller\/leaseDurationSeconds': minimum: got 1, want 3/],
