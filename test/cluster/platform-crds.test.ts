@@ -46,8 +46,8 @@ describe('objects of the Prometheus Operator API', () => {
   test('the Envoy Gateway BackendTrafficPolicy (circuit breaker) passes server-side dry-run and is stored whole', async () => {
     const namespace = 'envoy-policies';
     const rendered = await renderChart(helm, chartDir, namespace, { autoscaling: { maxReplicas: 20 }, settings: { MAX_CONNECTIONS: '20000' } });
-    const objects = rendered.objects.filter((o) => o.apiVersion === 'gateway.envoyproxy.io/v1alpha1');
-    expect(objects.map((o) => o.kind)).toEqual(['BackendTrafficPolicy']);
+    const objects = rendered.objects.filter((o) => o.kind === 'BackendTrafficPolicy');
+    expect(objects).toHaveLength(1);
     expect((objects[0] as any).spec.circuitBreaker.maxConnections).toBe(20_000 * 21);
     const report = await dryRunThenApply(plane, { ...rendered, objects }, namespace);
     expect(report.warnings).toEqual([]);
@@ -102,7 +102,7 @@ describe('objects of the Prometheus Operator API', () => {
     const unknown = structuredClone(proxy);
     unknown.metadata.namespace = 'default';
     unknown.spec.shutdown.drainSeconds = 30;
-    await refused(unknown, /unknown field "spec.shutdown.drainSeconds"/);
+    await refused(unknown, /\.spec\.shutdown\.drainSeconds: field not declared in schema/);
   }, 120_000);
 
   test('the offline check (validate-models.ts) reads the same CRDs and refuses what they refuse', () => {
