@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { KIND_NODE_PORT } from '../../infra/profiles/kind.ts';
+import { KIND_NODE_PORT, KIND_VALUES } from '../../infra/profiles/kind.ts';
 import { synthProfile } from '../../infra/synth.ts';
 import { ENVOY_GATEWAY_VERSION } from '../../infra/gateway-api-entry.ts';
 
@@ -62,6 +62,13 @@ describe('scripts/up.sh and the Envoy Gateway entry', () => {
     const policy = synthProfile('kind').app!.find((o) => o.kind === 'EnvoyPatchPolicy')!;
     expect(up).toContain(`envoypatchpolicy/${policy.metadata.name}`);
     expect(up).toContain('conditions[?(@.type=="Programmed")]');
+  });
+
+  it('the documented helm install for kind sets the same proxy Service as the kind profile', () => {
+    const docs = read('docs/infrastructure.md');
+    const json = /--set-json 'entry\.gatewayApi\.envoyProxy\.service=(\{.*?\})'/.exec(docs)?.[1];
+    expect(json, 'docs/infrastructure.md has no --set-json for the proxy Service').toBeDefined();
+    expect(JSON.parse(json!)).toEqual(KIND_VALUES.entry.gatewayApi.envoyProxy.service);
   });
 });
 
