@@ -33,6 +33,18 @@ interface EnginePacket {
   readonly options?: { readonly wsPreEncodedFrame?: readonly Uint8Array[] };
 }
 
+/** Engine.IO's own view of a connection: the packets it holds until the transport can take them. */
+interface EngineInternals {
+  readonly writeBuffer?: readonly EnginePacket[];
+  readonly transport: { readonly name: string; readonly socket?: { readonly bufferedAmount?: number } };
+}
+
+/**
+ * Bytes a packet may add to what `ws` buffers beyond `packetBytes`: the WebSocket frame header (at most
+ * 10 bytes from a server) on packets that are not pre-encoded. The cheap bound below must never be low.
+ */
+const FRAME_OVERHEAD = 10;
+
 /** Bytes one Engine.IO packet puts on the wire (approximately: framing is a few bytes more). */
 function packetBytes(packet: EnginePacket): number {
   const frame = packet.options?.wsPreEncodedFrame;
@@ -48,9 +60,19 @@ function packetBytes(packet: EnginePacket): number {
   return 1;
 }
 
+/** Bytes queued for the peer of `conn` and not taken yet: Engine.IO's write buffer plus what `ws` holds. */
+function unsentOf(conn: EngineConnection): number {
+  const engine = conn as unknown as EngineInternals;
+  let bytes = 0;
+  const queued = engine.writeBuffer;
+  if (queued) for (const packet of queued) bytes += packetBytes(packet);
+  const transport = engine.transport;
+  if (transport.name === 'websocket') bytes += transport.socket?.bufferedAmount ?? 0;
+  return bytes;
+}
+
 /** One connection's outbound account: what was queued for it, and when the peer last took any. */
-interface Account {
-  readonly kind: 'socket' | 'sse';
+interface AccountBase {
   readonly id: string;
   readonly userId: string | undefined;
   /** Bytes queued for the peer since the connection opened. */
@@ -59,9 +81,34 @@ interface Account {
   consumedMark: number;
   progressAt: number;
   closing: boolean;
-  unsent(): number;
-  /** Closes the connection as a slow consumer; `stalled`: the peer is not reading at all. */
-  cut(stalled: boolean): void;
+}
+
+interface SocketAccount extends AccountBase {
+  readonly kind: 'socket';
+  readonly socket: Socket;
+  /**
+   * Bytes that may still be queued before unsent bytes could cross the next mark (the high-water mark,
+   * or the limit once past it): while it stays positive nothing needs a look, so a healthy socket costs
+   * one subtraction per packet and `unsentOf` runs about once per high-water mark's worth of bytes.
+   */
+  headroom: number;
+  /** The socket is in `watched`. */
+  watched: boolean;
+}
+
+interface StreamAccount extends AccountBase {
+  readonly kind: 'sse';
+  readonly res: ServerResponse;
+}
+
+type Account = SocketAccount | StreamAccount;
+
+/** Where a socket's account lives: on its Engine.IO connection, so no lookup table sits on the hot path. */
+const ACCOUNT = Symbol('outbound account');
+type AccountedConnection = EngineConnection & { [ACCOUNT]?: SocketAccount };
+
+function accountOf(socket: Socket): SocketAccount | undefined {
+  return (socket.conn as AccountedConnection)[ACCOUNT];
 }
 
 /** A stream's side of the budget: every SSE write goes through `write`. */
@@ -75,9 +122,9 @@ export interface StreamBudget {
  * buffer is unbounded (socketio/engine.io#420), and a reply is as big as what the client asks for, so
  * every byte queued for a peer is counted and bounded here:
  *
- * - unsent bytes = Engine.IO's write buffer (counted as packets enter and leave it — every packet,
- *   whoever writes it: live fan-out, acks, replays, control messages, heartbeats) plus what the
- *   WebSocket transport handed to `ws` that the kernel has not taken; for SSE, the response's buffer;
+ * - unsent bytes = Engine.IO's write buffer (every packet, whoever writes it: live fan-out, acks,
+ *   replays, control messages, heartbeats) plus what the WebSocket transport handed to `ws` that the
+ *   kernel has not taken; for SSE, the response's buffer;
  * - past the high-water mark, coalescible updates (the counter) are withheld from the socket, and
  *   once it drains it gets one `room:reset` carrying the latest value and its seq; requests are
  *   refused with `send_backlog` (`admit`), so a client cannot grow its own backlog by asking;
@@ -88,13 +135,19 @@ export interface StreamBudget {
  * - a connection holding unsent bytes of which the peer has taken none for `stallMs` is cut at once,
  *   whatever its heartbeats say (a peer can answer pings, or send unsolicited pongs, and never read).
  *
+ * Cheap on the fan-out path (docs/decisions/0017-fan-out-cpu-per-delivery.md): every packet entering
+ * Engine.IO only lowers its socket's `headroom` by its size (the size of a broadcast's shared frame is
+ * computed once for all its recipients); the unsent bytes are measured only when the headroom runs out,
+ * and a socket found over the high-water mark joins `watched`. Unsent bytes only grow through packets,
+ * so a socket outside `watched` is below the high-water mark and the hub skips `divert` for it.
+ *
  * Replies are bounded by pages (`HISTORY_PAGE_BYTES` ≤ limit − high-water), so a request admitted
  * below the high-water mark never pushes its connection past the limit by itself.
  */
 export class Backpressure implements OutboundGate {
   readonly #opts: BackpressureOptions;
-  readonly #engineBytes = new WeakMap<EngineConnection, number>();
-  readonly #accounts = new Map<object, Account>();
+  readonly #accounts = new Set<Account>();
+  readonly #watched = new Set<Socket>();
   /** Sockets holding withheld updates: the latest envelope per room. */
   readonly #withheld = new Map<Socket, Map<string, DurableEnvelope>>();
   #drainTimer: NodeJS.Timeout | null = null;
@@ -102,6 +155,11 @@ export class Backpressure implements OutboundGate {
   readonly #coalesced: Counter;
   readonly #slowConsumers: Counter;
   readonly #backlogRefusals: Counter;
+  /** The `packetCreate` listener every tracked connection shares (`this` is the connection). */
+  readonly #onPacket: (this: AccountedConnection, packet: EnginePacket) => void;
+  /** A broadcast's packets to all its recipients share one options object: its size is counted once. */
+  #lastOptions: object | undefined;
+  #lastBytes = 0;
 
   constructor(opts: BackpressureOptions) {
     if (opts.limitBytes <= opts.highWaterBytes) throw new RangeError('the slow-consumer limit must be above the high-water mark');
@@ -139,80 +197,88 @@ export class Backpressure implements OutboundGate {
       registers,
       collect() {
         let total = 0;
-        for (const account of accounts.values()) total += account.unsent();
+        for (const account of accounts) total += unsentOfAccount(account);
         this.set(total);
       },
     });
+    const onPacket = (account: SocketAccount, packet: EnginePacket): void => {
+      const options = packet.options;
+      let bytes: number;
+      if (options !== undefined && options === this.#lastOptions) bytes = this.#lastBytes;
+      else {
+        bytes = packetBytes(packet);
+        if (options?.wsPreEncodedFrame) {
+          this.#lastOptions = options;
+          this.#lastBytes = bytes;
+        }
+      }
+      account.enqueued += bytes;
+      account.headroom -= bytes + FRAME_OVERHEAD;
+      // Engine.IO queues the packet right after this event: it is counted as unsent already.
+      if (account.headroom < 0) this.#look(account, bytes);
+    };
+    this.#onPacket = function (packet) {
+      const account = this[ACCOUNT];
+      if (account) onPacket(account, packet);
+    };
     const stallMs = opts.stallMs ?? 30_000;
     this.#stallTimer = setInterval(() => this.#checkStalls(stallMs), Math.min(1_000, Math.max(100, stallMs / 4))).unref();
   }
 
+  /**
+   * Sockets the hub must pass to `divert` before a fan-out: over the high-water mark when last
+   * measured, holding withheld updates, or being cut. Every other socket is below the high-water mark.
+   */
+  get watched(): ReadonlySet<Socket> {
+    return this.#watched;
+  }
+
   /** Starts counting a socket's outbound bytes; call once, right after it connects. */
   track(socket: Socket): void {
-    const conn = socket.conn;
-    this.#engineBytes.set(conn, 0);
-    const account: Account = {
+    const conn = socket.conn as AccountedConnection;
+    const account: SocketAccount = {
       kind: 'socket',
+      socket,
       id: socket.id,
       userId: (socket.data.identity as { userId?: string } | undefined)?.userId,
       enqueued: 0,
       consumedMark: 0,
       progressAt: performance.now(),
       closing: false,
-      unsent: () => this.unsentBytes(socket),
-      cut: (stalled) => this.#closeSlowConsumer(socket, account, stalled),
+      headroom: 0,
+      watched: false,
     };
-    this.#accounts.set(socket, account);
-    conn.on('packetCreate', (packet: EnginePacket) => {
-      const bytes = packetBytes(packet);
-      account.enqueued += bytes;
-      this.#engineBytes.set(conn, (this.#engineBytes.get(conn) ?? 0) + bytes);
-      // The backstop for every writer that does not ask first (acks, broadcasts, control messages):
-      // the packet being created still goes out, the cut follows right after it, in order.
-      if (!account.closing && this.unsentBytes(socket) > this.#opts.limitBytes) {
-        account.closing = true;
-        queueMicrotask(() => this.#closeSlowConsumer(socket, account, false));
-      }
-    });
-    conn.on('flush', (flushed: readonly EnginePacket[]) => {
-      let bytes = 0;
-      for (const packet of flushed) bytes += packetBytes(packet);
-      this.#engineBytes.set(conn, Math.max(0, (this.#engineBytes.get(conn) ?? 0) - bytes));
-    });
+    conn[ACCOUNT] = account;
+    this.#accounts.add(account);
+    this.#look(account, 0);
+    conn.on('packetCreate', this.#onPacket);
     socket.once('disconnect', () => {
       this.#withheld.delete(socket);
-      this.#accounts.delete(socket);
+      this.#watched.delete(socket);
+      this.#accounts.delete(account);
     });
   }
 
   /** Starts the account of an SSE stream; every write to it goes through the returned budget. */
   trackStream(res: ServerResponse, id: string, userId: string): StreamBudget {
-    const account: Account = {
+    const account: StreamAccount = {
       kind: 'sse',
+      res,
       id,
       userId,
       enqueued: 0,
       consumedMark: 0,
       progressAt: performance.now(),
       closing: false,
-      unsent: () => res.writableLength,
-      cut: (stalled) => {
-        if (account.closing && !stalled) return;
-        account.closing = true;
-        this.#slowConsumers.inc({ kind: 'sse', why: stalled ? 'stalled' : 'limit' });
-        this.#opts.log.warn({ stream: id, userId, unsent: res.writableLength, limit: this.#opts.limitBytes, stalled }, 'slow consumer: ending the SSE stream; the browser resumes with Last-Event-ID');
-        // end() would wait for a reader that stopped reading; destroy frees the buffer now.
-        res.destroy();
-      },
     };
-    this.#accounts.set(res, account);
-    res.once('close', () => this.#accounts.delete(res));
+    this.#accounts.add(account);
+    res.once('close', () => this.#accounts.delete(account));
     return {
       write: (text) => {
         if (account.closing || res.writableEnded || res.destroyed) return false;
         const bytes = Buffer.byteLength(text);
         if (res.writableLength + bytes > this.#opts.limitBytes) {
-          account.cut(false);
+          this.#cutStream(account, false);
           return false;
         }
         account.enqueued += bytes;
@@ -224,10 +290,7 @@ export class Backpressure implements OutboundGate {
 
   /** Bytes queued for `socket` that the peer has not taken yet. */
   unsentBytes(socket: Socket): number {
-    const conn = socket.conn;
-    const transport = conn.transport as unknown as { name: string; socket?: { bufferedAmount?: number } };
-    const inTransport = transport.name === 'websocket' ? (transport.socket?.bufferedAmount ?? 0) : 0;
-    return (this.#engineBytes.get(conn) ?? 0) + inTransport;
+    return unsentOf(socket.conn);
   }
 
   /**
@@ -247,38 +310,42 @@ export class Backpressure implements OutboundGate {
 
   /** Sends something the client asked for (replay page, snapshot) — unless the socket is being cut. */
   sendDirect(socket: Socket, envelope: Envelope): void {
-    if (this.#accounts.get(socket)?.closing) return;
+    if (accountOf(socket)?.closing) return;
     const offset = this.#opts.offsets?.deliver(socket, envelope) ?? null;
     if (offset === null) socket.emit(envelope.type, envelope);
     else socket.emit(envelope.type, envelope, offset);
   }
 
-  /** The hub asks before each live fan-out; true means "skip this socket, handled here". */
+  /** The hub asks before each live fan-out to a watched socket; true means "skip this socket, handled here". */
   divert(member: RoomMember, envelope: DurableEnvelope): boolean {
     const socket = member.socket;
     if (!socket) return false;
-    const account = this.#accounts.get(socket);
+    const account = accountOf(socket);
     if (account?.closing) return true;
     const unsent = this.unsentBytes(socket);
     if (unsent > this.#opts.limitBytes) {
-      if (account) this.#closeSlowConsumer(socket, account, false);
+      if (account) this.#closeSlowConsumer(account, false);
       return true;
     }
-    if (!COALESCIBLE_TYPES.has(envelope.type)) return false;
     const withheld = this.#withheld.get(socket);
-    if (unsent > this.#opts.highWaterBytes) {
-      if (withheld) withheld.set(envelope.room, envelope);
-      else this.#withheld.set(socket, new Map([[envelope.room, envelope]]));
-      this.#coalesced.inc();
-      this.#drainTimer ??= setInterval(() => this.#releaseDrained(), this.#opts.drainCheckMs ?? 50).unref();
-      return true;
+    if (COALESCIBLE_TYPES.has(envelope.type)) {
+      if (unsent > this.#opts.highWaterBytes) {
+        if (withheld) withheld.set(envelope.room, envelope);
+        else this.#withheld.set(socket, new Map([[envelope.room, envelope]]));
+        if (account) this.#watch(account);
+        this.#coalesced.inc();
+        this.#drainTimer ??= setInterval(() => this.#releaseDrained(), this.#opts.drainCheckMs ?? 50).unref();
+        return true;
+      }
+      if (withheld?.delete(envelope.room)) {
+        // Drained with updates still withheld: this envelope is newer than them, so it goes as the reset.
+        if (withheld.size === 0) this.#withheld.delete(socket);
+        this.#sendLatest(socket, envelope);
+        if (account) this.#settle(account);
+        return true;
+      }
     }
-    if (withheld?.delete(envelope.room)) {
-      // Drained with updates still withheld: this envelope is newer than them, so it goes as the reset.
-      if (withheld.size === 0) this.#withheld.delete(socket);
-      this.#sendLatest(socket, envelope);
-      return true;
-    }
+    if (account) this.#settle(account);
     return false;
   }
 
@@ -287,6 +354,41 @@ export class Backpressure implements OutboundGate {
     this.#drainTimer = null;
     clearInterval(this.#stallTimer);
     this.#withheld.clear();
+  }
+
+  /**
+   * Measures a socket's unsent bytes, `pending` being the packet about to be queued (its headroom ran
+   * out): past the high-water mark it is watched, past the limit cut.
+   */
+  #look(account: SocketAccount, pending: number): void {
+    const { highWaterBytes, limitBytes } = this.#opts;
+    const unsent = unsentOf(account.socket.conn) + pending;
+    if (unsent > highWaterBytes) {
+      this.#watch(account);
+      account.headroom = limitBytes - unsent;
+      // The backstop for every writer that does not ask first (acks, broadcasts, control messages):
+      // the packet being created still goes out, the cut follows right after it, in order.
+      if (unsent > limitBytes && !account.closing) {
+        account.closing = true;
+        queueMicrotask(() => this.#closeSlowConsumer(account, false));
+      }
+    } else account.headroom = highWaterBytes - unsent;
+  }
+
+  #watch(account: SocketAccount): void {
+    if (account.watched) return;
+    account.watched = true;
+    this.#watched.add(account.socket);
+  }
+
+  /** Stops watching a socket back under the high-water mark with nothing withheld. */
+  #settle(account: SocketAccount): void {
+    if (!account.watched || account.closing || this.#withheld.has(account.socket)) return;
+    const unsent = unsentOf(account.socket.conn);
+    if (unsent > this.#opts.highWaterBytes) return;
+    account.watched = false;
+    this.#watched.delete(account.socket);
+    account.headroom = this.#opts.highWaterBytes - unsent;
   }
 
   #sendLatest(socket: Socket, latest: DurableEnvelope): void {
@@ -298,11 +400,13 @@ export class Backpressure implements OutboundGate {
 
   #releaseDrained(): void {
     for (const [socket, withheld] of this.#withheld) {
-      if (!socket.connected || this.#accounts.get(socket)?.closing) {
+      const account = accountOf(socket);
+      if (!socket.connected || account?.closing) {
         this.#withheld.delete(socket);
       } else if (this.unsentBytes(socket) <= this.#opts.highWaterBytes) {
         this.#withheld.delete(socket);
         for (const latest of withheld.values()) this.#sendLatest(socket, latest);
+        if (account) this.#settle(account);
       }
     }
     if (this.#withheld.size === 0 && this.#drainTimer) {
@@ -314,22 +418,36 @@ export class Backpressure implements OutboundGate {
   /** The peer took bytes since the last look (or has nothing waiting): progress; else, past `stallMs`, cut. */
   #checkStalls(stallMs: number): void {
     const now = performance.now();
-    for (const account of this.#accounts.values()) {
-      const unsent = account.unsent();
+    for (const account of this.#accounts) {
+      const unsent = unsentOfAccount(account);
       const consumed = account.enqueued - unsent;
       if (unsent === 0 || consumed > account.consumedMark) {
         account.consumedMark = consumed;
         account.progressAt = now;
+        if (account.kind === 'socket') this.#settle(account);
       } else if (now - account.progressAt > stallMs) {
         account.progressAt = now;
-        account.cut(true);
+        if (account.kind === 'socket') this.#closeSlowConsumer(account, true);
+        else this.#cutStream(account, true);
       }
     }
   }
 
-  #closeSlowConsumer(socket: Socket, account: Account, stalled: boolean): void {
+  #cutStream(account: StreamAccount, stalled: boolean): void {
+    if (account.closing && !stalled) return;
+    account.closing = true;
+    const { res } = account;
+    this.#slowConsumers.inc({ kind: 'sse', why: stalled ? 'stalled' : 'limit' });
+    this.#opts.log.warn({ stream: account.id, userId: account.userId, unsent: res.writableLength, limit: this.#opts.limitBytes, stalled }, 'slow consumer: ending the SSE stream; the browser resumes with Last-Event-ID');
+    // end() would wait for a reader that stopped reading; destroy frees the buffer now.
+    res.destroy();
+  }
+
+  #closeSlowConsumer(account: SocketAccount, stalled: boolean): void {
+    const { socket } = account;
     const alreadyClosing = account.closing;
     account.closing = true;
+    this.#watch(account);
     this.#withheld.delete(socket);
     const unsent = this.unsentBytes(socket);
     if (stalled) {
@@ -338,7 +456,7 @@ export class Backpressure implements OutboundGate {
       forceClose(socket.conn);
       return;
     }
-    // The backstop in packetCreate marks the account first and cuts a moment later.
+    // The backstop in #look marks the account first and cuts a moment later.
     if (alreadyClosing && this.#cutSockets.has(socket)) return;
     this.#cutSockets.add(socket);
     this.#slowConsumers.inc({ kind: 'socket', why: 'limit' });
@@ -359,6 +477,10 @@ export class Backpressure implements OutboundGate {
   }
 
   readonly #cutSockets = new WeakSet<Socket>();
+}
+
+function unsentOfAccount(account: Account): number {
+  return account.kind === 'socket' ? unsentOf(account.socket.conn) : account.res.writableLength;
 }
 
 /** Drops a connection now, buffers and all (a stalled peer would never let a graceful close finish). */

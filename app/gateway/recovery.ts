@@ -57,6 +57,9 @@ interface SessionState {
   unrecoverable: boolean;
 }
 
+const SESSION = Symbol('recovery session');
+type SessionHolder = Socket & { [SESSION]?: SessionState | undefined };
+
 export interface RecoveryOptions {
   readonly backplane: Backplane;
   readonly pod: string;
@@ -96,7 +99,7 @@ export function isRecoverableReason(reason: string): boolean {
 export class Recovery implements OffsetSource {
   readonly #opts: RecoveryOptions;
   readonly #ttlSeconds: number;
-  readonly #sessions = new WeakMap<Socket, SessionState>();
+  /** Each socket's session lives on the socket (`SESSION`): `deliver` runs once per delivery. */
   /** pid → socket, for the expiry refresh of connected sessions. */
   readonly #live = new Map<string, Socket>();
   readonly #timer: NodeJS.Timeout;
@@ -215,7 +218,7 @@ export class Recovery implements OffsetSource {
       offset: null,
       unrecoverable: false,
     };
-    this.#sessions.set(socket, state);
+    (socket as SessionHolder)[SESSION] = state;
     this.#live.set(pid, socket);
     // Redis away: the connection goes on; without its record the session is simply not recoverable
     // (a later reconnect finds none, or the previous one, which the offsets still match).
@@ -225,7 +228,7 @@ export class Recovery implements OffsetSource {
 
   /** Before a join: the record names the room before any packet's offset does. */
   async beforeJoin(socket: Socket, room: string): Promise<void> {
-    const state = this.#sessions.get(socket);
+    const state = (socket as SessionHolder)[SESSION];
     if (!state || state.unrecoverable) return;
     const i = state.index.get(room);
     if (i !== undefined && state.rooms[i] === room) return;
@@ -245,7 +248,7 @@ export class Recovery implements OffsetSource {
   }
 
   left(socket: Socket, room: string): void {
-    const state = this.#sessions.get(socket);
+    const state = (socket as SessionHolder)[SESSION];
     const i = state?.index.get(room);
     if (!state || i === undefined || state.unrecoverable) return;
     state.rooms[i] = null;
@@ -260,7 +263,7 @@ export class Recovery implements OffsetSource {
    * per message, so the room hub can tell cheaply that a whole room shares one offset.
    */
   deliver(socket: Socket, envelope: Envelope): string | null {
-    const state = this.#sessions.get(socket);
+    const state = (socket as SessionHolder)[SESSION];
     if (!state || state.unrecoverable) return null;
     if (envelope.room !== null && envelope.seq !== null && (isDurableType(envelope.type) || envelope.type === 'room:reset')) {
       const i = state.index.get(envelope.room);
@@ -283,15 +286,15 @@ export class Recovery implements OffsetSource {
 
   /** The socket's current offset (for connection-scoped messages such as `server:hello`). */
   offsetOf(socket: Socket): string | null {
-    const state = this.#sessions.get(socket);
+    const state = (socket as SessionHolder)[SESSION];
     if (!state || state.unrecoverable) return null;
     return (state.offset ??= encodeOffset(state.positions));
   }
 
   disconnected(socket: Socket, reason: string): void {
-    const state = this.#sessions.get(socket);
+    const state = (socket as SessionHolder)[SESSION];
     if (!state) return;
-    this.#sessions.delete(socket);
+    (socket as SessionHolder)[SESSION] = undefined;
     if (this.#live.get(state.pid) === socket) this.#live.delete(state.pid);
     if (state.unrecoverable) return;
     const { backplane, log } = this.#opts;

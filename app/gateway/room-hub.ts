@@ -72,8 +72,10 @@ export function newestWithin<T extends Envelope>(envelopes: readonly T[], pageBy
   return envelopes.slice(start);
 }
 
-/** Consulted before each live fan-out to a socket member (backpressure); true: skip it, handled. */
+/** Consulted before each live fan-out to a watched socket member (backpressure); true: skip it, handled. */
 export interface OutboundGate {
+  /** The only sockets `divert` can skip: the hub asks for these and sends to every other without asking. */
+  readonly watched: ReadonlySet<Socket>;
   divert(member: RoomMember, envelope: DurableEnvelope): boolean;
 }
 
@@ -251,74 +253,87 @@ export class RoomHub {
     this.#fanOut(state, envelope);
   }
 
+  /**
+   * The per-delivery path (docs/decisions/0017-fan-out-cpu-per-delivery.md): one pass over the
+   * members, asking backpressure only about the sockets it watches, and one room broadcast, encoded
+   * once, whenever every socket recipient shares one offset.
+   */
   #fanOut(state: RoomState, envelope: DurableEnvelope): void {
     state.lastSeq = envelope.seq;
-    const { io, metrics } = this.#opts;
-    const skipped = new Set<string>();
-    for (const [id, exclusion] of state.excluded) {
-      if (exclusion.held) {
-        exclusion.held.push(envelope);
-        skipped.add(id);
-      } else if (envelope.seq <= exclusion.through) {
-        skipped.add(id);
-        if (envelope.seq === exclusion.through) state.excluded.delete(id);
+    const { io, metrics, outbound, offsets } = this.#opts;
+    let skipped: Set<string> | null = null;
+    if (state.excluded.size > 0) {
+      skipped = new Set<string>();
+      for (const [id, exclusion] of state.excluded) {
+        if (exclusion.held) {
+          exclusion.held.push(envelope);
+          skipped.add(id);
+        } else if (envelope.seq <= exclusion.through) {
+          skipped.add(id);
+          if (envelope.seq === exclusion.through) state.excluded.delete(id);
+        } else {
+          state.excluded.delete(id);
+        }
+      }
+    }
+    const watched = outbound?.watched;
+    if (outbound && watched && watched.size > 0) {
+      const divert = (member: RoomMember): void => {
+        if (skipped?.has(member.id) || !outbound.divert(member, envelope)) return;
+        (skipped ??= new Set<string>()).add(member.id);
+      };
+      if (watched.size < state.members.size) {
+        for (const socket of watched) {
+          const member = state.members.get(socket.id);
+          if (member?.socket === socket) divert(member);
+        }
       } else {
-        state.excluded.delete(id);
+        for (const member of state.members.values()) if (member.socket && watched.has(member.socket)) divert(member);
       }
-    }
-    if (this.#opts.outbound) {
-      for (const member of state.members.values()) {
-        if (member.socket && !skipped.has(member.id) && this.#opts.outbound.divert(member, envelope)) skipped.add(member.id);
-      }
-    }
-    if (this.#opts.offsets) this.#emitWithOffsets(state, envelope, skipped, this.#opts.offsets);
-    else {
-      let broadcast = io.local.to(envelope.room);
-      if (skipped.size > 0) broadcast = broadcast.except([...skipped]);
-      broadcast.emit(envelope.type, envelope);
     }
     let recipients = 0;
+    let socketRecipients = 0;
+    // With recovery on, a copy carries its recipient's offset: `shared` is the one every socket so far has.
+    let shared: string | null | undefined;
+    let uniform = true;
     for (const member of state.members.values()) {
-      if (skipped.has(member.id)) continue;
+      if (skipped?.has(member.id)) continue;
       recipients += 1;
-      if (!member.socket) member.send(envelope);
+      const socket = member.socket;
+      if (!socket) {
+        member.send(envelope);
+        continue;
+      }
+      socketRecipients += 1;
+      if (offsets && uniform) {
+        const offset = offsets.deliver(socket, envelope);
+        if (shared === undefined) shared = offset;
+        else if (offset !== shared) uniform = false;
+      }
+    }
+    if (socketRecipients > 0) {
+      if (uniform) {
+        // The common case, one offset (or none) for every recipient: the plain room broadcast plus that offset.
+        let broadcast = io.local.to(envelope.room);
+        if (skipped && skipped.size > 0) broadcast = broadcast.except([...skipped]);
+        if (shared === null || shared === undefined) broadcast.emit(envelope.type, envelope);
+        else broadcast.emit(envelope.type, envelope, shared);
+      } else if (offsets) this.#emitGrouped(state, envelope, skipped, offsets);
     }
     metrics.messagesOut.inc({ type: envelope.type }, recipients);
   }
 
   /**
-   * With recovery on, a copy carries its recipient's offset (its position in each of its rooms).
-   * Recipients with the same offset — every socket that follows only this room, and any that follow
-   * the same rooms from the same positions — share one broadcast, encoded once. A socket alone with
-   * its offset gets the packet spliced from the envelope's JSON, encoded once for all of them, and its
-   * offset: Socket.IO's text encoding of an event in the main namespace (the gateway's only one) is
-   * `2` + the JSON array of its arguments.
+   * Recipients with different offsets (sockets following several rooms): those sharing one share a
+   * broadcast, encoded once. A socket alone with its offset gets the packet spliced from the envelope's
+   * JSON, encoded once for all of them, and its offset: Socket.IO's text encoding of an event in the
+   * main namespace (the gateway's only one) is `2` + the JSON array of its arguments.
    */
-  #emitWithOffsets(state: RoomState, envelope: DurableEnvelope, skipped: ReadonlySet<string>, offsets: OffsetSource): void {
-    // The common case, one offset for every recipient, is the plain room broadcast plus that offset.
-    let shared: string | null | undefined;
-    let uniform = true;
-    for (const member of state.members.values()) {
-      if (!member.socket || skipped.has(member.id)) continue;
-      const offset = offsets.deliver(member.socket, envelope);
-      if (shared === undefined) shared = offset;
-      else if (offset !== shared) {
-        uniform = false;
-        break;
-      }
-    }
-    if (uniform) {
-      if (shared === undefined) return;
-      let broadcast = this.#opts.io.local.to(envelope.room);
-      if (skipped.size > 0) broadcast = broadcast.except([...skipped]);
-      if (shared === null) broadcast.emit(envelope.type, envelope);
-      else broadcast.emit(envelope.type, envelope, shared);
-      return;
-    }
-    // Mixed offsets: group them (`deliver` is idempotent for an envelope it has already recorded).
+  #emitGrouped(state: RoomState, envelope: DurableEnvelope, skipped: ReadonlySet<string> | null, offsets: OffsetSource): void {
+    // `deliver` is idempotent for an envelope it has already recorded.
     const groups = new Map<string | null, Socket[]>();
     for (const member of state.members.values()) {
-      if (!member.socket || skipped.has(member.id)) continue;
+      if (!member.socket || skipped?.has(member.id)) continue;
       const offset = offsets.deliver(member.socket, envelope);
       const group = groups.get(offset);
       if (group) group.push(member.socket);

@@ -10,10 +10,45 @@ import { type DurableEnvelope, type Envelope, PROTOCOL_VERSION } from '../../app
 const HIGH_WATER = 1_000;
 const LIMIT = 5_000;
 
-/** Just enough of a Socket.IO socket: an Engine.IO connection that emits packetCreate/flush, a ws transport. */
+interface FakePacket {
+  readonly data?: string | Buffer;
+  readonly options?: { wsPreEncodedFrame?: Buffer[] };
+}
+
+/**
+ * Just enough of an Engine.IO connection: `write` emits packetCreate and queues the packet in its write
+ * buffer, as Engine.IO does; `flush` hands queued packets to the ws transport (its bufferedAmount, plus
+ * a frame header per packet that was not pre-encoded); the test lowers bufferedAmount as the peer reads.
+ */
 class FakeConnection extends EventEmitter {
-  readonly transport = { name: 'websocket', socket: { bufferedAmount: 0 } };
+  readonly transport = {
+    name: 'websocket',
+    socket: {
+      buffered: 0,
+      /** How often the gateway read bufferedAmount. */
+      reads: 0,
+      get bufferedAmount(): number {
+        this.reads += 1;
+        return this.buffered;
+      },
+      set bufferedAmount(bytes: number) {
+        this.buffered = bytes;
+      },
+    },
+  };
+  writeBuffer: FakePacket[] = [];
   closed = false;
+  write(packet: FakePacket): void {
+    if (this.closed) return; // Engine.IO queues nothing once closing
+    this.emit('packetCreate', packet);
+    this.writeBuffer.push(packet);
+  }
+  flush(count = this.writeBuffer.length): void {
+    for (const packet of this.writeBuffer.splice(0, count)) {
+      const frame = packet.options?.wsPreEncodedFrame;
+      this.transport.socket.buffered += frame ? frame.reduce((n, part) => n + part.byteLength, 0) : Buffer.byteLength(packet.data ?? '') + 1 + 10;
+    }
+  }
   close(): void {
     this.closed = true;
   }
@@ -31,7 +66,7 @@ function fakeSocket(id: string, rooms: string[]) {
     once: () => socket,
     emit(_type: string, envelope: Envelope) {
       sent.push(envelope);
-      conn.emit('packetCreate', { data: `42${JSON.stringify(['x', envelope])}` });
+      conn.write({ data: `42${JSON.stringify(['x', envelope])}` });
       return true;
     },
   };
@@ -62,12 +97,13 @@ describe('Backpressure', () => {
   it('counts unsent bytes from the Engine.IO write buffer and the WebSocket transport', () => {
     const { socket, conn } = fakeSocket('s1', []);
     backpressure.track(socket);
-    conn.emit('packetCreate', { data: 'x'.repeat(99) });
-    conn.emit('packetCreate', { data: Buffer.alloc(49) });
+    conn.write({ data: 'x'.repeat(99) });
+    conn.write({ data: Buffer.alloc(49) });
     expect(backpressure.unsentBytes(socket)).toBe(150);
-    conn.emit('flush', [{ data: 'x'.repeat(99) }]);
-    conn.transport.socket.bufferedAmount = 100;
-    expect(backpressure.unsentBytes(socket)).toBe(150);
+    conn.flush(1); // 100 bytes and a frame header now in ws
+    expect(backpressure.unsentBytes(socket)).toBe(160);
+    conn.transport.socket.buffered -= 80; // the kernel took 80
+    expect(backpressure.unsentBytes(socket)).toBe(80);
   });
 
   it('lets everything through below the high-water mark', () => {
@@ -165,18 +201,55 @@ describe('Backpressure', () => {
     backpressure.track(stalled.socket);
     backpressure.track(reading.socket);
     for (const { conn } of [stalled, reading]) {
-      conn.emit('packetCreate', { data: 'x'.repeat(800) });
-      conn.emit('flush', [{ data: 'x'.repeat(800) }]);
-      conn.transport.socket.bufferedAmount = 801;
+      conn.write({ data: 'x'.repeat(800) });
+      conn.flush();
     }
     // The reader takes a little every second (while more keeps coming); the stalled peer takes nothing.
     for (let second = 0; second < 4; second += 1) {
-      reading.conn.emit('packetCreate', { data: 'y'.repeat(99) });
-      reading.conn.emit('flush', [{ data: 'y'.repeat(99) }]);
-      reading.conn.transport.socket.bufferedAmount += 100 - 50;
+      reading.conn.write({ data: 'y'.repeat(99) });
+      reading.conn.flush();
+      reading.conn.transport.socket.buffered -= 50;
       vi.advanceTimersByTime(1_000);
     }
     expect(terminated).toBe(1);
+  });
+
+  it('watches a socket exactly when its unsent bytes pass the high-water mark, measuring them rarely', () => {
+    const { socket, conn, member } = fakeSocket('s1', ['chat:a']);
+    backpressure.track(socket);
+    // The peer reads nothing: every packet grows its backlog (half queued in Engine.IO, half in ws).
+    for (let i = 0; i < 60; i += 1) {
+      conn.write({ data: 'x'.repeat(19 + (i % 7)) });
+      if (i % 2 === 1) conn.flush();
+      expect(backpressure.watched.has(socket)).toBe(backpressure.unsentBytes(socket) > HIGH_WATER);
+    }
+    expect(backpressure.watched.has(socket)).toBe(true);
+    const looks = conn.transport.socket.reads - 60 * 2; // minus the test's own two unsentBytes calls per packet
+    expect(looks).toBeLessThan(10);
+    // Read everything: the next look (divert, or the stall check) stops watching it.
+    conn.flush();
+    conn.transport.socket.bufferedAmount = 0;
+    expect(backpressure.divert(member, chatMessage('chat:a'))).toBe(false);
+    expect(backpressure.watched.has(socket)).toBe(false);
+  });
+
+  it('cuts a socket that never reads on broadcast packets alone, without anyone asking (no divert, no admit)', async () => {
+    const { socket, conn, sent } = fakeSocket('s1', ['chat:a']);
+    backpressure.track(socket);
+    // A room broadcast: one pre-encoded frame shared by every recipient's packet.
+    const options = { wsPreEncodedFrame: [Buffer.alloc(2), Buffer.alloc(98)] };
+    let packets = 0;
+    while (!conn.closed && packets < 1_000) {
+      conn.write({ data: 'x'.repeat(97), options });
+      conn.flush();
+      packets += 1;
+      await Promise.resolve();
+    }
+    expect(conn.closed).toBe(true);
+    expect(packets).toBe(Math.floor(LIMIT / 100) + 1); // the first packet past the limit is the last
+    expect(sent).toEqual([expect.objectContaining({ type: 'connection:closing', payload: expect.objectContaining({ reason: 'slow_consumer' }) })]);
+    expect(await metric('rt_slow_consumer_disconnections_total')).toBe(1);
+    expect(backpressure.watched.has(socket)).toBe(true); // until it disconnects
   });
 
   it('bounds an SSE stream by the same budget: past the limit it is destroyed and counted', async () => {
