@@ -99,12 +99,12 @@ describe('RoomHub', () => {
         transport: { name: 'websocket', socket: { bufferedAmount: 0 } },
         closed: false,
         close() {
-          this.closed = true;
+          conn.closed = true;
         },
         write(packet: object) {
-          if (this.closed) return;
-          this.emit('packetCreate', packet);
-          this.writeBuffer.push(packet);
+          if (conn.closed) return;
+          conn.emit('packetCreate', packet);
+          conn.writeBuffer.push(packet);
         },
       });
       const socket = {
