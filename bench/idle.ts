@@ -43,6 +43,10 @@ export const GATEWAY_BENCH_ENV = {
   MAX_CONNECTIONS_PER_USER: '100000',
   USER_RATE_LIMIT_PER_SECOND: '100000',
   USER_RATE_LIMIT_BURST: '100000',
+  // The publisher's inbound bytes: past its 512 KiB burst (about 3,000 bench messages) the default
+  // 128 KiB/s would close it mid-run (`byte_rate`), as it did `profile.ts --subscribers 10`.
+  INBOUND_BYTES_PER_SECOND: '1000000000',
+  INBOUND_BYTES_BURST: '1000000000',
 } as const;
 
 /** The documented setting that trades a little CPU for less memory per socket (docs/benchmarks.md). */
