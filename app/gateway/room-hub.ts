@@ -11,7 +11,7 @@ const RESYNC_SECOND_PASS_MS = 1_000;
 export interface RoomMember {
   readonly id: string;
   send(envelope: Envelope): void;
-  /** Socket members are reached by one Socket.IO room broadcast; others one by one. */
+  /** Socket members are reached by one Socket.IO room broadcast; others one by one. Their `id` is the socket's. */
   readonly socket?: Socket;
 }
 
