@@ -2,7 +2,7 @@
 //   cpu     each server under the fan-out load with `--cpu-prof`; self time by frame and by package
 //   memory  each server in a child with --expose-gc: GC'd heap, external and RSS deltas per idle
 //           socket, and a heap-snapshot diff by constructor (objects and bytes per socket)
-//   node bench/profile.ts [--only cpu,memory] [--sockets 5000] [--subscribers 200] [--messages 3000] [--out bench/results/profile]
+//   node bench/profile.ts [--only cpu,memory] [--loads fanout,handshake] [--sockets 5000] [--subscribers 200] [--messages 3000] [--out bench/results/profile]
 // Writes <out>/profile-<only>.json.
 import { fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,6 +20,8 @@ import type { ConnectedReport } from './swarm.ts';
 const { values: args } = parseArgs({
   options: {
     only: { type: 'string', default: 'cpu,memory' },
+    // The CPU profiles' loads: fanout, handshake or both.
+    loads: { type: 'string', default: 'fanout,handshake' },
     sockets: { type: 'string', default: '5000' },
     subscribers: { type: 'string', default: '200' },
     messages: { type: 'string', default: '3000' },
@@ -138,7 +140,7 @@ async function profileUnder(kind: 'gateway' | 'Socket.IO', load: Load): Promise<
 
 async function cpuProfiles(): Promise<Record<string, unknown>> {
   const result: Record<string, unknown> = {};
-  for (const load of ['fanout', 'handshake'] as const) {
+  for (const load of (['fanout', 'handshake'] as const).filter((l) => args.loads!.split(',').includes(l))) {
     for (const kind of ['gateway', 'Socket.IO'] as const) {
       result[`${kind}, ${load}`] = await profileUnder(kind, load);
       console.log(`cpu ${kind}, ${load}: ${JSON.stringify(result[`${kind}, ${load}`]).slice(0, 300)}`);

@@ -192,12 +192,15 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
   });
 
   io.on('connection', (socket) => {
+    // While serving, nothing is counted: a socket gets its listener when the drain starts (run()), so an
+    // idle socket of a serving pod keeps one listener fewer (docs/decisions/0018-per-connection-state.md).
+    if (phase === 'serving') return;
+    socket.on('disconnect', onLeft);
     // A handshake that passed the guard just before the paced phase began: move it on at once.
     if (phase === 'closing' || phase === 'drained') {
       socket.emit('server:draining', controlEnvelope('server:draining', null, { pod, reconnectAfterMs: 0 }));
       closeSocket(socket, 'paced');
     }
-    socket.on('disconnect', onLeft);
   });
 
   function onLeft(): void {
@@ -365,6 +368,7 @@ export function installDrain(gateway: Gateway, options: DrainOptions = {}): Drai
 
   async function run(): Promise<void> {
     phase = 'notice';
+    for (const socket of io.of('/').sockets.values()) socket.on('disconnect', onLeft);
     state.draining = true;
     startedAt = Date.now();
     metrics.drainInProgress.set(1);

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import type { AddressInfo } from 'node:net';
 import { Gauge } from 'prom-client';
 import { Server, type Socket } from 'socket.io';
-import { controlEnvelope, type HandshakeRefusal, type PresenceSnapshot, ProtocolError, RETRYABLE_CODES, type Envelope } from '../protocol/index.ts';
+import { controlEnvelope, type HandshakeRefusal, type PresenceSnapshot, ProtocolError, RETRYABLE_CODES } from '../protocol/index.ts';
 import { createSocketIoAdapter } from './adapter.ts';
 import { type Authenticator, createAuthenticator, type Identity } from './auth.ts';
 import type { Backplane } from './backplane/backplane.ts';
@@ -11,15 +11,16 @@ import { createRedisBackplane } from './backplane/redis.ts';
 import { trackReadiness } from './backplane/redis-connection.ts';
 import type { GatewayConfig } from './config.ts';
 import { type DrainController, installDrain } from './drain.ts';
-import { type ConnectionContext, dispatch, type EventGuard } from './handlers.ts';
+import { Connection, type ConnectionShared } from './connection.ts';
+import { dispatch, type EventGuard } from './handlers.ts';
 import { installHardening } from './hardening.ts';
 import { refuseHttp, TokenBucket } from './limits.ts';
 import { createInboundParser, type GuardedDecoder } from './parser.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
-import { Recovery } from './recovery.ts';
+import { Recovery, type RestoredSession } from './recovery.ts';
 import { loadNamespaces, type Namespaces } from './namespaces.ts';
-import { RoomHub, type RoomMember } from './room-hub.ts';
+import { RoomHub } from './room-hub.ts';
 import { ShortPoll } from './short-poll.ts';
 import { createServerApi, userTag } from './server-api.ts';
 import { Presence } from './presence.ts';
@@ -256,8 +257,11 @@ export async function createGateway(
       },
     }),
     serveClient: false,
-    // Only handshakes are asked; sessions already open keep being served until close() ends them.
-    allowRequest: (_req, callback) => callback(shuttingDown ? 'the pod is shutting down' : null, !shuttingDown),
+    // Only handshakes are asked (requests without a sid); sessions already open keep being served until close() ends them.
+    allowRequest: (req, callback) => {
+      if (!admit(req as IncomingMessage & { res?: ServerResponse })) return; // answered: never called back
+      callback(shuttingDown ? 'the pod is shutting down' : null, !shuttingDown);
+    },
     ...(config.CORS_ORIGIN ? { cors: { origin: config.CORS_ORIGIN } } : {}),
     // Middlewares run for a recovered session too: auth, drain and admission are never skipped.
     ...(config.RECOVERY_MAX_DISCONNECTION_MS > 0 ? { connectionStateRecovery: { maxDisconnectionDuration: config.RECOVERY_MAX_DISCONNECTION_MS, skipMiddlewares: false } } : {}),
@@ -279,74 +283,89 @@ export async function createGateway(
   const shortPoll = new ShortPoll({ hub, backplane, auth, namespaces, metrics, log, ratePerSecond: config.RATE_LIMIT_PER_SECOND, rateBurst: config.RATE_LIMIT_BURST });
 
 
-  // Admission at the transport, before Engine.IO keeps anything: a refusal here is an HTTP 503/429
-  // with Retry-After, which the stock client treats as a transport failure and retries with its own
-  // backoff, and whose JSON body tells our SDK the code and the hint (docs/security.md).
-  io.engine.use((req: IncomingMessage & { _query?: Record<string, string> }, res: ServerResponse, next: (err?: unknown) => void) => {
-    if (req._query?.sid) return next(); // a request of a session already admitted (poll, upgrade)
+  /**
+   * Admission at the transport, before Engine.IO keeps anything: a refusal here is an HTTP 503/429
+   * with Retry-After, which the stock client treats as a transport failure and retries with its own
+   * backoff, and whose JSON body tells our SDK the code and the hint (docs/security.md). Asked from
+   * `allowRequest`, which Engine.IO calls for handshakes only: an `io.engine.use` middleware cost a
+   * promise chain per request and, per WebSocket, a response stand-in kept alive by a listener on the
+   * TCP socket (docs/decisions/0018-per-connection-state.md). False: refused and answered here.
+   */
+  function admit(req: IncomingMessage & { res?: ServerResponse }): boolean {
     try {
       for (const guard of admissionGuards) guard();
+      return true;
     } catch (err) {
       const refusal = err instanceof ProtocolError ? err : new ProtocolError('internal', 'admission check failed');
       metrics.handshakeRefusals.inc({ code: refusal.code });
-      return refuseHttp(res, refusal);
+      // A polling handshake has its response; a WebSocket upgrade only its TCP socket.
+      refuseHttp(req.res ?? req.socket, refusal);
+      return false;
     }
-    next();
-  });
-  io.engine.on('connection', (conn: Socket['conn']) => {
+  }
+  io.engine.on('connection', (conn: Transport) => {
     // Before authentication a polling body is read only up to the pre-auth frame size (the library
     // allows it per polling transport; a WebSocket's maxPayload is per server, so the parser checks it).
     setTransportBodyLimit(conn, PRE_AUTH_MAX_FRAME_BYTES);
-    // Engine.IO's own packets (pongs, noops) never reach the parser: a peer gets a few per heartbeat, not a flood.
-    const controlPackets = new TokenBucket(CONTROL_PACKET_BURST, CONTROL_PACKETS_PER_SECOND);
-    conn.on('packet', (packet: { type: string }) => {
-      if (packet.type === 'message' || controlPackets.tryTake()) return;
-      metrics.inboundRefusals.inc({ why: 'packet_rate' });
-      log.info({ type: packet.type }, 'Engine.IO control packet flood; closing the connection');
-      conn.close(true);
-    });
-    conn.once('close', () => {
-      if (!connectedTransports.has(conn)) metrics.unauthenticatedCloses.inc();
-    });
+    transportState(conn);
+    conn.on('packet', onTransportPacket);
+    conn.on('close', onTransportClose);
   });
+  // Shared by every transport (`this` is the Engine.IO socket): no closure per connection.
+  function onTransportPacket(this: Transport, packet: { type: string }): void {
+    if (packet.type === 'message') return;
+    // Engine.IO's own packets (pongs, noops) never reach the parser: a peer gets a few per heartbeat, not
+    // a flood. The bucket is made at the first one: until then it would have stayed full anyway.
+    const state = transportState(this);
+    if ((state.controlPackets ??= new TokenBucket(CONTROL_PACKET_BURST, CONTROL_PACKETS_PER_SECOND)).tryTake()) return;
+    metrics.inboundRefusals.inc({ why: 'packet_rate' });
+    log.info({ type: packet.type }, 'Engine.IO control packet flood; closing the connection');
+    this.close(true);
+  }
+  function onTransportClose(this: Transport): void {
+    const state = transportState(this);
+    if (!state.connected) metrics.unauthenticatedCloses.inc();
+    if (state.userId !== null) hardening.userConnections.release(state.userId);
+    state.userId = null;
+  }
 
-  /** Transports that sent a CONNECT (one socket per transport) / that completed it. */
-  const connectingTransports = new WeakSet<object>();
-  const connectedTransports = new WeakSet<object>();
+  /** A refused CONNECT closes its transport: the client cannot spend the instance's checks in a loop. */
+  function refuseConnect(conn: Transport, next: (err?: Error) => void, err: ProtocolError): void {
+    metrics.handshakeRefusals.inc({ code: err.code });
+    const refusal = new Error(err.message) as Error & { data: HandshakeRefusal };
+    refusal.data = { code: err.code, message: err.message, retryable: RETRYABLE_CODES.has(err.code), ...(err.retryAfterMs === undefined ? {} : { retryAfterMs: err.retryAfterMs }) };
+    next(refusal);
+    // Socket.IO writes the CONNECT error on the next tick; the close (after it is flushed) comes after that.
+    setImmediate(() => conn.close());
+  }
   io.use((socket, next) => {
     const conn = socket.conn;
-    // A refused CONNECT closes its transport: the client cannot spend the instance's checks in a loop.
-    const refuse = (err: ProtocolError): void => {
-      metrics.handshakeRefusals.inc({ code: err.code });
-      const refusal = new Error(err.message) as Error & { data: HandshakeRefusal };
-      refusal.data = { code: err.code, message: err.message, retryable: RETRYABLE_CODES.has(err.code), ...(err.retryAfterMs === undefined ? {} : { retryAfterMs: err.retryAfterMs }) };
-      next(refusal);
-      // Socket.IO writes the CONNECT error on the next tick; the close (after it is flushed) comes after that.
-      setImmediate(() => conn.close());
-    };
-    if (connectingTransports.has(conn)) {
-      return refuse(new ProtocolError('bad_request', 'this transport already sent a CONNECT: one Socket.IO connection per transport'));
+    const transport = transportState(conn);
+    if (transport.connecting) {
+      return refuseConnect(conn, next, new ProtocolError('bad_request', 'this transport already sent a CONNECT: one Socket.IO connection per transport'));
     }
-    connectingTransports.add(conn);
+    transport.connecting = true;
     try {
       for (const guard of handshakeGuards) guard(socket);
     } catch (err) {
-      return refuse(err instanceof ProtocolError ? err : new ProtocolError('internal', 'handshake check failed'));
+      return refuseConnect(conn, next, err instanceof ProtocolError ? err : new ProtocolError('internal', 'handshake check failed'));
     }
     const credentials = (socket.handshake.auth ?? {}) as { token?: unknown; userId?: unknown };
     auth.authenticate(credentials).then(
       (identity) => {
         if (conn.readyState !== 'open') return next(new Error('the transport closed during authentication'));
         try {
-          hardening.userConnections.reserve(identity.userId, (release) => conn.once('close', release));
+          hardening.userConnections.take(identity.userId);
         } catch (err) {
-          return refuse(err as ProtocolError);
+          return refuseConnect(conn, next, err as ProtocolError);
         }
+        // Given back at the transport's close (onTransportClose).
+        transport.userId = identity.userId;
         socket.data.identity = identity;
         recovery?.confirm(socket, identity.userId);
         next();
       },
-      (err: unknown) => refuse(err instanceof ProtocolError ? err : new ProtocolError('auth_invalid', 'authentication failed')),
+      (err: unknown) => refuseConnect(conn, next, err instanceof ProtocolError ? err : new ProtocolError('auth_invalid', 'authentication failed')),
     );
   });
 
@@ -372,72 +391,72 @@ export async function createGateway(
     );
   }
 
+  const shared: ConnectionShared = {
+    hub,
+    backplane,
+    auth,
+    hardening,
+    recovery,
+    namespaces,
+    limits: { pageBytes: config.HISTORY_PAGE_BYTES, maxRooms: config.MAX_ROOMS_PER_CONNECTION },
+    idempotencyWindowSeconds: config.IDEMPOTENCY_WINDOW_SECONDS,
+    presenceTracker: presence,
+    metrics,
+    presence: readPresence,
+    membersChanged,
+  };
+  const dispatchDeps = { metrics, log, guards: eventGuards };
+
   io.on('connection', (socket) => {
-    connectedTransports.add(socket.conn);
+    transportState(socket.conn).connected = true;
     setTransportBodyLimit(socket.conn, config.MAX_PAYLOAD_BYTES);
     (socket.client as unknown as { decoder: GuardedDecoder }).decoder.owner = socket;
     const transport = socket.conn.transport.name;
     metrics.connections.inc({ transport });
     metrics.connectedSockets.inc();
-    const member: RoomMember = { id: socket.id, socket, send: (envelope: Envelope) => hardening.outbound.sendDirect(socket, envelope) };
-    const ctx: ConnectionContext = {
-      socket,
-      member,
-      hub,
-      backplane,
-      identity: () => socket.data.identity as Identity,
-      async refreshIdentity(token) {
-        const next = await auth.authenticate({ token });
-        if (next.userId !== ctx.identity().userId) {
-          throw new ProtocolError('auth_subject_mismatch', `the new token is for ${next.userId}, this connection is ${ctx.identity().userId}`);
-        }
-        socket.data.identity = next;
-        hardening.tokenRefreshed(socket);
-        return next;
-      },
-      membersChanged,
-      ...(recovery ? { session: { beforeJoin: (room: string) => recovery.beforeJoin(socket, room), left: (room: string) => recovery.left(socket, room) } } : {}),
-      limits: { pageBytes: config.HISTORY_PAGE_BYTES, maxRooms: config.MAX_ROOMS_PER_CONNECTION },
-      namespaces,
-      verifySubscriptionToken: auth.verifySubscriptionToken,
-      idempotencyWindowSeconds: config.IDEMPOTENCY_WINDOW_SECONDS,
-      presence: readPresence,
-      presenceTracker: presence,
-      metrics,
-    };
+    const connection = new Connection(socket, shared);
+    const userId = connection.identity().userId;
     // Every connection of a user shares one Socket.IO room, so the server API can end them all.
-    void socket.join(userTag(ctx.identity().userId));
-    const attached = recovery?.attach(socket, ctx.identity().userId);
-    const hello = controlEnvelope('server:hello', null, { pod: config.POD_NAME, userId: ctx.identity().userId, transport });
+    void socket.join(userTag(userId));
+    const restored = recovery?.attach(socket, userId) ?? null;
+    const hello = controlEnvelope('server:hello', null, { pod: config.POD_NAME, userId, transport });
     // The offset rides on the hello too, so a stock client has one to send back before any room message.
     const helloOffset = recovery?.offsetOf(socket) ?? null;
     if (helloOffset === null) socket.emit('server:hello', hello);
     else socket.emit('server:hello', hello, helloOffset);
-    if (attached) void rejoinRecovered(socket, member, attached);
-    hardening.onConnection(socket, ctx.identity);
-    socket.onAny((event: unknown, ...args: unknown[]) => void dispatch(ctx, event, args, { metrics, log, guards: eventGuards }));
-    // By 'disconnect' Socket.IO has already emptied socket.rooms; 'disconnecting' still has them.
-    socket.on('disconnecting', () => {
-      for (const room of socket.rooms) membersChanged(room);
-    });
-    socket.on('disconnect', (reason) => {
-      recovery?.disconnected(socket, reason);
-      metrics.connectedSockets.dec();
-      metrics.disconnections.inc({ reason });
-      hub.leaveAll(member);
-      presence.removeSocket(socket.id);
-    });
+    if (restored) void rejoinRecovered(connection, restored);
+    hardening.onConnection(socket);
+    // Listeners every socket shares (`this` is the socket), so a connection keeps no closure of its own.
+    socket.onAny(onSocketEvent);
+    socket.on('disconnecting', onSocketDisconnecting);
+    socket.on('disconnect', onSocketDisconnect);
   });
+  function onSocketEvent(this: Socket, event: unknown, ...args: unknown[]): void {
+    void dispatch(Connection.of(this), event, args, dispatchDeps);
+  }
+  // By 'disconnect' Socket.IO has already emptied socket.rooms; 'disconnecting' still has them.
+  function onSocketDisconnecting(this: Socket): void {
+    for (const room of this.rooms) membersChanged(room);
+  }
+  /** The one 'disconnect' listener of a socket: each module's clean-up, in turn. */
+  function onSocketDisconnect(this: Socket, reason: string): void {
+    recovery?.disconnected(this, reason);
+    metrics.connectedSockets.dec();
+    metrics.disconnections.inc({ reason });
+    hub.leaveAll(Connection.of(this));
+    presence.removeSocket(this.id);
+    hardening.disconnected(this);
+  }
 
   /**
    * A recovered stock client is back in each of its rooms from its own position: the hub replays the
    * gap from history, then live. When that fails (Redis away) the transport is closed, so the client
    * reconnects and recovers again rather than sitting in fewer rooms than it believes.
    */
-  async function rejoinRecovered(socket: Socket, member: RoomMember, attached: Promise<unknown>): Promise<void> {
+  async function rejoinRecovered(member: Connection, attached: Promise<RestoredSession>): Promise<void> {
+    const { socket } = member;
     try {
-      const restored = (await attached) as { rooms: readonly (string | null)[]; positions: readonly (number | null)[] } | null;
-      if (!restored) return;
+      const restored = await attached;
       await Promise.all(
         restored.rooms.map(async (room, i) => {
           if (room === null || !socket.connected) return;
@@ -544,6 +563,26 @@ export async function createGateway(
   });
   if (serverApi) internalRoutes.push(serverApi);
   return gateway;
+}
+
+/** An Engine.IO connection (one per Socket.IO connection: the gateway serves one namespace). */
+type Transport = Socket['conn'];
+
+/** What the gateway keeps per transport, on the Engine.IO socket itself (cheaper than WeakSets: see docs/decisions/0018). */
+class TransportState {
+  /** Sent a CONNECT (one socket per transport) / completed it. */
+  connecting = false;
+  connected = false;
+  /** The user whose connection slot this transport holds (MAX_CONNECTIONS_PER_USER), given back at its close. */
+  userId: string | null = null;
+  /** Engine.IO control packets' budget; made at the first control packet. */
+  controlPackets: TokenBucket | null = null;
+}
+const TRANSPORT_STATE = Symbol('gateway transport state');
+
+function transportState(conn: Transport): TransportState {
+  const holder = conn as Transport & { [TRANSPORT_STATE]?: TransportState };
+  return (holder[TRANSPORT_STATE] ??= new TransportState());
 }
 
 /** The most bytes a long-polling transport reads from one POST body (Engine.IO sets it per transport at the handshake). */

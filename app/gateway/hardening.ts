@@ -32,7 +32,9 @@ export interface Hardening {
   /** Sockets and SSE streams per user on this instance. */
   readonly userConnections: UserConnections;
   /** Per-connection set-up: buffer accounting, `exp` enforcement, protocol-error logging. */
-  onConnection(socket: Socket, identity: () => Identity): void;
+  onConnection(socket: Socket): void;
+  /** Per-connection clean-up, from the socket's 'disconnect' (the gateway's one listener). */
+  disconnected(socket: Socket): void;
   /** After a successful `auth:refresh`. */
   tokenRefreshed(socket: Socket): void;
   stop(): void;
@@ -72,20 +74,24 @@ export function installHardening(deps: HardeningDeps): Hardening {
     registers: [metrics.registry],
   });
 
+  // Socket.IO closes the connection on an undecodable frame; without a listener it prints the stack to
+  // stderr. One listener for every socket (`this` is the socket).
+  function onSocketError(this: Socket, err: unknown): void {
+    // A client may also emit an event named "error" (it gets unknown_event from dispatch); only real errors count.
+    if (!(err instanceof Error)) return;
+    protocolErrors.inc();
+    log.debug({ err, socket: this.id }, 'protocol error from client; connection closed');
+  }
+
   return {
     outbound,
     userConnections,
-    onConnection(socket, identity) {
+    onConnection(socket) {
       outbound.track(socket);
-      tokenExpiry.watch(socket, identity);
-      // Socket.IO closes the connection on an undecodable frame; without a listener it prints the stack to stderr.
-      socket.on('error', (err: unknown) => {
-        // A client may also emit an event named "error" (it gets unknown_event from dispatch); only real errors count.
-        if (!(err instanceof Error)) return;
-        protocolErrors.inc();
-        log.debug({ err, socket: socket.id }, 'protocol error from client; connection closed');
-      });
+      tokenExpiry.watch(socket);
+      socket.on('error', onSocketError);
     },
+    disconnected: (socket) => tokenExpiry.forget(socket),
     tokenRefreshed: (socket) => tokenExpiry.refreshed(socket),
     stop() {
       outbound.stop();

@@ -4,6 +4,9 @@ import type { Socket } from 'socket.io';
 import { ProtocolError } from '../protocol/index.ts';
 import type { EventGuard } from './handlers.ts';
 
+/** The default clock of a token bucket: one function for all of them, not a closure each. */
+const monotonicNow = (): number => performance.now();
+
 /**
  * A token bucket: holds up to `capacity` tokens, refills `refillPerSecond` of them per second, and
  * each take spends one. The clock is injectable so the arithmetic is tested without waiting.
@@ -15,7 +18,7 @@ export class TokenBucket {
   #tokens: number;
   #updatedAt: number;
 
-  constructor(capacity: number, refillPerSecond: number, now: () => number = () => performance.now()) {
+  constructor(capacity: number, refillPerSecond: number, now: () => number = monotonicNow) {
     if (!(capacity >= 1) || !(refillPerSecond > 0)) {
       throw new RangeError(`a token bucket needs capacity >= 1 and refillPerSecond > 0, got ${capacity} and ${refillPerSecond}`);
     }
@@ -167,30 +170,39 @@ export class UserConnections {
     return this.#counts.get(userId) ?? 0;
   }
 
-  /** Takes a slot for `userId` or throws; `onRelease` is given the function that gives it back. */
+  /** Takes a slot for `userId` or throws; `onRelease` is given the function that gives it back (once). */
   reserve(userId: string, onRelease: (release: () => void) => void): void {
+    this.take(userId);
+    let released = false;
+    onRelease(() => {
+      if (released) return;
+      released = true;
+      this.release(userId);
+    });
+  }
+
+  /** Takes a slot for `userId` or throws; the caller gives it back with `release`, exactly once. */
+  take(userId: string): void {
     const count = this.count(userId);
     if (count >= this.#max) {
       throw new ProtocolError('too_many_connections', `user ${userId} already holds ${this.#max} connections on this instance (MAX_CONNECTIONS_PER_USER); close one, or retry later`, 5_000);
     }
     this.#counts.set(userId, count + 1);
-    let released = false;
-    onRelease(() => {
-      if (released) return;
-      released = true;
-      const left = this.count(userId) - 1;
-      if (left > 0) this.#counts.set(userId, left);
-      else this.#counts.delete(userId);
-    });
+  }
+
+  release(userId: string): void {
+    const left = this.count(userId) - 1;
+    if (left > 0) this.#counts.set(userId, left);
+    else this.#counts.delete(userId);
   }
 }
 
 /**
- * Answers a refused new connection: a polling handshake gets a normal HTTP response; a WebSocket
- * upgrade gets the same response written on the raw socket (Engine.IO's upgrade response object
- * writes nothing). Either way: the status, `Retry-After` in seconds, and `{ok:false, error}` as JSON.
+ * Answers a refused new connection: a polling handshake (or `GET /sse`) gets a normal HTTP response; a
+ * WebSocket upgrade gets the same response written on its raw socket. Either way: the status,
+ * `Retry-After` in seconds, and `{ok:false, error}` as JSON.
  */
-export function refuseHttp(res: ServerResponse, refusal: ProtocolError): void {
+export function refuseHttp(res: ServerResponse | Duplex, refusal: ProtocolError): void {
   const status = refusal instanceof AdmissionRefusal ? refusal.status : 503;
   const body = JSON.stringify({ ok: false, error: refusal.toBody() });
   const headers: Record<string, string> = {
@@ -202,7 +214,7 @@ export function refuseHttp(res: ServerResponse, refusal: ProtocolError): void {
     res.writeHead(status, { ...headers, connection: 'close' }).end(body);
     return;
   }
-  const socket = (res as unknown as { socket: Duplex }).socket;
+  const socket = res;
   const head = Object.entries({ ...headers, 'content-length': String(Buffer.byteLength(body)), connection: 'close' })
     .map(([name, value]) => `${name}: ${value}\r\n`)
     .join('');

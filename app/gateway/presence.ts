@@ -64,7 +64,8 @@ export class Presence {
 
   /** For a disconnect: removes the socket from every room it was counted in. */
   removeSocket(socketId: string): void {
-    for (const room of [...(this.#bySocket.get(socketId)?.rooms ?? [])]) this.remove(room, socketId);
+    const entry = this.#bySocket.get(socketId);
+    if (entry) for (const room of [...entry.rooms]) this.remove(room, socketId);
   }
 
   read(room: string): Promise<PresenceSnapshot> {

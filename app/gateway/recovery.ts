@@ -31,6 +31,9 @@ const PID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
 const OFFSET_VERSION = 'r1';
 const POSITION_PATTERN = /^[0-9a-z]{1,11}$/;
 
+/** The index of every session that has named no room yet: one empty map, not one per socket. */
+const NO_ROOMS: ReadonlyMap<string, number> = new Map();
+
 /** Socket.IO's own list (socket.io/dist/socket.js): disconnections it treats as temporary. */
 const RECOVERABLE_REASONS: ReadonlySet<string> = new Set(['transport error', 'transport close', 'forced close', 'ping timeout', 'server shutting down', 'forced server close']);
 
@@ -51,7 +54,8 @@ interface SessionState {
   readonly userId: string;
   readonly rooms: (string | null)[];
   readonly positions: (number | null)[];
-  readonly index: Map<string, number>;
+  /** room → its index; the shared empty map until the session names a room. */
+  index: ReadonlyMap<string, number>;
   offset: string | null;
   /** Past MAX_SESSION_ROOMS: the record is deleted and no offsets are sent any more. */
   unrecoverable: boolean;
@@ -96,12 +100,18 @@ export function isRecoverableReason(reason: string): boolean {
   return RECOVERABLE_REASONS.has(reason);
 }
 
+/** Socket.IO's own per-socket writers (private in its types), as its `emit` calls them without recovery. */
+interface OwnPacketWriter {
+  notifyOutgoingListeners(packet: unknown): void;
+  packet(packet: unknown, opts: { volatile?: unknown; compress?: unknown }): void;
+}
+
 export class Recovery implements OffsetSource {
   readonly #opts: RecoveryOptions;
   readonly #ttlSeconds: number;
   /** Each socket's session lives on the socket (`SESSION`): `deliver` runs once per delivery. */
-  /** pid → socket, for the expiry refresh of connected sessions. */
-  readonly #live = new Map<string, Socket>();
+  /** The namespace whose sockets' records the expiry refresh keeps alive (set by install). */
+  #nsp: Namespace | null = null;
   readonly #timer: NodeJS.Timeout;
   #soleSeq: number | null = null;
   #soleOffset = '';
@@ -116,6 +126,7 @@ export class Recovery implements OffsetSource {
 
   /** Patches the namespace's adapter: sessions come from the backplane, a socket's own emits stay local. */
   install(nsp: Namespace): void {
+    this.#nsp = nsp;
     const adapter = nsp.adapter as unknown as {
       restoreSession(pid: string, offset: string): Promise<unknown>;
       persistSession(session: unknown): void;
@@ -128,9 +139,15 @@ export class Recovery implements OffsetSource {
     adapter.broadcast = (packet, opts) => {
       // With recovery on, Socket.IO routes socket.emit through the adapter as a broadcast to the
       // socket's own room; the Redis adapter would publish each one to every pod. It is local.
-      if (opts.rooms.size === 1 && !opts.flags?.local) {
+      if (opts.rooms.size === 1 && !opts.except?.size) {
         const [room] = opts.rooms;
-        if (room !== undefined && nsp.sockets.has(room)) opts = { ...opts, flags: { ...opts.flags, local: true } };
+        const socket = room === undefined ? undefined : (nsp.sockets.get(room) as unknown as OwnPacketWriter | undefined);
+        if (socket) {
+          // What socket.emit does without recovery: one packet, no frame pre-built for a broadcast.
+          socket.notifyOutgoingListeners(packet);
+          socket.packet(packet, { volatile: opts.flags?.volatile, compress: opts.flags?.compress });
+          return;
+        }
       }
       broadcast(packet, opts);
     };
@@ -203,27 +220,30 @@ export class Recovery implements OffsetSource {
     return false;
   }
 
-  /** A connected socket's session: restored rooms and positions, or new; written to the backplane. */
-  async attach(socket: Socket, userId: string): Promise<RestoredSession | null> {
+  /**
+   * A connected socket's session, written to the backplane: for a recovered socket, its restored rooms
+   * and positions once the record is written; null for a new one (nothing waits for its write).
+   */
+  attach(socket: Socket, userId: string): Promise<RestoredSession> | null {
     const pid = (socket as unknown as { pid?: string }).pid;
     if (!pid) return null;
     const restored = socket.recovered ? ((socket.data as { recovery?: RestoredSession }).recovery ?? null) : null;
-    const rooms = restored ? [...restored.rooms] : [];
-    const state: SessionState = {
-      pid,
-      userId,
-      rooms,
-      positions: restored ? [...restored.positions] : [],
-      index: new Map(rooms.flatMap((room, i) => (room === null ? [] : [[room, i] as const]))),
-      offset: null,
-      unrecoverable: false,
-    };
+    const state: SessionState = restored
+      ? {
+          pid,
+          userId,
+          rooms: [...restored.rooms],
+          positions: [...restored.positions],
+          index: new Map(restored.rooms.flatMap((room, i) => (room === null ? [] : [[room, i] as const]))),
+          offset: null,
+          unrecoverable: false,
+        }
+      : { pid, userId, rooms: [], positions: [], index: NO_ROOMS, offset: null, unrecoverable: false };
     (socket as SessionHolder)[SESSION] = state;
-    this.#live.set(pid, socket);
     // Redis away: the connection goes on; without its record the session is simply not recoverable
     // (a later reconnect finds none, or the previous one, which the offsets still match).
-    await this.#write(socket, state).catch((err: unknown) => this.#opts.log.debug({ err }, 'session write at connect failed'));
-    return restored;
+    const written = this.#write(socket, state).catch((err: unknown) => this.#opts.log.debug({ err }, 'session write at connect failed'));
+    return restored ? written.then(() => restored) : null;
   }
 
   /** Before a join: the record names the room before any packet's offset does. */
@@ -235,11 +255,11 @@ export class Recovery implements OffsetSource {
     if (i !== undefined) state.rooms[i] = room;
     else if (state.rooms.length >= MAX_SESSION_ROOMS) {
       state.unrecoverable = true;
-      this.#live.delete(state.pid);
       await this.#opts.backplane.deleteSession(state.pid, socket.id).catch(() => {});
       return;
     } else {
-      state.index.set(room, state.rooms.length);
+      const index = state.index === NO_ROOMS ? (state.index = new Map()) : state.index;
+      (index as Map<string, number>).set(room, state.rooms.length);
       state.rooms.push(room);
       state.positions.push(null);
     }
@@ -295,7 +315,6 @@ export class Recovery implements OffsetSource {
     const state = (socket as SessionHolder)[SESSION];
     if (!state) return;
     (socket as SessionHolder)[SESSION] = undefined;
-    if (this.#live.get(state.pid) === socket) this.#live.delete(state.pid);
     if (state.unrecoverable) return;
     const { backplane, log } = this.#opts;
     const done = isRecoverableReason(reason)
@@ -309,8 +328,14 @@ export class Recovery implements OffsetSource {
     await this.#opts.backplane.writeSession(state.pid, { sid: socket.id, userId: state.userId, pod: this.#opts.pod, rooms: state.rooms }, this.#ttlSeconds);
   }
 
+  /** Refreshes the expiry of every connected socket's record (read off the namespace: no pid map to keep). */
   #touch(): void {
-    if (this.#live.size === 0) return;
-    this.#opts.backplane.touchSessions([...this.#live.keys()], this.#ttlSeconds).catch((err: unknown) => this.#opts.log.debug({ err }, 'session expiry refresh failed'));
+    const pids = new Set<string>();
+    for (const socket of this.#nsp?.sockets.values() ?? []) {
+      const state = (socket as SessionHolder)[SESSION];
+      if (state && !state.unrecoverable) pids.add(state.pid);
+    }
+    if (pids.size === 0) return;
+    this.#opts.backplane.touchSessions([...pids], this.#ttlSeconds).catch((err: unknown) => this.#opts.log.debug({ err }, 'session expiry refresh failed'));
   }
 }

@@ -15,7 +15,6 @@ export interface TokenExpiryOptions {
 }
 
 interface Watch {
-  readonly identity: () => Identity;
   notice: Timer | null;
   expiry: Timer | null;
   /** The exp auth:refresh already went out for: a refresh that keeps it (a cached token) must not be asked again. */
@@ -43,14 +42,15 @@ export class TokenExpiry {
     });
   }
 
-  /** Starts enforcing the identity's `exp` on `socket` (nothing to do when it has none). */
-  watch(socket: Socket, identity: () => Identity): void {
-    const watch: Watch = { identity, notice: null, expiry: null, noticedExp: null };
+  /**
+   * Starts enforcing the `exp` of `socket.data.identity` (nothing is kept when it has none). The
+   * owner calls `forget` at the socket's disconnect: one listener per socket does every module's
+   * clean-up (docs/decisions/0018-per-connection-state.md).
+   */
+  watch(socket: Socket): void {
+    if (identityOf(socket).exp === null) return;
+    const watch: Watch = { notice: null, expiry: null, noticedExp: null };
     this.#watches.set(socket, watch);
-    socket.once('disconnect', () => {
-      this.#clear(watch);
-      this.#watches.delete(socket);
-    });
     this.#schedule(socket, watch);
   }
 
@@ -58,6 +58,15 @@ export class TokenExpiry {
   refreshed(socket: Socket): void {
     const watch = this.#watches.get(socket);
     if (watch) this.#schedule(socket, watch);
+    else this.watch(socket);
+  }
+
+  /** The socket is gone: its deadlines are dropped. */
+  forget(socket: Socket): void {
+    const watch = this.#watches.get(socket);
+    if (!watch) return;
+    this.#clear(watch);
+    this.#watches.delete(socket);
   }
 
   stop(): void {
@@ -67,7 +76,7 @@ export class TokenExpiry {
 
   #schedule(socket: Socket, watch: Watch): void {
     this.#clear(watch);
-    const { exp } = watch.identity();
+    const { exp } = identityOf(socket);
     if (exp === null) return;
     const expMs = exp * 1000;
     if (watch.noticedExp !== exp) {
@@ -80,7 +89,7 @@ export class TokenExpiry {
     watch.expiry = at(expMs, () => {
       watch.expiry = null;
       // A refresh that raced this timer already moved the deadline.
-      if (watch.identity().exp !== exp) return this.#schedule(socket, watch);
+      if (identityOf(socket).exp !== exp) return this.#schedule(socket, watch);
       this.#expire(socket, exp);
     });
   }
@@ -105,6 +114,10 @@ export class TokenExpiry {
     watch.expiry?.cancel();
     watch.notice = watch.expiry = null;
   }
+}
+
+function identityOf(socket: Socket): Identity {
+  return socket.data.identity as Identity;
 }
 
 export interface Timer {

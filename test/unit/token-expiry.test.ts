@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { Socket } from 'socket.io';
@@ -11,17 +10,15 @@ const LEAD_MS = 30_000;
 const START = Date.UTC(2026, 10, 23, 12, 0, 0);
 
 function fakeSocket() {
-  const events = new EventEmitter();
   const sent: Envelope[] = [];
   let disconnected: boolean | null = null;
   const socket = {
     id: 's1',
     data: {} as { identity?: Identity },
     emit: (_type: string, envelope: Envelope) => void sent.push(envelope),
-    once: (event: string, listener: () => void) => events.once(event, listener),
     disconnect: (close: boolean) => void (disconnected = close),
   };
-  return { socket: socket as unknown as Socket, sent, events, disconnected: () => disconnected, data: socket.data };
+  return { socket: socket as unknown as Socket, sent, disconnected: () => disconnected, data: socket.data };
 }
 
 describe('TokenExpiry', () => {
@@ -39,7 +36,7 @@ describe('TokenExpiry', () => {
     const exp = START / 1000 + 120;
     const s = fakeSocket();
     s.data.identity = { userId: 'u', exp };
-    expiry.watch(s.socket, () => s.data.identity!);
+    expiry.watch(s.socket);
     vi.advanceTimersByTime(120_000 - LEAD_MS - 1);
     expect(s.sent).toEqual([]);
     vi.advanceTimersByTime(1);
@@ -54,7 +51,7 @@ describe('TokenExpiry', () => {
   it('moves both deadlines after a refresh', () => {
     const s = fakeSocket();
     s.data.identity = { userId: 'u', exp: START / 1000 + 60 };
-    expiry.watch(s.socket, () => s.data.identity!);
+    expiry.watch(s.socket);
     vi.advanceTimersByTime(40_000);
     s.data.identity = { userId: 'u', exp: START / 1000 + 600 };
     expiry.refreshed(s.socket);
@@ -70,22 +67,33 @@ describe('TokenExpiry', () => {
   it('asks at once when the token is already inside the lead time, and leaves non-expiring identities alone', () => {
     const soon = fakeSocket();
     soon.data.identity = { userId: 'u', exp: START / 1000 + 5 };
-    expiry.watch(soon.socket, () => soon.data.identity!);
+    expiry.watch(soon.socket);
     vi.advanceTimersByTime(0);
     expect(soon.sent.map((e) => e.type)).toEqual(['auth:refresh']);
 
     const forever = fakeSocket();
     forever.data.identity = { userId: 'anon', exp: null };
-    expiry.watch(forever.socket, () => forever.data.identity!);
+    expiry.watch(forever.socket);
     vi.advanceTimersByTime(10 * 365 * 86_400_000);
     expect(forever.sent).toEqual([]);
+  });
+
+  it('starts enforcing exp when a refresh gives an identity that never expired one', () => {
+    const s = fakeSocket();
+    s.data.identity = { userId: 'u', exp: null };
+    expiry.watch(s.socket);
+    s.data.identity = { userId: 'u', exp: START / 1000 + 60 };
+    expiry.refreshed(s.socket);
+    vi.advanceTimersByTime(60_000);
+    expect(s.sent.map((e) => e.type)).toEqual(['auth:refresh', 'connection:closing']);
+    expect(s.disconnected()).toBe(true);
   });
 
   it('does not ask again when a refresh keeps the exp it was already asked about', () => {
     const s = fakeSocket();
     const exp = START / 1000 + 20; // inside the lead: asked at once
     s.data.identity = { userId: 'u', exp };
-    expiry.watch(s.socket, () => s.data.identity!);
+    expiry.watch(s.socket);
     vi.advanceTimersByTime(0);
     // A caching token source answers with the same token, so the same exp, three times.
     for (let i = 0; i < 3; i += 1) {
@@ -101,18 +109,18 @@ describe('TokenExpiry', () => {
     const s = fakeSocket();
     const exp = START / 1000 + 40 * 86_400;
     s.data.identity = { userId: 'u', exp };
-    expiry.watch(s.socket, () => s.data.identity!);
+    expiry.watch(s.socket);
     vi.advanceTimersByTime(30 * 86_400_000);
     expect(s.sent).toEqual([]);
     vi.advanceTimersByTime(10 * 86_400_000 - LEAD_MS);
     expect(s.sent.map((e) => e.type)).toEqual(['auth:refresh']);
   });
 
-  it('stops watching a socket that disconnected', () => {
+  it('stops watching a socket that disconnected (the gateway forgets it from its disconnect listener)', () => {
     const s = fakeSocket();
     s.data.identity = { userId: 'u', exp: START / 1000 + 60 };
-    expiry.watch(s.socket, () => s.data.identity!);
-    s.events.emit('disconnect');
+    expiry.watch(s.socket);
+    expiry.forget(s.socket);
     vi.advanceTimersByTime(120_000);
     expect(s.sent).toEqual([]);
   });
