@@ -31,8 +31,9 @@ const PID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
 const OFFSET_VERSION = 'r1';
 const POSITION_PATTERN = /^[0-9a-z]{1,11}$/;
 
-/** The index of every session that has named no room yet: one empty map, not one per socket. */
+/** What every session that has named no room yet shares, instead of two arrays and a map per socket. */
 const NO_ROOMS: ReadonlyMap<string, number> = new Map();
+const NO_ROOMS_YET: (string | null)[] & (number | null)[] = Object.freeze([]) as unknown as (string | null)[] & (number | null)[];
 
 /** Socket.IO's own list (socket.io/dist/socket.js): disconnections it treats as temporary. */
 const RECOVERABLE_REASONS: ReadonlySet<string> = new Set(['transport error', 'transport close', 'forced close', 'ping timeout', 'server shutting down', 'forced server close']);
@@ -52,9 +53,10 @@ export interface OffsetSource {
 interface SessionState {
   readonly pid: string;
   readonly userId: string;
-  readonly rooms: (string | null)[];
-  readonly positions: (number | null)[];
-  /** room → its index; the shared empty map until the session names a room. */
+  /** The shared empty NO_ROOMS_YET until the session names a room (as positions and index). */
+  rooms: (string | null)[];
+  positions: (number | null)[];
+  /** room → its index. */
   index: ReadonlyMap<string, number>;
   offset: string | null;
   /** Past MAX_SESSION_ROOMS: the record is deleted and no offsets are sent any more. */
@@ -110,6 +112,8 @@ export class Recovery implements OffsetSource {
   readonly #opts: RecoveryOptions;
   readonly #ttlSeconds: number;
   /** Each socket's session lives on the socket (`SESSION`): `deliver` runs once per delivery. */
+  /** One handler for every failed write at connect, not a closure per handshake. */
+  readonly #connectWriteFailed = (err: unknown): void => this.#opts.log.debug({ err }, 'session write at connect failed');
   /** The namespace whose sockets' records the expiry refresh keeps alive (set by install). */
   #nsp: Namespace | null = null;
   readonly #timer: NodeJS.Timeout;
@@ -238,11 +242,11 @@ export class Recovery implements OffsetSource {
           offset: null,
           unrecoverable: false,
         }
-      : { pid, userId, rooms: [], positions: [], index: NO_ROOMS, offset: null, unrecoverable: false };
+      : { pid, userId, rooms: NO_ROOMS_YET, positions: NO_ROOMS_YET, index: NO_ROOMS, offset: null, unrecoverable: false };
     (socket as SessionHolder)[SESSION] = state;
     // Redis away: the connection goes on; without its record the session is simply not recoverable
     // (a later reconnect finds none, or the previous one, which the offsets still match).
-    const written = this.#write(socket, state).catch((err: unknown) => this.#opts.log.debug({ err }, 'session write at connect failed'));
+    const written = this.#write(socket, state).catch(this.#connectWriteFailed);
     return restored ? written.then(() => restored) : null;
   }
 
@@ -258,8 +262,12 @@ export class Recovery implements OffsetSource {
       await this.#opts.backplane.deleteSession(state.pid, socket.id).catch(() => {});
       return;
     } else {
-      const index = state.index === NO_ROOMS ? (state.index = new Map()) : state.index;
-      (index as Map<string, number>).set(room, state.rooms.length);
+      if (state.index === NO_ROOMS) {
+        state.index = new Map();
+        state.rooms = [];
+        state.positions = [];
+      }
+      (state.index as Map<string, number>).set(room, state.rooms.length);
       state.rooms.push(room);
       state.positions.push(null);
     }
@@ -324,8 +332,8 @@ export class Recovery implements OffsetSource {
     done.catch((err: unknown) => log.debug({ err, reason }, 'session update at disconnect failed'));
   }
 
-  async #write(socket: Socket, state: SessionState): Promise<void> {
-    await this.#opts.backplane.writeSession(state.pid, { sid: socket.id, userId: state.userId, pod: this.#opts.pod, rooms: state.rooms }, this.#ttlSeconds);
+  #write(socket: Socket, state: SessionState): Promise<void> {
+    return this.#opts.backplane.writeSession(state.pid, { sid: socket.id, userId: state.userId, pod: this.#opts.pod, rooms: state.rooms }, this.#ttlSeconds);
   }
 
   /** Refreshes the expiry of every connected socket's record (read off the namespace: no pid map to keep). */
