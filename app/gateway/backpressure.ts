@@ -79,6 +79,8 @@ interface AccountBase {
   enqueued: number;
   /** `enqueued - unsent` at the last time the peer was seen taking bytes. */
   consumedMark: number;
+  /** `enqueued` when the stall check last found nothing unsent: until it moves, there is nothing to look at. */
+  emptyAt: number;
   progressAt: number;
   closing: boolean;
 }
@@ -157,6 +159,8 @@ export class Backpressure implements OutboundGate {
   readonly #backlogRefusals: Counter;
   /** The `packetCreate` listener every tracked connection shares (`this` is the connection). */
   readonly #onPacket: (this: AccountedConnection, packet: EnginePacket) => void;
+  /** Shared by every socket (`this` is the socket), so a connection costs no closure here. */
+  readonly #onDisconnect: (this: Socket) => void;
   /** A broadcast's packets to all its recipients share one options object: its size is counted once. */
   #lastOptions: object | undefined;
   #lastBytes = 0;
@@ -221,6 +225,13 @@ export class Backpressure implements OutboundGate {
       const account = this[ACCOUNT];
       if (account) onPacket(account, packet);
     };
+    const watched = this.#watched;
+    this.#onDisconnect = function () {
+      withheld.delete(this);
+      watched.delete(this);
+      const account = accountOf(this);
+      if (account) accounts.delete(account);
+    };
     const stallMs = opts.stallMs ?? 30_000;
     this.#stallTimer = setInterval(() => this.#checkStalls(stallMs), Math.min(1_000, Math.max(100, stallMs / 4))).unref();
   }
@@ -243,6 +254,7 @@ export class Backpressure implements OutboundGate {
       userId: (socket.data.identity as { userId?: string } | undefined)?.userId,
       enqueued: 0,
       consumedMark: 0,
+      emptyAt: -1,
       progressAt: performance.now(),
       closing: false,
       headroom: 0,
@@ -252,11 +264,8 @@ export class Backpressure implements OutboundGate {
     this.#accounts.add(account);
     this.#look(account, 0);
     conn.on('packetCreate', this.#onPacket);
-    socket.once('disconnect', () => {
-      this.#withheld.delete(socket);
-      this.#watched.delete(socket);
-      this.#accounts.delete(account);
-    });
+    // `on`, not `once`: a socket disconnects once, and `once` would wrap the shared listener in a closure.
+    socket.on('disconnect', this.#onDisconnect);
   }
 
   /** Starts the account of an SSE stream; every write to it goes through the returned budget. */
@@ -268,6 +277,7 @@ export class Backpressure implements OutboundGate {
       userId,
       enqueued: 0,
       consumedMark: 0,
+      emptyAt: -1,
       progressAt: performance.now(),
       closing: false,
     };
@@ -419,10 +429,16 @@ export class Backpressure implements OutboundGate {
   #checkStalls(stallMs: number): void {
     const now = performance.now();
     for (const account of this.#accounts) {
+      // Most connections are idle: skip them without touching their transport.
+      if (account.enqueued === account.emptyAt) {
+        account.progressAt = now;
+        continue;
+      }
       const unsent = unsentOfAccount(account);
       const consumed = account.enqueued - unsent;
       if (unsent === 0 || consumed > account.consumedMark) {
         account.consumedMark = consumed;
+        account.emptyAt = unsent === 0 ? account.enqueued : -1;
         account.progressAt = now;
         if (account.kind === 'socket') this.#settle(account);
       } else if (now - account.progressAt > stallMs) {

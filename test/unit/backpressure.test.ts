@@ -63,7 +63,7 @@ function fakeSocket(id: string, rooms: string[]) {
     connected: true,
     rooms: new Set([id, ...rooms]),
     data: {},
-    once: () => socket,
+    on: () => socket,
     emit(_type: string, envelope: Envelope) {
       sent.push(envelope);
       conn.write({ data: `42${JSON.stringify(['x', envelope])}` });
@@ -211,6 +211,25 @@ describe('Backpressure', () => {
       reading.conn.transport.socket.buffered -= 50;
       vi.advanceTimersByTime(1_000);
     }
+    expect(terminated).toBe(1);
+  });
+
+  it('skips idle connections in the stall check yet still cuts one that stalls after a long idle spell, stallMs after it stalled', () => {
+    backpressure.stop();
+    backpressure = new Backpressure({ highWaterBytes: HIGH_WATER, limitBytes: LIMIT, stallMs: 2_000, registry: new Registry(), log: pino({ level: 'silent' }) });
+    const { socket, conn } = fakeSocket('idle-then-stalled', []);
+    let terminated = 0;
+    Object.assign(conn.transport.socket, { terminate: () => (terminated += 1) });
+    backpressure.track(socket);
+    vi.advanceTimersByTime(1_000);
+    const readsWhenIdle = conn.transport.socket.reads;
+    vi.advanceTimersByTime(10_000); // idle: nothing queued, nothing to look at
+    expect(conn.transport.socket.reads).toBe(readsWhenIdle);
+    conn.write({ data: 'x'.repeat(800) });
+    conn.flush();
+    vi.advanceTimersByTime(1_500);
+    expect(terminated).toBe(0); // the idle spell did not count towards the stall
+    vi.advanceTimersByTime(2_000);
     expect(terminated).toBe(1);
   });
 

@@ -113,7 +113,7 @@ describe('RoomHub', () => {
         connected: true,
         rooms: new Set([id, 'counter:c']),
         data: {},
-        once: () => socket,
+        on: () => socket,
         join() {},
         leave() {},
         emit: (_type: string, envelope: DurableEnvelope) => {
