@@ -234,6 +234,10 @@ export interface RealtimeGatewayProps {
     readonly maxMemory?: string;
     /** @default - generated */
     readonly password?: string;
+    /** A Secret you manage with the in-cluster Redis' password (see RedisProps). @default - generated */
+    readonly existingSecret?: string;
+    /** Key of the password in `existingSecret`. @default 'password' */
+    readonly existingSecretPasswordKey?: string;
     /** @default 'redis:8.2.1-alpine' */
     readonly image?: string;
     /** @default - see Redis */

@@ -22,6 +22,10 @@ const quantity: Schema = { type: ['string', 'number'], pattern: '^[0-9]+(\\.[0-9
 const quantities: Schema = { type: 'object', additionalProperties: quantity };
 /** A container's `resources` (requests, limits). */
 const stringMap: Schema = { type: 'object', additionalProperties: { type: 'string' } };
+/** A Secret's name (DNS subdomain), or empty for none. */
+const optionalObjectName: Schema = { type: 'string', pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$' };
+/** A key of a Secret or ConfigMap. */
+const secretKey: Schema = { type: 'string', pattern: '^[-._a-zA-Z0-9]+$' };
 /** Kubernetes objects the API server validates (items of env, volumes, tolerations, ...). */
 const objects: Schema = { type: 'array', items: { type: 'object' } };
 const resources: Schema = {
@@ -48,8 +52,10 @@ const LEAF_SCHEMAS: Record<string, Schema> = {
   'image.tag': { type: 'string' },
   'image.pullPolicy': pullPolicy,
   namespaces: { type: ['string', 'object'] },
-  'serverApi.existingSecret': { type: 'string', pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$' },
-  'serverApi.key': { type: 'string', pattern: '^[-._a-zA-Z0-9]+$' },
+  'serverApi.existingSecret': optionalObjectName,
+  'serverApi.key': secretKey,
+  'redis.internal.existingSecret': optionalObjectName,
+  'redis.internal.existingSecretPasswordKey': secretKey,
   replicaCount: integer(LIMITS.replicas),
   'autoscaling.minReplicas': integer(LIMITS.minReplicas),
   'autoscaling.maxReplicas': integer(LIMITS.minReplicas),

@@ -84,7 +84,16 @@ export interface ChartValues {
   };
   redis: {
     mode: 'internal' | 'external';
-    internal: { image: string; storageSize: string; storageClass: string; maxMemory: string; password: string; resources: IResourceRequirements };
+    internal: {
+      image: string;
+      storageSize: string;
+      storageClass: string;
+      maxMemory: string;
+      password: string;
+      existingSecret: string;
+      existingSecretPasswordKey: string;
+      resources: IResourceRequirements;
+    };
     external: { secretName: string; urlKey: string; passwordKey: string; cluster: boolean };
   };
   drain: {
@@ -189,6 +198,8 @@ export const DEFAULT_VALUES: ChartValues = {
       storageClass: '',
       maxMemory: '192mb',
       password: '',
+      existingSecret: '',
+      existingSecretPasswordKey: 'password',
       resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
     },
     external: { secretName: '', urlKey: 'url', passwordKey: 'password', cluster: false },
@@ -306,6 +317,9 @@ export const VALUE_DOCS: Record<string, string> = {
   'redis.internal.storageClass': 'StorageClass of the Redis data volume. Empty: the cluster\'s default.',
   'redis.internal.maxMemory': 'Redis `maxmemory`: keep it about 75 % of the memory limit (an AOF rewrite forks; client buffers count outside it). Past it Redis evicts with `volatile-lru`: every key the gateway writes has a TTL, idle rooms\' history goes first (their clients get `room:reset` on resume), fleet stats (written every 2 s) stay.',
   'redis.internal.password': 'Redis password for the generated Secret `<fullname>-redis`. Empty: the existing value (upgrade) or a random one (`generateSecrets`).',
+  'redis.internal.existingSecret':
+    'A Secret you create with the Redis password (e.g. one External Secrets writes, docs/infrastructure.md): nothing is generated. Redis\' `auth.conf` is written from it at pod start (an init container; the password is on no command line), its probe and the gateway and controller read it too. Works with `generateSecrets=false`. Empty: the generated `<fullname>-redis`.',
+  'redis.internal.existingSecretPasswordKey': 'Key of the password in `redis.internal.existingSecret`.',
   'redis.internal.resources': 'Redis container resources.',
   'redis.external': 'External Redis (`redis.mode=external`): a Secret you create, holding the URL and optionally the password.',
   'redis.external.secretName': 'Name of that Secret (required with `redis.mode=external`).',
@@ -474,8 +488,9 @@ export function propsFromValues(
             storageClass: v.redis.internal.storageClass || undefined,
             maxMemory: v.redis.internal.maxMemory,
             resources: v.redis.internal.resources,
-            password: generated?.redisPassword,
-            secretAnnotations: KEEP_ON_UNINSTALL,
+            ...(v.redis.internal.existingSecret
+              ? { existingSecret: v.redis.internal.existingSecret, existingSecretPasswordKey: v.redis.internal.existingSecretPasswordKey }
+              : { password: generated?.redisPassword, secretAnnotations: KEEP_ON_UNINSTALL }),
           }
         : {
             external: {

@@ -1,28 +1,28 @@
 // The in-cluster Redis as the StatefulSet runs it, with a real redis-server: its command, redis.conf and the
-// Secret's auth.conf from the synthesized objects (mount paths moved into a temp dir, a free port), the
-// password never on a command line, PING-with-auth readiness, and the maxmemory policy the construct documents.
+// auth.conf its init container writes from the Secret's password (the script run for real, mount paths moved
+// into a temp dir, a free port), the password never on a command line, PING-with-auth readiness, and the
+// maxmemory policy the construct documents. The password is hostile: quotes, a backslash, spaces, `$`.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Chart } from 'cdk8s';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REDIS_MAXMEMORY_POLICY, Redis } from '../../infra/redis.ts';
+import { REDIS_MAXMEMORY_POLICY, Redis, type RedisProps } from '../../infra/redis.ts';
 import { freePort, waitFor } from '../../scripts/fleet/ports.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- synthesized objects are read as plain JSON */
 type Obj = Record<string, any>;
 
-const PASSWORD = 'Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0';
+const PASSWORD = `Zm9v "ba'r\\ baz $HOME q`;
 
-function synthRedis(): { statefulSet: Obj; config: string; secret: Obj } {
+function synthRedis(extra: Partial<RedisProps> = { password: PASSWORD }): { statefulSet: Obj; config: string; objects: Obj[] } {
   const chart = new Chart(new App({ outdir: '/nonexistent' }), 'c', { namespace: 'rt', disableResourceNameHashes: true });
-  new Redis(chart, 'redis', { app: { name: 'rt', instance: 'rt', version: '1', managedBy: 'test' }, password: PASSWORD, clientSelectors: [{ a: 'b' }] });
+  new Redis(chart, 'redis', { app: { name: 'rt', instance: 'rt', version: '1', managedBy: 'test' }, clientSelectors: [{ a: 'b' }], ...extra });
   const objects = chart.toJson() as Obj[];
   const statefulSet = objects.find((o) => o.kind === 'StatefulSet')!;
   const config = objects.find((o) => o.kind === 'ConfigMap')!.data['redis.conf'] as string;
-  const secret = objects.find((o) => o.kind === 'Secret')!;
-  return { statefulSet, config, secret };
+  return { statefulSet, config, objects };
 }
 
 describe('the in-cluster Redis, run for real', () => {
@@ -35,8 +35,9 @@ describe('the in-cluster Redis, run for real', () => {
 
   beforeAll(async () => {
     execFileSync('redis-server', ['--version']);
-    const { statefulSet, config, secret } = synthRedis();
+    const { statefulSet, config, objects } = synthRedis();
     container = statefulSet.spec.template.spec.containers[0];
+    const secret = objects.find((o) => o.kind === 'Secret')!;
     dir = mkdtempSync(join(tmpdir(), 'rt-redis-pod-'));
     for (const sub of ['auth', 'etc', 'data']) mkdirSync(join(dir, sub));
     port = await freePort();
@@ -44,7 +45,13 @@ describe('the in-cluster Redis, run for real', () => {
     const mounts = Object.fromEntries((container.volumeMounts as Obj[]).map((m) => [m.mountPath as string, join(dir, m.name === 'data' ? 'data' : m.name === 'config' ? 'etc' : 'auth')]));
     const local = (text: string) => Object.entries(mounts).reduce((t, [from, to]) => t.replaceAll(`${from}/`, `${to}/`).replace(new RegExp(`^dir ${from}$`, 'm'), `dir ${to}`), text);
     writeFileSync(join(dir, 'etc', 'redis.conf'), `${local(config)}port ${port}\nbind 127.0.0.1\n`);
-    writeFileSync(join(dir, 'auth', 'auth.conf'), secret.stringData['auth.conf']);
+    // The init container, for real: its script, with the password from the Secret in its environment.
+    const init = statefulSet.spec.template.spec.initContainers[0] as Obj;
+    expect(init.env).toEqual([{ name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'rt-redis', key: 'password' } } }]);
+    expect(init.volumeMounts).toEqual([{ name: 'auth', mountPath: '/etc/redis-auth' }]);
+    const [shell, ...shellArgs] = init.command as string[];
+    const written = spawnSync(shell!, shellArgs.map(local), { encoding: 'utf8', env: { PATH: process.env.PATH, REDIS_PASSWORD: secret.stringData.password } });
+    expect(written.status, written.stderr).toBe(0);
     const [program, ...args] = container.command as string[];
     expect(program).toBe('redis-server');
     child = spawn(program!, args.map(local), { stdio: 'ignore' });
@@ -67,9 +74,10 @@ describe('the in-cluster Redis, run for real', () => {
     });
     expect(cmdlines.some((c) => c.includes('redis-server'))).toBe(true);
     expect(cmdlines.filter((c) => c.includes(PASSWORD))).toEqual([]);
-    // Redis runs as 999 with fsGroup 999: the mounted file must be group-readable.
+    // Written by the same user Redis runs as, readable by it alone, on a memory-backed volume.
+    expect(statSync(join(dir, 'auth', 'auth.conf')).mode & 0o077).toBe(0);
     const auth = (synthRedis().statefulSet.spec.template.spec.volumes as Obj[]).find((v) => v.name === 'auth')!;
-    expect(auth.secret.defaultMode & 0o040).toBe(0o040);
+    expect(auth.emptyDir.medium).toBe('Memory');
   });
 
   it('its readiness probe is PING with auth: passes with the password, fails without', () => {
@@ -88,5 +96,21 @@ describe('the in-cluster Redis, run for real', () => {
     expect(maxmemory).toBe(192 * 1024 * 1024);
     expect(maxmemory).toBeLessThan(256 * 1024 * 1024);
     expect(cli(['config', 'get', 'appendonly']).stdout).toContain('yes');
+  });
+
+  it('with an existing Secret: nothing generated, and Redis, its probe, the init container and the gateway read that Secret', () => {
+    const chart = new Chart(new App({ outdir: '/nonexistent' }), 'c', { namespace: 'rt', disableResourceNameHashes: true });
+    const redis = new Redis(chart, 'redis', { app: { name: 'rt', instance: 'rt', version: '1', managedBy: 'test' }, clientSelectors: [{ a: 'b' }], existingSecret: 'platform-redis', existingSecretPasswordKey: 'pw' });
+    const objects = chart.toJson() as Obj[];
+    expect(objects.filter((o) => o.kind === 'Secret')).toEqual([]);
+    const pod = objects.find((o) => o.kind === 'StatefulSet')!.spec.template.spec;
+    const ref = { secretKeyRef: { name: 'platform-redis', key: 'pw' } };
+    expect(pod.initContainers[0].env).toEqual([{ name: 'REDIS_PASSWORD', valueFrom: ref }]);
+    expect(pod.containers[0].env).toEqual([{ name: 'REDISCLI_AUTH', valueFrom: ref }]);
+    // The URL is not secret: the gateway gets it as a value, the password from the same Secret.
+    expect(redis.connection).toMatchObject({ secretName: 'platform-redis', passwordKey: 'pw', url: 'redis://rt-redis:6379' });
+    expect(() => synthRedis({ existingSecret: 'platform-redis', password: 'x' })).toThrow(/password="x" applies to the generated Secret, but existingSecret=platform-redis is set/);
+    expect(() => synthRedis({ existingSecret: '' })).toThrow(/existingSecret="" must name the Secret/);
+    expect(() => synthRedis({ existingSecretPasswordKey: 'pw' })).toThrow(/existingSecretPasswordKey="pw" needs existingSecret/);
   });
 });
