@@ -6,6 +6,7 @@ import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPol
 import { Service } from 'kubernetes-models/v1/Service';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
 import { addObject, HARDENED_CONTAINER_SECURITY_CONTEXT } from './api-object.ts';
 import { GeneratedSecret } from './generated-secret.ts';
@@ -83,8 +84,9 @@ export interface RedisProps {
   readonly password?: string;
   /**
    * A Secret you manage (External Secrets, Sealed Secrets...) holding the in-cluster Redis' password:
-   * nothing is generated. Redis (its `auth.conf`, built at pod start), its probe, the gateway and the
-   * controller all read the password from it.
+   * nothing is generated. Redis (its `auth.conf`, built at pod start by an init container: the image needs
+   * `sh`, `od`, `tr` and `sed`, as the official Redis images have), its probe, the gateway and the controller
+   * all read the password from it.
    * @default - a generated Secret `<name>` (`password`, `url`)
    */
   readonly existingSecret?: string;
@@ -118,7 +120,8 @@ export const REDIS_MAXMEMORY_POLICY = 'volatile-lru';
 /** Where the init container writes `auth.conf` (`requirepass ...`): the password never is on a command line. */
 const REDIS_AUTH_DIR = '/etc/redis-auth';
 /**
- * The init container's script: `auth.conf` from the password in the environment (a Secret key), written
+ * With an existing Secret, the init container's script (the image needs `sh`, `od`, `tr` and `sed`, as the
+ * official Redis images have): `auth.conf` from the password in the environment (a Secret key), written
  * as `\xHH` escapes inside a double-quoted Redis string, so any byte of any password (quotes, backslashes,
  * spaces, newlines) reads back exactly. printf is a shell builtin and od reads a pipe: the password is in
  * no process' arguments. umask: only Redis' user reads the file.
@@ -190,15 +193,19 @@ export class Redis extends Construct {
         randomKeys: ['password'],
         fixedValues: { url },
         values: props.password === undefined ? undefined : { password: props.password },
+        derivedValues: ({ password }) => ({ 'auth.conf': `requirepass "${password}"\n` }),
         annotations: props.secretAnnotations,
       });
     }
+    // A generated Secret carries auth.conf itself (mounted: no shell needed, the real node's image has none);
+    // an existing one has only the password, which an init container turns into auth.conf.
+    const fromExistingSecret = props.existingSecret !== undefined;
     const passwordRef = { name: props.existingSecret ?? name, key: props.existingSecretPasswordKey ?? 'password' };
     // The URL is not secret: a value, so an existing Secret needs only the password.
     this.connection = { adapter: 'redis', secretName: passwordRef.name, url, urlKey: 'url', passwordKey: passwordRef.key };
 
     const redisConf = [
-      '# Written by the Redis construct (infra/redis.ts). The password: auth.conf, written from the Secret by the init container.',
+      `# Written by the Redis construct (infra/redis.ts). The password: auth.conf ${fromExistingSecret ? 'the init container writes from the Secret' : 'of the Secret, mounted'}.`,
       `include ${REDIS_AUTH_DIR}/auth.conf`,
       'dir /data',
       'appendonly yes',
@@ -239,6 +246,16 @@ export class Redis extends Construct {
       }),
     );
 
+    const authConfInit: IContainer = {
+      name: 'auth-conf',
+      image: props.image ?? 'redis:8.2.1-alpine',
+      imagePullPolicy: 'IfNotPresent',
+      command: ['sh', '-c', REDIS_AUTH_CONF_SCRIPT],
+      env: [{ name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: passwordRef } }],
+      resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '32Mi' } },
+      securityContext: HARDENED_CONTAINER_SECURITY_CONTEXT,
+      volumeMounts: [{ name: 'auth', mountPath: REDIS_AUTH_DIR }],
+    };
     const tcpProbe = { tcpSocket: { port: 'redis' } };
     // PING with auth (redis-cli reads REDISCLI_AUTH; -e: an error reply such as NOAUTH or LOADING exits 1).
     // No shell: the image needs only redis-server and redis-cli.
@@ -267,18 +284,7 @@ export class Redis extends Construct {
                 fsGroup: REDIS_UID,
                 seccompProfile: { type: 'RuntimeDefault' },
               },
-              initContainers: [
-                {
-                  name: 'auth-conf',
-                  image: props.image ?? 'redis:8.2.1-alpine',
-                  imagePullPolicy: 'IfNotPresent',
-                  command: ['sh', '-c', REDIS_AUTH_CONF_SCRIPT],
-                  env: [{ name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: passwordRef } }],
-                  resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '32Mi' } },
-                  securityContext: HARDENED_CONTAINER_SECURITY_CONTEXT,
-                  volumeMounts: [{ name: 'auth', mountPath: REDIS_AUTH_DIR }],
-                },
-              ],
+              ...(fromExistingSecret ? { initContainers: [authConfInit] } : {}),
               containers: [
                 {
                   name: 'redis',
@@ -302,8 +308,11 @@ export class Redis extends Construct {
               ],
               volumes: [
                 { name: 'config', configMap: { name } },
-                // In memory: the password never reaches the node's disk.
-                { name: 'auth', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
+                fromExistingSecret
+                  ? // In memory: the password never reaches the node's disk.
+                    { name: 'auth', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }
+                  : // Redis runs as 999 with fsGroup 999: group-readable.
+                    { name: 'auth', secret: { secretName: name, items: [{ key: 'auth.conf', path: 'auth.conf' }], defaultMode: 0o440 } },
               ],
             },
           },

@@ -75,6 +75,14 @@ const DIMENSIONS: readonly Dimension[] = [
     condition: (o) => (o === 'true' ? '$.Values.entry.tls.enabled' : 'not $.Values.entry.tls.enabled'),
   },
   {
+    // Only where it changes the cookie: an Ingress that terminates TLS marks it Secure anyway.
+    key: 'entry.cookieSecure',
+    options: ['false', 'true'],
+    onlyWhen: (a) => a['entry.kind'] === 'haproxy' || (a['entry.kind'] === 'ingress' && a['entry.tls.enabled'] === 'false'),
+    apply: (v, o) => (v.entry.cookieSecure = o === 'true'),
+    condition: (o) => (o === 'true' ? '$.Values.entry.cookieSecure' : 'not $.Values.entry.cookieSecure'),
+  },
+  {
     key: 'entry.haproxy.serviceType',
     options: VALUE_ENUMS['entry.haproxy.serviceType']!,
     enumerated: true,
@@ -226,6 +234,8 @@ const OPTIONAL_BLOCK_VALUES = ['nodeSelector', 'tolerations', 'affinity', 'prior
 const LIST_MERGE_VALUES = ['extraEnv', 'extraEnvFrom', 'extraVolumes', 'extraVolumeMounts'];
 /** Maps merged into the constructs' own (one stand-in key in the synth, the user's keys in the render). */
 const MAP_MERGE_VALUES = ['podAnnotations', 'podLabels', 'entry.ingress.annotations', 'metrics.serviceMonitor.labels', 'metrics.prometheusRule.labels'];
+/** String leaves the constructs also write in lower case (Traefik's SameSite): `<sentinel lowercased>` → `| lower`. */
+const LOWERCASED_LEAVES = new Set(['entry.cookieSameSite']);
 /** Numeric leaves that may be fractional: rendered as they are, not through `| int`. */
 const FRACTIONAL_LEAVES = new Set(['controller.drain.reconnectBudgetPerSecond']);
 /** Empty/set dimensions whose value, when set, is a sentinel like any other leaf. */
@@ -266,6 +276,10 @@ const CROSS_CHECKS: readonly { readonly when: string; readonly fail: string }[] 
   {
     when: 'and (ne $.Values.auth.mode "HS256") (not $.Values.auth.publicKey.configMapName)',
     fail: 'printf "auth.publicKey.configMapName is required with auth.mode=%v: the ConfigMap holding the public keys" $.Values.auth.mode',
+  },
+  {
+    when: 'and (kindIs "string" $.Values.namespaces) $.Values.namespaces (not (trim $.Values.namespaces))',
+    fail: '"namespaces is only whitespace: leave it empty for the demo namespaces, or give the YAML of your namespaces (docs/namespaces.md)"',
   },
   {
     when: 'and (eq $.Values.redis.mode "internal") $.Values.redis.internal.existingSecret $.Values.redis.internal.password',
@@ -377,6 +391,7 @@ function sentinelValues(): { values: ChartValues; table: SentinelTable } {
         const expression = REQUIRED_LEAVES[path] ? `required "${REQUIRED_LEAVES[path]}" $.Values.${path}` : (LEAF_EXPRESSIONS[path] ?? `$.Values.${path}`);
         table.strings.set(sentinel, expression);
         table.paths.set(sentinel, path);
+        if (LOWERCASED_LEAVES.has(path)) table.strings.set(sentinel.toLowerCase(), `${expression} | lower`);
       } else if (typeof value === 'number') {
         if (index > 99) throw new Error(`values.${path}: more than 100 sentinels; widen NUMBER_SENTINEL_SOURCE`);
         const sentinel = 9_100_000 + index++;

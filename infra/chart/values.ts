@@ -12,6 +12,7 @@ import type { SettingName } from '../generated/gateway-settings.ts';
 import { DRAIN_DEFAULTS } from '../drain-timing.ts';
 import type { AuthOptions, GatewayApiEntryOptions, HaproxyEntryOptions, RealtimeGatewayProps } from '../realtime-gateway.ts';
 import { APP_VERSION } from '../profiles/common.ts';
+import type { CookieSameSite } from '../limits.ts';
 
 export const CHART_NAME = 'realtime-gateway';
 export const CHART_VERSION = APP_VERSION;
@@ -54,6 +55,8 @@ export interface ChartValues {
     className: string;
     host: string;
     cookieName: string;
+    cookieSecure: boolean;
+    cookieSameSite: CookieSameSite;
     tls: { enabled: boolean; secretName: string };
     gatewayApi: {
       listenerPort: number;
@@ -165,6 +168,8 @@ export const DEFAULT_VALUES: ChartValues = {
     className: 'eg',
     host: '',
     cookieName: 'rtgw-affinity',
+    cookieSecure: false,
+    cookieSameSite: 'Lax',
     tls: { enabled: false, secretName: '' },
     gatewayApi: {
       listenerPort: 8080,
@@ -279,6 +284,10 @@ export const VALUE_DOCS: Record<string, string> = {
   'entry.className': 'GatewayClass (`gatewayApi`) or IngressClass (`ingress`) name; `haproxy` does not use it.',
   'entry.host': 'Host name clients use; empty matches any host. `haproxy` serves any host and does not use it.',
   'entry.cookieName': 'Name of the affinity cookie (every entry kind).',
+  'entry.cookieSecure':
+    '`ingress` and `haproxy`: mark the affinity cookie `Secure` even though this entry serves plain HTTP, because TLS is terminated in front of it (a cloud load balancer): the browser sees https. With `entry.tls.enabled` the cookie is always `Secure`. The cookie is `HttpOnly` anyway.',
+  'entry.cookieSameSite':
+    '`ingress` and `haproxy`: the affinity cookie\'s `SameSite`: `Lax` (page and gateway on the same site), `Strict`, or `None` for a page on another site that calls the gateway with credentials (needs `Secure`: `entry.tls.enabled` or `entry.cookieSecure`).',
   'entry.tls': 'TLS termination at the entry (`gatewayApi` and `ingress`; `haproxy` serves plain HTTP and refuses `enabled: true`: terminate TLS in front of it).',
   'entry.tls.enabled': 'Terminate TLS (HTTPS listener / Ingress TLS). `ingress` also needs `entry.host`.',
   'entry.tls.secretName': 'Secret (type kubernetes.io/tls) with the certificate.',
@@ -477,6 +486,9 @@ export function propsFromValues(
             host,
             tlsSecretName,
             cookieName: v.entry.cookieName,
+            // false: the construct's default, Secure exactly when the Ingress terminates TLS.
+            cookieSecure: v.entry.cookieSecure || undefined,
+            cookieSameSite: v.entry.cookieSameSite,
             timeoutSeconds: v.entry.ingress.timeoutSeconds,
             annotations: v.entry.ingress.annotations,
           },
@@ -583,6 +595,8 @@ function haproxyEntryOptions(v: ChartValues): HaproxyEntryOptions {
     nodePort,
     port: h.port,
     cookieName: v.entry.cookieName,
+    cookieSecure: v.entry.cookieSecure,
+    cookieSameSite: v.entry.cookieSameSite,
     maxServers: h.maxServers,
     maxConnections: h.maxConnections,
     clusterDomain: h.clusterDomain,
