@@ -23,10 +23,25 @@ export interface RedisConnection {
   readonly adapter: 'redis' | 'redis-cluster';
   /** Secret holding the URL (and the password, if any). */
   readonly secretName: string;
-  /** Key of `REDIS_URL` in the Secret. */
+  /** Key of `REDIS_URL` in the Secret (unless `url` is set). */
   readonly urlKey: string;
+  /**
+   * `REDIS_URL` itself, when it is not secret (the in-cluster Redis): the Secret then needs only the password.
+   * @default - read from the Secret's `urlKey`
+   */
+  readonly url?: string;
   /** Key of `REDIS_PASSWORD` in the Secret; optional in the Secret (a password may be part of the URL). */
   readonly passwordKey: string;
+}
+
+/** `REDIS_URL` and `REDIS_PASSWORD` of a pod that talks to this Redis (the gateway, the controller). */
+export function redisConnectionEnv(redis: RedisConnection): IEnvVar[] {
+  return [
+    redis.url === undefined
+      ? { name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: redis.secretName, key: redis.urlKey } } }
+      : { name: 'REDIS_URL', value: redis.url },
+    { name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: redis.secretName, key: redis.passwordKey, optional: true } } },
+  ];
 }
 
 /**
@@ -307,11 +322,7 @@ export class Gateway extends Construct {
     const publicKey = props.auth.publicKey;
     const secretEnv: IEnvVar[] = [
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-      { name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: props.redis.secretName, key: props.redis.urlKey } } },
-      {
-        name: 'REDIS_PASSWORD',
-        valueFrom: { secretKeyRef: { name: props.redis.secretName, key: props.redis.passwordKey, optional: true } },
-      },
+      ...redisConnectionEnv(props.redis),
       ...(publicKey
         ? [
             { name: 'JWT_ALGORITHMS', value: publicKey.algorithm },

@@ -8,7 +8,7 @@ import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequire
 import { addObject, HARDENED_CONTAINER_SECURITY_CONTEXT } from './api-object.ts';
 import type { EntryBackend } from './gateway-api-entry.ts';
 import { objectLabels, selectorLabels, type AppIdentity } from './labels.ts';
-import { LIMITS } from './limits.ts';
+import { checkCookieAttributes, LIMITS, type CookieSameSite } from './limits.ts';
 import { schedulingFields, type PodScheduling } from './pod-extensions.ts';
 
 export interface HaproxyEntryProps {
@@ -41,6 +41,17 @@ export interface HaproxyEntryProps {
   readonly port?: number;
   /** @default 'rtgw-affinity' */
   readonly cookieName?: string;
+  /**
+   * Mark the affinity cookie `Secure`. HAProxy here serves plain HTTP: set it when TLS is terminated in
+   * front of it, so the browser sees https (a Secure cookie set over plain http is dropped).
+   * @default false
+   */
+  readonly cookieSecure?: boolean;
+  /**
+   * The affinity cookie's `SameSite`; `None` needs `cookieSecure` (see IngressEntryProps.cookieSameSite).
+   * @default 'Lax'
+   */
+  readonly cookieSameSite?: CookieSameSite;
   /**
    * Most gateway pods HAProxy keeps a server slot for (`server-template`).
    * @default 32
@@ -98,6 +109,9 @@ export class HaproxyEntry extends Construct {
       throw new Error(`maxServers=${maxServers} must be an integer from ${LIMITS.haproxyMaxServers.minimum} to ${LIMITS.haproxyMaxServers.maximum}`);
     }
     const maxConnections = props.maxConnections ?? 8000;
+    const cookieSecure = props.cookieSecure ?? false;
+    const cookieSameSite = props.cookieSameSite ?? 'Lax';
+    checkCookieAttributes(cookieSecure, cookieSameSite);
     const podsService = `${this.name}-pods`;
     const labels = objectLabels(app, 'entry');
 
@@ -117,6 +131,8 @@ export class HaproxyEntry extends Construct {
       backendHost: `${podsService}.\${POD_NAMESPACE}.svc.${props.clusterDomain ?? 'cluster.local'}`,
       backendPort: props.backend.port,
       cookieName: props.cookieName ?? 'rtgw-affinity',
+      cookieSecure,
+      cookieSameSite,
       maxServers,
       maxConnections,
     });
@@ -180,6 +196,10 @@ export interface HaproxyEntryConfig {
   backendHost: string;
   backendPort: number;
   cookieName: string;
+  /** @default false */
+  cookieSecure?: boolean;
+  /** @default 'Lax' */
+  cookieSameSite?: string;
   maxServers: number;
   maxConnections: number;
 }
@@ -230,8 +250,8 @@ frontend gateway
 backend gateways
   balance roundrobin
   # Sticky sessions for Engine.IO long-polling. \`dynamic\` derives each cookie from the server's address,
-  # so a cookie keeps naming the same pod when DNS reshuffles the server slots.
-  cookie ${o.cookieName} insert indirect nocache dynamic
+  # so a cookie keeps naming the same pod when DNS reshuffles the server slots. No script reads it (httponly).
+  cookie ${o.cookieName} insert indirect nocache dynamic httponly${o.cookieSecure ? ' secure' : ''} attr "SameSite=${o.cookieSameSite ?? 'Lax'}"
   dynamic-cookie-key "\${POD_NAMESPACE}"
   # Requests of a live session (they carry \`sid\`) stay on their pod even after it failed readiness: a
   # draining pod serves its sessions until it closes them at its paced rate.

@@ -51,6 +51,6 @@ export { RestrictedNamespace, POD_SECURITY_RESTRICTED_LABELS, type RestrictedNam
 export { resolveDrainTiming, DRAIN_DEFAULTS, type DrainProps, type DrainTiming } from './drain-timing.ts';
 export { objectLabels, selectorLabels, type AppIdentity } from './labels.ts';
 export { isSet, type PodExtensions, type PodScheduling } from './pod-extensions.ts';
-export { LIMITS, COOKIE_NAME_PATTERN, type NumberLimit } from './limits.ts';
+export { LIMITS, COOKIE_NAME_PATTERN, COOKIE_SAME_SITE_VALUES, type CookieSameSite, type NumberLimit } from './limits.ts';
 export { GATEWAY_SETTING_NAMES, type SettingName } from './generated/gateway-settings.ts';
 export { socketGatewayCrd } from './generated/socket-gateway-crd.ts';

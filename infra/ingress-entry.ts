@@ -4,6 +4,7 @@ import { Ingress } from 'kubernetes-models/networking.k8s.io/v1/Ingress';
 import { addObject } from './api-object.ts';
 import type { EntryBackend } from './gateway-api-entry.ts';
 import { objectLabels, type AppIdentity } from './labels.ts';
+import { checkCookieAttributes, type CookieSameSite } from './limits.ts';
 import { mergeExtra } from './pod-extensions.ts';
 
 export interface IngressEntryProps {
@@ -40,6 +41,18 @@ export interface IngressEntryProps {
    */
   readonly cookieName?: string;
   /**
+   * Mark the affinity cookie `Secure` (sent over HTTPS only). Set it without `tlsSecretName` when TLS is
+   * terminated in front of the Ingress controller (a cloud load balancer): the browser still sees https.
+   * @default true with `tlsSecretName`, else false
+   */
+  readonly cookieSecure?: boolean;
+  /**
+   * The affinity cookie's `SameSite`. `Lax` suits a page and gateway on the same site; a page on another
+   * site calling the gateway with credentials needs `None` (and `cookieSecure`).
+   * @default 'Lax'
+   */
+  readonly cookieSameSite?: CookieSameSite;
+  /**
    * Proxy read/send timeout (nginx), long enough for WebSockets between heartbeats and 25 s long-polls.
    * @default 3600
    */
@@ -63,6 +76,9 @@ export class IngressEntry extends Construct {
     super(scope, id);
     const controller = props.controller ?? 'nginx';
     const cookieName = props.cookieName ?? 'rtgw-affinity';
+    const cookieSecure = props.cookieSecure ?? props.tlsSecretName !== undefined;
+    const cookieSameSite = props.cookieSameSite ?? 'Lax';
+    checkCookieAttributes(cookieSecure, cookieSameSite);
     const timeout = String(props.timeoutSeconds ?? 3600);
     if (props.tlsSecretName !== undefined && props.host === undefined) {
       throw new Error(`tlsSecretName=${JSON.stringify(props.tlsSecretName)} needs host: a TLS Ingress names the host it serves`);
@@ -73,6 +89,8 @@ export class IngressEntry extends Construct {
             'nginx.ingress.kubernetes.io/affinity': 'cookie',
             'nginx.ingress.kubernetes.io/affinity-mode': 'persistent',
             'nginx.ingress.kubernetes.io/session-cookie-name': cookieName,
+            'nginx.ingress.kubernetes.io/session-cookie-secure': String(cookieSecure),
+            'nginx.ingress.kubernetes.io/session-cookie-samesite': cookieSameSite,
             'nginx.ingress.kubernetes.io/proxy-read-timeout': timeout,
             'nginx.ingress.kubernetes.io/proxy-send-timeout': timeout,
           }
@@ -83,6 +101,9 @@ export class IngressEntry extends Construct {
       props.backendService.metadata.addAnnotation('traefik.ingress.kubernetes.io/service.sticky.cookie', 'true');
       props.backendService.metadata.addAnnotation('traefik.ingress.kubernetes.io/service.sticky.cookie.name', cookieName);
       props.backendService.metadata.addAnnotation('traefik.ingress.kubernetes.io/service.sticky.cookie.httponly', 'true');
+      props.backendService.metadata.addAnnotation('traefik.ingress.kubernetes.io/service.sticky.cookie.secure', String(cookieSecure));
+      // Traefik matches only lower case (none, lax, strict).
+      props.backendService.metadata.addAnnotation('traefik.ingress.kubernetes.io/service.sticky.cookie.samesite', cookieSameSite.toLowerCase());
     }
     const backend = { service: { name: props.backend.serviceName, port: { number: props.backend.port } } };
     this.ingress = addObject(

@@ -45,3 +45,18 @@ export const LIMITS = {
 
 /** RFC 6265 cookie-name token characters. */
 export const COOKIE_NAME_PATTERN = "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$";
+
+/** Values of a sticky cookie's `SameSite` attribute, as browsers and ingress-nginx spell them. */
+export const COOKIE_SAME_SITE_VALUES = ['Lax', 'Strict', 'None'] as const;
+export type CookieSameSite = (typeof COOKIE_SAME_SITE_VALUES)[number];
+
+/**
+ * Checks a sticky cookie's attributes as the entries set them: `SameSite=None` without `Secure` is dropped by
+ * browsers (long-polling then loses its pod). The value itself is typed, like the constructs' other enums
+ * (values.schema.json checks it for the chart, whose generator passes a template placeholder here).
+ */
+export function checkCookieAttributes(secure: boolean, sameSite: string): void {
+  if (sameSite === 'None' && !secure) {
+    throw new Error('cookieSameSite=None needs cookieSecure=true: browsers drop a SameSite=None cookie that is not Secure');
+  }
+}

@@ -12,6 +12,7 @@ import { IngressEntry } from './ingress-entry.ts';
 import { KedaAutoscaler } from './keda-autoscaler.ts';
 import { GatewayMonitoring } from './monitoring.ts';
 import type { AppIdentity } from './labels.ts';
+import type { CookieSameSite } from './limits.ts';
 import { isSet, type PodExtensions, type PodScheduling } from './pod-extensions.ts';
 import type { IParentReference } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ParentReference';
 import type { ApiObject } from 'cdk8s';
@@ -64,6 +65,10 @@ export interface IngressEntryOptions {
   readonly tlsSecretName?: string;
   /** @default 'rtgw-affinity' */
   readonly cookieName?: string;
+  /** Mark the affinity cookie `Secure` (see IngressEntryProps). @default true with `tlsSecretName`, else false */
+  readonly cookieSecure?: boolean;
+  /** @default 'Lax' */
+  readonly cookieSameSite?: CookieSameSite;
   /** @default 3600 */
   readonly timeoutSeconds?: number;
   /** More Ingress annotations (not the construct's own). @default - none */
@@ -83,6 +88,10 @@ export interface HaproxyEntryOptions {
   readonly nodePort?: number;
   /** @default 'rtgw-affinity' */
   readonly cookieName?: string;
+  /** Mark the affinity cookie `Secure`: HAProxy serves plain HTTP, set it when TLS is terminated in front. @default false */
+  readonly cookieSecure?: boolean;
+  /** @default 'Lax' */
+  readonly cookieSameSite?: CookieSameSite;
   /** @default 1 */
   readonly replicas?: number;
   /**
@@ -234,6 +243,10 @@ export interface RealtimeGatewayProps {
     readonly maxMemory?: string;
     /** @default - generated */
     readonly password?: string;
+    /** A Secret you manage with the in-cluster Redis' password (see RedisProps). @default - generated */
+    readonly existingSecret?: string;
+    /** Key of the password in `existingSecret`. @default 'password' */
+    readonly existingSecretPasswordKey?: string;
     /** @default 'redis:8.2.1-alpine' */
     readonly image?: string;
     /** @default - see Redis */
@@ -413,6 +426,8 @@ export class RealtimeGateway extends Construct {
               serviceType: entry.serviceType,
               nodePort: entry.nodePort,
               cookieName: entry.cookieName,
+              cookieSecure: entry.cookieSecure,
+              cookieSameSite: entry.cookieSameSite,
               replicas: entry.replicas,
               port: entry.port,
               maxServers: entry.maxServers,
@@ -431,6 +446,8 @@ export class RealtimeGateway extends Construct {
             host: entry.host,
             tlsSecretName: entry.tlsSecretName,
             cookieName: entry.cookieName,
+            cookieSecure: entry.cookieSecure,
+            cookieSameSite: entry.cookieSameSite,
             timeoutSeconds: entry.timeoutSeconds,
             annotations: entry.annotations,
           });

@@ -6,6 +6,7 @@ import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPol
 import { Service } from 'kubernetes-models/v1/Service';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements';
 import { addObject, HARDENED_CONTAINER_SECURITY_CONTEXT } from './api-object.ts';
 import { GeneratedSecret } from './generated-secret.ts';
@@ -82,6 +83,19 @@ export interface RedisProps {
    */
   readonly password?: string;
   /**
+   * A Secret you manage (External Secrets, Sealed Secrets...) holding the in-cluster Redis' password:
+   * nothing is generated. Redis (its `auth.conf`, built at pod start by an init container: the image needs
+   * `sh`, `od`, `tr` and `sed`, as the official Redis images have), its probe, the gateway and the controller
+   * all read the password from it.
+   * @default - a generated Secret `<name>` (`password`, `url`)
+   */
+  readonly existingSecret?: string;
+  /**
+   * Key of the password in `existingSecret`.
+   * @default 'password'
+   */
+  readonly existingSecretPasswordKey?: string;
+  /**
    * Annotations of the generated password Secret.
    * @default - none
    */
@@ -103,8 +117,21 @@ export const REDIS_COMPONENT = 'redis';
  * older than history. `noeviction` would instead fail every publish (`backplane_unavailable`) once full.
  */
 export const REDIS_MAXMEMORY_POLICY = 'volatile-lru';
-/** Where the Secret's `auth.conf` (`requirepass ...`) is mounted: the password never is on a command line. */
+/** Where the init container writes `auth.conf` (`requirepass ...`): the password never is on a command line. */
 const REDIS_AUTH_DIR = '/etc/redis-auth';
+/**
+ * With an existing Secret, the init container's script (the image needs `sh`, `od`, `tr` and `sed`, as the
+ * official Redis images have): `auth.conf` from the password in the environment (a Secret key), written
+ * as `\xHH` escapes inside a double-quoted Redis string, so any byte of any password (quotes, backslashes,
+ * spaces, newlines) reads back exactly. printf is a shell builtin and od reads a pipe: the password is in
+ * no process' arguments. umask: only Redis' user reads the file.
+ */
+export const REDIS_AUTH_CONF_SCRIPT = [
+  'set -eu',
+  'umask 077',
+  String.raw`hex=$(printf '%s' "$REDIS_PASSWORD" | od -An -v -tx1 | tr -d ' \n' | sed 's/../\\x&/g')`,
+  String.raw`printf 'requirepass "%s"\n' "$hex" > ${REDIS_AUTH_DIR}/auth.conf`,
+].join('\n');
 const REDIS_PORT = 6379;
 const REDIS_UID = 999; // the `redis` user of the official image
 
@@ -125,7 +152,7 @@ export class Redis extends Construct {
     super(scope, id);
     const app = props.app;
     if (props.external) {
-      for (const prop of ['image', 'storageSize', 'storageClass', 'resources', 'password', 'name', 'scheduling', 'secretAnnotations', 'maxMemory'] as const) {
+      for (const prop of ['image', 'storageSize', 'storageClass', 'resources', 'password', 'name', 'scheduling', 'secretAnnotations', 'maxMemory', 'existingSecret', 'existingSecretPasswordKey'] as const) {
         if (props[prop] !== undefined) {
           throw new Error(`${prop}=${JSON.stringify(props[prop])} only applies to the in-cluster Redis, but external is set`);
         }
@@ -145,21 +172,40 @@ export class Redis extends Construct {
     const metadata = { name, labels: objectLabels(app, REDIS_COMPONENT) };
     const initialClients = props.clientSelectors ?? [];
     this.clientCount = initialClients.length;
+    const url = `redis://${name}:${REDIS_PORT}`;
 
-    new GeneratedSecret(this, 'Secret', {
-      app,
-      component: REDIS_COMPONENT,
-      name,
-      randomKeys: ['password'],
-      fixedValues: { url: `redis://${name}:${REDIS_PORT}` },
-      values: props.password === undefined ? undefined : { password: props.password },
-      derivedValues: ({ password }) => ({ 'auth.conf': `requirepass "${password}"\n` }),
-      annotations: props.secretAnnotations,
-    });
-    this.connection = { adapter: 'redis', secretName: name, urlKey: 'url', passwordKey: 'password' };
+    if (props.existingSecret !== undefined) {
+      if (!props.existingSecret) throw new Error('existingSecret="" must name the Secret that holds the Redis password');
+      for (const prop of ['password', 'secretAnnotations'] as const) {
+        if (props[prop] !== undefined) {
+          throw new Error(`${prop}=${JSON.stringify(props[prop])} applies to the generated Secret, but existingSecret=${props.existingSecret} is set: nothing is generated`);
+        }
+      }
+      if (props.existingSecretPasswordKey === '') throw new Error('existingSecretPasswordKey="" must name the key of the password in existingSecret');
+    } else {
+      if (props.existingSecretPasswordKey !== undefined) {
+        throw new Error(`existingSecretPasswordKey=${JSON.stringify(props.existingSecretPasswordKey)} needs existingSecret (the generated Secret's key is "password")`);
+      }
+      new GeneratedSecret(this, 'Secret', {
+        app,
+        component: REDIS_COMPONENT,
+        name,
+        randomKeys: ['password'],
+        fixedValues: { url },
+        values: props.password === undefined ? undefined : { password: props.password },
+        derivedValues: ({ password }) => ({ 'auth.conf': `requirepass "${password}"\n` }),
+        annotations: props.secretAnnotations,
+      });
+    }
+    // A generated Secret carries auth.conf itself (mounted: no shell needed, the real node's image has none);
+    // an existing one has only the password, which an init container turns into auth.conf.
+    const fromExistingSecret = props.existingSecret !== undefined;
+    const passwordRef = { name: props.existingSecret ?? name, key: props.existingSecretPasswordKey ?? 'password' };
+    // The URL is not secret: a value, so an existing Secret needs only the password.
+    this.connection = { adapter: 'redis', secretName: passwordRef.name, url, urlKey: 'url', passwordKey: passwordRef.key };
 
     const redisConf = [
-      '# Written by the Redis construct (infra/redis.ts). The password: auth.conf of the Secret, mounted.',
+      `# Written by the Redis construct (infra/redis.ts). The password: auth.conf ${fromExistingSecret ? 'the init container writes from the Secret' : 'of the Secret, mounted'}.`,
       `include ${REDIS_AUTH_DIR}/auth.conf`,
       'dir /data',
       'appendonly yes',
@@ -200,6 +246,16 @@ export class Redis extends Construct {
       }),
     );
 
+    const authConfInit: IContainer = {
+      name: 'auth-conf',
+      image: props.image ?? 'redis:8.2.1-alpine',
+      imagePullPolicy: 'IfNotPresent',
+      command: ['sh', '-c', REDIS_AUTH_CONF_SCRIPT],
+      env: [{ name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: passwordRef } }],
+      resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '32Mi' } },
+      securityContext: HARDENED_CONTAINER_SECURITY_CONTEXT,
+      volumeMounts: [{ name: 'auth', mountPath: REDIS_AUTH_DIR }],
+    };
     const tcpProbe = { tcpSocket: { port: 'redis' } };
     // PING with auth (redis-cli reads REDISCLI_AUTH; -e: an error reply such as NOAUTH or LOADING exits 1).
     // No shell: the image needs only redis-server and redis-cli.
@@ -228,6 +284,7 @@ export class Redis extends Construct {
                 fsGroup: REDIS_UID,
                 seccompProfile: { type: 'RuntimeDefault' },
               },
+              ...(fromExistingSecret ? { initContainers: [authConfInit] } : {}),
               containers: [
                 {
                   name: 'redis',
@@ -236,7 +293,7 @@ export class Redis extends Construct {
                   // The password comes from a mounted file (redis.conf includes it), never the command line, which
                   // any local user can read in /proc.
                   command: ['redis-server', '/etc/redis/redis.conf'],
-                  env: [{ name: 'REDISCLI_AUTH', valueFrom: { secretKeyRef: { name, key: 'password' } } }],
+                  env: [{ name: 'REDISCLI_AUTH', valueFrom: { secretKeyRef: passwordRef } }],
                   ports: [{ name: 'redis', containerPort: REDIS_PORT, protocol: 'TCP' }],
                   livenessProbe: { ...tcpProbe, periodSeconds: 10, failureThreshold: 3 },
                   readinessProbe: { ...pingProbe, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 2 },
@@ -251,7 +308,11 @@ export class Redis extends Construct {
               ],
               volumes: [
                 { name: 'config', configMap: { name } },
-                { name: 'auth', secret: { secretName: name, items: [{ key: 'auth.conf', path: 'auth.conf' }], defaultMode: 0o440 } },
+                fromExistingSecret
+                  ? // In memory: the password never reaches the node's disk.
+                    { name: 'auth', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }
+                  : // Redis runs as 999 with fsGroup 999: group-readable.
+                    { name: 'auth', secret: { secretName: name, items: [{ key: 'auth.conf', path: 'auth.conf' }], defaultMode: 0o440 } },
               ],
             },
           },

@@ -9,7 +9,7 @@ import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequire
 import type { IPolicyRule } from 'kubernetes-models/rbac.authorization.k8s.io/v1/PolicyRule';
 import { API_GROUP, API_VERSION, KIND, PLURAL, socketGatewayCrd } from './generated/socket-gateway-crd.ts';
 import { addObject, HARDENED_CONTAINER_SECURITY_CONTEXT } from './api-object.ts';
-import type { RedisConnection } from './gateway.ts';
+import { redisConnectionEnv, type RedisConnection } from './gateway.ts';
 import type { ScaleTarget } from './horizontal-autoscaler.ts';
 import { objectLabels, selectorLabels, type AppIdentity } from './labels.ts';
 import { LIMITS } from './limits.ts';
@@ -206,8 +206,7 @@ export class ScaleDownController extends Construct {
       { name: 'LEASE_DURATION_SECONDS', value: String(leaseDuration) },
       { name: 'KEY_PREFIX', value: keyPrefix },
       { name: 'REDIS_CLUSTER', value: String(props.redis.adapter === 'redis-cluster') },
-      { name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: props.redis.secretName, key: props.redis.urlKey } } },
-      { name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: props.redis.secretName, key: props.redis.passwordKey, optional: true } } },
+      ...redisConnectionEnv(props.redis),
       { name: 'ADMIN_TOKEN', valueFrom: { secretKeyRef: { name: props.adminToken.secretName, key: props.adminToken.key } } },
     ];
     const probe = (path: string) => ({ httpGet: { path, port: 'metrics' } });

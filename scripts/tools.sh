@@ -28,6 +28,12 @@ COREDNS_VERSION=v1.14.7      # newest v1.14.x; v1.13.1 builds too (docs/real-nod
 METRICS_SERVER_VERSION=v0.9.0
 # shellcheck disable=SC2034  # read by scripts/up.sh
 METRICS_SERVER_CHART_VERSION=3.13.0  # the metrics-server chart `make up` installs
+# kind and its node image for `make up` (scripts/up.sh reads both; the kind workflow installs this kind). The image
+# is pinned by digest as the kind release notes publish it: a bare tag can point at an image built for another kind.
+# shellcheck disable=SC2034  # read by scripts/up.sh
+KIND_VERSION=v0.33.0
+# shellcheck disable=SC2034  # read by scripts/up.sh
+KIND_NODE_IMAGE=kindest/node:v1.37.0@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LOCALBIN=${1:-$ROOT/bin}

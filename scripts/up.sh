@@ -2,7 +2,7 @@
 # `make up`: create (or reuse) a kind cluster and deploy the blueprint on it. Idempotent: every step
 # checks before it acts, so running it again updates the deployment in place.
 #
-# Needs: docker, kind (v0.33.0), kubectl, helm (./bin/helm from `make tools` works), node (Node 24 from
+# Needs: docker, kind (KIND_VERSION in scripts/tools.sh), kubectl, helm (./bin/helm from `make tools` works), node (Node 24 from
 # node_modules/.bin, which the Makefile puts on PATH).
 set -euo pipefail
 
@@ -11,18 +11,21 @@ IMG="${IMG:-realtime-gateway:dev}"
 PROFILE="${PROFILE:-kind}"
 WITH_KEDA="${WITH_KEDA:-false}"
 NAMESPACE="realtime-gateway"
-# Pinned versions (docs/infrastructure.md says why each one).
-KIND_VERSION="v0.33.0"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# Envoy Gateway (bundles Gateway API v1.6.1, experimental channel CRDs) and the metrics-server chart: pinned
-# once, in scripts/tools.sh, with the versions the tests use (Envoy Gateway's CRDs validate the entry's policies).
+# Pinned versions, each once, in scripts/tools.sh (docs/infrastructure.md says why each one): kind and its node
+# image (by digest), Envoy Gateway (bundles Gateway API v1.6.1, experimental channel CRDs) and the
+# metrics-server chart, with the versions the tests use (Envoy Gateway's CRDs validate the entry's policies).
 pin() { sed -n "s/^$1=\([^[:space:]]*\).*/\1/p" "$ROOT/scripts/tools.sh"; }
+KIND_VERSION="$(pin KIND_VERSION)"
+KIND_NODE_IMAGE="$(pin KIND_NODE_IMAGE)"
 ENVOY_GATEWAY_VERSION="$(pin ENVOY_GATEWAY_VERSION)"
 METRICS_SERVER_CHART_VERSION="$(pin METRICS_SERVER_CHART_VERSION)"
-if [ -z "$ENVOY_GATEWAY_VERSION" ] || [ -z "$METRICS_SERVER_CHART_VERSION" ]; then
-  printf 'error: scripts/tools.sh pins no ENVOY_GATEWAY_VERSION or METRICS_SERVER_CHART_VERSION\n' >&2
-  exit 1
-fi
+for pinned in KIND_VERSION KIND_NODE_IMAGE ENVOY_GATEWAY_VERSION METRICS_SERVER_CHART_VERSION; do
+  if [ -z "${!pinned}" ]; then
+    printf 'error: scripts/tools.sh pins no %s\n' "$pinned" >&2
+    exit 1
+  fi
+done
 # KEDA: one pinned version for the CRDs the tests validate against and the chart deployed here; it is set
 # once, in scripts/tools.sh (KEDA's chart versions are its release versions without the "v").
 KEDA_VERSION="$(sed -n 's/^KEDA_VERSION=v\([0-9][^[:space:]]*\).*/\1/p' "$ROOT/scripts/tools.sh")"
@@ -50,12 +53,12 @@ if [[ "$kind_version" != *"$KIND_VERSION"* ]]; then
   echo "warning: kind $KIND_VERSION is the tested version; you have: $kind_version" >&2
 fi
 
-say "Cluster: kind '$CLUSTER_NAME' (control plane + 2 workers, kind-config.yaml)"
+say "Cluster: kind '$CLUSTER_NAME' (control plane + 2 workers, kind-config.yaml, node image $KIND_NODE_IMAGE)"
 clusters="$(kind get clusters 2>/dev/null)" || die "kind get clusters failed; is the Docker engine running? (kind get clusters)"
 if grep -qx "$CLUSTER_NAME" <<<"$clusters"; then
   echo "already exists; reusing it"
 else
-  kind create cluster --name "$CLUSTER_NAME" --config "$ROOT/kind-config.yaml" --wait 120s
+  kind create cluster --name "$CLUSTER_NAME" --config "$ROOT/kind-config.yaml" --image "$KIND_NODE_IMAGE" --wait 120s
 fi
 
 say "Envoy Gateway $ENVOY_GATEWAY_VERSION (its chart installs the Gateway API experimental-channel CRDs: sessionPersistence lives there)"

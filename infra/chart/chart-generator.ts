@@ -75,6 +75,14 @@ const DIMENSIONS: readonly Dimension[] = [
     condition: (o) => (o === 'true' ? '$.Values.entry.tls.enabled' : 'not $.Values.entry.tls.enabled'),
   },
   {
+    // Only where it changes the cookie: an Ingress that terminates TLS marks it Secure anyway.
+    key: 'entry.cookieSecure',
+    options: ['false', 'true'],
+    onlyWhen: (a) => a['entry.kind'] === 'haproxy' || (a['entry.kind'] === 'ingress' && a['entry.tls.enabled'] === 'false'),
+    apply: (v, o) => (v.entry.cookieSecure = o === 'true'),
+    condition: (o) => (o === 'true' ? '$.Values.entry.cookieSecure' : 'not $.Values.entry.cookieSecure'),
+  },
+  {
     key: 'entry.haproxy.serviceType',
     options: VALUE_ENUMS['entry.haproxy.serviceType']!,
     enumerated: true,
@@ -131,6 +139,15 @@ const DIMENSIONS: readonly Dimension[] = [
     onlyWhen: (a) => a['redis.mode'] === 'external',
     apply: (v, o) => (v.redis.external.cluster = o === 'true'),
     condition: (o) => (o === 'true' ? '$.Values.redis.external.cluster' : 'not $.Values.redis.external.cluster'),
+  },
+  {
+    key: 'redis.internal.existingSecret',
+    options: ['empty', 'set'],
+    onlyWhen: (a) => a['redis.mode'] === 'internal',
+    apply: (v, o) => {
+      if (o === 'empty') v.redis.internal.existingSecret = '';
+    },
+    condition: (o) => (o === 'set' ? '$.Values.redis.internal.existingSecret' : 'not $.Values.redis.internal.existingSecret'),
   },
   {
     // HS256 or a public-key algorithm (RS256, ES256: the mode's value itself is JWT_ALGORITHMS).
@@ -217,10 +234,12 @@ const OPTIONAL_BLOCK_VALUES = ['nodeSelector', 'tolerations', 'affinity', 'prior
 const LIST_MERGE_VALUES = ['extraEnv', 'extraEnvFrom', 'extraVolumes', 'extraVolumeMounts'];
 /** Maps merged into the constructs' own (one stand-in key in the synth, the user's keys in the render). */
 const MAP_MERGE_VALUES = ['podAnnotations', 'podLabels', 'entry.ingress.annotations', 'metrics.serviceMonitor.labels', 'metrics.prometheusRule.labels'];
+/** String leaves the constructs also write in lower case (Traefik's SameSite): `<sentinel lowercased>` → `| lower`. */
+const LOWERCASED_LEAVES = new Set(['entry.cookieSameSite']);
 /** Numeric leaves that may be fractional: rendered as they are, not through `| int`. */
 const FRACTIONAL_LEAVES = new Set(['controller.drain.reconnectBudgetPerSecond']);
 /** Empty/set dimensions whose value, when set, is a sentinel like any other leaf. */
-const PRESENCE_DIMENSIONS = new Set(['entry.host', 'auth.existingSecret', 'internal.metricsNamespace', 'internal.backendNamespace', 'namespaces', 'serverApi.existingSecret', 'entry.haproxy.nodePort', 'entry.gatewayApi.parentRefs', 'auth.mode']);
+const PRESENCE_DIMENSIONS = new Set(['entry.host', 'auth.existingSecret', 'redis.internal.existingSecret', 'internal.metricsNamespace', 'internal.backendNamespace', 'namespaces', 'serverApi.existingSecret', 'entry.haproxy.nodePort', 'entry.gatewayApi.parentRefs', 'auth.mode']);
 /** Leaves set by dimensions or handled specially. */
 const NON_SENTINEL_LEAVES = new Set([
   ...DIMENSIONS.map((d) => d.key).filter((k) => !PRESENCE_DIMENSIONS.has(k)),
@@ -257,6 +276,14 @@ const CROSS_CHECKS: readonly { readonly when: string; readonly fail: string }[] 
   {
     when: 'and (ne $.Values.auth.mode "HS256") (not $.Values.auth.publicKey.configMapName)',
     fail: 'printf "auth.publicKey.configMapName is required with auth.mode=%v: the ConfigMap holding the public keys" $.Values.auth.mode',
+  },
+  {
+    when: 'and (kindIs "string" $.Values.namespaces) $.Values.namespaces (not (trim $.Values.namespaces))',
+    fail: '"namespaces is only whitespace: leave it empty for the demo namespaces, or give the YAML of your namespaces (docs/namespaces.md)"',
+  },
+  {
+    when: 'and (eq $.Values.redis.mode "internal") $.Values.redis.internal.existingSecret $.Values.redis.internal.password',
+    fail: 'printf "redis.internal.password is set, but redis.internal.existingSecret=%v holds the password: nothing is generated; leave redis.internal.password empty" $.Values.redis.internal.existingSecret',
   },
   {
     when: 'and (ne $.Values.autoscaling.mode "none") (gt (int $.Values.autoscaling.minReplicas) (int $.Values.autoscaling.maxReplicas))',
@@ -364,6 +391,7 @@ function sentinelValues(): { values: ChartValues; table: SentinelTable } {
         const expression = REQUIRED_LEAVES[path] ? `required "${REQUIRED_LEAVES[path]}" $.Values.${path}` : (LEAF_EXPRESSIONS[path] ?? `$.Values.${path}`);
         table.strings.set(sentinel, expression);
         table.paths.set(sentinel, path);
+        if (LOWERCASED_LEAVES.has(path)) table.strings.set(sentinel.toLowerCase(), `${expression} | lower`);
       } else if (typeof value === 'number') {
         if (index > 99) throw new Error(`values.${path}: more than 100 sentinels; widen NUMBER_SENTINEL_SOURCE`);
         const sentinel = 9_100_000 + index++;
@@ -670,23 +698,37 @@ export function generateTemplates(): GeneratedTemplates {
     return texts;
   };
   const space = assignmentSpace();
-  const assignments = Array.from({ length: space.count }, (_, i) => space.at(i));
-  const ids = assignments.map((a) => JSON.stringify(canonical(a)));
-  assignments.forEach((a, i) => render(ids[i]!, canonical(a)));
+  // Each assignment's canonical id, interned: the space has millions of assignments but few distinct ids.
+  const idTexts: string[] = [];
+  const idNumbers = new Map<string, number>();
+  const idIndex = new Uint32Array(space.count);
+  for (let i = 0; i < space.count; i++) {
+    const id = JSON.stringify(canonical(space.at(i)));
+    let n = idNumbers.get(id);
+    if (n === undefined) {
+      n = idTexts.push(id) - 1;
+      idNumbers.set(id, n);
+      render(id, JSON.parse(id) as Assignment);
+    }
+    idIndex[i] = n;
+  }
+  const idAt = (i: number) => idTexts[idIndex[i]!]!;
   const textOf = (a: Assignment, key: string) => rendered.get(JSON.stringify(canonical(a)))?.get(key);
-  const validAssignments = assignments.filter((_, i) => !invalid.has(ids[i]!));
+  const firstValid = idTexts.find((id) => !invalid.has(id));
+  if (firstValid === undefined) throw new Error('the constructs refuse every combination of the chart\'s dimensions');
+  const validAssignments = [JSON.parse(firstValid) as Assignment];
 
   const keys = new Set<string>();
   for (const texts of rendered.values()) for (const key of texts.keys()) keys.add(key);
   // Dimensions that change an object somewhere: compare every valid assignment with its valid neighbours.
   const relevantByKey = new Map<string, Set<number>>([...keys].map((k) => [k, new Set<number>()]));
   for (let i = 0; i < space.count; i++) {
-    const here = rendered.get(ids[i]!);
+    const here = rendered.get(idAt(i));
     if (!here) continue;
     DIMENSIONS.forEach((dim, d) => {
       const current = space.option(i, d);
       for (let o = current + 1; o < dim.options.length; o++) {
-        const there = rendered.get(ids[i + (o - current) * space.stride[d]!]!);
+        const there = rendered.get(idAt(i + (o - current) * space.stride[d]!));
         if (!there || there === here) continue;
         for (const key of keys) if (here.get(key) !== there.get(key)) relevantByKey.get(key)!.add(d);
       }
@@ -772,13 +814,13 @@ export function generateTemplates(): GeneratedTemplates {
   for (const check of CROSS_CHECKS) checks.push(`{{- if ${check.when} }}`, `{{- fail (${check.fail}) }}`, '{{- end }}');
   // Value combinations the constructs refuse fail the render with the constructs' own message.
   const byMessage = new Map<string, number[]>();
-  assignments.forEach((_, i) => {
-    const message = invalid.get(ids[i]!);
-    if (!message) return;
+  for (let i = 0; i < space.count; i++) {
+    const message = invalid.get(idAt(i));
+    if (!message) continue;
     const group = byMessage.get(message);
     if (group) group.push(i);
     else byMessage.set(message, [i]);
-  });
+  }
   for (const [message, group] of byMessage) {
     checks.push(`{{- if ${failCondition(group, space)} }}`, `{{- fail ${JSON.stringify(message)} }}`, '{{- end }}');
   }

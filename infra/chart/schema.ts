@@ -1,4 +1,4 @@
-import { LIMITS, COOKIE_NAME_PATTERN, type NumberLimit } from '../limits.ts';
+import { LIMITS, COOKIE_NAME_PATTERN, COOKIE_SAME_SITE_VALUES, type NumberLimit } from '../limits.ts';
 import { DEFAULT_VALUES, VALUE_DOCS } from './values.ts';
 
 /**
@@ -22,6 +22,10 @@ const quantity: Schema = { type: ['string', 'number'], pattern: '^[0-9]+(\\.[0-9
 const quantities: Schema = { type: 'object', additionalProperties: quantity };
 /** A container's `resources` (requests, limits). */
 const stringMap: Schema = { type: 'object', additionalProperties: { type: 'string' } };
+/** A Secret's name (DNS subdomain), or empty for none. */
+const optionalObjectName: Schema = { type: 'string', pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$' };
+/** A key of a Secret or ConfigMap. */
+const secretKey: Schema = { type: 'string', pattern: '^[-._a-zA-Z0-9]+$' };
 /** Kubernetes objects the API server validates (items of env, volumes, tolerations, ...). */
 const objects: Schema = { type: 'array', items: { type: 'object' } };
 const resources: Schema = {
@@ -47,9 +51,12 @@ const LEAF_SCHEMAS: Record<string, Schema> = {
   // Empty: the chart's appVersion. A string: an unquoted 1.10 would be the number 1.1.
   'image.tag': { type: 'string' },
   'image.pullPolicy': pullPolicy,
-  namespaces: { type: ['string', 'object'] },
-  'serverApi.existingSecret': { type: 'string', pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$' },
-  'serverApi.key': { type: 'string', pattern: '^[-._a-zA-Z0-9]+$' },
+  // Empty (the demo namespaces) or text with something in it: whitespace alone is no namespaces file.
+  namespaces: { type: ['string', 'object'], pattern: '^$|\\S' },
+  'serverApi.existingSecret': optionalObjectName,
+  'serverApi.key': secretKey,
+  'redis.internal.existingSecret': optionalObjectName,
+  'redis.internal.existingSecretPasswordKey': secretKey,
   replicaCount: integer(LIMITS.replicas),
   'autoscaling.minReplicas': integer(LIMITS.minReplicas),
   'autoscaling.maxReplicas': integer(LIMITS.minReplicas),
@@ -87,6 +94,7 @@ const LEAF_SCHEMAS: Record<string, Schema> = {
   'metrics.prometheusRule.labels': stringMap,
   'internal.port': integer(LIMITS.port),
   'entry.cookieName': { type: 'string', pattern: COOKIE_NAME_PATTERN },
+  'entry.cookieSameSite': { type: 'string', enum: [...COOKIE_SAME_SITE_VALUES] },
   'entry.gatewayApi.listenerPort': integer(LIMITS.port),
   'entry.ingress.timeoutSeconds': integer(LIMITS.ingressTimeoutSeconds),
   // Envoy Gateway's EnvoyService: its CRD checks the rest on the API server.
@@ -146,6 +154,12 @@ const REQUIRED_WHEN: readonly RequiredWhen[] = [
   { when: { 'entry.kind': 'gatewayApi', 'entry.gatewayApi.parentRefs': { minItems: 1 } }, require: 'entry.tls.enabled', schema: { const: false } },
   { when: { 'entry.kind': 'ingress' }, require: 'entry.className', schema: nonEmpty },
   { when: { 'auth.mode': { enum: ['RS256', 'ES256'] } }, require: 'auth.publicKey.configMapName', schema: nonEmpty },
+  // Browsers drop a SameSite=None cookie that is not Secure (long-polling would lose its pod).
+  {
+    when: { 'entry.kind': { enum: ['ingress', 'haproxy'] }, 'entry.cookieSameSite': 'None', 'entry.tls.enabled': false },
+    require: 'entry.cookieSecure',
+    schema: { const: true },
+  },
   // HAProxy serves plain HTTP: TLS is terminated in front of it.
   { when: { 'entry.kind': 'haproxy' }, require: 'entry.tls.enabled', schema: { const: false } },
 ];

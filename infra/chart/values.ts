@@ -12,6 +12,7 @@ import type { SettingName } from '../generated/gateway-settings.ts';
 import { DRAIN_DEFAULTS } from '../drain-timing.ts';
 import type { AuthOptions, GatewayApiEntryOptions, HaproxyEntryOptions, RealtimeGatewayProps } from '../realtime-gateway.ts';
 import { APP_VERSION } from '../profiles/common.ts';
+import type { CookieSameSite } from '../limits.ts';
 
 export const CHART_NAME = 'realtime-gateway';
 export const CHART_VERSION = APP_VERSION;
@@ -54,6 +55,8 @@ export interface ChartValues {
     className: string;
     host: string;
     cookieName: string;
+    cookieSecure: boolean;
+    cookieSameSite: CookieSameSite;
     tls: { enabled: boolean; secretName: string };
     gatewayApi: {
       listenerPort: number;
@@ -84,7 +87,16 @@ export interface ChartValues {
   };
   redis: {
     mode: 'internal' | 'external';
-    internal: { image: string; storageSize: string; storageClass: string; maxMemory: string; password: string; resources: IResourceRequirements };
+    internal: {
+      image: string;
+      storageSize: string;
+      storageClass: string;
+      maxMemory: string;
+      password: string;
+      existingSecret: string;
+      existingSecretPasswordKey: string;
+      resources: IResourceRequirements;
+    };
     external: { secretName: string; urlKey: string; passwordKey: string; cluster: boolean };
   };
   drain: {
@@ -156,6 +168,8 @@ export const DEFAULT_VALUES: ChartValues = {
     className: 'eg',
     host: '',
     cookieName: 'rtgw-affinity',
+    cookieSecure: false,
+    cookieSameSite: 'Lax',
     tls: { enabled: false, secretName: '' },
     gatewayApi: {
       listenerPort: 8080,
@@ -189,6 +203,8 @@ export const DEFAULT_VALUES: ChartValues = {
       storageClass: '',
       maxMemory: '192mb',
       password: '',
+      existingSecret: '',
+      existingSecretPasswordKey: 'password',
       resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
     },
     external: { secretName: '', urlKey: 'url', passwordKey: 'password', cluster: false },
@@ -268,6 +284,10 @@ export const VALUE_DOCS: Record<string, string> = {
   'entry.className': 'GatewayClass (`gatewayApi`) or IngressClass (`ingress`) name; `haproxy` does not use it.',
   'entry.host': 'Host name clients use; empty matches any host. `haproxy` serves any host and does not use it.',
   'entry.cookieName': 'Name of the affinity cookie (every entry kind).',
+  'entry.cookieSecure':
+    '`ingress` and `haproxy`: mark the affinity cookie `Secure` even though this entry serves plain HTTP, because TLS is terminated in front of it (a cloud load balancer): the browser sees https. With `entry.tls.enabled` the cookie is always `Secure`. The cookie is `HttpOnly` anyway.',
+  'entry.cookieSameSite':
+    '`ingress` and `haproxy`: the affinity cookie\'s `SameSite`: `Lax` (page and gateway on the same site), `Strict`, or `None` for a page on another site that calls the gateway with credentials (needs `Secure`: `entry.tls.enabled` or `entry.cookieSecure`).',
   'entry.tls': 'TLS termination at the entry (`gatewayApi` and `ingress`; `haproxy` serves plain HTTP and refuses `enabled: true`: terminate TLS in front of it).',
   'entry.tls.enabled': 'Terminate TLS (HTTPS listener / Ingress TLS). `ingress` also needs `entry.host`.',
   'entry.tls.secretName': 'Secret (type kubernetes.io/tls) with the certificate.',
@@ -306,6 +326,9 @@ export const VALUE_DOCS: Record<string, string> = {
   'redis.internal.storageClass': 'StorageClass of the Redis data volume. Empty: the cluster\'s default.',
   'redis.internal.maxMemory': 'Redis `maxmemory`: keep it about 75 % of the memory limit (an AOF rewrite forks; client buffers count outside it). Past it Redis evicts with `volatile-lru`: every key the gateway writes has a TTL, idle rooms\' history goes first (their clients get `room:reset` on resume), fleet stats (written every 2 s) stay.',
   'redis.internal.password': 'Redis password for the generated Secret `<fullname>-redis`. Empty: the existing value (upgrade) or a random one (`generateSecrets`).',
+  'redis.internal.existingSecret':
+    'A Secret you create with the Redis password (e.g. one External Secrets writes, docs/infrastructure.md): nothing is generated. Redis\' `auth.conf` is written from it at pod start (an init container; the password is on no command line), its probe and the gateway and controller read it too. Works with `generateSecrets=false`. Empty: the generated `<fullname>-redis`.',
+  'redis.internal.existingSecretPasswordKey': 'Key of the password in `redis.internal.existingSecret`.',
   'redis.internal.resources': 'Redis container resources.',
   'redis.external': 'External Redis (`redis.mode=external`): a Secret you create, holding the URL and optionally the password.',
   'redis.external.secretName': 'Name of that Secret (required with `redis.mode=external`).',
@@ -463,6 +486,9 @@ export function propsFromValues(
             host,
             tlsSecretName,
             cookieName: v.entry.cookieName,
+            // false: the construct's default, Secure exactly when the Ingress terminates TLS.
+            cookieSecure: v.entry.cookieSecure || undefined,
+            cookieSameSite: v.entry.cookieSameSite,
             timeoutSeconds: v.entry.ingress.timeoutSeconds,
             annotations: v.entry.ingress.annotations,
           },
@@ -474,8 +500,9 @@ export function propsFromValues(
             storageClass: v.redis.internal.storageClass || undefined,
             maxMemory: v.redis.internal.maxMemory,
             resources: v.redis.internal.resources,
-            password: generated?.redisPassword,
-            secretAnnotations: KEEP_ON_UNINSTALL,
+            ...(v.redis.internal.existingSecret
+              ? { existingSecret: v.redis.internal.existingSecret, existingSecretPasswordKey: v.redis.internal.existingSecretPasswordKey }
+              : { password: generated?.redisPassword, secretAnnotations: KEEP_ON_UNINSTALL }),
           }
         : {
             external: {
@@ -568,6 +595,8 @@ function haproxyEntryOptions(v: ChartValues): HaproxyEntryOptions {
     nodePort,
     port: h.port,
     cookieName: v.entry.cookieName,
+    cookieSecure: v.entry.cookieSecure,
+    cookieSameSite: v.entry.cookieSameSite,
     maxServers: h.maxServers,
     maxConnections: h.maxConnections,
     clusterDomain: h.clusterDomain,

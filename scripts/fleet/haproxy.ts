@@ -51,8 +51,9 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
   const stickiness = o.sticky
     ? [
         '  # Sticky sessions: Engine.IO long-polling sends every request of a session to the pod that',
-        '  # made it. `indirect` keeps the cookie away from the gateways, `nocache` out of caches.',
-        '  cookie SERVERID insert indirect nocache',
+        '  # made it. `indirect` keeps the cookie away from the gateways, `nocache` out of caches; no script',
+        '  # reads it (httponly). Not `secure`: the local fleet serves plain http (infra/haproxy-entry.ts has it).',
+        '  cookie SERVERID insert indirect nocache httponly attr "SameSite=Lax"',
         '  # Requests of a live session (they carry `sid`) stay on their pod even after it failed its',
         '  # readiness check: a draining pod keeps serving its sessions until it closes them at its paced',
         '  # rate. A handshake (no `sid`) whose cookie names a DOWN pod is load-balanced over UP ones.',

@@ -178,6 +178,33 @@ const VARIANTS: Record<string, Variant> = {
       expect(from('JWT_SECRET')).toMatchObject({ name: 'my-auth', key: 'jwt-secret' });
     },
   },
+  'GitOps: generateSecrets=false, the in-cluster Redis and auth from existing Secrets, nginx cookie Secure and SameSite=None': {
+    values: {
+      generateSecrets: false,
+      redis: { internal: { existingSecret: 'rt-redis-pw', existingSecretPasswordKey: 'redis-password' } },
+      auth: { existingSecret: 'rt-auth' },
+      entry: { kind: 'ingress', className: 'nginx', cookieSecure: true, cookieSameSite: 'None' },
+    },
+    secrets: {
+      'rt-redis-pw': { 'redis-password': 'platform "managed" \\ password' },
+      'rt-auth': { 'jwt-secret': 'j'.repeat(43), 'admin-token': 'a'.repeat(43) },
+    },
+    check: (get, kinds) => {
+      expect(kinds.filter((k) => k === 'Secret'), 'the chart generates no Secret').toEqual([]);
+      const pod = get('StatefulSet', `${FULLNAME}-redis`).spec.template.spec;
+      const ref = { name: 'rt-redis-pw', key: 'redis-password' };
+      expect(pod.initContainers[0].env).toEqual([{ name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: ref } }]);
+      expect(pod.initContainers[0].securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true });
+      expect(pod.volumes).toContainEqual({ name: 'auth', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } });
+      const env = get('Deployment', FULLNAME).spec.template.spec.containers[0].env as any[];
+      expect(env).toContainEqual({ name: 'REDIS_URL', value: `redis://${FULLNAME}-redis:6379` });
+      expect(env.find((e) => e.name === 'REDIS_PASSWORD').valueFrom.secretKeyRef).toMatchObject(ref);
+      expect(get('Ingress', FULLNAME).metadata.annotations).toMatchObject({
+        'nginx.ingress.kubernetes.io/session-cookie-secure': 'true',
+        'nginx.ingress.kubernetes.io/session-cookie-samesite': 'None',
+      });
+    },
+  },
   'every platform extension point: scheduling, pod metadata, extra env/envFrom/volumes, ServiceAccount annotations, Redis StorageClass': {
     values: {
       ...PLATFORM_VALUES,

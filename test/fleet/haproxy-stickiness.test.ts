@@ -40,13 +40,13 @@ afterAll(async () => {
 });
 
 /** An Engine.IO v4 long-polling handshake by hand; returns the sid and the cookie HAProxy set (if any). */
-async function handshake(base: string): Promise<{ sid: string; cookie: string | null }> {
+async function handshake(base: string): Promise<{ sid: string; cookie: string | null; setCookie: string | null }> {
   const res = await fetch(`${base}/socket.io/?EIO=4&transport=polling`);
   const body = await res.text();
   expect(res.status, body).toBe(200);
   const open = JSON.parse(body.slice(1)) as { sid: string };
   const setCookie = res.headers.get('set-cookie');
-  return { sid: open.sid, cookie: setCookie ? setCookie.split(';')[0]! : null };
+  return { sid: open.sid, cookie: setCookie ? setCookie.split(';')[0]! : null, setCookie };
 }
 
 /** POSTs a `pong` packet (harmless at any time) on the session; returns status and body. */
@@ -61,8 +61,10 @@ async function postOnSession(base: string, sid: string, cookie: string | null): 
 
 describe('Engine.IO long-polling through HAProxy', () => {
   it('with the sticky cookie, every request of a session reaches the pod that made it', async () => {
-    const { sid, cookie } = await handshake(sticky.url);
+    const { sid, cookie, setCookie } = await handshake(sticky.url);
     expect(cookie).toMatch(/^SERVERID=slot[123]$/);
+    // No script reads it; same-site requests carry it. Not Secure: the local fleet serves plain http.
+    expect(setCookie).toMatch(/^SERVERID=slot[123]; path=\/; HttpOnly; SameSite=Lax$/);
     const answers = [];
     for (let i = 0; i < 6; i += 1) answers.push(await postOnSession(sticky.url, sid, cookie));
     expect(answers).toEqual(Array.from({ length: 6 }, () => ({ status: 200, body: 'ok' })));

@@ -106,4 +106,29 @@ describe('secrets under helm template and GitOps', () => {
     const external = { generateSecrets: false, redis: { mode: 'external', external: { secretName: 'rt-redis' } }, auth: { existingSecret: 'rt-auth' } };
     expect(secretData(render(external))).toEqual({});
   });
+
+  it('the in-cluster Redis from an existing Secret: GitOps renders no Secret, and Redis, its probe and every client read that one', () => {
+    const values = {
+      generateSecrets: false,
+      redis: { internal: { existingSecret: 'rt-redis-pw', existingSecretPasswordKey: 'redis-password' } },
+      auth: { existingSecret: 'rt-auth' },
+    };
+    const objects = render(values);
+    expect(secretData(objects)).toEqual({});
+    const ref = { secretKeyRef: { name: 'rt-redis-pw', key: 'redis-password' } };
+    const pod = objects.get(`StatefulSet/${FULLNAME}-redis`)!.spec.template.spec;
+    expect(pod.initContainers[0].env).toEqual([{ name: 'REDIS_PASSWORD', valueFrom: ref }]);
+    expect(pod.containers[0].env).toEqual([{ name: 'REDISCLI_AUTH', valueFrom: ref }]);
+    for (const name of [FULLNAME, `${FULLNAME}-controller`]) {
+      const env = objects.get(`Deployment/${name}`)!.spec.template.spec.containers[0].env as Obj[];
+      expect(env, name).toContainEqual({ name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { ...ref.secretKeyRef, optional: true } } });
+      expect(env, name).toContainEqual({ name: 'REDIS_URL', value: `redis://${FULLNAME}-redis:6379` });
+    }
+    // The same every render: nothing random.
+    expect(JSON.stringify([...render(values)])).toBe(JSON.stringify([...objects]));
+    expect(() => helmTemplate({ ...values, redis: { internal: { ...values.redis.internal, password: 'p'.repeat(24) } } })).toThrow(
+      /redis\.internal\.password is set, but redis\.internal\.existingSecret=rt-redis-pw holds the password/,
+    );
+    expect(() => helmTemplate({ redis: { internal: { existingSecret: 'Not_A_Name' } } })).toThrow(/\/redis\/internal\/existingSecret': 'Not_A_Name' does not match pattern/);
+  });
 });

@@ -60,6 +60,9 @@ const INVALID: [string, object, RegExp][] = [
   ['redis.internal.storageSize=lots', valuesAt('redis.internal.storageSize', 'lots'), /\/redis\/internal\/storageSize': 'lots' does not match pattern/],
   ['resources with a typo', valuesAt('resources', { request: { cpu: '1' } }), /\/resources': additional properties 'request' not allowed/],
   ['a misspelt value (autoscalling)', valuesAt('autoscalling.mode', 'none'), /additional properties 'autoscalling' not allowed/],
+  ['namespaces of only whitespace (no namespaces file at all)', valuesAt('namespaces', '  \n\t '), /\/namespaces': '.*' does not match pattern '\^\$\|\\\\S'/],
+  ['entry.cookieSameSite in lower case', valuesAt('entry.cookieSameSite', 'lax'), /\/entry\/cookieSameSite': value must be one of 'Lax', 'Strict', 'None'/],
+  ['redis.internal.existingSecret not a Secret name', valuesAt('redis.internal.existingSecret', 'My_Secret'), /\/redis\/internal\/existingSecret': 'My_Secret' does not match pattern/],
   ['settings naming an unknown variable', valuesAt('settings', { NOPE: '1' }), /settings\.NOPE is not a gateway setting/],
   ['settings the chart owns', valuesAt('settings', { PORT: '1' }), /settings\.PORT is set by the chart itself/],
 ];
@@ -100,9 +103,15 @@ describe('chart values are checked at render', () => {
     expect(synth(valuesAt('autoscaling.scaleDownPeriodSeconds', LIMITS.scaleDownPeriodSeconds.minimum - 1))).toThrow(/scaleDownPeriodSeconds=14 must be an integer >= 15/);
     expect(synth({ autoscaling: { minReplicas: 8, maxReplicas: 4 } })).toThrow(/maxReplicas=4 must be an integer >= minReplicas \(8\)/);
     expect(synth(valuesAt('entry.cookieName', 'my cookie'))).toThrow(/is not a valid cookie name/);
+    expect(synth(valuesAt('namespaces', ' \n '))).toThrow(/namespaces=" \\n " is empty: leave it unset for the demo namespaces/);
     const schema = valuesSchema() as Obj;
     expect(schema.properties.drain.properties.windowMs.minimum).toBe(LIMITS.drain.windowMs.minimum);
     expect(schema.properties.autoscaling.properties.scaleDownPeriodSeconds.minimum).toBe(LIMITS.scaleDownPeriodSeconds.minimum);
+  });
+
+  it('namespaces of only whitespace fails in words without the schema too (--skip-schema-validation)', () => {
+    expect(() => helmTemplate(valuesAt('namespaces', '   '), undefined, ['--skip-schema-validation'])).toThrow(/namespaces is only whitespace: leave it empty for the demo namespaces/);
+    expect(helmTemplate(valuesAt('namespaces', 'namespaces:\n  orders: { join: claim }\n')).length).toBeGreaterThan(10);
   });
 
   it('image.tag defaults to the chart\'s appVersion', () => {

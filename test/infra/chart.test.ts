@@ -69,8 +69,8 @@ describe('the generated chart', () => {
       );
     }
     expect(readdirSync(join(CHART, 'templates')).sort()).toEqual(readdirSync(join(fresh, 'templates')).sort());
-    // Generation synthesizes every variant: ~80-95 s of CPU since entry.gatewayApi.envoyPolicies became a
-    // dimension (it doubled the variants); 3.5-6 min of wall time on two cores shared by other suites.
+    // Generation synthesizes every variant: ~2-2.5 min of CPU since entry.gatewayApi.envoyPolicies, the Redis
+    // existingSecret and entry.cookieSecure became dimensions; 5-8 min of wall time on two cores shared by other suites.
   }, 600_000);
 
   it('passes helm lint with no warnings', () => {

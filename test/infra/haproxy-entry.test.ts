@@ -1,6 +1,8 @@
-// The HAProxy entry construct: its config passes `haproxy -c` with the real binary, and bad props name
-// themselves. (Its behaviour with real pods — DNS discovery, stickiness, drain — is tested on the real node.)
-import { spawnSync } from 'node:child_process';
+// The HAProxy entry construct: its config passes `haproxy -c` with the real binary, the real haproxy sets the
+// sticky cookie's attributes, and bad props name themselves. (Its behaviour with real pods — DNS discovery,
+// stickiness, drain — is tested on the real node.)
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { HaproxyEntry, renderHaproxyEntryConfig } from '../../infra/haproxy-entry.ts';
 import { defaultApp } from '../../infra/profiles/common.ts';
 import { validateManifest } from './validate-models.ts';
+import { freePort, waitFor } from '../../scripts/fleet/ports.ts';
 
 const backend = { serviceName: 'gw', port: 3000 };
 const backendPodSelector = { 'app.kubernetes.io/component': 'gateway' };
@@ -54,5 +57,41 @@ describe('HaproxyEntry', () => {
     expect(() => synth({ nodePort: 30080 })).toThrow(/nodePort=30080 needs serviceType=NodePort/);
     expect(() => synth({ serviceType: 'NodePort', nodePort: 80 })).toThrow(/nodePort=80 is outside/);
     expect(() => synth({ maxServers: 0 })).toThrow(/maxServers=0/);
+  });
+
+  it('the real haproxy sets the sticky cookie HttpOnly, SameSite=Lax, and Secure only when asked (TLS in front)', async () => {
+    const backendPort = await freePort();
+    const server = createServer((_req, res) => res.writeHead(200).end('ok'));
+    await new Promise<void>((resolve) => server.listen(backendPort, '127.0.0.1', resolve));
+    const dir = mkdtempSync(join(tmpdir(), 'haproxy-entry-run-'));
+    const setCookie = async (props: Partial<ConstructorParameters<typeof HaproxyEntry>[2]>) => {
+      const port = await freePort();
+      const config = (synth({ ...props, port, maxServers: 1 }).find((o) => o.kind === 'ConfigMap').data['haproxy.cfg'] as string)
+        // The pods' DNS name stands for this machine's backend; the health port moves off 8404.
+        .replace(/"[^"]*\$\{POD_NAMESPACE\}[^"]*:3000"/, `"127.0.0.1:${backendPort}"`)
+        .replace('bind :8404', `bind 127.0.0.1:${await freePort()}`);
+      const file = join(dir, `haproxy-${port}.cfg`);
+      writeFileSync(file, config);
+      const haproxy = spawn('haproxy', ['-db', '-f', file], { env: { ...process.env, POD_NAMESPACE: 'ns' }, stdio: 'ignore' });
+      try {
+        return await waitFor('haproxy answering with its cookie', async () => {
+          const res = await fetch(`http://127.0.0.1:${port}/`).catch(() => null);
+          return res?.headers.get('set-cookie') ?? null;
+        }, 10_000);
+      } finally {
+        haproxy.kill('SIGKILL');
+      }
+    };
+    try {
+      expect(await setCookie({ cookieName: 'rt' })).toMatch(/^rt=[0-9a-f]+; path=\/; HttpOnly; SameSite=Lax$/);
+      expect(await setCookie({ cookieName: 'rt', cookieSecure: true, cookieSameSite: 'None' })).toMatch(/^rt=[0-9a-f]+; path=\/; HttpOnly; Secure; SameSite=None$/);
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses SameSite=None without Secure (browsers drop such a cookie)', () => {
+    expect(() => synth({ cookieSameSite: 'None' })).toThrow(/cookieSameSite=None needs cookieSecure=true/);
   });
 });

@@ -449,7 +449,9 @@ describe('the scale-down controller', () => {
     expect(withToken).toEqual([pod]);
     const env = Object.fromEntries(pod.containers[0].env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
     expect(env.ADMIN_TOKEN).toEqual({ secretKeyRef: { name: 'realtime-gateway-auth', key: 'admin-token' } });
-    expect(env.REDIS_URL).toEqual({ secretKeyRef: { name: 'realtime-gateway-redis', key: 'url' } });
+    // The in-cluster Redis' URL is not secret; its password comes from the Redis Secret.
+    expect(env.REDIS_URL).toBe('redis://realtime-gateway-redis:6379');
+    expect(env.REDIS_PASSWORD).toEqual({ secretKeyRef: { name: 'realtime-gateway-redis', key: 'password', optional: true } });
   });
 
   it('has a namespaced Role with exactly the rules docs/controller.md explains, and no ClusterRole', () => {

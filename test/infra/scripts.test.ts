@@ -1,7 +1,8 @@
 // What can be checked here of the kind path (no Docker engine on this machine): the script parses and
 // passes shellcheck, kind-config.yaml matches the manifests, the workflow and Dockerfile say what they must.
-import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -110,26 +111,54 @@ describe('bash scripts under pipefail', () => {
 });
 
 describe('pins', () => {
-  it('Envoy Gateway and the metrics-server chart: one pin each, in tools.sh, which up.sh and the constructs use', () => {
-    const tools = read('scripts/tools.sh');
-    const envoy = /^ENVOY_GATEWAY_VERSION=(v\d+\.\d+\.\d+)\b/m.exec(tools)?.[1];
-    const metrics = /^METRICS_SERVER_CHART_VERSION=(\d+\.\d+\.\d+)\b/m.exec(tools)?.[1];
-    expect(envoy).toBe(ENVOY_GATEWAY_VERSION);
-    expect(metrics).toBeDefined();
-    const up = read('scripts/up.sh');
-    expect(up).not.toMatch(/^(ENVOY_GATEWAY_VERSION|METRICS_SERVER_CHART_VERSION)="?v?\d/m);
-    const lines = up.split('\n').filter((l) => /^(ROOT=|pin\(\) |ENVOY_GATEWAY_VERSION=|METRICS_SERVER_CHART_VERSION=)/.test(l)).join('; ');
-    const out = run('bash', ['-c', `set -euo pipefail; ${lines}; echo "$ENVOY_GATEWAY_VERSION $METRICS_SERVER_CHART_VERSION"`.replace('$(dirname "${BASH_SOURCE[0]}")/..', ROOT)], 'install bash');
-    expect(out.trim()).toBe(`${envoy} ${metrics}`);
+  const pinned = (name: string) => new RegExp(`^${name}=(\\S+)`, 'm').exec(read('scripts/tools.sh'))?.[1];
+
+  it('kind, its node image, Envoy Gateway, the metrics-server and KEDA charts: one pin each, in tools.sh, which up.sh runs with', () => {
+    expect(pinned('KIND_VERSION')).toMatch(/^v\d+\.\d+\.\d+$/);
+    expect(pinned('KIND_NODE_IMAGE')).toMatch(/^kindest\/node:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}$/);
+    expect(pinned('ENVOY_GATEWAY_VERSION')).toBe(ENVOY_GATEWAY_VERSION);
+    // A copy anywhere else would drift: up.sh, kind-config.yaml and the workflow read tools.sh.
+    for (const file of ['scripts/up.sh', 'kind-config.yaml', '.github/workflows/kind.yaml']) {
+      expect(read(file), file).not.toContain(pinned('KIND_VERSION'));
+      expect(read(file), file).not.toContain('kindest/node:');
+    }
+
+    // up.sh run for real up to the image build, with stand-ins for docker, kind, kubectl and helm that record
+    // their arguments (no Docker engine here): the cluster is created on the pinned node image, and every
+    // chart is installed at its pinned version.
+    const bin = mkdtempSync(join(tmpdir(), 'rt-up-'));
+    const log = join(bin, 'calls.log');
+    const stub = (name: string, body: string) => writeFileSync(join(bin, name), `#!/usr/bin/env bash\necho "${name} $*" >> ${JSON.stringify(log)}\n${body}\n`, { mode: 0o755 });
+    stub('docker', '[ "$1" = build ] && exit 97; exit 0');
+    stub('kind', `[ "$1" = version ] && echo "kind ${pinned('KIND_VERSION')} go1.26 linux/amd64"; exit 0`);
+    stub('kubectl', 'echo sessionPersistence; exit 0');
+    stub('helm', 'exit 0');
+    stub('node', 'exit 0');
+    const result = spawnSync('bash', [join(ROOT, 'scripts/up.sh')], {
+      encoding: 'utf8',
+      env: { PATH: `${bin}:/usr/bin:/bin`, HOME: bin, WITH_KEDA: 'true', CLUSTER_NAME: 'pins' },
+    });
+    const calls = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+    rmSync(bin, { recursive: true, force: true });
+    expect(result.status, `${result.stdout}${result.stderr}`).toBe(97);
+    expect(result.stderr).not.toMatch(/warning: kind .* is the tested version/);
+    expect(calls).toContain(`kind create cluster --name pins --config ${ROOT}/kind-config.yaml --image ${pinned('KIND_NODE_IMAGE')} --wait 120s`);
+    const helmVersion = (chart: RegExp) => {
+      const call = calls.find((c) => c.startsWith('helm upgrade --install') && chart.test(c));
+      return call && /--version (\S+)/.exec(call)?.[1];
+    };
+    expect(helmVersion(/ eg oci:\/\/docker\.io\/envoyproxy\/gateway-helm /)).toBe(pinned('ENVOY_GATEWAY_VERSION'));
+    expect(helmVersion(/ metrics-server metrics-server /)).toBe(pinned('METRICS_SERVER_CHART_VERSION'));
+    expect(helmVersion(/ keda keda /)).toBe(pinned('KEDA_VERSION')!.replace(/^v/, ''));
   });
 });
 
 describe('kind-config.yaml', () => {
   const config = parse(read('kind-config.yaml'));
 
-  it('has a control plane and two workers on a digest-pinned node image', () => {
+  it('has a control plane and two workers, with no node image of its own (up.sh passes the pinned one)', () => {
     expect(config.nodes.map((n: any) => n.role)).toEqual(['control-plane', 'worker', 'worker']);
-    for (const node of config.nodes) expect(node.image).toMatch(/^kindest\/node:v1\.37\.0@sha256:[0-9a-f]{64}$/);
+    for (const node of config.nodes) expect(node.image).toBeUndefined();
   });
 
   it('maps the entry NodePort the kind profile uses to localhost:8080', () => {
@@ -174,6 +203,10 @@ describe('Dockerfile and workflow', () => {
     const workflow = parse(read('.github/workflows/kind.yaml'));
     const steps = workflow.jobs.kind.steps.map((s: any) => s.run ?? s.uses);
     expect(steps).toEqual(expect.arrayContaining(['make up', 'make chaos-kind']));
-    expect(workflow.jobs.kind.env.KIND_VERSION).toBe('v0.33.0');
+    expect(workflow.jobs.kind.env.KIND_VERSION).toBeUndefined();
+    const install = workflow.jobs.kind.steps.find((s: any) => s.name === 'Install kind and kubectl').run as string;
+    // The workflow's own line that reads the pin, run for real.
+    const line = install.split('\n').find((l) => l.startsWith('KIND_VERSION='))!;
+    expect(run('bash', ['-c', `cd ${JSON.stringify(ROOT)}; ${line}; echo "$KIND_VERSION"`], 'install bash').trim()).toBe(/^KIND_VERSION=(\S+)/m.exec(read('scripts/tools.sh'))![1]);
   });
 });
