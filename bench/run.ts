@@ -1,10 +1,12 @@
 // `make bench`: the gateway beside its peers, every measure as a ratio from one run.
-//   node bench/run.ts [--size full|smoke] [--only idle,fanout,redis,drain] [--rounds N] [--out bench/results]
+//   node bench/run.ts [--size full|smoke] [--only idle,fanout,redis,drain,chaos] [--rounds N] [--out bench/results]
 //
 // idle    memory per idle socket, handshake rate and server CPU per handshake (bench/idle.ts)
 // fanout  deliveries per server CPU-second and per second, latency at half saturation (bench/fanout.ts)
 // redis   redis-server CPU and commands per publish (bench/redis-cost.ts)
 // drain   a pod holding N sockets drained onto survivors: peak reconnects/s vs budget, time, loss (bench/drain.ts)
+// chaos   the gateway fleet and a vanilla Socket.IO fleet losing a pod to SIGTERM and to SIGKILL: loss and
+//         duplicates (% of the stream), peak reconnects/s on the survivors, time until every client is back (bench/chaos.ts)
 //
 // Each writes <out>/<bench>.json and <out>/<bench>.svg; <out>/summary.json collects the ratios. The
 // machine's load average is sampled throughout and written beside every figure: on a shared machine
@@ -12,13 +14,15 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { listOption, parseOptions, usageError } from '../scripts/cli.ts';
 import { startRedis } from '../scripts/fleet/redis.ts';
+import { SIZES as CHAOS_SIZES } from '../scripts/chaos/chaos.ts';
+import { type ChaosContenderResult, runChaosBench } from './chaos.ts';
 import { type DrainResult, runDrain } from './drain.ts';
 import { type FanoutResult, runFanout } from './fanout.ts';
 import { type IdleResult, runIdle } from './idle.ts';
 import { barChart, loadSampler, machineLoad, redisPid, round } from './lib.ts';
 import { type RedisCostResult, runRedisCost } from './redis-cost.ts';
 
-const BENCHES = ['idle', 'fanout', 'redis', 'drain'] as const;
+const BENCHES = ['idle', 'fanout', 'redis', 'drain', 'chaos'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const SIZES = {
@@ -28,6 +32,20 @@ const SIZES = {
     fanout: { subscribers: 5, messages: 50, window: 16, latencyMessages: 20 },
     redis: { publishes: 200, window: 16 },
     drain: { sockets: 60, survivors: 2, windowMs: 2_000, budgetPerSecond: 200, messages: 30, clientProcesses: 2 },
+    // The chaos suite's fleet shrunk to finish in about 30 s; the gateway with stock clients only.
+    chaos: {
+      rounds: 1,
+      size: 'ci',
+      gatewayClients: ['stock'],
+      settings: {
+        ...CHAOS_SIZES.ci,
+        clients: 60,
+        rooms: 4,
+        streamPerRoomPerSecond: 5,
+        warmupMs: 1_000,
+        drain: { ratePerSecond: 30, noticeMs: 1_500, shutdownDeadlineMs: 7_000, graceMs: 9_000 },
+      },
+    },
   },
   full: {
     rounds: 3,
@@ -35,10 +53,12 @@ const SIZES = {
     fanout: { subscribers: 200, messages: 500, window: 16, latencyMessages: 200 },
     redis: { publishes: 10_000, window: 16 },
     drain: { sockets: 10_000, survivors: 2, windowMs: 20_000, budgetPerSecond: 1_000, messages: 200, clientProcesses: 4 },
+    // `make chaos`'s full size (1000 clients, 4 pods), so the figures stand beside docs/chaos.md's.
+    chaos: { rounds: 3, size: 'full', gatewayClients: ['sdk', 'stock'], settings: CHAOS_SIZES.full },
   },
 } as const;
 
-const usage = 'usage: node bench/run.ts [--size full|smoke] [--only idle,fanout,redis,drain] [--rounds N] [--out DIR]';
+const usage = 'usage: node bench/run.ts [--size full|smoke] [--only idle,fanout,redis,drain,chaos] [--rounds N] [--out DIR]';
 const args = parseOptions(usage, {
   size: { type: 'string', default: 'full' },
   only: { type: 'string' },
@@ -227,6 +247,41 @@ try {
               },
             ],
           },
+        ],
+        `load average (1 min) during the run: ${during.min}–${during.max} on ${machineLoad().cores} cores`,
+      ),
+    );
+  }
+
+  if (only.includes('chaos')) {
+    const load = loadSampler();
+    const chaos = size.chaos;
+    const chaosRounds = args.rounds === undefined ? chaos.rounds : rounds;
+    log(`chaos: ${chaos.settings.clients} clients on ${chaos.settings.replicas} pods, gateway vs vanilla Socket.IO, SIGTERM then SIGKILL, ${chaosRounds} round(s)`);
+    const results: ChaosContenderResult[] = await runChaosBench({ settings: chaos.settings, size: chaos.size, rounds: chaosRounds, gatewayClients: chaos.gatewayClients, log });
+    const during = load.stop();
+    summary.chaos = Object.fromEntries(
+      results.map((r) => [
+        `${r.contender}, ${r.action}`,
+        { lostPercent: r.lostPercent.median, duplicatePercent: r.duplicatePercent.median, peakReconnectsPerSecond: r.peakReconnectsPerSecond.median, allBackMs: r.allBackMs?.median ?? null, notBack: r.notBack, neverCaughtUp: r.neverCaughtUp },
+      ]),
+    );
+    const label = (r: ChaosContenderResult): string => `${r.contender.replace(', stock clients', '').replace(' clients', '')} — ${r.action}`;
+    const bars = (pick: (r: ChaosContenderResult) => { median: number; min: number; max: number } | null, fmt: (v: number) => string) =>
+      results.map((r) => {
+        const v = pick(r);
+        return v === null ? { label: label(r), value: 0, text: 'not every client came back', ours: r.ours } : { label: label(r), value: v.median, min: v.min, max: v.max, text: fmt(v.median), ours: r.ours };
+      });
+    write(
+      'chaos',
+      { date: new Date().toISOString(), size: args.size, rounds: chaosRounds, gatewayClients: chaos.gatewayClients, settings: chaos.settings, load: during, results },
+      barChart(
+        `Chaos: ${chaos.settings.clients} clients on ${chaos.settings.replicas} pods behind HAProxy, one pod SIGTERMed, then one SIGKILLed; median of ${chaosRounds} (whiskers: min–max)`,
+        [
+          { title: 'messages lost, % of the deliveries owed — lower is better', bars: bars((r) => r.lostPercent, (v) => `${v.toFixed(2)} %`) },
+          { title: 'messages duplicated, % of the deliveries owed — lower is better', bars: bars((r) => r.duplicatePercent, (v) => `${v.toFixed(2)} %`) },
+          { title: 'peak reconnects per second on the survivors (clients of the ended pod)', bars: bars((r) => r.peakReconnectsPerSecond, (v) => `${Math.round(v)}/s`) },
+          { title: 'seconds from the signal until every client of the pod is back', bars: bars((r) => r.allBackMs, (v) => `${(v / 1000).toFixed(1)} s`) },
         ],
         `load average (1 min) during the run: ${during.min}–${during.max} on ${machineLoad().cores} cores`,
       ),

@@ -12,7 +12,7 @@ import { nodeTarget } from './node-target.ts';
 export type ChaosSize = 'ci' | 'full';
 export type ChaosTargetName = 'local' | 'kind' | 'node';
 
-interface SizeSettings {
+export interface SizeSettings {
   readonly replicas: number;
   readonly clients: number;
   readonly rooms: number;
@@ -201,6 +201,8 @@ export interface RunChaosOptions {
   /** Budget for `--target kind` (the rate the chart's drain settings allow); local runs use the size's rate. */
   readonly budgetPerSecond?: number;
   readonly only?: readonly string[];
+  /** Replaces the size's settings (the bench's smoke size); `size` then only names the run. */
+  readonly settings?: SizeSettings;
   readonly log?: (line: string) => void;
 }
 
@@ -208,7 +210,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 export async function runChaos(opts: RunChaosOptions): Promise<ChaosReport> {
   const log = opts.log ?? (() => {});
-  const settings = SIZES[opts.size];
+  const settings = opts.settings ?? SIZES[opts.size];
   const began = Date.now();
   log(`chaos: starting the ${opts.target} target (${opts.size} size)`);
   // CHAOS_POD_LOG=1 prints what the pods log about draining and exiting.

@@ -70,6 +70,8 @@ export interface LocalFleetOptions {
    * message published on one pod never reaches clients on another. @default 'redis'
    */
   readonly backplane?: 'redis' | 'none';
+  /** What each pod runs instead of the gateway (see StartGatewayOptions.main). */
+  readonly main?: string;
   /** Prefix of pod names. @default 'gw' */
   readonly podPrefix?: string;
   /** Each line a pod writes (pino JSON), e.g. to print it. */
@@ -180,6 +182,7 @@ async function build(
       [gateway] = await startGateway({
         pod: name,
         port,
+        ...(opts.main ? { main: opts.main } : {}),
         env: { ...(backplane === 'redis' ? { ADAPTER: 'redis', REDIS_URL: redisUrl! } : { ADAPTER: 'memory' }), AUTH_MODE: 'none', ...opts.env },
       });
     } catch (err) {

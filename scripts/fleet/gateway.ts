@@ -28,6 +28,11 @@ export interface StartGatewayOptions {
   readonly pod?: string;
   readonly port?: number;
   readonly internalPort?: number;
+  /**
+   * The script to run instead of the gateway (it must serve `/readyz` on PORT and INTERNAL_PORT): the
+   * bench's vanilla Socket.IO fleet (bench/peers/socketio-fleet.ts) runs behind the same edge this way.
+   */
+  readonly main?: string;
 }
 
 let podCounter = 0;
@@ -39,7 +44,7 @@ export async function startGateway(opts: StartGatewayOptions = {}): Promise<[Gat
   while (internalPort === port) internalPort = await freePort();
   podCounter += 1;
   const pod = opts.pod ?? `gw-${process.pid}-${podCounter}`;
-  const child = spawn(process.execPath, [MAIN], {
+  const child = spawn(process.execPath, [opts.main ?? MAIN], {
     env: {
       PATH: process.env.PATH ?? '',
       HOST: '127.0.0.1',
