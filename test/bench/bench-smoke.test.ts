@@ -5,14 +5,15 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 // Keeps `make bench` working: the smoke size of every bench must complete — every socket connected,
-// every message delivered, every drained client back with nothing lost — and write its JSON and SVG.
-// No timing is asserted here; the numbers live in docs/benchmarks.md.
+// every message delivered, every drained client back with nothing lost, the gateway fleet losing nothing
+// when a pod is SIGTERMed or SIGKILLed — and write its JSON and SVG. No timing is asserted here, nor what
+// the vanilla Socket.IO fleet loses (a measurement, not a contract); the numbers live in docs/benchmarks.md.
 describe('make bench (smoke size)', () => {
   const out = mkdtempSync(join(tmpdir(), 'rt-bench-'));
   const read = <T>(name: string): T => JSON.parse(readFileSync(join(out, name), 'utf8')) as T;
 
   it('runs every bench side by side and writes JSON + SVG with ratios and the machine load', { timeout: 150_000 }, () => {
-    execFileSync(process.execPath, ['bench/run.ts', '--size', 'smoke', '--out', out], { stdio: 'pipe', timeout: 140_000 });
+    execFileSync(process.execPath, ['bench/run.ts', '--size', 'smoke', '--only', 'idle,fanout,redis,drain', '--out', out], { stdio: 'pipe', timeout: 140_000 });
 
     const idle = read<{ count: number; load: { median: number }; results: { contender: string; connected: number; rounds: { failed: number; serverFds: number }[] }[] }>('idle.json');
     expect(idle.results.map((r) => r.contender)).toEqual(['gateway', 'gateway, small young generation', 'Socket.IO', 'Socket.IO, small young generation', 'raw ws']);
@@ -54,6 +55,39 @@ describe('make bench (smoke size)', () => {
     const summary = read<{ machine: { loadavg1: number }; idle: object; fanout: object; redis: object; drain: object }>('summary.json');
     expect(Object.keys(summary)).toEqual(expect.arrayContaining(['machine', 'idle', 'fanout', 'redis', 'drain']));
     for (const name of ['idle', 'fanout', 'redis-cost', 'drain']) expect(readFileSync(join(out, `${name}.svg`), 'utf8')).toContain('<svg');
+  });
+
+  it('ends a pod of the gateway fleet and of a vanilla Socket.IO fleet: the gateway loses nothing, the vanilla loss is measured', { timeout: 90_000 }, () => {
+    const out = mkdtempSync(join(tmpdir(), 'rt-bench-chaos-'));
+    execFileSync(process.execPath, ['bench/run.ts', '--size', 'smoke', '--only', 'chaos', '--out', out], { stdio: 'pipe', timeout: 85_000 });
+    type Run = { action: string; victimClients: number; reconnected: number; notBack: number; published: number; owed: number; lost: number; duplicates: number; lostPercent: number; victimExit: { code: number | null; signal: string | null } };
+    const chaos = JSON.parse(readFileSync(join(out, 'chaos.json'), 'utf8')) as { load: { median: number }; results: { contender: string; action: string; runs: Run[] }[] };
+    expect(chaos.results.map((r) => `${r.contender} / ${r.action}`)).toEqual([
+      'gateway, stock clients + recovery / SIGTERM',
+      'gateway, stock clients + recovery / SIGKILL',
+      'vanilla Socket.IO fleet, stock clients / SIGTERM',
+      'vanilla Socket.IO fleet, stock clients / SIGKILL',
+    ]);
+    for (const result of chaos.results) {
+      const [run] = result.runs;
+      const name = `${result.contender} / ${result.action}`;
+      // Both fleets really lost a pod that held clients, under a stream that flowed.
+      expect(run!.victimClients, name).toBeGreaterThan(0);
+      expect(run!.published, name).toBeGreaterThan(0);
+      expect(run!.owed, name).toBeGreaterThan(0);
+      expect(run!.victimExit, name).toMatchObject(result.action === 'SIGTERM' ? { code: 0, signal: null } : { code: null, signal: 'SIGKILL' });
+      if (result.contender.startsWith('gateway')) {
+        expect({ lost: run!.lost, duplicates: run!.duplicates, notBack: run!.notBack }, name).toEqual({ lost: 0, duplicates: 0, notBack: 0 });
+        expect(run!.reconnected, name).toBe(run!.victimClients);
+      } else {
+        // Measured, whatever it is: a count and its share of the deliveries owed.
+        expect(run!.lost, name).toBeGreaterThanOrEqual(0);
+        expect(run!.lostPercent, name).toBeCloseTo((100 * run!.lost) / run!.owed, 2);
+      }
+    }
+    expect(chaos.load.median).toBeGreaterThanOrEqual(0);
+    expect(readFileSync(join(out, 'chaos.svg'), 'utf8')).toContain('<svg');
+    expect(Object.keys(JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as object)).toContain('chaos');
   });
 
   it('measures publishes with and without an idempotency key and writes a JSON report', () => {
