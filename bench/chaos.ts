@@ -61,6 +61,8 @@ export interface ChaosRun {
   readonly lostPercent: number;
   readonly duplicatePercent: number;
   readonly lostPerMovedClient: number;
+  /** SDK clients: rooms reset from a snapshot after the first join (history did not cover an outage): misses the SDK papered over. */
+  readonly lateResets: number;
   /** The victim's clients connected again elsewhere, and those that were not within the wait. */
   readonly reconnected: number;
   readonly notBack: number;
@@ -118,6 +120,7 @@ function fromScenario(s: ScenarioResult, contender: string, action: ChaosAction,
     lostPercent: percent(lost, owed),
     duplicatePercent: percent(duplicates, owed),
     lostPerMovedClient: s.victimClients === 0 ? 0 : round(lost / s.victimClients, 2),
+    lateResets: s.delivery.lateResets,
     reconnected: s.reconnected,
     notBack: s.notReconnected,
     peakReconnectsPerSecond: s.peakReconnectsPerSecond,
@@ -297,6 +300,7 @@ async function vanillaScenario(fleet: LocalFleet, settings: SizeSettings, action
       lostPercent: percent(lost, owed),
       duplicatePercent: percent(duplicates, owed),
       lostPerMovedClient: moved.length === 0 ? 0 : round(lost / moved.length, 2),
+      lateResets: 0,
       reconnected: backAts.length,
       notBack: moved.length - backAts.length,
       peakReconnectsPerSecond: peakInWindow(backAts, 1_000).peak,
@@ -335,7 +339,7 @@ async function runVanilla(opts: ChaosBenchOptions, roundIndex: number): Promise<
 
 export function runLine(r: ChaosRun): string {
   return (
-    `${r.contender}, ${r.action}: lost ${r.lost} (${r.lostPercent} % of ${r.owed} owed), duplicates ${r.duplicates}, ` +
+    `${r.contender}, ${r.action}: lost ${r.lost} (${r.lostPercent} % of ${r.owed} owed), duplicates ${r.duplicates}${r.lateResets ? `, late resets ${r.lateResets}` : ''}, ` +
     `${r.reconnected}/${r.victimClients} moved clients back${r.allBackMs === null ? '' : ` within ${(r.allBackMs / 1000).toFixed(1)} s`}, peak ${r.peakReconnectsPerSecond}/s` +
     `${r.neverCaughtUp ? `, ${r.neverCaughtUp} back in their rooms but never caught up` : ''}${r.recovery ? `, recovered ${r.recovery.recovered} resynced ${r.recovery.resynced}` : ''}${r.failures.length ? ` — ${r.failures.join('; ')}` : ''}`
   );
