@@ -40,6 +40,14 @@ export interface ChaosBenchOptions {
   /** Which clients the gateway's scenarios use. */
   readonly gatewayClients: readonly GatewayClients[];
   readonly log: (line: string) => void;
+  /** Called after each round with the figures so far, so a long run that is stopped keeps what it measured. */
+  readonly onRound?: (report: ChaosBenchReport, roundsDone: number) => void;
+}
+
+export interface ChaosBenchReport {
+  readonly results: ChaosContenderResult[];
+  /** A side of a round that could not run (e.g. clients that could not all connect on a starved machine). */
+  readonly errors: string[];
 }
 
 /** One contender, one action, one round. */
@@ -345,26 +353,40 @@ export function runLine(r: ChaosRun): string {
   );
 }
 
-export async function runChaosBench(opts: ChaosBenchOptions): Promise<ChaosContenderResult[]> {
+export async function runChaosBench(opts: ChaosBenchOptions): Promise<ChaosBenchReport> {
   const runs: ChaosRun[] = [];
+  const errors: string[] = [];
   const sides = [
     { name: 'gateway', run: (r: number) => runGateway(opts, r) },
     { name: 'vanilla', run: (r: number) => runVanilla(opts, r) },
   ];
+  const order = [...opts.gatewayClients.map((kind) => GATEWAY_CONTENDERS[kind]), VANILLA];
   for (let r = 0; r < opts.rounds; r += 1) {
     for (const side of alternate(sides, r)) {
       opts.log(`chaos: round ${r + 1}/${opts.rounds}, ${side.name}`);
-      const these = await side.run(r);
-      for (const run of these) opts.log(`chaos: ${runLine(run)}`);
-      runs.push(...these);
+      try {
+        const these = await side.run(r);
+        for (const run of these) opts.log(`chaos: ${runLine(run)}`);
+        runs.push(...these);
+      } catch (err) {
+        // Recorded and reported: the other side and the next rounds still run.
+        errors.push(`round ${r + 1}, ${side.name}: ${(err as Error).message}`);
+        opts.log(`chaos: round ${r + 1}, ${side.name} could not run: ${(err as Error).message}`);
+      }
     }
+    opts.onRound?.({ results: aggregate(runs, order), errors }, r + 1);
   }
-  const order = [...opts.gatewayClients.map((kind) => GATEWAY_CONTENDERS[kind]), VANILLA];
+  return { results: aggregate(runs, order), errors };
+}
+
+/** Medians and spread over the rounds, per contender and action (those that ran at least once). */
+function aggregate(runs: readonly ChaosRun[], order: readonly string[]): ChaosContenderResult[] {
   return order.flatMap((contender) =>
-    (['SIGTERM', 'SIGKILL'] as const).map((action) => {
+    (['SIGTERM', 'SIGKILL'] as const).flatMap((action) => {
       const mine = runs.filter((r) => r.contender === contender && r.action === action);
+      if (mine.length === 0) return [];
       const backs = mine.map((r) => r.allBackMs);
-      return {
+      return [{
         contender,
         action,
         ours: contender !== VANILLA,
@@ -377,7 +399,7 @@ export async function runChaosBench(opts: ChaosBenchOptions): Promise<ChaosConte
         notBack: mine.reduce((sum, r) => sum + r.notBack, 0),
         neverCaughtUp: mine.reduce((sum, r) => sum + (r.neverCaughtUp ?? 0), 0),
         runs: mine,
-      };
+      }];
     }),
   );
 }

@@ -41,15 +41,24 @@ export function machineLoad(): { loadavg1: number; loadavg5: number; cores: numb
 }
 
 /** Samples /proc/loadavg every second while a bench runs: min, median, max of the 1-minute figure. */
-export function loadSampler(): { stop(): { min: number; median: number; max: number; samples: number } } {
+export function loadSampler(): { peek(): LoadSummary; stop(): LoadSummary } {
   const samples: number[] = [machineLoad().loadavg1];
   const timer = setInterval(() => samples.push(machineLoad().loadavg1), 1_000).unref();
+  const peek = (): LoadSummary => ({ min: Math.min(...samples), median: median(samples), max: Math.max(...samples), samples: samples.length });
   return {
+    peek,
     stop() {
       clearInterval(timer);
-      return { min: Math.min(...samples), median: median(samples), max: Math.max(...samples), samples: samples.length };
+      return peek();
     },
   };
+}
+
+export interface LoadSummary {
+  readonly min: number;
+  readonly median: number;
+  readonly max: number;
+  readonly samples: number;
 }
 
 /** redis-server's pid, so its CPU can be counted for the contenders that use it. */

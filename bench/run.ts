@@ -15,11 +15,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { listOption, parseOptions, usageError } from '../scripts/cli.ts';
 import { startRedis } from '../scripts/fleet/redis.ts';
 import { SIZES as CHAOS_SIZES } from '../scripts/chaos/chaos.ts';
-import { type ChaosContenderResult, runChaosBench } from './chaos.ts';
+import { type ChaosBenchReport, type ChaosContenderResult, runChaosBench } from './chaos.ts';
 import { type DrainResult, runDrain } from './drain.ts';
 import { type FanoutResult, runFanout } from './fanout.ts';
 import { type IdleResult, runIdle } from './idle.ts';
-import { barChart, loadSampler, machineLoad, redisPid, round } from './lib.ts';
+import { barChart, type LoadSummary, loadSampler, machineLoad, redisPid, round } from './lib.ts';
 import { type RedisCostResult, runRedisCost } from './redis-cost.ts';
 
 const BENCHES = ['idle', 'fanout', 'redis', 'drain', 'chaos'] as const;
@@ -258,34 +258,43 @@ try {
     const chaos = size.chaos;
     const chaosRounds = args.rounds === undefined ? chaos.rounds : rounds;
     log(`chaos: ${chaos.settings.clients} clients on ${chaos.settings.replicas} pods, gateway vs vanilla Socket.IO, SIGTERM then SIGKILL, ${chaosRounds} round(s)`);
-    const results: ChaosContenderResult[] = await runChaosBench({ settings: chaos.settings, size: chaos.size, rounds: chaosRounds, gatewayClients: chaos.gatewayClients, log });
-    const during = load.stop();
-    summary.chaos = Object.fromEntries(
-      results.map((r) => [
-        `${r.contender}, ${r.action}`,
-        { lostPercent: r.lostPercent.median, duplicatePercent: r.duplicatePercent.median, peakReconnectsPerSecond: r.peakReconnectsPerSecond.median, allBackMs: r.allBackMs?.median ?? null, notBack: r.notBack, neverCaughtUp: r.neverCaughtUp },
-      ]),
-    );
-    const label = (r: ChaosContenderResult): string => `${r.contender.replace(', stock clients', '').replace(' clients', '')} — ${r.action}`;
-    const bars = (pick: (r: ChaosContenderResult) => { median: number; min: number; max: number } | null, fmt: (v: number) => string) =>
-      results.map((r) => {
-        const v = pick(r);
-        return v === null ? { label: label(r), value: 0, text: 'not every client came back', ours: r.ours } : { label: label(r), value: v.median, min: v.min, max: v.max, text: fmt(v.median), ours: r.ours };
-      });
-    write(
-      'chaos',
-      { date: new Date().toISOString(), size: args.size, rounds: chaosRounds, gatewayClients: chaos.gatewayClients, settings: chaos.settings, load: during, results },
-      barChart(
-        `Chaos: ${chaos.settings.clients} clients on ${chaos.settings.replicas} pods behind HAProxy, one pod SIGTERMed, then one SIGKILLed; median of ${chaosRounds} (whiskers: min–max)`,
-        [
-          { title: 'messages lost, % of the deliveries owed — lower is better', bars: bars((r) => r.lostPercent, (v) => `${v.toFixed(2)} %`) },
-          { title: 'messages duplicated, % of the deliveries owed — lower is better', bars: bars((r) => r.duplicatePercent, (v) => `${v.toFixed(2)} %`) },
-          { title: 'peak reconnects per second on the survivors (clients of the ended pod)', bars: bars((r) => r.peakReconnectsPerSecond, (v) => `${Math.round(v)}/s`) },
-          { title: 'seconds from the signal until every client of the pod is back', bars: bars((r) => r.allBackMs, (v) => `${(v / 1000).toFixed(1)} s`) },
-        ],
-        `load average (1 min) during the run: ${during.min}–${during.max} on ${machineLoad().cores} cores`,
-      ),
-    );
+    const writeChaos = ({ results, errors }: ChaosBenchReport, roundsDone: number, during: LoadSummary): void => {
+      summary.chaos = Object.fromEntries(
+        results.map((r) => [
+          `${r.contender}, ${r.action}`,
+          { lostPercent: r.lostPercent.median, duplicatePercent: r.duplicatePercent.median, peakReconnectsPerSecond: r.peakReconnectsPerSecond.median, allBackMs: r.allBackMs?.median ?? null, notBack: r.notBack, neverCaughtUp: r.neverCaughtUp },
+        ]),
+      );
+      const label = (r: ChaosContenderResult): string => `${r.contender.replace(', stock clients', '').replace(' clients', '')} — ${r.action}`;
+      const bars = (pick: (r: ChaosContenderResult) => { median: number; min: number; max: number } | null, fmt: (v: number) => string) =>
+        results.map((r) => {
+          const v = pick(r);
+          return v === null ? { label: label(r), value: 0, text: 'not every client came back', ours: r.ours } : { label: label(r), value: v.median, min: v.min, max: v.max, text: fmt(v.median), ours: r.ours };
+        });
+      write(
+        'chaos',
+        { date: new Date().toISOString(), size: args.size, rounds: chaosRounds, roundsDone, gatewayClients: chaos.gatewayClients, settings: chaos.settings, load: during, errors, results },
+        barChart(
+          `Chaos: ${chaos.settings.clients} clients on ${chaos.settings.replicas} pods behind HAProxy, one pod SIGTERMed, then one SIGKILLed; median of ${roundsDone} (whiskers: min–max)`,
+          [
+            { title: 'messages lost, % of the deliveries owed — lower is better', bars: bars((r) => r.lostPercent, (v) => `${v.toFixed(2)} %`) },
+            { title: 'messages duplicated, % of the deliveries owed — lower is better', bars: bars((r) => r.duplicatePercent, (v) => `${v.toFixed(2)} %`) },
+            { title: 'peak reconnects per second on the survivors (clients of the ended pod)', bars: bars((r) => r.peakReconnectsPerSecond, (v) => `${Math.round(v)}/s`) },
+            { title: 'seconds from the signal until every client of the pod is back', bars: bars((r) => r.allBackMs, (v) => `${(v / 1000).toFixed(1)} s`) },
+          ],
+          `load average (1 min) during the run: ${during.min}–${during.max} on ${machineLoad().cores} cores${errors.length ? ` · ${errors.length} side(s) of a round could not run (see the JSON)` : ''}`,
+        ),
+      );
+    };
+    const report = await runChaosBench({
+      settings: chaos.settings,
+      size: chaos.size,
+      rounds: chaosRounds,
+      gatewayClients: chaos.gatewayClients,
+      log,
+      onRound: (partial, done) => done < chaosRounds && writeChaos(partial, done, load.peek()),
+    });
+    writeChaos(report, chaosRounds, load.stop());
   }
 } finally {
   await stopRedis();

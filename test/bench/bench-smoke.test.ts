@@ -61,7 +61,8 @@ describe('make bench (smoke size)', () => {
     const out = mkdtempSync(join(tmpdir(), 'rt-bench-chaos-'));
     execFileSync(process.execPath, ['bench/run.ts', '--size', 'smoke', '--only', 'chaos', '--out', out], { stdio: 'pipe', timeout: 85_000 });
     type Run = { action: string; victimClients: number; reconnected: number; notBack: number; published: number; owed: number; lost: number; duplicates: number; lostPercent: number; victimExit: { code: number | null; signal: string | null } };
-    const chaos = JSON.parse(readFileSync(join(out, 'chaos.json'), 'utf8')) as { load: { median: number }; results: { contender: string; action: string; runs: Run[] }[] };
+    const chaos = JSON.parse(readFileSync(join(out, 'chaos.json'), 'utf8')) as { load: { median: number }; errors: string[]; results: { contender: string; action: string; runs: Run[] }[] };
+    expect(chaos.errors).toEqual([]);
     expect(chaos.results.map((r) => `${r.contender} / ${r.action}`)).toEqual([
       'gateway, stock clients + recovery / SIGTERM',
       'gateway, stock clients + recovery / SIGKILL',
