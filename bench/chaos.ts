@@ -84,6 +84,8 @@ export interface ChaosRun {
    * receive a room's final message within the wait; their misses are in `lost` too.
    */
   readonly neverCaughtUp?: number;
+  /** The part of `lost` that those clients missed (the rest is what clients missed while reconnecting). */
+  readonly lostByNeverCaughtUp?: number;
   /** Stock clients on the gateway: reconnects Socket.IO reported recovered, and those resynced. */
   readonly recovery?: { recovered: number; resynced: number };
   /** What went wrong, in the chaos suite's words (the vanilla fleet's expected losses are not failures). */
@@ -104,6 +106,8 @@ export interface ChaosContenderResult {
   readonly notBack: number;
   /** Summed over rounds: see ChaosRun.neverCaughtUp. */
   readonly neverCaughtUp: number;
+  /** Loss without what never-caught-up clients missed: what the reconnect gap alone cost. */
+  readonly lostPercentWhileReconnecting: Summary;
   readonly runs: ChaosRun[];
 }
 
@@ -275,7 +279,7 @@ async function vanillaScenario(fleet: LocalFleet, settings: SizeSettings, action
     // One final message per room, so every client's count ends at a number it must have.
     await Promise.all(roomNames.map((room) => send(room, next.get(room)! + 1)));
     const finals = new Map(roomNames.map((room) => [room, next.get(room)! + 1]));
-    const behind = (c: VanillaClient): boolean => c.rooms.some((room) => (c.delivered.get(room)!.at(-1) ?? 0) < finals.get(room)!);
+    const behind = (c: VanillaClient): boolean => c.rooms.some((room) => !c.delivered.get(room)!.includes(finals.get(room)!));
     const caughtUp = await waitUntil('every client to receive the final message of each room', () => !clients.some(behind), 10_000);
     const short = clients.filter(behind);
     if (caughtUp) {
@@ -285,14 +289,17 @@ async function vanillaScenario(fleet: LocalFleet, settings: SizeSettings, action
     if (publishFailures > 0) failures.push(`${publishFailures} stream messages were not acknowledged`);
 
     let lost = 0;
+    let lostByNeverCaughtUp = 0;
     let duplicates = 0;
     let owed = 0;
     let delivered = 0;
+    const neverCaughtUp = new Set(short.filter((c) => c.socket.connected && c.joinedAt !== null));
     for (const client of clients) {
       for (const room of client.rooms) {
         const seen = client.delivered.get(room)!;
         const check = checkDeliveries({ joinedAt: 0, delivered: seen }, finals.get(room)!);
         lost += check.lost;
+        if (neverCaughtUp.has(client)) lostByNeverCaughtUp += check.lost;
         duplicates += check.duplicates;
         owed += finals.get(room)!;
         delivered += seen.length;
@@ -321,7 +328,8 @@ async function vanillaScenario(fleet: LocalFleet, settings: SizeSettings, action
       peakReconnectsPerSecond: peakInWindow(backAts, 1_000).peak,
       allBackMs: backAts.length === moved.length && backAts.length > 0 ? Math.max(...backAts) - actionAt : null,
       victimExit: { code: exit.code, signal: exit.signal, durationMs: exit.durationMs },
-      neverCaughtUp: short.filter((c) => c.socket.connected && c.joinedAt !== null).length,
+      neverCaughtUp: neverCaughtUp.size,
+      lostByNeverCaughtUp,
       failures,
     };
     return run;
@@ -356,7 +364,7 @@ export function runLine(r: ChaosRun): string {
   return (
     `${r.contender}, ${r.action}: lost ${r.lost} (${r.lostPercent} % of ${r.owed} owed), duplicates ${r.duplicates}${r.lateResets ? `, late resets ${r.lateResets}` : ''}, ` +
     `${r.reconnected}/${r.victimClients} moved clients back${r.allBackMs === null ? '' : ` within ${(r.allBackMs / 1000).toFixed(1)} s`}, peak ${r.peakReconnectsPerSecond}/s` +
-    `${r.neverCaughtUp ? `, ${r.neverCaughtUp} back in their rooms but never caught up` : ''}${r.recovery ? `, recovered ${r.recovery.recovered} resynced ${r.recovery.resynced}` : ''}${r.failures.length ? ` — ${r.failures.join('; ')}` : ''}`
+    `${r.neverCaughtUp ? `, ${r.neverCaughtUp} back in their rooms but never caught up (${r.lostByNeverCaughtUp} of the lost)` : ''}${r.recovery ? `, recovered ${r.recovery.recovered} resynced ${r.recovery.resynced}` : ''}${r.failures.length ? ` — ${r.failures.join('; ')}` : ''}`
   );
 }
 
@@ -405,6 +413,7 @@ function aggregate(runs: readonly ChaosRun[], order: readonly string[]): ChaosCo
         duplicates: mine.reduce((sum, r) => sum + r.duplicates, 0),
         notBack: mine.reduce((sum, r) => sum + r.notBack, 0),
         neverCaughtUp: mine.reduce((sum, r) => sum + (r.neverCaughtUp ?? 0), 0),
+        lostPercentWhileReconnecting: summarize(mine.map((r) => percent(r.lost - (r.lostByNeverCaughtUp ?? 0), r.owed))),
         runs: mine,
       }];
     }),
