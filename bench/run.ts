@@ -266,7 +266,7 @@ try {
       summary.chaos = Object.fromEntries(
         results.map((r) => [
           `${r.contender}, ${r.action}`,
-          { lostPercent: r.lostPercent.median, duplicatePercent: r.duplicatePercent.median, peakReconnectsPerSecond: r.peakReconnectsPerSecond.median, allBackMs: r.allBackMs?.median ?? null, notBack: r.notBack, neverCaughtUp: r.neverCaughtUp },
+          { lostPercent: r.lostPercent.median, lostPercentWhileReconnecting: r.lostPercentWhileReconnecting.median, duplicatePercent: r.duplicatePercent.median, peakReconnectsPerSecond: r.peakReconnectsPerSecond.median, allBackMs: r.allBackMs?.median ?? null, notBack: r.notBack, neverCaughtUp: r.neverCaughtUp },
         ]),
       );
       const label = (r: ChaosContenderResult): string => `${r.contender.replace(', stock clients', '').replace(' clients', '')} — ${r.action}`;
