@@ -269,7 +269,7 @@ try {
           { lostPercent: r.lostPercent.median, lostPercentWhileReconnecting: r.lostPercentWhileReconnecting.median, duplicatePercent: r.duplicatePercent.median, peakReconnectsPerSecond: r.peakReconnectsPerSecond.median, allBackMs: r.allBackMs?.median ?? null, notBack: r.notBack, neverCaughtUp: r.neverCaughtUp },
         ]),
       );
-      const label = (r: ChaosContenderResult): string => `${r.contender.replace(', stock clients', '').replace(' clients', '')} — ${r.action}`;
+      const label = (r: ChaosContenderResult): string => `${r.contender.replace(' clients', '')} — ${r.action}`;
       const bars = (pick: (r: ChaosContenderResult) => { median: number; min: number; max: number } | null, fmt: (v: number) => string) =>
         results.map((r) => {
           const v = pick(r);
