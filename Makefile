@@ -69,7 +69,7 @@ chaos: node_modules ## Delete gateway processes under load on the local fleet an
 	node scripts/chaos/run.ts --size full
 
 .PHONY: bench
-bench: node_modules ## Benchmark the gateway against plain Socket.IO, raw ws and raw Redis: memory/socket, handshakes, fan-out per CPU-second, latency, Redis cost, drain; and what an idempotency key costs a publish (bench/results/).
+bench: node_modules ## Benchmark the gateway against plain Socket.IO, raw ws and raw Redis: memory/socket, handshakes, fan-out per CPU-second, latency, Redis cost, drain, chaos beside a vanilla Socket.IO fleet; and what an idempotency key costs a publish (bench/results/).
 	node bench/run.ts
 	node bench/idempotency.ts
 
