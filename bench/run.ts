@@ -1,5 +1,5 @@
 // `make bench`: the gateway beside its peers, every measure as a ratio from one run.
-//   node bench/run.ts [--size full|smoke] [--only idle,fanout,redis,drain,chaos] [--rounds N] [--chaos-clients N] [--out bench/results]
+//   node bench/run.ts [--size full|smoke] [--only idle,fanout,redis,drain,chaos] [--rounds N] [--chaos-clients N] [--chaos-gateway sdk,stock|none] [--out bench/results]
 //
 // idle    memory per idle socket, handshake rate and server CPU per handshake (bench/idle.ts)
 // fanout  deliveries per server CPU-second and per second, latency at half saturation (bench/fanout.ts)
@@ -58,13 +58,15 @@ const SIZES = {
   },
 } as const;
 
-const usage = 'usage: node bench/run.ts [--size full|smoke] [--only idle,fanout,redis,drain,chaos] [--rounds N] [--chaos-clients N] [--out DIR]';
+const usage = 'usage: node bench/run.ts [--size full|smoke] [--only idle,fanout,redis,drain,chaos] [--rounds N] [--chaos-clients N] [--chaos-gateway sdk,stock|none] [--out DIR]';
 const args = parseOptions(usage, {
   size: { type: 'string', default: 'full' },
   only: { type: 'string' },
   rounds: { type: 'string' },
   // Fewer chaos clients than the size's, for a machine too loaded to connect 1000 within the suite's 60 s.
   'chaos-clients': { type: 'string' },
+  // Which clients the gateway's chaos scenarios use; `none` runs the vanilla fleet alone.
+  'chaos-gateway': { type: 'string' },
   out: { type: 'string', default: 'bench/results' },
   help: { type: 'boolean', default: false },
 });
@@ -77,6 +79,8 @@ const rounds = args.rounds === undefined ? size.rounds : Number(args.rounds);
 if (!Number.isInteger(rounds) || rounds < 1) usageError(`--rounds must be a positive integer, got ${args.rounds}`);
 const chaosClients = args['chaos-clients'] === undefined ? undefined : Number(args['chaos-clients']);
 if (chaosClients !== undefined && !(Number.isInteger(chaosClients) && chaosClients >= 20)) usageError(`--chaos-clients must be an integer of at least 20, got ${args['chaos-clients']}`, usage);
+const chaosGateway = args['chaos-gateway'] === 'none' ? [] : listOption(args['chaos-gateway']);
+if (chaosGateway?.some((kind) => kind !== 'sdk' && kind !== 'stock')) usageError(`--chaos-gateway takes sdk, stock or none, got ${args['chaos-gateway']}`, usage);
 const out = args.out!;
 mkdirSync(out, { recursive: true });
 const log = (line: string): void => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
@@ -259,7 +263,11 @@ try {
 
   if (only.includes('chaos')) {
     const load = loadSampler();
-    const chaos = chaosClients === undefined ? size.chaos : { ...size.chaos, settings: { ...size.chaos.settings, clients: chaosClients } };
+    const chaos = {
+      ...size.chaos,
+      ...(chaosGateway ? { gatewayClients: chaosGateway as ('sdk' | 'stock')[] } : {}),
+      settings: { ...size.chaos.settings, ...(chaosClients === undefined ? {} : { clients: chaosClients }) },
+    };
     const chaosRounds = args.rounds === undefined ? chaos.rounds : rounds;
     log(`chaos: ${chaos.settings.clients} clients on ${chaos.settings.replicas} pods, gateway vs vanilla Socket.IO, SIGTERM then SIGKILL, ${chaosRounds} round(s)`);
     const writeChaos = ({ results, errors }: ChaosBenchReport, roundsDone: number, during: LoadSummary): void => {
