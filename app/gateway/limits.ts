@@ -202,6 +202,9 @@ export class UserConnections {
  * WebSocket upgrade gets the same response written on its raw socket. Either way: the status,
  * `Retry-After` in seconds, and `{ok:false, error}` as JSON.
  */
+/** How long a refused upgrade's socket may take to read the refusal before it is destroyed. */
+const REFUSAL_LINGER_MS = 5_000;
+
 export function refuseHttp(res: ServerResponse | Duplex, refusal: ProtocolError): void {
   const status = refusal instanceof AdmissionRefusal ? refusal.status : 503;
   const body = JSON.stringify({ ok: false, error: refusal.toBody() });
@@ -215,6 +218,11 @@ export function refuseHttp(res: ServerResponse | Duplex, refusal: ProtocolError)
     return;
   }
   const socket = res;
+  // Node's HTTP server drops its own listeners from an upgraded socket: without these, a peer that resets
+  // (or never reads the refusal) would crash the process or hold the socket.
+  socket.on('error', () => socket.destroy());
+  const linger = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+  socket.once('close', () => clearTimeout(linger));
   const head = Object.entries({ ...headers, 'content-length': String(Buffer.byteLength(body)), connection: 'close' })
     .map(([name, value]) => `${name}: ${value}\r\n`)
     .join('');

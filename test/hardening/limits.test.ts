@@ -1,3 +1,5 @@
+import { readdirSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { io } from 'socket.io-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { HandshakeRefusal } from '../../app/protocol/index.ts';
@@ -178,5 +180,44 @@ describe('per-instance limits', () => {
     await waitFor('the ping timeout in metrics', async () => (await metricValue(gateway.internalUrl, 'rt_disconnections_total', { reason: 'ping timeout' })) === 1);
     expect(alive.ws.readyState).toBe(alive.ws.OPEN);
     expect((await alive.request('counter:read', {}))[0]).toMatchObject({ ok: true });
+  });
+  it('a peer that resets its refused WebSocket upgrade, or never closes it, neither crashes the gateway nor holds its socket', async () => {
+    const [gateway, stop] = await startGateway({ env: { MAX_CONNECTIONS: '1' } });
+    cleanups.push(stop);
+    const [, closeOccupant] = await connectClient(gateway.url);
+    cleanups.push(closeOccupant);
+    let exited = false;
+    void gateway.exited.then(() => (exited = true));
+    const { port } = new URL(gateway.url);
+    const upgrade = `GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+    const openSockets = (): number => readdirSync(`/proc/${gateway.child.pid}/fd`).length;
+    const baseline = openSockets();
+    // Resets right after the request, racing the refusal: the refusal's write or read meets ECONNRESET.
+    for (let round = 0; round < 5; round += 1) {
+      await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          new Promise<void>((resolve) => {
+            const socket = createConnection(Number(port), '127.0.0.1', () => {
+              socket.write(upgrade);
+              setTimeout(() => (socket.resetAndDestroy(), resolve()), i % 4);
+            });
+            socket.on('error', () => resolve());
+          }),
+        ),
+      );
+    }
+    // Holds the refusal open: reads it, never closes its side.
+    const holders = Array.from({ length: 20 }, () => {
+      const socket = createConnection({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true }, () => socket.write(upgrade));
+      socket.on('error', () => {});
+      socket.resume();
+      return socket;
+    });
+    cleanups.push(() => holders.forEach((holder) => holder.destroy()));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(exited).toBe(false);
+    expect((await fetch(`${gateway.url}/healthz`)).status).toBe(200);
+    await waitFor('the refused sockets released', () => openSockets() <= baseline + 2, 10_000);
+    expect(exited).toBe(false);
   });
 });
