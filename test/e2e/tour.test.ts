@@ -22,6 +22,8 @@ async function tabsOnTwoPods(browser: Browser, url: string): Promise<[Page, Page
   for (let i = 0; i < 6; i += 1) {
     const tab = await openTab(browser, url);
     await expect.poll(() => tab.locator('#pod').textContent()).toMatch(/^gw-\d+$/);
+    // The pod shows before the room's state: a counter read earlier is NaN.
+    await expect.poll(async () => Number.isFinite(await counterOf(tab))).toBe(true);
     const pod = (await tab.locator('#pod').textContent())!;
     const first = tabs.find((t) => t.pod !== pod);
     if (first) {
