@@ -4,7 +4,7 @@
 // offset for all: encoded once), and on with each client also in a room of its own (one offset each:
 // encoded per client). Prints one JSON line per case.
 //
-//   node bench/recovery-cost.ts [--subscribers 300] [--messages 500]
+//   node bench/recovery-cost.ts [--subscribers 300] [--messages 500] [--rounds 3]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { io, type Socket } from 'socket.io-client';
@@ -13,9 +13,10 @@ import { startGateway } from '../scripts/fleet/gateway.ts';
 import { waitFor } from '../scripts/fleet/ports.ts';
 import { startRedis } from '../scripts/fleet/redis.ts';
 
-const { values: args } = parseArgs({ options: { subscribers: { type: 'string', default: '300' }, messages: { type: 'string', default: '500' } } });
+const { values: args } = parseArgs({ options: { subscribers: { type: 'string', default: '300' }, messages: { type: 'string', default: '500' }, rounds: { type: 'string', default: '3' } } });
 const SUBSCRIBERS = Number(args.subscribers);
 const MESSAGES = Number(args.messages);
+const ROUNDS = Number(args.rounds);
 
 /** User + system CPU of a process, in ms (Linux clock ticks of 10 ms). */
 function cpuMs(pid: number): number {
@@ -30,11 +31,15 @@ const [redis, stopRedis] = await startRedis();
 const publisher = createRedisBackplane({ url: redis.url, name: 'bench-publisher' });
 await waitFor('publisher', () => publisher.isReady());
 try {
-  for (const [name, recoveryMs, ownRoom] of [
+  const cases = [
     ['recovery off', '0', false],
     ['recovery on, one room per client (shared offset)', '120000', false],
     ['recovery on, plus a room of its own (offset per client)', '120000', true],
-  ] as const) {
+  ] as const;
+  const perCase = new Map<string, number[]>(cases.map(([name]) => [name, []]));
+  // The order rotates each round: whichever case runs first also pays for this process warming up.
+  const schedule = Array.from({ length: ROUNDS }, (_, round) => cases.map((_, i) => cases[(i + round) % cases.length]!)).flat();
+  for (const [name, recoveryMs, ownRoom] of schedule) {
     const [gateway, stopGateway] = await startGateway({ env: { ADAPTER: 'redis', REDIS_URL: redis.url, RECOVERY_MAX_DISCONNECTION_MS: recoveryMs, MAX_CONNECTIONS_PER_SECOND: '5000' } });
     const room = `chat:bench-${Date.now()}`;
     let received = 0;
@@ -54,9 +59,15 @@ try {
     for (let m = 0; m < MESSAGES; m += 1) await publisher.publish({ room, type: 'chat:message', payload: { from: 'bench', text: `message ${m}` }, from: 'bench' });
     await waitFor('every message delivered', () => received >= MESSAGES * SUBSCRIBERS, 120_000);
     const cpu = cpuMs(gateway.child.pid!) - before;
+    perCase.get(name)!.push((cpu * 1000) / received);
     console.log(JSON.stringify({ case: name, subscribers: SUBSCRIBERS, messages: MESSAGES, deliveries: received, gatewayCpuMs: cpu, cpuUsPerDelivery: Math.round((cpu * 1000) / received * 100) / 100, wallMs: Date.now() - started }));
     for (const socket of sockets) socket.disconnect();
     await stopGateway();
+  }
+  for (const [name, samples] of perCase) {
+    const sorted = [...samples].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)]!;
+    console.log(JSON.stringify({ case: name, rounds: sorted.length, medianCpuUsPerDelivery: Math.round(median * 100) / 100, minUs: Math.round(sorted[0]! * 100) / 100, maxUs: Math.round(sorted.at(-1)! * 100) / 100 }));
   }
 } finally {
   await publisher.close();
