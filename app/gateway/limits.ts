@@ -197,14 +197,14 @@ export class UserConnections {
   }
 }
 
+/** How long a refused upgrade's socket may take to read the refusal before it is destroyed. */
+const REFUSAL_LINGER_MS = 5_000;
+
 /**
  * Answers a refused new connection: a polling handshake (or `GET /sse`) gets a normal HTTP response; a
  * WebSocket upgrade gets the same response written on its raw socket. Either way: the status,
  * `Retry-After` in seconds, and `{ok:false, error}` as JSON.
  */
-/** How long a refused upgrade's socket may take to read the refusal before it is destroyed. */
-const REFUSAL_LINGER_MS = 5_000;
-
 export function refuseHttp(res: ServerResponse | Duplex, refusal: ProtocolError): void {
   const status = refusal instanceof AdmissionRefusal ? refusal.status : 503;
   const body = JSON.stringify({ ok: false, error: refusal.toBody() });

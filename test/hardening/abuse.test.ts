@@ -303,6 +303,9 @@ describe.each(['memory', 'redis'] as const)('resource abuse on the %s backplane'
   it('SSE streams count against the same limits: one user gets too_many_connections (429) past MAX_CONNECTIONS_PER_USER, and /fleet counts them', async () => {
     const token = await tokenFor();
     const aborts: AbortController[] = [];
+    // Held until the end: fetch closes the connection of a response that is garbage-collected unread,
+    // which would free a slot mid-attack.
+    const streams: Response[] = [];
     cleanups.push(() => aborts.forEach((a) => a.abort()));
     const statuses: number[] = [];
     let refusal: unknown;
@@ -311,6 +314,7 @@ describe.each(['memory', 'redis'] as const)('resource abuse on the %s backplane'
         const abort = new AbortController();
         aborts.push(abort);
         const res = await fetch(`${gateway.url}/sse?room=chat:sse-${i % 5}`, { headers: { authorization: `bearer ${token}` }, signal: abort.signal });
+        streams.push(res);
         statuses.push(res.status);
         if (res.status !== 200) refusal = await res.json();
       }
@@ -325,6 +329,7 @@ describe.each(['memory', 'redis'] as const)('resource abuse on the %s backplane'
     expect(statuses.filter((s) => s === 429)).toHaveLength(40 - Number(LIMITS.MAX_CONNECTIONS_PER_USER));
     expect(refusal).toMatchObject({ ok: false, error: { code: 'too_many_connections' } });
     aborts.forEach((a) => a.abort());
+    streams.length = 0;
     await waitFor('the streams gone', async () => (await metricValue(gateway.internalUrl, 'rt_sse_streams')) === 0);
   });
 
