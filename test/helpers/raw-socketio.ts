@@ -188,7 +188,9 @@ export async function connectRawPolling(baseUrl: string, opts: { auth?: unknown 
     try {
       while (!paused && !ended) {
         const res = await fetch(sessionUrl).catch((err: unknown) => ({ ok: false, status: `error ${(err as Error).message}`, text: async () => '' }));
-        const body = await res.text();
+        // The gateway may cut the transport mid-body; a rejection here would escape `void pollLoop()`.
+        const body = await res.text().catch((err: unknown) => new Error(`body cut: ${(err as Error).message}`));
+        if (body instanceof Error) return endSession(body.message);
         if (!res.ok) return endSession(`HTTP ${res.status}`);
         for (const packet of body.split(RECORD_SEPARATOR)) handle(packet);
       }
