@@ -5,14 +5,13 @@
 //   node bench/cpu-per-delivery.ts [--base DIR] [--subscribers 200] [--messages 1500] [--rounds 5] [--env '{"RECOVERY_MAX_DISCONNECTION_MS":"0"}']
 // --base: a checkout of the gateway to compare (its scripts/fleet/gateway.ts starts it); --env: extra
 // environment for this checkout's gateway only (to switch a part off).
-import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseOptions, usageError } from '../scripts/cli.ts';
 import { startGateway } from '../scripts/fleet/gateway.ts';
 import { gatewayProtocol, saturate, socketIoProtocol, socketIoTarget } from './fanout.ts';
 import { GATEWAY_BENCH_ENV } from './idle.ts';
-import { forkPeer, machineLoad } from './lib.ts';
+import { cpuSeconds, forkPeer, machineLoad } from './lib.ts';
 
 const usage = "usage: node bench/cpu-per-delivery.ts [--base DIR] [--subscribers N] [--messages N] [--rounds N] [--env JSON]";
 const args = parseOptions(usage, {
@@ -49,12 +48,6 @@ if (args.base !== undefined) {
 contenders.set('gateway', { kind: 'gateway', start: startGateway, env: extraEnv });
 contenders.set('Socket.IO', { kind: 'socket.io' });
 
-/** utime + stime of `pid`, in clock ticks (10 ms). */
-function cpuTicks(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
-
 const names = [...contenders.keys()];
 const perDelivery = new Map<string, number[]>(names.map((name) => [name, []]));
 console.log(`${opts.subscribers} subscribers × ${opts.messages} messages, ${rounds} rounds; load ${JSON.stringify(machineLoad())}`);
@@ -81,9 +74,9 @@ for (let round = 0; round < rounds; round += 1) {
     }
     const target = socketIoTarget([pid], [url], opts.subscribers, async () => {}, contender.kind === 'gateway' ? gatewayProtocol : socketIoProtocol);
     try {
-      const before = cpuTicks(pid);
+      const before = cpuSeconds(pid);
       const round = await saturate(name, target, opts);
-      const us = ((cpuTicks(pid) - before) * 10_000) / round.delivered;
+      const us = ((cpuSeconds(pid) - before) * 1_000_000) / round.delivered;
       if (round.delivered < round.expected) throw new Error(`${name}: ${round.delivered} of ${round.expected} deliveries`);
       perDelivery.get(name)!.push(us);
       line.push(`${name} ${us.toFixed(2)} µs`);

@@ -5,24 +5,20 @@
 // encoded per client). Prints one JSON line per case.
 //
 //   node bench/recovery-cost.ts [--subscribers 300] [--messages 500] [--rounds 3]
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { io, type Socket } from 'socket.io-client';
 import { createRedisBackplane } from '../app/gateway/backplane/redis.ts';
 import { startGateway } from '../scripts/fleet/gateway.ts';
 import { waitFor } from '../scripts/fleet/ports.ts';
 import { startRedis } from '../scripts/fleet/redis.ts';
+import { cpuSeconds } from './lib.ts';
 
 const { values: args } = parseArgs({ options: { subscribers: { type: 'string', default: '300' }, messages: { type: 'string', default: '500' }, rounds: { type: 'string', default: '3' } } });
 const SUBSCRIBERS = Number(args.subscribers);
 const MESSAGES = Number(args.messages);
 const ROUNDS = Number(args.rounds);
 
-/** User + system CPU of a process, in ms (Linux clock ticks of 10 ms). */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
+const cpuMs = (pid: number): number => cpuSeconds(pid) * 1_000;
 
 const join = (socket: Socket, room: string): Promise<void> =>
   new Promise((resolve, reject) => socket.emit('room:join', { room }, (ack: { ok: boolean }) => (ack.ok ? resolve() : reject(new Error(`join ${room}`)))));
