@@ -369,7 +369,15 @@ export async function createGateway(
     );
   });
 
-  const presence = new Presence({ io, backplane, pod: config.POD_NAME, ttlSeconds: config.FLEET_STATS_TTL_SECONDS, log });
+  const presence = new Presence({
+    io,
+    backplane,
+    pod: config.POD_NAME,
+    ttlSeconds: config.FLEET_STATS_TTL_SECONDS,
+    refreshIntervalMs: config.FLEET_STATS_INTERVAL_MS,
+    log,
+    metrics,
+  });
   async function readPresence(room: string): Promise<PresenceSnapshot> {
     const ns = namespaces.resolve(room);
     if (!ns.presence) throw new ProtocolError('forbidden', `the ${ns.name} namespace keeps no presence (presence: false)`);
@@ -484,6 +492,7 @@ export async function createGateway(
       })
       .catch((err: unknown) => log.debug({ err }, 'fleet stats write failed'));
     await presence.refresh();
+    if (!shuttingDown) await presence.sweep();
   }
 
   let drain: DrainController | null = null;

@@ -41,6 +41,22 @@ export function createMetrics() {
       help: 'Engine.IO transports that closed without a Socket.IO connection: CONNECT_TIMEOUT_MS passed, the CONNECT was refused, or the peer left first.',
       registers,
     }),
+    presenceSweptEntries: new Counter({
+      name: 'rt_presence_swept_entries_total',
+      help: 'Presence entries (one user in one room) of dead gateway processes this instance removed.',
+      registers,
+    }),
+    presenceSweepLeaves: new Counter({
+      name: 'rt_presence_sweep_leaves_total',
+      help: 'presence:leave events this instance sent for users whose last connection was on a dead gateway process.',
+      registers,
+    }),
+    presenceSweeps: new Counter({
+      name: 'rt_presence_sweeps_total',
+      help: 'Dead gateway processes this instance swept, by outcome: complete, partial (entries not expired yet: retried) or failed (Redis).',
+      labelNames: ['outcome'],
+      registers,
+    }),
     backplaneUp: new Gauge({ name: 'rt_backplane_up', help: '1 while every backplane connection is up.', registers }),
     ready: new Gauge({ name: 'rt_ready', help: '1 while /readyz answers 200.', registers }),
     drainInProgress: new Gauge({ name: 'rt_drain_in_progress', help: '1 from the start of a drain (SIGTERM or POST /admin/drain) until the process exits.', registers }),

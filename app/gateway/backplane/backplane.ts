@@ -96,6 +96,29 @@ export interface Backplane {
   writePresence(room: string, pod: string, counts: readonly (readonly [string, number])[], ttlSeconds: number): Promise<PresenceChange[]>;
   /** Who is in `room` across the fleet, ignoring expired entries. */
   readPresence(room: string): Promise<PresenceSnapshot>;
+  /*
+   * The sweep of a dead writer's presence (docs/namespaces.md, "Presence"; decision 0019). A writer is
+   * one gateway process. The memory backplane lives in one process, so it has nothing to sweep: its
+   * claim always answers null.
+   */
+  /**
+   * Lists `rooms` in the writer's room index (kept for three TTLs) and, unless `expiresInMs` is null,
+   * says when all of the writer's entries will have expired (from now, Redis's clock).
+   */
+  notePresenceRooms(pod: string, rooms: readonly string[], ttlSeconds: number, expiresInMs: number | null): Promise<void>;
+  /** Claims, for `leaseMs`, one writer whose entries have all expired and that no one else sweeps: its name, or null. */
+  claimPresenceSweep(claimer: string, leaseMs: number): Promise<string | null>;
+  /** The rooms in a writer's index. */
+  presenceRoomsOf(pod: string): Promise<string[]>;
+  /** Drops the writer's expired entries in `room`: how many, how many are not expired yet, and the users whose presence ended. */
+  sweepPresenceRoom(room: string, pod: string): Promise<{ removed: number; kept: number; leaves: string[] }>;
+  /**
+   * Ends a claim. With `complete`, a writer that has not written since is forgotten with its index;
+   * otherwise the claim is cut to `retryMs`, after which the writer may be claimed and swept again.
+   */
+  finishPresenceSweep(pod: string, claimer: string, complete: boolean, retryMs: number): Promise<void>;
+  /** On a clean close, after the writer's entries were removed: nothing is left to sweep. */
+  forgetPresenceWriter(pod: string): Promise<void>;
   writeFleetStat(stat: FleetStat): Promise<void>;
   readFleetStats(): Promise<FleetStat[]>;
   removeFleetStat(pod: string): Promise<void>;

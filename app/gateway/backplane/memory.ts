@@ -182,6 +182,19 @@ export function createMemoryBackplane(opts: MemoryBackplaneOptions = {}): Backpl
       users.sort((x, y) => x.userId.localeCompare(y.userId));
       return { room, users, connections: users.reduce((sum, u) => sum + u.connections, 0) };
     },
+    // One process: no other writer can die under it, so there is nothing to sweep.
+    async notePresenceRooms() {},
+    async claimPresenceSweep() {
+      return null;
+    },
+    async presenceRoomsOf() {
+      return [];
+    },
+    async sweepPresenceRoom() {
+      return { removed: 0, kept: 0, leaves: [] };
+    },
+    async finishPresenceSweep() {},
+    async forgetPresenceWriter() {},
     async writeFleetStat(stat) {
       fleet.set(stat.pod, stat);
     },

@@ -57,37 +57,46 @@ return 0`;
 const SESSION_DELETE_SCRIPT = `if redis.call('HGET', KEYS[1], 's') == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0`;
 
+// `live` counts a user's connections that have not expired; with `prune` it also drops the expired
+// fields. Only a write prunes: a read that dropped a dead pod's last field would lose the leave the
+// sweep owes for it.
 const NOW_MS = `local function nowMs() local t = redis.call('TIME'); return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end
-local function live(key, now)
+local function live(key, now, prune)
   local total = 0
   local all = redis.call('HGETALL', key)
   for i = 1, #all, 2 do
     local c, e = string.match(all[i + 1], '^(%d+):(%d+)$')
-    if c and tonumber(e) > now then total = total + tonumber(c) else redis.call('HDEL', key, all[i]) end
+    if c and tonumber(e) > now then total = total + tonumber(c) elseif prune then redis.call('HDEL', key, all[i]) end
   end
   return total
 end`;
 
-// Presence of a room: a sorted set of user ids by latest expiry (KEYS[1]) and, per user, a hash of
-// pod → "connections:expiresAtMs" (KEYS[1]:<user>, same slot). Expiry uses Redis's clock, so pods'
-// clocks do not matter. ARGV: pod, TTL seconds, then user id and count pairs (KEYS[2..] are their hashes).
-// Returns user id / '1' (first connection fleet-wide) or '0' (last one gone) pairs.
+// Presence of a room: a sorted set of user ids by latest expiry (KEYS[1]), per user a hash of
+// pod → "connections:expiresAtMs" (KEYS[1]:<user>), and per pod the set of its users in the room
+// (KEYS[2], what a sweep of that pod reads). All in the room's slot. Expiry uses Redis's clock, so
+// pods' clocks do not matter. ARGV: pod, TTL seconds, then user id and count pairs (KEYS[3..] are
+// their hashes). Returns user id / '1' (first live connection fleet-wide) or '0' (leave) pairs.
+// A leave is owed while the user's hash holds any field, live or expired (a dead pod's field stays
+// until its sweep): whoever empties the hash of live fields deletes it and says the leave, once.
 const PRESENCE_WRITE_SCRIPT = `${NOW_MS}
 local now = nowMs()
 local pod = ARGV[1]
 local ttlMs = tonumber(ARGV[2]) * 1000
 local expires = string.format('%d', now + ttlMs)
 local changes = {}
-for i = 2, #KEYS do
-  local key, user, count = KEYS[i], ARGV[2 * i - 1], ARGV[2 * i]
-  local before = live(key, now)
+for i = 3, #KEYS do
+  local key, user, count = KEYS[i], ARGV[2 * i - 3], ARGV[2 * i - 2]
+  local owed = redis.call('EXISTS', key) == 1
+  local before = live(key, now, true)
   if tonumber(count) > 0 then
     redis.call('HSET', key, pod, count .. ':' .. expires)
     redis.call('PEXPIRE', key, ttlMs * 3)
+    redis.call('SADD', KEYS[2], user)
   else
     redis.call('HDEL', key, pod)
+    redis.call('SREM', KEYS[2], user)
   end
-  local after = live(key, now)
+  local after = live(key, now, false)
   if after > 0 then
     local score = redis.call('ZSCORE', KEYS[1], user)
     if not score or tonumber(score) < tonumber(expires) then redis.call('ZADD', KEYS[1], expires, user) end
@@ -96,26 +105,85 @@ for i = 2, #KEYS do
     redis.call('DEL', key)
   end
   if before == 0 and after > 0 then table.insert(changes, user); table.insert(changes, '1')
-  elseif before > 0 and after == 0 then table.insert(changes, user); table.insert(changes, '0') end
+  elseif owed and after == 0 then table.insert(changes, user); table.insert(changes, '0') end
 end
+-- Users whose hashes have expired (no sweep came in time) leave the set too.
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttlMs * 2)
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ttlMs * 3) end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ttlMs * 3) end
 return changes`;
 
+// Read only: expired fields are skipped, never dropped (see NOW_MS).
 const PRESENCE_READ_SCRIPT = `${NOW_MS}
 local now = nowMs()
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local out = {}
-for _, user in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local total = live(KEYS[1] .. ':' .. user, now)
+for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
+  local total = live(KEYS[1] .. ':' .. user, now, false)
   if total > 0 then table.insert(out, user); table.insert(out, tostring(total)) end
 end
 return out`;
+
+// One room of a dead pod's sweep (KEYS: the room's presence set, the pod's user set in the room;
+// ARGV: the pod). Drops the pod's expired fields; a user left with no live field is deleted and
+// returned as a leave. A field not expired yet (clock skew, or the pod is back) stays, and so does the
+// set, for a later sweep. Returns {entries removed, fields kept, leaving user ids...}.
+const PRESENCE_SWEEP_ROOM_SCRIPT = `${NOW_MS}
+local now = nowMs()
+local pod = ARGV[1]
+local removed, kept, leaves = 0, 0, {}
+for _, user in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local key = KEYS[1] .. ':' .. user
+  local field = redis.call('HGET', key, pod)
+  local e = field and tonumber(string.match(field, '^%d+:(%d+)$'))
+  if e and e > now then
+    kept = kept + 1
+  else
+    redis.call('SREM', KEYS[2], user)
+    if field then
+      redis.call('HDEL', key, pod)
+      removed = removed + 1
+      if live(key, now, false) == 0 then
+        redis.call('DEL', key)
+        redis.call('ZREM', KEYS[1], user)
+        table.insert(leaves, user)
+      end
+    end
+  end
+end
+return {removed, kept, unpack(leaves)}`;
+
+// Sweep bookkeeping, in the {fleet} slot: KEYS[1] is the sorted set of presence writers (pod →
+// Redis-clock ms after which all of its entries have expired), KEYS[2] the prefix of the claim keys.
+const PRESENCE_HEARTBEAT_SCRIPT = `${NOW_MS}
+redis.call('ZADD', KEYS[1], nowMs() + tonumber(ARGV[2]), ARGV[1])
+return 0`;
+// Claims one writer whose entries have all expired and that no one else is sweeping: ARGV claimer, lease ms.
+const PRESENCE_CLAIM_SCRIPT = `${NOW_MS}
+for _, pod in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', nowMs(), 'LIMIT', 0, 16)) do
+  if redis.call('SET', KEYS[2] .. pod, ARGV[1], 'NX', 'PX', ARGV[2]) then return pod end
+end
+return false`;
+// Ends a claim: ARGV pod, claimer, '1' when every entry was swept, retry ms. Returns 1 when the writer
+// is gone for good (its room index may go). Otherwise (entries not expired yet, or it wrote again
+// meanwhile) the claim is cut to the retry delay, after which any instance may sweep again.
+const PRESENCE_FINISH_SCRIPT = `${NOW_MS}
+local claim = KEYS[2] .. ARGV[1]
+if redis.call('GET', claim) ~= ARGV[2] then return 0 end
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if ARGV[3] ~= '1' or (score and tonumber(score) > nowMs()) then redis.call('PEXPIRE', claim, ARGV[4]); return 0 end
+redis.call('DEL', claim)
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1`;
 
 type ScriptClient = RedisClient & {
   rtSessionMark(key: string, sid: string, at: number, ttl: number): Promise<number>;
   rtSessionDelete(key: string, sid: string): Promise<number>;
   rtPresenceWrite(numberOfKeys: number, ...args: (string | number)[]): Promise<string[]>;
   rtPresenceRead(...args: (string | number)[]): Promise<string[]>;
+  rtPresenceSweepRoom(...args: (string | number)[]): Promise<(string | number)[]>;
+  rtPresenceHeartbeat(...args: (string | number)[]): Promise<number>;
+  rtPresenceClaim(...args: (string | number)[]): Promise<string | null>;
+  rtPresenceFinish(...args: (string | number)[]): Promise<number>;
   rtPublish(...args: (string | number)[]): Promise<[string, number]>;
   rtHistory(...args: (string | number)[]): Promise<string[]>;
   rtReadCounter(...args: (string | number)[]): Promise<[string, string]>;
@@ -141,7 +209,17 @@ export function createRedisBackplane(opts: RedisBackplaneOptions): Backplane {
   // The number of keys varies with the users written: it is the command's first argument.
   commands.defineCommand('rtPresenceWrite', { lua: PRESENCE_WRITE_SCRIPT });
   commands.defineCommand('rtPresenceRead', { numberOfKeys: 1, lua: PRESENCE_READ_SCRIPT });
+  commands.defineCommand('rtPresenceSweepRoom', { numberOfKeys: 2, lua: PRESENCE_SWEEP_ROOM_SCRIPT });
+  commands.defineCommand('rtPresenceHeartbeat', { numberOfKeys: 1, lua: PRESENCE_HEARTBEAT_SCRIPT });
+  commands.defineCommand('rtPresenceClaim', { numberOfKeys: 2, lua: PRESENCE_CLAIM_SCRIPT });
+  commands.defineCommand('rtPresenceFinish', { numberOfKeys: 2, lua: PRESENCE_FINISH_SCRIPT });
   const presenceKey = (room: string): string => `${prefix}:{${room}}:presence`;
+  // `presence-pod:` cannot clash with a user's hash (`presence:<user>`).
+  const podUsersKey = (room: string, pod: string): string => `${prefix}:{${room}}:presence-pod:${pod}`;
+  // Each writer's rooms, in a slot of its own: a writer in many rooms does not load the {fleet} slot.
+  const podRoomsKey = (pod: string): string => `${prefix}:{presence-rooms:${pod}}`;
+  const presenceWriters = `${prefix}:{fleet}:presence-writers`;
+  const sweepClaimPrefix = `${prefix}:{fleet}:presence-sweep:`;
 
   const keys = (room: string): [string, string, string] => roomKeys(prefix, room);
   const channelOf = (room: string): string => roomChannel(prefix, room);
@@ -238,7 +316,15 @@ export function createRedisBackplane(opts: RedisBackplaneOptions): Backplane {
       if (counts.length === 0) return [];
       const key = presenceKey(room);
       const raw = await call('presence write', () =>
-        commands.rtPresenceWrite(1 + counts.length, key, ...counts.map(([userId]) => `${key}:${userId}`), pod, ttlSeconds, ...counts.flatMap(([userId, n]) => [userId, n])),
+        commands.rtPresenceWrite(
+          2 + counts.length,
+          key,
+          podUsersKey(room, pod),
+          ...counts.map(([userId]) => `${key}:${userId}`),
+          pod,
+          ttlSeconds,
+          ...counts.flatMap(([userId, n]) => [userId, n]),
+        ),
       );
       const changes = [];
       for (let i = 0; i < raw.length; i += 2) changes.push({ userId: raw[i]!, joined: raw[i + 1] === '1' });
@@ -251,6 +337,44 @@ export function createRedisBackplane(opts: RedisBackplaneOptions): Backplane {
       // A hash's order is Redis's; sorted, as the memory backplane answers, so readers get one stable order.
       users.sort((x, y) => x.userId.localeCompare(y.userId));
       return { room, users, connections: users.reduce((sum, u) => sum + u.connections, 0) };
+    },
+    async notePresenceRooms(pod, rooms, ttlSeconds, expiresInMs) {
+      const key = podRoomsKey(pod);
+      const now = Date.now();
+      // Scores are this writer's own clock, compared only with each other: a room written in the last
+      // three TTLs is listed, longer than any of its entries can live unswept.
+      const trim = now - ttlSeconds * 3000;
+      await call('presence index write', async () => {
+        if (rooms.length > 0) {
+          await commands
+            .multi()
+            .zadd(key, ...rooms.flatMap((room) => [String(now), room]))
+            .zremrangebyscore(key, '-inf', trim)
+            .pexpire(key, ttlSeconds * 3000)
+            .exec();
+        }
+        if (expiresInMs !== null) await commands.rtPresenceHeartbeat(presenceWriters, pod, expiresInMs);
+      });
+    },
+    async claimPresenceSweep(claimer, leaseMs) {
+      return call('presence sweep claim', () => commands.rtPresenceClaim(presenceWriters, sweepClaimPrefix, claimer, leaseMs));
+    },
+    async presenceRoomsOf(pod) {
+      return call('presence index read', () => commands.zrange(podRoomsKey(pod), '0', '-1'));
+    },
+    async sweepPresenceRoom(room, pod) {
+      const [removed, kept, ...leaves] = await call('presence sweep', () => commands.rtPresenceSweepRoom(presenceKey(room), podUsersKey(room, pod), pod));
+      return { removed: Number(removed), kept: Number(kept), leaves: leaves.map(String) };
+    },
+    async finishPresenceSweep(pod, claimer, complete, retryMs) {
+      const gone = await call('presence sweep finish', () => commands.rtPresenceFinish(presenceWriters, sweepClaimPrefix, pod, claimer, complete ? '1' : '0', retryMs));
+      if (gone === 1) await call('presence index delete', () => commands.del(podRoomsKey(pod)));
+    },
+    async forgetPresenceWriter(pod) {
+      await call('presence writer remove', async () => {
+        await commands.zrem(presenceWriters, pod);
+        await commands.del(podRoomsKey(pod));
+      });
     },
     async writeFleetStat(stat: FleetStat) {
       await call('fleet stats write', () =>
