@@ -7,6 +7,8 @@ import type { Metrics } from './metrics.ts';
 
 /** Dead writers claimed per sweep tick, so one tick's work stays bounded. */
 const WRITERS_PER_SWEEP = 4;
+/** Rooms of one dead writer swept at a time (one script each, in the room's slot). */
+const ROOMS_IN_FLIGHT = 16;
 
 /**
  * Who is in each presence-enabled room, across the fleet. Each instance keeps its own connections per
@@ -117,12 +119,7 @@ export class Presence {
     );
     if (!this.#wrote) return;
     await this.#backplane
-      .notePresenceRooms(
-        this.#writer,
-        rooms.map(([room]) => room),
-        this.#ttlSeconds,
-        this.#expiresInMs,
-      )
+      .notePresenceRooms(this.#writer, rooms.map(([room]) => room), this.#ttlSeconds, this.#expiresInMs)
       .catch((err: unknown) => this.#log.debug({ err }, 'presence index refresh failed'));
   }
 
@@ -153,16 +150,18 @@ export class Presence {
     let kept = 0;
     let leaves = 0;
     try {
-      for (const room of await this.#backplane.presenceRoomsOf(dead)) {
-        const swept = await this.#backplane.sweepPresenceRoom(room, dead);
-        removed += swept.removed;
-        kept += swept.kept;
-        leaves += swept.leaves.length;
-        this.#metrics?.presenceSweptEntries.inc(swept.removed);
-        this.#metrics?.presenceSweepLeaves.inc(swept.leaves.length);
-        this.#announce(
-          room,
-          swept.leaves.map((userId) => ({ userId, joined: false })),
+      const rooms = await this.#backplane.presenceRoomsOf(dead);
+      for (let i = 0; i < rooms.length; i += ROOMS_IN_FLIGHT) {
+        await Promise.all(
+          rooms.slice(i, i + ROOMS_IN_FLIGHT).map(async (room) => {
+            const swept = await this.#backplane.sweepPresenceRoom(room, dead);
+            removed += swept.removed;
+            kept += swept.kept;
+            leaves += swept.leaves.length;
+            this.#metrics?.presenceSweptEntries.inc(swept.removed);
+            this.#metrics?.presenceSweepLeaves.inc(swept.leaves.length);
+            this.#announce(room, swept.leaves.map((userId) => ({ userId, joined: false })));
+          }),
         );
       }
       await this.#backplane.finishPresenceSweep(dead, this.#writer, kept === 0, 2 * this.#intervalMs);
@@ -175,16 +174,14 @@ export class Presence {
     }
   }
 
-  /** On close: this instance's entries go at once instead of at their expiry, and nothing is left to sweep. */
+  /**
+   * On close: this instance's entries go at once instead of at their expiry (with the leaves they end;
+   * the sockets are still open, so the adapter still carries them), and nothing is left to sweep.
+   */
   async clear(): Promise<void> {
     const removals = await Promise.allSettled(
-      [...this.#local].map(([room, users]) =>
-        this.#backplane.writePresence(
-          room,
-          this.#writer,
-          [...users].map(([userId]) => [userId, 0]),
-          this.#ttlSeconds,
-        ),
+      [...this.#local].map(async ([room, users]) =>
+        this.#announce(room, await this.#backplane.writePresence(room, this.#writer, [...users].map(([userId]) => [userId, 0]), this.#ttlSeconds)),
       ),
     );
     // A failed removal leaves entries behind: the writer stays known, so a survivor sweeps them.

@@ -146,7 +146,7 @@ describe('the server API on a fleet', () => {
     expect((await fetch(`${a.url}/api/publish`, { method: 'POST', headers: { authorization: `Bearer ${KEY_1}` }, body: '{}' })).status).toBe(404);
   });
 
-  it('presence: users and connection counts across pods, join/leave events, and a dead pod expires', async () => {
+  it('presence: users and connection counts across pods, join/leave events, and a dead pod expires and is swept', async () => {
     const room = 'team:presence';
     const [ann1, ann2, bob] = await Promise.all([connect(a, 'ann'), connect(b, 'ann'), connect(b, 'bob')]);
     await ann1.request('room:join', { room });
@@ -173,6 +173,8 @@ describe('the server API on a fleet', () => {
     const killedAt = Date.now();
     await waitFor('carl gone', async () => !((await api(a, 'presence', { room })).body.users as { userId: string }[]).some((u) => u.userId === 'carl'), 10_000);
     expect(Date.now() - killedAt).toBeLessThan(5_000);
+    // ...and a survivor sweeps them, so the room hears that carl left (test/integration/presence-sweep.test.ts has the details).
+    await waitFor('presence:leave of carl', () => ann1.control.some((e) => e.type === 'presence:leave' && (e.payload as { userId: string }).userId === 'carl'), 15_000);
   });
 
   it('disconnects a user everywhere (sockets on every pod), telling them not to reconnect', async () => {

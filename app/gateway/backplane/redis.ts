@@ -175,6 +175,9 @@ redis.call('DEL', claim)
 redis.call('ZREM', KEYS[1], ARGV[1])
 return 1`;
 
+/** Rooms per ZADD of a writer's room index. */
+const INDEX_CHUNK = 500;
+
 type ScriptClient = RedisClient & {
   rtSessionMark(key: string, sid: string, at: number, ttl: number): Promise<number>;
   rtSessionDelete(key: string, sid: string): Promise<number>;
@@ -346,12 +349,10 @@ export function createRedisBackplane(opts: RedisBackplaneOptions): Backplane {
       const trim = now - ttlSeconds * 3000;
       await call('presence index write', async () => {
         if (rooms.length > 0) {
-          await commands
-            .multi()
-            .zadd(key, ...rooms.flatMap((room) => [String(now), room]))
-            .zremrangebyscore(key, '-inf', trim)
-            .pexpire(key, ttlSeconds * 3000)
-            .exec();
+          // One key, so one transaction even on Redis Cluster; ZADDs of bounded size.
+          const tx = commands.multi();
+          for (let i = 0; i < rooms.length; i += INDEX_CHUNK) tx.zadd(key, ...rooms.slice(i, i + INDEX_CHUNK).flatMap((room) => [String(now), room]));
+          await tx.zremrangebyscore(key, '-inf', trim).pexpire(key, ttlSeconds * 3000).exec();
         }
         if (expiresInMs !== null) await commands.rtPresenceHeartbeat(presenceWriters, pod, expiresInMs);
       });
