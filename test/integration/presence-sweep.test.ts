@@ -4,8 +4,10 @@ import { startRedisGateways } from '../helpers/gateways.ts';
 import { writeNamespaces } from '../helpers/namespaces.ts';
 import type { GatewayProcess } from '../../scripts/fleet/gateway.ts';
 import { waitFor } from '../../scripts/fleet/ports.ts';
-import { startRedisCluster } from '../../scripts/fleet/redis.ts';
+import { startRedis, startRedisCluster } from '../../scripts/fleet/redis.ts';
 import { startGateway } from '../../scripts/fleet/gateway.ts';
+import { createRedisBackplane } from '../../app/gateway/backplane/redis.ts';
+import type { Backplane } from '../../app/gateway/backplane/backplane.ts';
 
 const API_KEY = 'sweep-0123456789abcdef0123456789abcdef';
 const TTL_SECONDS = 2;
@@ -157,5 +159,133 @@ describe('presence of a killed gateway is swept on Redis Cluster', () => {
       expect(await watcher.request('presence:get', { room })).toMatchObject({ ok: true, users: [{ userId: 'ann', connections: 1 }, { userId: 'wendy', connections: 1 }], connections: 2 });
     }
     expect(await counter(a, 'rt_presence_sweep_leaves_total')).toBe(4);
+  });
+});
+
+// The backplane's side of the sweep, on a real redis-server, one writer name per "gateway": the cases
+// the fleet test cannot time on purpose.
+describe('the presence sweep on the Redis backplane', () => {
+  const cleanups: (() => unknown)[] = [];
+  let redisUrl: string;
+  let prefixes = 0;
+  const TTL = 1;
+  const expired = (): Promise<void> => sleep(TTL * 1000 + 200);
+
+  beforeAll(async () => {
+    const [redis, stop] = await startRedis();
+    cleanups.push(stop);
+    redisUrl = redis.url;
+  });
+  afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+  /** A backplane with a key prefix of its own, so each case starts from empty Redis. */
+  const backplane = async (): Promise<Backplane> => {
+    prefixes += 1;
+    const b = createRedisBackplane({ url: redisUrl, keyPrefix: `sweep${prefixes}` });
+    cleanups.push(() => b.close());
+    await waitFor('backplane ready', () => b.isReady());
+    return b;
+  };
+  /** What a gateway does when a user joins a room: index the room, then write the entry. */
+  const join = async (b: Backplane, writer: string, room: string, userId: string, connections = 1) => {
+    await b.notePresenceRooms(writer, [room], TTL, TTL * 1000);
+    return b.writePresence(room, writer, [[userId, connections]], TTL);
+  };
+  /** One sweep as a gateway runs it: the leaves by room, or null when nothing was claimed. */
+  const sweepOnce = async (b: Backplane, claimer: string): Promise<Record<string, string[]> | null> => {
+    const dead = await b.claimPresenceSweep(claimer, 5_000);
+    if (dead === null) return null;
+    const leaves: Record<string, string[]> = {};
+    let kept = 0;
+    for (const room of await b.presenceRoomsOf(dead)) {
+      const swept = await b.sweepPresenceRoom(room, dead);
+      leaves[room] = swept.leaves;
+      kept += swept.kept;
+    }
+    await b.finishPresenceSweep(dead, claimer, kept === 0, 200);
+    return leaves;
+  };
+
+  it('keeps the leave owed when presence is read between the expiry and the sweep', async () => {
+    const b = await backplane();
+    expect(await join(b, 'dead/1', 'team:r', 'bob')).toEqual([{ userId: 'bob', joined: true }]);
+    await expired();
+    expect((await b.readPresence('team:r')).users).toEqual([]);
+    expect((await b.readPresence('team:r')).users).toEqual([]);
+    expect(await sweepOnce(b, 'live/1')).toEqual({ 'team:r': ['bob'] });
+    // Forgotten with its index: nothing is claimed again.
+    expect(await sweepOnce(b, 'live/1')).toBeNull();
+    expect(await b.presenceRoomsOf('dead/1')).toEqual([]);
+  });
+
+  it('one claim per dead writer: a second sweeper finds nothing while the first holds it', async () => {
+    const b = await backplane();
+    await join(b, 'dead/1', 'team:r', 'bob');
+    await expired();
+    expect(await b.claimPresenceSweep('live/1', 5_000)).toBe('dead/1');
+    expect(await b.claimPresenceSweep('live/2', 5_000)).toBeNull();
+  });
+
+  it('a user back on a live writer before the expiry gets neither a join nor a leave', async () => {
+    const b = await backplane();
+    await join(b, 'dead/1', 'team:r', 'erin');
+    expect(await join(b, 'live/1', 'team:r', 'erin')).toEqual([]);
+    await expired();
+    await join(b, 'live/1', 'team:r', 'erin'); // live/1's refresh
+    expect(await sweepOnce(b, 'live/1')).toEqual({ 'team:r': [] });
+    expect((await b.readPresence('team:r')).users).toEqual([{ userId: 'erin', connections: 1 }]);
+  });
+
+  it('a user back on a live writer after the expiry gets a join from that write and no leave from the sweep', async () => {
+    const b = await backplane();
+    await join(b, 'dead/1', 'team:r', 'erin');
+    await expired();
+    expect(await join(b, 'live/1', 'team:r', 'erin')).toEqual([{ userId: 'erin', joined: true }]);
+    expect(await sweepOnce(b, 'live/1')).toEqual({ 'team:r': [] });
+    expect((await b.readPresence('team:r')).users).toEqual([{ userId: 'erin', connections: 1 }]);
+  });
+
+  it('a user whose last live connection leaves after the expiry gets one leave, from that write, none from the sweep', async () => {
+    const b = await backplane();
+    await join(b, 'dead/1', 'team:r', 'ann');
+    await b.writePresence('team:r', 'live/1', [['ann', 1]], 60);
+    await expired();
+    expect(await b.writePresence('team:r', 'live/1', [['ann', 0]], 60)).toEqual([{ userId: 'ann', joined: false }]);
+    expect(await sweepOnce(b, 'live/1')).toEqual({ 'team:r': [] });
+  });
+
+  it('two dead writers of one user: one leave, from whichever sweep empties the user', async () => {
+    const b = await backplane();
+    await join(b, 'dead/1', 'team:r', 'bob');
+    await join(b, 'dead/2', 'team:r', 'bob');
+    await expired();
+    const first = await sweepOnce(b, 'live/1');
+    const second = await sweepOnce(b, 'live/1');
+    expect([...first!['team:r']!, ...second!['team:r']!]).toEqual(['bob']);
+    expect(await sweepOnce(b, 'live/1')).toBeNull();
+  });
+
+  it('leaves entries that have not expired yet (a writer back, or clock skew) and retries the writer later', async () => {
+    const b = await backplane();
+    // The heartbeat says "all expired now", the entry itself lives 60 s.
+    await b.notePresenceRooms('odd/1', ['team:r'], TTL, 0);
+    await b.writePresence('team:r', 'odd/1', [['bob', 1]], 60);
+    await sleep(50);
+    expect(await b.claimPresenceSweep('live/1', 5_000)).toBe('odd/1');
+    expect(await b.sweepPresenceRoom('team:r', 'odd/1')).toEqual({ removed: 0, kept: 1, leaves: [] });
+    await b.finishPresenceSweep('odd/1', 'live/1', false, 200);
+    expect(await b.claimPresenceSweep('live/2', 5_000)).toBeNull();
+    await waitFor('the writer claimable again after the retry delay', () => b.claimPresenceSweep('live/2', 5_000).then((pod) => pod === 'odd/1'));
+    expect((await b.readPresence('team:r')).users).toEqual([{ userId: 'bob', connections: 1 }]);
+  });
+
+  it('a writer that closed cleanly leaves nothing to claim', async () => {
+    const b = await backplane();
+    await join(b, 'gone/1', 'team:r', 'bob');
+    expect(await b.writePresence('team:r', 'gone/1', [['bob', 0]], TTL)).toEqual([{ userId: 'bob', joined: false }]);
+    await b.forgetPresenceWriter('gone/1');
+    await expired();
+    expect(await b.claimPresenceSweep('live/1', 5_000)).toBeNull();
   });
 });
