@@ -210,6 +210,10 @@ describe('the presence sweep on the Redis backplane', () => {
   it('keeps the leave owed when presence is read between the expiry and the sweep', async () => {
     const b = await backplane();
     expect(await join(b, 'dead/1', 'team:r', 'bob')).toEqual([{ userId: 'bob', joined: true }]);
+    // bob also came and went through a live writer: his sorted-set score now outlives the dead entry, so
+    // a read visits his hash after the expiry (a read that dropped expired fields would lose the leave).
+    expect(await b.writePresence('team:r', 'live/1', [['bob', 1]], 60)).toEqual([]);
+    expect(await b.writePresence('team:r', 'live/1', [['bob', 0]], 60)).toEqual([]);
     await expired();
     expect((await b.readPresence('team:r')).users).toEqual([]);
     expect((await b.readPresence('team:r')).users).toEqual([]);
