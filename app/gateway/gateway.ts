@@ -478,6 +478,7 @@ export async function createGateway(
     }
   }
 
+  const sweepsPresence = namespaces.all.some((ns) => ns.presence);
   let statsTimer: NodeJS.Timeout | null = null;
   async function writeFleetStat(): Promise<void> {
     await backplane
@@ -492,7 +493,8 @@ export async function createGateway(
       })
       .catch((err: unknown) => log.debug({ err }, 'fleet stats write failed'));
     await presence.refresh();
-    if (!shuttingDown) await presence.sweep();
+    // Only a fleet that keeps presence has any to sweep.
+    if (!shuttingDown && sweepsPresence) await presence.sweep();
   }
 
   let drain: DrainController | null = null;
