@@ -69,9 +69,11 @@ export class Presence {
     if (!users) {
       users = new Map();
       this.#local.set(room, users);
-      // Indexed before the entry is written (same connection, so in order): an entry a crash leaves behind is always found.
+      // Indexed before the entry is written (same connection, so in order): an entry a crash leaves
+      // behind is always found. The first one also heartbeats; from then on each refresh does.
+      const heartbeat = this.#wrote ? null : this.#expiresInMs;
       this.#wrote = true;
-      this.#backplane.notePresenceRooms(this.#writer, [room], this.#ttlSeconds, this.#expiresInMs).catch((err: unknown) => this.#log.warn({ err, room }, 'presence index write failed'));
+      this.#backplane.notePresenceRooms(this.#writer, [room], this.#ttlSeconds, heartbeat).catch((err: unknown) => this.#log.warn({ err, room }, 'presence index write failed'));
     }
     const count = (users.get(userId) ?? 0) + 1;
     users.set(userId, count);
