@@ -174,7 +174,12 @@ describe('the server API on a fleet', () => {
     await waitFor('carl gone', async () => !((await api(a, 'presence', { room })).body.users as { userId: string }[]).some((u) => u.userId === 'carl'), 10_000);
     expect(Date.now() - killedAt).toBeLessThan(5_000);
     // ...and a survivor sweeps them, so the room hears that carl left (test/integration/presence-sweep.test.ts has the details).
-    await waitFor('presence:leave of carl', () => ann1.control.some((e) => e.type === 'presence:leave' && (e.payload as { userId: string }).userId === 'carl'), 15_000);
+    await waitFor('presence:leave of carl', () => ann1.control.some((e) => e.type === 'presence:leave' && (e.payload as { userId: string }).userId === 'carl'), 15_000).catch(
+      async (err: Error) => {
+        const sweepMetrics = async (g: GatewayProcess) => (await (await fetch(`${g.internalUrl}/metrics`)).text()).split('\n').filter((l) => l.startsWith('rt_presence')).join('\n');
+        throw new Error(`${err.message}\n--- api-a\n${await sweepMetrics(a)}\n${a.output()}\n--- api-b\n${await sweepMetrics(b)}\n${b.output()}`);
+      },
+    );
   });
 
   it('disconnects a user everywhere (sockets on every pod), telling them not to reconnect', async () => {

@@ -57,6 +57,13 @@ return 0`;
 const SESSION_DELETE_SCRIPT = `if redis.call('HGET', KEYS[1], 's') == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0`;
 
+/**
+ * How much longer than three TTLs a dead writer's presence keys (its users' hashes, its per-room user
+ * sets, its room index) outlive its last write: a sweep delayed by a busy fleet still finds the leaves
+ * it owes. Live keys are rewritten every refresh, and a finished sweep deletes what it read.
+ */
+const PRESENCE_SWEEP_GRACE_MS = 60_000;
+
 // `live` counts a user's connections that have not expired; with `prune` it also drops the expired
 // fields. Only a write prunes: a read that dropped a dead pod's last field would lose the leave the
 // sweep owes for it.
@@ -79,6 +86,7 @@ end`;
 // A leave is owed while the user's hash holds any field, live or expired (a dead pod's field stays
 // until its sweep): whoever empties the hash of live fields deletes it and says the leave, once.
 const PRESENCE_WRITE_SCRIPT = `${NOW_MS}
+local SWEEP_GRACE_MS = ${PRESENCE_SWEEP_GRACE_MS}
 local now = nowMs()
 local pod = ARGV[1]
 local ttlMs = tonumber(ARGV[2]) * 1000
@@ -90,7 +98,7 @@ for i = 3, #KEYS do
   local before = live(key, now, true)
   if tonumber(count) > 0 then
     redis.call('HSET', key, pod, count .. ':' .. expires)
-    redis.call('PEXPIRE', key, ttlMs * 3)
+    redis.call('PEXPIRE', key, ttlMs * 3 + SWEEP_GRACE_MS)
     redis.call('SADD', KEYS[2], user)
   else
     redis.call('HDEL', key, pod)
@@ -109,8 +117,8 @@ for i = 3, #KEYS do
 end
 -- Users whose hashes have expired (no sweep came in time) leave the set too.
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttlMs * 2)
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ttlMs * 3) end
-if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ttlMs * 3) end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ttlMs * 3 + SWEEP_GRACE_MS) end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ttlMs * 3 + SWEEP_GRACE_MS) end
 return changes`;
 
 // Read only: expired fields are skipped, never dropped (see NOW_MS).
@@ -352,7 +360,7 @@ export function createRedisBackplane(opts: RedisBackplaneOptions): Backplane {
           // One key, so one transaction even on Redis Cluster; ZADDs of bounded size.
           const tx = commands.multi();
           for (let i = 0; i < rooms.length; i += INDEX_CHUNK) tx.zadd(key, ...rooms.slice(i, i + INDEX_CHUNK).flatMap((room) => [String(now), room]));
-          await tx.zremrangebyscore(key, '-inf', trim).pexpire(key, ttlSeconds * 3000).exec();
+          await tx.zremrangebyscore(key, '-inf', trim).pexpire(key, ttlSeconds * 3000 + PRESENCE_SWEEP_GRACE_MS).exec();
         }
         if (expiresInMs !== null) await commands.rtPresenceHeartbeat(presenceWriters, pod, expiresInMs);
       });
