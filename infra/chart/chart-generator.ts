@@ -640,24 +640,92 @@ function objectKey(m: Manifest): string {
   return `${component}${qualifier}-${m.kind.toLowerCase()}`;
 }
 
-/** Mixed-radix numbering of all assignments, so neighbours (one dimension changed) are arithmetic. */
-function assignmentSpace(): { count: number; at(index: number): Assignment; option(index: number, d: number): number; stride: number[] } {
-  const stride: number[] = [];
-  let count = 1;
-  for (let d = DIMENSIONS.length - 1; d >= 0; d--) {
-    stride[d] = count;
-    count *= DIMENSIONS[d]!.options.length;
+// ---- the variants: canonical assignments ----
+
+/** Mixed-radix place value of each dimension: an assignment's number in the space is Σ option × stride. */
+const STRIDE: readonly number[] = DIMENSIONS.map((_, d) => DIMENSIONS.slice(d + 1).reduce((n, dim) => n * dim.options.length, 1));
+const ALL_OPTIONS: readonly (readonly number[])[] = DIMENSIONS.map((dim) => dim.options.map((_, o) => o));
+
+/**
+ * A canonical assignment: the one synthesis that stands for every assignment differing from it only in
+ * dimensions that do not matter there. Its number is the smallest of theirs (those are at option 0).
+ */
+interface Variant {
+  readonly assignment: Assignment;
+  readonly index: number;
+  /** Per dimension: the option's index, and whether the dimension matters here (its `onlyWhen` holds). */
+  readonly options: readonly number[];
+  readonly matters: readonly boolean[];
+}
+
+/**
+ * Visits the canonical assignments that extend `prefix` (the dimensions before `from`, numbered `index`
+ * so far), each later dimension that matters taking the options `choose` gives it. `onlyWhen` sees the
+ * earlier dimensions only: canonical() fixes them first, so a later one's raw option would not count.
+ */
+function forEachCanonical(
+  from: number,
+  prefix: Assignment,
+  index: number,
+  choose: (d: number) => readonly number[],
+  visit: (a: Assignment, index: number, matters: readonly boolean[]) => void,
+  matters: boolean[] = [],
+): void {
+  if (from === DIMENSIONS.length) return visit(prefix, index, matters);
+  const dim = DIMENSIONS[from]!;
+  matters[from] = !dim.onlyWhen || dim.onlyWhen(prefix);
+  for (const o of matters[from] ? choose(from) : [0]) {
+    prefix[dim.key] = dim.options[o]!;
+    forEachCanonical(from + 1, prefix, index + o * STRIDE[from]!, choose, visit, matters);
   }
-  const option = (index: number, d: number) => Math.floor(index / stride[d]!) % DIMENSIONS[d]!.options.length;
-  const at = (index: number) => Object.fromEntries(DIMENSIONS.map((dim, d) => [dim.key, dim.options[option(index, d)]!]));
-  return { count, at, option, stride };
+  delete prefix[dim.key];
+}
+
+/**
+ * Every variant, in the order of the space. The space has millions of assignments (27 × 2^18) but ~120
+ * thousand variants: the generator works on these alone, instead of visiting every assignment.
+ */
+function allVariants(): Variant[] {
+  const variants: Variant[] = [];
+  // Reading a dimension not yet assigned would see undefined here: refuse it instead.
+  const prefix = new Proxy({} as Assignment, {
+    get(target, key: string) {
+      if (!(key in target)) throw new Error(`an onlyWhen reads ${key}: it may read only the dimensions before its own (reorder DIMENSIONS)`);
+      return target[key];
+    },
+  });
+  forEachCanonical(0, prefix, 0, (d) => ALL_OPTIONS[d]!, (a, index, matters) => {
+    const assignment = Object.fromEntries(DIMENSIONS.map((dim) => [dim.key, a[dim.key]!]));
+    variants.push({ assignment, index, options: DIMENSIONS.map((dim) => dim.options.indexOf(assignment[dim.key]!)), matters: [...matters] });
+  });
+  return variants;
+}
+
+/** The number in the space of an assignment's variant. */
+function variantIndex(a: Assignment): number {
+  const c = canonical(a);
+  return DIMENSIONS.reduce((index, dim, d) => index + dim.options.indexOf(c[dim.key]!) * STRIDE[d]!, 0);
+}
+
+/**
+ * The variants of the assignments one step from those `v` stands for: dimension `d` (which matters in
+ * `v`) at option `o`. The dimensions that do not matter in `v` may have any option in those assignments,
+ * and may matter one step away (entry.kind → ingress brings in the controller): they take every option.
+ */
+function neighbours(v: Variant, d: number, o: number, variantAt: ReadonlyMap<number, Variant>): Variant[] {
+  const prefix = Object.fromEntries(DIMENSIONS.slice(0, d).map((dim) => [dim.key, v.assignment[dim.key]!]));
+  const index = v.options.slice(0, d).reduce((n, option, e) => n + option * STRIDE[e]!, 0);
+  const out: Variant[] = [];
+  const choose = (e: number) => (e === d ? [o] : v.matters[e] ? [v.options[e]!] : ALL_OPTIONS[e]!);
+  forEachCanonical(d, prefix, index, choose, (_, at) => out.push(variantAt.get(at)!));
+  return out;
 }
 
 export function generateTemplates(): GeneratedTemplates {
   const { values: sentinels, table } = sentinelValues();
   checkStandIns(sentinels);
-  const rendered = new Map<string, Map<string, string>>(); // canonical assignment → object key → text
-  const invalid = new Map<string, string>(); // canonical assignment → error
+  const rendered = new Map<Variant, Map<string, string>>(); // object key → text
+  const invalid = new Map<Variant, string>(); // → error
   const objectTexts = new Map<string, string>(); // the same object in many variants is templated once
   const valuesFor = (a: Assignment, switches: Record<string, boolean> = {}) => {
     const values = structuredClone(sentinels);
@@ -667,16 +735,15 @@ export function generateTemplates(): GeneratedTemplates {
   };
   const synth = (values: ChartValues) =>
     synthChartObjects(values, { release: '__HV_RELEASE__', namespace: '__HV_NAMESPACE__' }, SENTINEL_IDENTITY, SENTINEL_GENERATED);
-  const render = (id: string, a: Assignment) => {
-    if (rendered.has(id) || invalid.has(id)) return;
+  const render = (v: Variant) => {
     let manifests: Manifest[];
     try {
-      manifests = synth(valuesFor(a));
+      manifests = synth(valuesFor(v.assignment));
     } catch (error) {
-      invalid.set(id, (error as Error).message.replace(ANY_SENTINEL_PATTERN, (s) => table.paths.get(s) ?? s));
+      invalid.set(v, (error as Error).message.replace(ANY_SENTINEL_PATTERN, (s) => table.paths.get(s) ?? s));
       return;
     }
-    rendered.set(id, textsOf(manifests));
+    rendered.set(v, textsOf(manifests));
   };
   const textsOf = (manifests: readonly Manifest[]) => {
     const texts = new Map<string, string>();
@@ -697,44 +764,39 @@ export function generateTemplates(): GeneratedTemplates {
     }
     return texts;
   };
-  const space = assignmentSpace();
-  // Each assignment's canonical id, interned: the space has millions of assignments but few distinct ids.
-  const idTexts: string[] = [];
-  const idNumbers = new Map<string, number>();
-  const idIndex = new Uint32Array(space.count);
-  for (let i = 0; i < space.count; i++) {
-    const id = JSON.stringify(canonical(space.at(i)));
-    let n = idNumbers.get(id);
-    if (n === undefined) {
-      n = idTexts.push(id) - 1;
-      idNumbers.set(id, n);
-      render(id, JSON.parse(id) as Assignment);
-    }
-    idIndex[i] = n;
-  }
-  const idAt = (i: number) => idTexts[idIndex[i]!]!;
-  const textOf = (a: Assignment, key: string) => rendered.get(JSON.stringify(canonical(a)))?.get(key);
-  const firstValid = idTexts.find((id) => !invalid.has(id));
+  const T = (label: string, t0: number) => console.error(`TIMING ${label} ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+  let t0 = performance.now();
+  const variants = allVariants();
+  T(`allVariants (${variants.length})`, t0); t0 = performance.now();
+  const variantAt = new Map(variants.map((v) => [v.index, v]));
+  const variantOf = (a: Assignment) => variantAt.get(variantIndex(a))!;
+  for (const v of variants) render(v);
+  T(`render (${rendered.size} valid, ${invalid.size} invalid, ${objectTexts.size} distinct objects)`, t0); t0 = performance.now();
+  const firstValid = variants.find((v) => !invalid.has(v));
   if (firstValid === undefined) throw new Error('the constructs refuse every combination of the chart\'s dimensions');
-  const validAssignments = [JSON.parse(firstValid) as Assignment];
+  const validAssignments = [firstValid.assignment];
 
   const keys = new Set<string>();
   for (const texts of rendered.values()) for (const key of texts.keys()) keys.add(key);
-  // Dimensions that change an object somewhere: compare every valid assignment with its valid neighbours.
+  // Dimensions that change an object somewhere: compare every valid variant with its valid neighbours.
   const relevantByKey = new Map<string, Set<number>>([...keys].map((k) => [k, new Set<number>()]));
-  for (let i = 0; i < space.count; i++) {
-    const here = rendered.get(idAt(i));
+  for (const v of variants) {
+    const here = rendered.get(v);
     if (!here) continue;
     DIMENSIONS.forEach((dim, d) => {
-      const current = space.option(i, d);
-      for (let o = current + 1; o < dim.options.length; o++) {
-        const there = rendered.get(idAt(i + (o - current) * space.stride[d]!));
-        if (!there || there === here) continue;
-        for (const key of keys) if (here.get(key) !== there.get(key)) relevantByKey.get(key)!.add(d);
+      // A dimension that does not matter in v changes no assignment's variant.
+      if (!v.matters[d]) return;
+      for (let o = v.options[d]! + 1; o < dim.options.length; o++) {
+        for (const neighbour of neighbours(v, d, o, variantAt)) {
+          const there = rendered.get(neighbour);
+          if (!there) continue;
+          for (const key of keys) if (here.get(key) !== there.get(key)) relevantByKey.get(key)!.add(d);
+        }
       }
     });
   }
 
+  T('neighbour walk', t0); t0 = performance.now();
   const files: Record<string, string> = {};
   const header = '{{- /* Generated by infra/chart/generate.ts from the cdk8s constructs in infra/. Do not edit. */ -}}\n';
   for (const key of [...keys].sort()) {
@@ -743,8 +805,9 @@ export function generateTemplates(): GeneratedTemplates {
       if (dims.length === 0) {
         const a = { ...validAssignments[0]!, ...fixed };
         // Combinations the constructs refuse are don't-cares: validate.yaml fails them anyway.
-        if (invalid.has(JSON.stringify(canonical(a)))) return null;
-        const text = textOf(a, key);
+        const variant = variantOf(a);
+        if (invalid.has(variant)) return null;
+        const text = rendered.get(variant)!.get(key);
         return text === undefined ? [] : text.split('\n');
       }
       const [dim, ...rest] = dims;
@@ -762,6 +825,7 @@ export function generateTemplates(): GeneratedTemplates {
     files[`${key}.yaml`] = `${header}${body.replaceAll(UNIT_NEWLINE, '\n')}\n`;
   }
 
+  T('build/merge', t0); t0 = performance.now();
   // A switch only adds objects of its own: they are rendered with it on, and wrapped in its condition.
   for (const s of SWITCHES) {
     const base = canonical(validAssignments[0]!);
@@ -813,17 +877,18 @@ export function generateTemplates(): GeneratedTemplates {
   );
   for (const check of CROSS_CHECKS) checks.push(`{{- if ${check.when} }}`, `{{- fail (${check.fail}) }}`, '{{- end }}');
   // Value combinations the constructs refuse fail the render with the constructs' own message.
-  const byMessage = new Map<string, number[]>();
-  for (let i = 0; i < space.count; i++) {
-    const message = invalid.get(idAt(i));
+  const byMessage = new Map<string, Variant[]>();
+  for (const v of variants) {
+    const message = invalid.get(v);
     if (!message) continue;
     const group = byMessage.get(message);
-    if (group) group.push(i);
-    else byMessage.set(message, [i]);
+    if (group) group.push(v);
+    else byMessage.set(message, [v]);
   }
   for (const [message, group] of byMessage) {
-    checks.push(`{{- if ${failCondition(group, space)} }}`, `{{- fail ${JSON.stringify(message)} }}`, '{{- end }}');
+    checks.push(`{{- if ${failCondition(group, variantAt)} }}`, `{{- fail ${JSON.stringify(message)} }}`, '{{- end }}');
   }
+  T(`checks (${byMessage.size} messages)`, t0);
   files['validate.yaml'] = `${header}{{- include "realtime-gateway.validateSettings" $ }}\n${checks.join('\n')}\n`;
   return { files };
 }
@@ -832,18 +897,24 @@ export function generateTemplates(): GeneratedTemplates {
  * The condition under which a group of assignments fails. Dimensions the group is closed under (every
  * option of them fails too) drop out first, so minimize only sees the few that decide.
  */
-function failCondition(group: readonly number[], space: ReturnType<typeof assignmentSpace>): string {
+function failCondition(group: readonly Variant[], variantAt: ReadonlyMap<number, Variant>): string {
   const members = new Set(group);
   const deciding = DIMENSIONS.map((_, d) => d).filter((d) =>
-    group.some((i) => DIMENSIONS[d]!.options.some((_, o) => !members.has(i + (o - space.option(i, d)) * space.stride[d]!))),
+    group.some((v) => v.matters[d] && ALL_OPTIONS[d]!.some((o) => o !== v.options[d] && neighbours(v, d, o, variantAt).some((n) => !members.has(n)))),
   );
   const dims = deciding.map((d) => DIMENSIONS[d]!);
-  const projected = new Map<string, Assignment>();
-  for (const i of group) {
-    const a = Object.fromEntries(deciding.map((d) => [DIMENSIONS[d]!.key, DIMENSIONS[d]!.options[space.option(i, d)]!]));
-    projected.set(JSON.stringify(a), a);
-  }
-  return conditionText(minimize([...projected.values()], dims), dims);
+  // The group's assignments projected on the deciding dimensions, in the order of the space: the group is
+  // closed under the others, so a projection's first assignment has them at option 0, and the order is
+  // the projections' own number.
+  const projected = new Map<number, Assignment>();
+  const project = (v: Variant, i: number, index: number, a: Assignment) => {
+    if (i === deciding.length) return void projected.set(index, { ...a });
+    const d = deciding[i]!;
+    for (const o of v.matters[d] ? [v.options[d]!] : ALL_OPTIONS[d]!) project(v, i + 1, index + o * STRIDE[d]!, { ...a, [DIMENSIONS[d]!.key]: DIMENSIONS[d]!.options[o]! });
+  };
+  for (const v of group) project(v, 0, 0, {});
+  const ordered = [...projected].sort(([x], [y]) => x - y).map(([, a]) => a);
+  return conditionText(minimize(ordered, dims), dims);
 }
 
 /**
