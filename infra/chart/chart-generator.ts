@@ -678,7 +678,8 @@ function forEachCanonical(
     prefix[dim.key] = dim.options[o]!;
     forEachCanonical(from + 1, prefix, index + o * STRIDE[from]!, choose, visit, matters);
   }
-  delete prefix[dim.key];
+  // Unassigned again (not deleted: that would make every prefix a slow dictionary object).
+  prefix[dim.key] = undefined!;
 }
 
 /**
@@ -690,7 +691,7 @@ function allVariants(): Variant[] {
   // Reading a dimension not yet assigned would see undefined here: refuse it instead.
   const prefix = new Proxy({} as Assignment, {
     get(target, key: string) {
-      if (!(key in target)) throw new Error(`an onlyWhen reads ${key}: it may read only the dimensions before its own (reorder DIMENSIONS)`);
+      if (target[key] === undefined) throw new Error(`an onlyWhen reads ${key}: it may read only the dimensions before its own (reorder DIMENSIONS)`);
       return target[key];
     },
   });
@@ -713,7 +714,8 @@ function variantIndex(a: Assignment): number {
  * and may matter one step away (entry.kind → ingress brings in the controller): they take every option.
  */
 function neighbours(v: Variant, d: number, o: number, variantAt: ReadonlyMap<number, Variant>): Variant[] {
-  const prefix = Object.fromEntries(DIMENSIONS.slice(0, d).map((dim) => [dim.key, v.assignment[dim.key]!]));
+  // The dimensions from d on are overwritten as they are walked (onlyWhen reads only earlier ones).
+  const prefix = { ...v.assignment };
   const index = v.options.slice(0, d).reduce((n, option, e) => n + option * STRIDE[e]!, 0);
   const out: Variant[] = [];
   const choose = (e: number) => (e === d ? [o] : v.matters[e] ? [v.options[e]!] : ALL_OPTIONS[e]!);
@@ -727,8 +729,10 @@ export function generateTemplates(): GeneratedTemplates {
   const rendered = new Map<Variant, Map<string, string>>(); // object key → text
   const invalid = new Map<Variant, string>(); // → error
   const objectTexts = new Map<string, string>(); // the same object in many variants is templated once
+  // Values are JSON (they are values.yaml); parsing a copy is twice as fast as structuredClone, per variant.
+  const sentinelsJson = JSON.stringify(sentinels);
   const valuesFor = (a: Assignment, switches: Record<string, boolean> = {}) => {
-    const values = structuredClone(sentinels);
+    const values = JSON.parse(sentinelsJson) as ChartValues;
     for (const d of DIMENSIONS) d.apply(values, a[d.key]!);
     for (const s of SWITCHES) s.set(values, switches[s.key] ?? true);
     return values;
@@ -790,7 +794,7 @@ export function generateTemplates(): GeneratedTemplates {
         for (const neighbour of neighbours(v, d, o, variantAt)) {
           const there = rendered.get(neighbour);
           if (!there) continue;
-          for (const key of keys) if (here.get(key) !== there.get(key)) relevantByKey.get(key)!.add(d);
+          for (const [key, relevant] of relevantByKey) if (!relevant.has(d) && here.get(key) !== there.get(key)) relevant.add(d);
         }
       }
     });
