@@ -1,3 +1,5 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import { App, Chart } from 'cdk8s';
 import { stringify } from 'yaml';
 import { GATEWAY_SETTING_DEFAULTS, GATEWAY_SETTING_NAMES } from '../generated/gateway-settings.ts';
@@ -723,12 +725,13 @@ function neighbours(v: Variant, d: number, o: number, variantAt: ReadonlyMap<num
   return out;
 }
 
-export function generateTemplates(): GeneratedTemplates {
+/** What the constructs make of an assignment: each object's template text by key, or their error refusing it. */
+type Rendering = Map<string, string> | string;
+
+/** Synthesizes and templates assignments (the same object in many variants is templated once). */
+function variantRenderer() {
   const { values: sentinels, table } = sentinelValues();
-  checkStandIns(sentinels);
-  const rendered = new Map<Variant, Map<string, string>>(); // object key → text
-  const invalid = new Map<Variant, string>(); // → error
-  const objectTexts = new Map<string, string>(); // the same object in many variants is templated once
+  const objectTexts = new Map<string, string>();
   // Values are JSON (they are values.yaml); parsing a copy is twice as fast as structuredClone, per variant.
   const sentinelsJson = JSON.stringify(sentinels);
   const valuesFor = (a: Assignment, switches: Record<string, boolean> = {}) => {
@@ -739,16 +742,6 @@ export function generateTemplates(): GeneratedTemplates {
   };
   const synth = (values: ChartValues) =>
     synthChartObjects(values, { release: '__HV_RELEASE__', namespace: '__HV_NAMESPACE__' }, SENTINEL_IDENTITY, SENTINEL_GENERATED);
-  const render = (v: Variant) => {
-    let manifests: Manifest[];
-    try {
-      manifests = synth(valuesFor(v.assignment));
-    } catch (error) {
-      invalid.set(v, (error as Error).message.replace(ANY_SENTINEL_PATTERN, (s) => table.paths.get(s) ?? s));
-      return;
-    }
-    rendered.set(v, textsOf(manifests));
-  };
   const textsOf = (manifests: readonly Manifest[]) => {
     const texts = new Map<string, string>();
     for (const m of manifests) {
@@ -768,14 +761,96 @@ export function generateTemplates(): GeneratedTemplates {
     }
     return texts;
   };
+  const render = (a: Assignment): Rendering => {
+    let manifests: Manifest[];
+    try {
+      manifests = synth(valuesFor(a));
+    } catch (error) {
+      return (error as Error).message.replace(ANY_SENTINEL_PATTERN, (s) => table.paths.get(s) ?? s);
+    }
+    return textsOf(manifests);
+  };
+  return { sentinels, valuesFor, synth, textsOf, render };
+}
+
+/** A worker's share of the renderings: key and text tables, each rendering as [key, text] index pairs or an error. */
+interface RenderedShare {
+  readonly keys: readonly string[];
+  readonly texts: readonly string[];
+  readonly renderings: readonly (readonly number[] | string)[];
+}
+
+/** Renders every `step`-th variant from `first` (render-worker.ts). */
+export function renderShare(first: number, step: number): RenderedShare {
+  const { render } = variantRenderer();
+  const variants = allVariants();
+  const keys = new Map<string, number>();
+  const texts = new Map<string, number>();
+  const indexIn = (table: Map<string, number>, s: string) => table.get(s) ?? table.set(s, table.size).size - 1;
+  const renderings: (number[] | string)[] = [];
+  for (let i = first; i < variants.length; i += step) {
+    const rendering = render(variants[i]!.assignment);
+    renderings.push(typeof rendering === 'string' ? rendering : [...rendering].flatMap(([key, text]) => [indexIn(keys, key), indexIn(texts, text)]));
+  }
+  return { keys: [...keys.keys()], texts: [...texts.keys()], renderings };
+}
+
+/** Up to this many worker threads synthesize variants (each holds its own copy of cdk8s and the constructs). */
+const MAX_RENDER_WORKERS = 8;
+
+/**
+ * Every variant's rendering. The synths are independent and take nearly all of the time, so they are
+ * shared among worker threads, one per core.
+ */
+async function renderVariants(variants: readonly Variant[]): Promise<Rendering[]> {
+  const workers = Math.min(availableParallelism(), MAX_RENDER_WORKERS);
+  if (workers <= 1) {
+    const { render } = variantRenderer();
+    return variants.map((v) => render(v.assignment));
+  }
+  const shares = await Promise.all(
+    Array.from({ length: workers }, (_, first) => {
+      const worker = new Worker(new URL('./render-worker.ts', import.meta.url), { workerData: { first, step: workers } });
+      return new Promise<RenderedShare>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+        worker.once('exit', (code) => reject(new Error(`a chart render worker exited with code ${code}`)));
+      }).finally(() => void worker.terminate());
+    }),
+  );
+  // The same text from two workers becomes one string again, so comparing variants stays cheap.
+  const texts = new Map<string, string>();
+  return variants.map((_, i) => {
+    const share = shares[i % workers]!;
+    const rendering = share.renderings[Math.floor(i / workers)]!;
+    if (typeof rendering === 'string') return rendering;
+    const map = new Map<string, string>();
+    for (let p = 0; p < rendering.length; p += 2) {
+      const text = share.texts[rendering[p + 1]!]!;
+      map.set(share.keys[rendering[p]!]!, texts.get(text) ?? texts.set(text, text).get(text)!);
+    }
+    return map;
+  });
+}
+
+export async function generateTemplates(): Promise<GeneratedTemplates> {
+  const { sentinels, valuesFor, synth, textsOf } = variantRenderer();
+  checkStandIns(sentinels);
   const T = (label: string, t0: number) => console.error(`TIMING ${label} ${((performance.now() - t0) / 1000).toFixed(2)} s`);
   let t0 = performance.now();
   const variants = allVariants();
   T(`allVariants (${variants.length})`, t0); t0 = performance.now();
   const variantAt = new Map(variants.map((v) => [v.index, v]));
   const variantOf = (a: Assignment) => variantAt.get(variantIndex(a))!;
-  for (const v of variants) render(v);
-  T(`render (${rendered.size} valid, ${invalid.size} invalid, ${objectTexts.size} distinct objects)`, t0); t0 = performance.now();
+  const rendered = new Map<Variant, Map<string, string>>(); // object key → text
+  const invalid = new Map<Variant, string>(); // → error
+  const renderings = await renderVariants(variants);
+  variants.forEach((v, i) => {
+    const rendering = renderings[i]!;
+    if (typeof rendering === 'string') invalid.set(v, rendering);
+    else rendered.set(v, rendering);
+  });
+  T(`render (${rendered.size} valid, ${invalid.size} invalid)`, t0); t0 = performance.now();
   const firstValid = variants.find((v) => !invalid.has(v));
   if (firstValid === undefined) throw new Error('the constructs refuse every combination of the chart\'s dimensions');
   const validAssignments = [firstValid.assignment];

@@ -48,7 +48,7 @@ export function chartYaml(): string {
   }).toString();
 }
 
-export function writeChart(dir = CHART_DIR): string[] {
+export async function writeChart(dir = CHART_DIR): Promise<string[]> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, 'templates'), { recursive: true });
   mkdirSync(join(dir, 'crds'), { recursive: true });
@@ -65,12 +65,12 @@ export function writeChart(dir = CHART_DIR): string[] {
       socketGatewayCrd({ 'app.kubernetes.io/name': CHART_NAME, 'app.kubernetes.io/part-of': CHART_NAME, 'app.kubernetes.io/version': APP_VERSION }),
     ).toString({ lineWidth: 0 })}`,
   };
-  for (const [name, text] of Object.entries(generateTemplates().files)) files[`templates/${name}`] = text;
+  for (const [name, text] of Object.entries((await generateTemplates()).files)) files[`templates/${name}`] = text;
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   return Object.keys(files);
 }
 
 if (import.meta.main) {
-  const written = writeChart();
+  const written = await writeChart();
   console.log(`charts/${CHART_NAME}: ${written.length} files (${written.filter((f) => f.startsWith('templates/')).length} templates)`);
 }

@@ -60,9 +60,9 @@ describe('the generated chart', () => {
     requireHelm();
   });
 
-  it('is up to date with the constructs (run `make charts` after changing infra/)', () => {
+  it('is up to date with the constructs (run `make charts` after changing infra/)', async () => {
     const fresh = mkdtempSync(join(tmpdir(), 'rg-chart-'));
-    const files = writeChart(fresh);
+    const files = await writeChart(fresh);
     for (const file of files) {
       expect(readFileSync(join(CHART, file), 'utf8'), `charts/realtime-gateway/${file} is stale: run make charts`).toBe(
         readFileSync(join(fresh, file), 'utf8'),
