@@ -680,7 +680,7 @@ function forEachCanonical(
     prefix[dim.key] = dim.options[o]!;
     forEachCanonical(from + 1, prefix, index + o * STRIDE[from]!, choose, visit, matters);
   }
-  // Unassigned again (not deleted: that would make every prefix a slow dictionary object).
+  // Unassigned again, so allVariants catches an onlyWhen reading it; not deleted: that would make every prefix a slow dictionary object.
   prefix[dim.key] = undefined!;
 }
 
