@@ -104,6 +104,10 @@ describe('the generated chart', () => {
   const variants: Record<string, unknown> = {
     'ingress, nginx, host and TLS': { entry: { kind: 'ingress', className: 'nginx', host: 'rt.example.com', tls: { enabled: true, secretName: 'rt-tls' } } },
     'ingress, traefik (sticky cookie on the Service)': { entry: { kind: 'ingress', className: 'traefik', ingress: { controller: 'traefik' } } },
+    // TLS on the Ingress marks the sticky cookie Secure; the generator once rendered "false" here (decision 0020).
+    'ingress, traefik, host and TLS (Secure sticky cookie)': {
+      entry: { kind: 'ingress', className: 'traefik', host: 'rt.example.com', tls: { enabled: true, secretName: 'rt-tls' }, ingress: { controller: 'traefik' } },
+    },
     'Gateway API with host and TLS on 443': { entry: { host: 'rt.example.com', tls: { enabled: true, secretName: 'rt-tls' }, gatewayApi: { listenerPort: 443 } } },
     'KEDA on sockets per pod': { autoscaling: { mode: 'keda', minReplicas: 3, maxReplicas: 9, keda: { socketsPerPod: 500 } } },
     'fixed replicas': { autoscaling: { mode: 'none' }, replicaCount: 4 },
