@@ -568,12 +568,6 @@ function conditionText(terms: readonly Term[], dims: readonly Dimension[]): stri
   return termTexts.length === 1 ? termTexts[0]! : `or ${termTexts.map((t) => `(${t})`).join(' ')}`;
 }
 
-/** The representative assignment whose synth stands for `a` (dimensions that do not matter there are fixed). */
-function canonical(a: Assignment): Assignment {
-  const c = { ...a };
-  for (const d of DIMENSIONS) if (d.onlyWhen && !d.onlyWhen(c)) c[d.key] = d.options[0]!;
-  return c;
-}
 
 // ---- merging variants of one object ----
 
@@ -663,7 +657,7 @@ interface Variant {
 /**
  * Visits the canonical assignments that extend `prefix` (the dimensions before `from`, numbered `index`
  * so far), each later dimension that matters taking the options `choose` gives it. `onlyWhen` sees the
- * earlier dimensions only: canonical() fixes them first, so a later one's raw option would not count.
+ * earlier dimensions only: they are settled first, so a later one's raw option would not count.
  */
 function forEachCanonical(
   from: number,
@@ -702,12 +696,6 @@ function allVariants(): Variant[] {
     variants.push({ assignment, index, options: DIMENSIONS.map((dim) => dim.options.indexOf(assignment[dim.key]!)), matters: [...matters] });
   });
   return variants;
-}
-
-/** The number in the space of an assignment's variant. */
-function variantIndex(a: Assignment): number {
-  const c = canonical(a);
-  return DIMENSIONS.reduce((index, dim, d) => index + dim.options.indexOf(c[dim.key]!) * STRIDE[d]!, 0);
 }
 
 /**
@@ -873,7 +861,6 @@ export async function generateTemplates(): Promise<GeneratedTemplates> {
   checkStandIns(sentinels);
   const variants = allVariants();
   const variantAt = new Map(variants.map((v) => [v.index, v]));
-  const variantOf = (a: Assignment) => variantAt.get(variantIndex(a))!;
   const rendered = new Map<Variant, Map<string, string>>(); // object key → text
   const invalid = new Map<Variant, string>(); // → error
   const renderings = await renderVariants(variants);
@@ -884,7 +871,6 @@ export async function generateTemplates(): Promise<GeneratedTemplates> {
   });
   const firstValid = variants.find((v) => !invalid.has(v));
   if (firstValid === undefined) throw new Error('the constructs refuse every combination of the chart\'s dimensions');
-  const validAssignments = [firstValid.assignment];
 
   const keys = new Set<string>();
   for (const texts of rendered.values()) for (const key of texts.keys()) keys.add(key);
@@ -913,18 +899,13 @@ export async function generateTemplates(): Promise<GeneratedTemplates> {
     const textBySignature = objectTextBySignature(key, relevant, variants, rendered);
     const build = (dims: readonly Dimension[], fixed: Assignment): string[] | null => {
       if (dims.length === 0) {
+        // Every valid variant with these relevant options renders the object alike (objectTextBySignature
+        // checks it), whatever the others: reading it at one fixed base instead would miss options valid
+        // only elsewhere (Traefik with TLS needs a host; the base has none). Options no valid variant has
+        // are a don't-care: validate.yaml fails them anyway.
         const signature = relevant.map((d) => fixed[d.key]).join('\u0000');
-        const a = { ...validAssignments[0]!, ...fixed };
-        const variant = variantOf(a);
-        let text: string | undefined;
-        if (invalid.has(variant)) {
-          // The irrelevant dimensions are fixed at one valid variant's values, where these relevant options
-          // may be refused (Traefik with TLS needs a host; the base has none). Any other valid variant with
-          // them stands for the object; only when none exists is the combination a don't-care (validate.yaml
-          // fails it anyway).
-          if (!textBySignature.has(signature)) return null;
-          text = textBySignature.get(signature)!;
-        } else text = rendered.get(variant)!.get(key);
+        if (!textBySignature.has(signature)) return null;
+        const text = textBySignature.get(signature);
         return text === undefined ? [] : text.split('\n');
       }
       const [dim, ...rest] = dims;
@@ -936,15 +917,13 @@ export async function generateTemplates(): Promise<GeneratedTemplates> {
       }
       return merged;
     };
-    // Fix the irrelevant dimensions to a valid assignment's values; vary only the relevant ones.
-    const base = Object.fromEntries(DIMENSIONS.filter((d) => !relevant.includes(d)).map((d) => [d.key, validAssignments[0]![d.key]!]));
-    const body = (build(relevant, base) ?? []).join('\n');
+    const body = (build(relevant, {}) ?? []).join('\n');
     files[`${key}.yaml`] = `${header}${body.replaceAll(UNIT_NEWLINE, '\n')}\n`;
   }
 
   // A switch only adds objects of its own: they are rendered with it on, and wrapped in its condition.
   for (const s of SWITCHES) {
-    const base = canonical(validAssignments[0]!);
+    const base = firstValid.assignment;
     const on = textsOf(synth(valuesFor(base)));
     const off = textsOf(synth(valuesFor(base, { [s.key]: false })));
     for (const [key, text] of on) {
