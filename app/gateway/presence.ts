@@ -32,7 +32,7 @@ export class Presence {
   readonly #ttlSeconds: number;
   readonly #intervalMs: number;
   readonly #log: Logger;
-  readonly #metrics: Metrics | null;
+  readonly #metrics: Metrics;
   /** Whether this instance ever wrote presence: only then does it keep a room index and heartbeat. */
   #wrote = false;
   #sweeping = false;
@@ -41,14 +41,14 @@ export class Presence {
   /** socket id → the presence rooms it is counted in. */
   readonly #bySocket = new Map<string, { userId: string; rooms: Set<string> }>();
 
-  constructor(opts: { io: Server; backplane: Backplane; pod: string; ttlSeconds: number; refreshIntervalMs: number; log: Logger; metrics?: Metrics }) {
+  constructor(opts: { io: Server; backplane: Backplane; pod: string; ttlSeconds: number; refreshIntervalMs: number; log: Logger; metrics: Metrics }) {
     this.#io = opts.io;
     this.#backplane = opts.backplane;
     this.#writer = `${opts.pod}/${randomBytes(4).toString('hex')}`;
     this.#ttlSeconds = opts.ttlSeconds;
     this.#intervalMs = opts.refreshIntervalMs;
     this.#log = opts.log;
-    this.#metrics = opts.metrics ?? null;
+    this.#metrics = opts.metrics;
   }
 
   /** When all of this writer's entries have expired, counted from a heartbeat: one TTL after the next refresh's writes. */
@@ -160,18 +160,18 @@ export class Presence {
             removed += swept.removed;
             kept += swept.kept;
             leaves += swept.leaves.length;
-            this.#metrics?.presenceSweptEntries.inc(swept.removed);
-            this.#metrics?.presenceSweepLeaves.inc(swept.leaves.length);
+            this.#metrics.presenceSweptEntries.inc(swept.removed);
+            this.#metrics.presenceSweepLeaves.inc(swept.leaves.length);
             this.#announce(room, swept.leaves.map((userId) => ({ userId, joined: false })));
           }),
         );
       }
       await this.#backplane.finishPresenceSweep(dead, this.#writer, kept === 0, 2 * this.#intervalMs);
-      this.#metrics?.presenceSweeps.inc({ outcome: kept === 0 ? 'complete' : 'partial' });
+      this.#metrics.presenceSweeps.inc({ outcome: kept === 0 ? 'complete' : 'partial' });
       this.#log.info({ writer: dead, removed, kept, leaves }, 'swept the presence of a dead gateway');
     } catch (err) {
       // The claim runs out and another sweep redoes it; entries already removed are not counted twice.
-      this.#metrics?.presenceSweeps.inc({ outcome: 'failed' });
+      this.#metrics.presenceSweeps.inc({ outcome: 'failed' });
       this.#log.warn({ err, writer: dead }, 'presence sweep failed');
     }
   }

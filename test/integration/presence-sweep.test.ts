@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectClient, type TestClient } from '../helpers/clients.ts';
 import { startRedisGateways } from '../helpers/gateways.ts';
 import { writeNamespaces } from '../helpers/namespaces.ts';
+import { metricValue } from '../helpers/process-memory.ts';
 import type { GatewayProcess } from '../../scripts/fleet/gateway.ts';
 import { waitFor } from '../../scripts/fleet/ports.ts';
 import { startRedis, startRedisCluster } from '../../scripts/fleet/redis.ts';
@@ -23,14 +24,6 @@ const FAST_PRESENCE_ENV = { FLEET_STATS_TTL_SECONDS: String(TTL_SECONDS), FLEET_
 const leavesOf = (client: TestClient, room: string): string[] =>
   client.control.filter((e) => e.type === 'presence:leave' && e.room === room).map((e) => (e.payload as { userId: string }).userId);
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** The sum of a counter (all its label sets) on a gateway's /metrics. */
-async function counter(gateway: GatewayProcess, name: string, labels = ''): Promise<number> {
-  const text = await (await fetch(`${gateway.internalUrl}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) if (line.startsWith(name) && line.includes(labels) && /^\S+(\{[^}]*\})? /.test(line)) sum += Number(line.split(' ').pop());
-  return sum;
-}
 
 // A gateway killed without cleaning up (SIGKILL: what an OOM kill or a lost node looks like to Redis):
 // one survivor sweeps its presence and the rooms hear `presence:leave` for its users, once.
@@ -103,9 +96,9 @@ describe('presence of a killed gateway is swept (real gateways on one redis-serv
     // One survivor swept B, once: its entries of bob and carol; ann's and erin's too unless a write of
     // theirs on A (a refresh, erin's join) came after the expiry and already dropped them (no leave owed).
     const [sweeps, leaves, entries] = await Promise.all([
-      Promise.all([a, c].map((g) => counter(g, 'rt_presence_sweeps_total', 'outcome="complete"'))),
-      Promise.all([a, c].map((g) => counter(g, 'rt_presence_sweep_leaves_total'))),
-      Promise.all([a, c].map((g) => counter(g, 'rt_presence_swept_entries_total'))),
+      Promise.all([a, c].map((g) => metricValue(g.internalUrl, 'rt_presence_sweeps_total', { outcome: 'complete' }))),
+      Promise.all([a, c].map((g) => metricValue(g.internalUrl, 'rt_presence_sweep_leaves_total'))),
+      Promise.all([a, c].map((g) => metricValue(g.internalUrl, 'rt_presence_swept_entries_total'))),
     ]);
     expect(sweeps.sort()).toEqual([0, 1]);
     expect(leaves.sort()).toEqual([0, 2]);
@@ -158,7 +151,7 @@ describe('presence of a killed gateway is swept on Redis Cluster', () => {
       expect(leavesOf(watcher, room)).toEqual(['bob']);
       expect(await watcher.request('presence:get', { room })).toMatchObject({ ok: true, users: [{ userId: 'ann', connections: 1 }, { userId: 'wendy', connections: 1 }], connections: 2 });
     }
-    expect(await counter(a, 'rt_presence_sweep_leaves_total')).toBe(4);
+    expect(await metricValue(a.internalUrl, 'rt_presence_sweep_leaves_total')).toBe(4);
   });
 });
 

@@ -102,7 +102,7 @@ export interface Backplane {
    * claim always answers null.
    */
   /**
-   * Lists `rooms` in the writer's room index (kept for three TTLs) and, unless `expiresInMs` is null,
+   * Lists `rooms` in the writer's room index (kept three TTLs plus a grace after the last write) and, unless `expiresInMs` is null,
    * says when all of the writer's entries will have expired (from now, Redis's clock).
    */
   notePresenceRooms(pod: string, rooms: readonly string[], ttlSeconds: number, expiresInMs: number | null): Promise<void>;
