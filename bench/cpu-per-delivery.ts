@@ -11,7 +11,7 @@ import { parseOptions, usageError } from '../scripts/cli.ts';
 import { startGateway } from '../scripts/fleet/gateway.ts';
 import { gatewayProtocol, saturate, socketIoProtocol, socketIoTarget } from './fanout.ts';
 import { GATEWAY_BENCH_ENV } from './idle.ts';
-import { cpuSeconds, forkPeer, machineLoad } from './lib.ts';
+import { alternate, cpuSeconds, forkPeer, machineLoad, median } from './lib.ts';
 
 const usage = "usage: node bench/cpu-per-delivery.ts [--base DIR] [--subscribers N] [--messages N] [--rounds N] [--env JSON]";
 const args = parseOptions(usage, {
@@ -52,7 +52,7 @@ const names = [...contenders.keys()];
 const perDelivery = new Map<string, number[]>(names.map((name) => [name, []]));
 console.log(`${opts.subscribers} subscribers × ${opts.messages} messages, ${rounds} rounds; load ${JSON.stringify(machineLoad())}`);
 for (let round = 0; round < rounds; round += 1) {
-  const order = names.map((_, i) => names[(i + round) % names.length]!);
+  const order = alternate(names, round);
   const line: string[] = [];
   for (const name of order) {
     const contender = contenders.get(name)!;
@@ -87,7 +87,6 @@ for (let round = 0; round < rounds; round += 1) {
   }
   console.log(`round ${round + 1}: ${line.join(', ')}`);
 }
-const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const sio = median(perDelivery.get('Socket.IO')!);
 for (const name of names) {
   const m = median(perDelivery.get(name)!);

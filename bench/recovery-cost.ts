@@ -11,7 +11,7 @@ import { createRedisBackplane } from '../app/gateway/backplane/redis.ts';
 import { startGateway } from '../scripts/fleet/gateway.ts';
 import { waitFor } from '../scripts/fleet/ports.ts';
 import { startRedis } from '../scripts/fleet/redis.ts';
-import { cpuSeconds } from './lib.ts';
+import { alternate, cpuSeconds, median } from './lib.ts';
 
 const { values: args } = parseArgs({ options: { subscribers: { type: 'string', default: '300' }, messages: { type: 'string', default: '500' }, rounds: { type: 'string', default: '3' } } });
 const SUBSCRIBERS = Number(args.subscribers);
@@ -34,7 +34,7 @@ try {
   ] as const;
   const perCase = new Map<string, number[]>(cases.map(([name]) => [name, []]));
   // The order rotates each round: whichever case runs first also pays for this process warming up.
-  const schedule = Array.from({ length: ROUNDS }, (_, round) => cases.map((_, i) => cases[(i + round) % cases.length]!)).flat();
+  const schedule = Array.from({ length: ROUNDS }, (_, round) => alternate(cases, round)).flat();
   for (const [name, recoveryMs, ownRoom] of schedule) {
     const [gateway, stopGateway] = await startGateway({ env: { ADAPTER: 'redis', REDIS_URL: redis.url, RECOVERY_MAX_DISCONNECTION_MS: recoveryMs, MAX_CONNECTIONS_PER_SECOND: '5000' } });
     const room = `chat:bench-${Date.now()}`;
@@ -61,9 +61,8 @@ try {
     await stopGateway();
   }
   for (const [name, samples] of perCase) {
-    const sorted = [...samples].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)]!;
-    console.log(JSON.stringify({ case: name, rounds: sorted.length, medianCpuUsPerDelivery: Math.round(median * 100) / 100, minUs: Math.round(sorted[0]! * 100) / 100, maxUs: Math.round(sorted.at(-1)! * 100) / 100 }));
+    const twoDecimals = (us: number) => Math.round(us * 100) / 100;
+    console.log(JSON.stringify({ case: name, rounds: samples.length, medianCpuUsPerDelivery: twoDecimals(median(samples)), minUs: twoDecimals(Math.min(...samples)), maxUs: twoDecimals(Math.max(...samples)) }));
   }
 } finally {
   await publisher.close();
